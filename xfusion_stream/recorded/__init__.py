@@ -1,0 +1,1 @@
+"""recorded room."""
