@@ -1,0 +1,51 @@
+import configparser
+import json
+
+import pytest
+
+from xfusion_stream.cli import main
+from xfusion_stream.config import read_config, update_config
+from xfusion_stream.errors import ConfigError
+
+
+def test_init_writes_conf_and_later_commands_update_it(tmp_path, capsys):
+    rc = main(
+        [
+            "init",
+            "--model_type",
+            "SwinIRModel",
+            "--data_type",
+            "virtual",
+            "--home",
+            str(tmp_path),
+            "--json",
+        ]
+    )
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["ok"] and out["config"] == str(tmp_path / "xfusion.conf")
+    parser = configparser.ConfigParser()
+    parser.read(tmp_path / "xfusion.conf")
+    assert parser["general"]["model_type"] == "SwinIRModel"
+    assert parser["general"]["data_type"] == "virtual"
+    update_config("calibrate", home=tmp_path, record="/data/cal.json")
+    assert read_config(tmp_path)["calibrate"]["record"] == "/data/cal.json"
+
+
+def test_xfusion_home_env_relocates(tmp_path, monkeypatch):
+    monkeypatch.setenv("XFUSION_HOME", str(tmp_path))
+    assert main(["init"]) == 0
+    assert read_config()["general"]["model_type"] == "EDVRModel"
+
+
+def test_bad_conf_is_named(tmp_path):
+    (tmp_path / "xfusion.conf").write_text("[general]\nmodel_type = ResNet\ndata_type = actual\n")
+    with pytest.raises(ConfigError, match=r"xfusion.conf: \[general\] model_type"):
+        read_config(tmp_path)
+    with pytest.raises(ConfigError, match="run `xfusion init`"):
+        read_config(tmp_path / "nowhere")
+
+
+def test_init_rejects_unknown_model_type(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["init", "--model_type", "UNet", "--home", str(tmp_path)])
