@@ -1,0 +1,141 @@
+"""Shimadzu HPV-X2 INI: frame time (``RecSpeed``), frame count and per-frame times."""
+
+from __future__ import annotations
+
+import configparser
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import RecordedFormatError
+
+__all__ = ["ShimadzuTiming", "read_shimadzu_ini", "shimadzu_ini_text", "parse_rec_speed"]
+
+_SPEED_RE = re.compile(r"^([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)$")
+_RELATIVE_RE = re.compile(r"^(-?[0-9]+(?:\.[0-9]*)?)\s*(ns)?$", re.IGNORECASE)
+_IMAGE_SECTION_RE = re.compile(r"^IMAGE_INFO_(\d+)$")
+
+
+@dataclass(frozen=True)
+class ShimadzuTiming:
+    """Frame time and per-frame times (ns relative to frame 1) of one Shimadzu burst."""
+
+    frame_ns: int
+    n_frames: int
+    times_ns: np.ndarray
+
+
+def parse_rec_speed(text: str) -> int:
+    """``'200ns'`` -> 200. Any unit other than ns raises ``ValueError``."""
+    m = _SPEED_RE.match(text.strip())
+    if m is None:
+        raise ValueError(f"{text!r} is not a number followed by a unit, e.g. '200ns'")
+    unit = m[2].lower()
+    if unit != "ns":
+        raise ValueError(f"{text!r}: unit {m[2] or '(none)'!r} is not ns")
+    value = float(m[1])
+    if value <= 0 or value != int(value):
+        raise ValueError(f"{text!r} is not a positive whole number of ns")
+    return int(value)
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp932", errors="replace")  # Shimadzu software is Japanese
+
+
+def _load(path: Path) -> configparser.ConfigParser:
+    try:
+        text = "\n".join(_decode(path.read_bytes()).splitlines())
+    except OSError as exc:
+        raise RecordedFormatError(path, "file", f"cannot read: {exc}") from None
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise RecordedFormatError(path, "INI", f"not a valid INI file: {first}") from None
+    return parser
+
+
+def _get(parser: configparser.ConfigParser, path: Path, section: str, key: str) -> str:
+    if not parser.has_section(section):
+        raise RecordedFormatError(path, f"[{section}]", "section missing")
+    if not parser.has_option(section, key):
+        raise RecordedFormatError(path, f"{section}/{key}", "key missing")
+    return parser.get(section, key).strip()
+
+
+def _image_relative(parser: configparser.ConfigParser, path: Path, n: int) -> np.ndarray:
+    numbers = sorted(
+        int(m[1]) for s in parser.sections() if (m := _IMAGE_SECTION_RE.match(s)) is not None
+    )
+    if numbers != list(range(1, len(numbers) + 1)):
+        missing = sorted(set(range(1, max(numbers, default=0) + 1)) - set(numbers))
+        raise RecordedFormatError(
+            path, f"IMAGE_INFO_{missing[0] if missing else 1}", "section missing or duplicated"
+        )
+    if len(numbers) != n:
+        raise RecordedFormatError(
+            path, "REC_INFO/RecFrame", f"is {n} but there are {len(numbers)} IMAGE_INFO sections"
+        )
+    times = []
+    for i in numbers:
+        field = f"IMAGE_INFO_{i}/ImageRelative"
+        text = _get(parser, path, f"IMAGE_INFO_{i}", "ImageRelative")
+        m = _RELATIVE_RE.match(text)
+        if m is None or float(m[1]) != int(float(m[1])):
+            raise RecordedFormatError(path, field, f"{text!r} is not a whole number of ns")
+        times.append(int(float(m[1])))
+    out = np.asarray(times, dtype=np.int64)
+    if out.size:
+        out = out - out[0]
+    bad = np.flatnonzero(np.diff(out) <= 0)
+    if bad.size:
+        raise RecordedFormatError(
+            path, f"IMAGE_INFO_{bad[0] + 2}/ImageRelative", "time is not after the previous frame"
+        )
+    return out
+
+
+def read_shimadzu_ini(path: str | Path) -> ShimadzuTiming:
+    """Read and validate a Shimadzu INI; ``RecSpeed`` must be in ns."""
+    path = Path(path)
+    parser = _load(path)
+    speed = _get(parser, path, "REC_INFO", "RecSpeed")
+    try:
+        frame_ns = parse_rec_speed(speed)
+    except ValueError as exc:
+        raise RecordedFormatError(path, "REC_INFO/RecSpeed", str(exc)) from None
+    count_text = _get(parser, path, "REC_INFO", "RecFrame")
+    try:
+        n = int(count_text)
+    except ValueError:
+        raise RecordedFormatError(
+            path, "REC_INFO/RecFrame", f"{count_text!r} is not an integer"
+        ) from None
+    if n < 1:
+        raise RecordedFormatError(path, "REC_INFO/RecFrame", f"{n} frames; need at least 1")
+    return ShimadzuTiming(frame_ns, n, _image_relative(parser, path, n))
+
+
+def shimadzu_ini_text(times_ns: Sequence[int], frame_ns: int) -> str:
+    """The INI a Shimadzu export would hold (CRLF line ends, as Windows writes them)."""
+    lines = [
+        "[REC_INFO]",
+        "CameraName=HPV-X2",
+        f"RecSpeed={int(frame_ns)}ns",
+        f"RecFrame={len(times_ns)}",
+        "",
+    ]
+    origin = int(times_ns[0]) if len(times_ns) else 0
+    for i, t in enumerate(times_ns, start=1):
+        lines += [f"[IMAGE_INFO_{i}]", f"ImageRelative={int(t) - origin}", ""]
+    return "\r\n".join(lines)
