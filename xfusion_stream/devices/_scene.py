@@ -1,0 +1,324 @@
+"""Scene engine: a ground-truth movie on the Phantom grid, seen by both cameras.
+
+Time base: ``t`` in ns on the Shimadzu clock, 0 at Shimadzu frame 1. The Shimadzu
+trigger starts both recordings, so the first Phantom frame flagged ``E`` coincides with
+Shimadzu frame 1 and every ``phantom_every``-th Shimadzu frame later (up to a few ns of
+jitter). The trigger gate stays open until the first Phantom exposure at or after the
+last Shimadzu frame, so every Shimadzu frame is bracketed by two E frames (continuous
+fusion covers all of them). ``n_pre_trigger`` Phantom frames come before (negative frame
+numbers) and ``n_post_trigger`` non-E frames after.
+
+Rendering is deterministic per ``(seed, camera, index)``: each frame draws its noise
+from its own generator, so frames can be rendered in any order or in parallel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from ..errors import ConfigError
+from ..optics import InterCameraTransform
+from ._camera_models import render_phantom, render_shimadzu, to_counts
+from ._features import random_features
+from ._g400 import G400_PITCH_UM, g400_grid_image
+from ._motion import NonrigidMotion
+from ._sample_images import flat_field, sample_depth
+
+__all__ = ["SceneConfig", "Scene", "default_transform"]
+
+# independent random streams derived from the seed
+_STREAM_CONTENT, _STREAM_TIMING, _STREAM_SHIMADZU, _STREAM_PHANTOM = 1, 2, 3, 4
+
+
+def default_transform() -> InterCameraTransform:
+    """A mild non-identity geometry so calibration and registration are exercised."""
+    return InterCameraTransform(
+        rotation_deg=1.2,
+        translation_px=(3.5, -2.0),
+        scale_col=1.012,
+        scale_row=0.991,
+        mirror=True,
+        ratio=4,
+    )
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Everything that defines one simulated dual-camera recording.
+
+    Speeds are in Phantom pixels per Phantom frame period; photon counts are b0 at
+    intensity 1 (None: noise-free). ``grid_pitch_px`` None means G400 pitch / pixel size.
+    """
+
+    seed: int = 0
+    shimadzu_shape: tuple[int, int] = (250, 400)
+    ratio: int = 4
+    n_shimadzu: int = 128
+    shimadzu_frame_ns: int = 200
+    phantom_every: int = 20
+    n_pre_trigger: int = 2
+    n_post_trigger: int = 2
+    transform: InterCameraTransform = field(default_factory=default_transform)
+    shimadzu_photons: float | None = 1000.0
+    phantom_photons: float | None = 2000.0
+    content: Literal["sample", "grid"] = "sample"
+    motion_px_per_phantom_frame: float = 4.0
+    feature_px_per_phantom_frame: float = 8.0
+    phantom_jitter_ns: float = 3.0
+    shimadzu_jitter_ns: float = 0.0
+    phantom_pixel_um: float = 3.2
+    grid_pitch_px: float | None = None
+    grid_bar_fraction: float = 0.25
+    grid_angle_deg: float = 2.5
+    grid_offset_px: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if len(self.shimadzu_shape) != 2 or min(self.shimadzu_shape) < 4:
+            problems.append(f"shimadzu_shape must be (rows, cols) >= 4, got {self.shimadzu_shape}")
+        if self.transform.ratio != self.ratio:
+            problems.append(f"transform.ratio {self.transform.ratio} != ratio {self.ratio}")
+        if self.n_shimadzu < 2 or self.phantom_every < 1 or self.shimadzu_frame_ns < 1:
+            problems.append("n_shimadzu >= 2, phantom_every >= 1, shimadzu_frame_ns >= 1 required")
+        if self.n_pre_trigger < 0 or self.n_post_trigger < 0:
+            problems.append("n_pre_trigger and n_post_trigger must be >= 0")
+        if not 0 <= self.phantom_jitter_ns < 5 or not 0 <= self.shimadzu_jitter_ns < 5:
+            problems.append("jitter must be in [0, 5) ns so E frames stay within 10 ns")
+        if self.content not in ("sample", "grid"):
+            problems.append(f"content must be 'sample' or 'grid', got {self.content!r}")
+        if problems:
+            raise ConfigError("SceneConfig: " + "; ".join(problems))
+
+    @property
+    def phantom_shape(self) -> tuple[int, int]:
+        return (self.shimadzu_shape[0] * self.ratio, self.shimadzu_shape[1] * self.ratio)
+
+    @property
+    def pitch_px(self) -> float:
+        """G400 pitch in Phantom pixels."""
+        if self.grid_pitch_px is not None:
+            return float(self.grid_pitch_px)
+        return G400_PITCH_UM / self.phantom_pixel_um
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["transform"] = self.transform.to_dict()
+        d["shimadzu_shape"] = list(self.shimadzu_shape)
+        d["grid_offset_px"] = list(self.grid_offset_px)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SceneConfig:
+        d = dict(d)
+        if "transform" in d and isinstance(d["transform"], dict):
+            d["transform"] = InterCameraTransform.from_dict(d["transform"])
+        for key in ("shimadzu_shape", "grid_offset_px"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    def replace(self, **changes) -> SceneConfig:
+        return replace(self, **changes)
+
+
+class Scene:
+    """Ground truth at any time plus the two cameras' frames and timing."""
+
+    def __init__(self, config: SceneConfig | None = None) -> None:
+        self.config = config or SceneConfig()
+        cfg = self.config
+        self._pad = _canvas_pad(cfg)
+        rows, cols = self.phantom_shape
+        self.canvas_shape = (rows + 2 * self._pad, cols + 2 * self._pad)
+        content_rng = np.random.default_rng([cfg.seed, _STREAM_CONTENT])
+        self._flat = flat_field(self.canvas_shape, content_rng)
+        if cfg.content == "grid":
+            grid = g400_grid_image(
+                self.canvas_shape,
+                cfg.pitch_px,
+                cfg.grid_bar_fraction,
+                cfg.grid_angle_deg,
+                cfg.grid_offset_px,
+            )
+            self._static = (self._flat * grid).astype(np.float32)
+        else:
+            self._static = None
+            self._depth = sample_depth(self.canvas_shape, content_rng)
+            self.motion = NonrigidMotion(
+                self.canvas_shape, content_rng, cfg.motion_px_per_phantom_frame
+            )
+            # features live in canvas coordinates, laid out over the Phantom field
+            self.features = random_features(
+                self.canvas_shape, content_rng, cfg.feature_px_per_phantom_frame
+            )
+        self._build_timeline()
+
+    # ---- geometry -------------------------------------------------------------------
+    @property
+    def phantom_shape(self) -> tuple[int, int]:
+        return self.config.phantom_shape
+
+    @property
+    def shimadzu_shape(self) -> tuple[int, int]:
+        return tuple(self.config.shimadzu_shape)
+
+    @property
+    def transform(self) -> InterCameraTransform:
+        return self.config.transform
+
+    # ---- timing ---------------------------------------------------------------------
+    @property
+    def phantom_period_ns(self) -> int:
+        return self.config.shimadzu_frame_ns * self.config.phantom_every
+
+    @property
+    def phantom_frame_rate_hz(self) -> float:
+        return 1e9 / self.phantom_period_ns
+
+    @property
+    def shimadzu_frame_rate_hz(self) -> float:
+        return 1e9 / self.config.shimadzu_frame_ns
+
+    @property
+    def n_shimadzu(self) -> int:
+        return self.config.n_shimadzu
+
+    @property
+    def n_phantom(self) -> int:
+        return len(self._phantom_numbers)
+
+    def _build_timeline(self) -> None:
+        cfg = self.config
+        rng = np.random.default_rng([cfg.seed, _STREAM_TIMING])
+        k = np.arange(cfg.n_shimadzu)
+        s_jit = rng.uniform(-cfg.shimadzu_jitter_ns, cfg.shimadzu_jitter_ns, cfg.n_shimadzu)
+        s_jit[0] = 0.0  # ImageRelative is relative to frame 1
+        self._shimadzu_times = np.round(k * cfg.shimadzu_frame_ns + s_jit).astype(np.int64)
+        n_e = -(-(cfg.n_shimadzu - 1) // cfg.phantom_every) + 1
+        self._n_e = n_e
+        numbers = np.arange(-cfg.n_pre_trigger, n_e + cfg.n_post_trigger, dtype=np.int64)
+        p_jit = rng.uniform(-cfg.phantom_jitter_ns, cfg.phantom_jitter_ns, len(numbers))
+        p_jit[numbers == 0] = 0.0  # the first E frame is the Phantom's time reference
+        self._phantom_numbers = numbers
+        self._phantom_times = np.round(numbers * self.phantom_period_ns + p_jit).astype(np.int64)
+        self._phantom_e = (numbers >= 0) & (numbers < n_e)
+
+    def shimadzu_times_ns(self) -> np.ndarray:
+        """ImageRelative of each Shimadzu frame: ns since Shimadzu frame 1, int64."""
+        return self._shimadzu_times.copy()
+
+    def phantom_frame_numbers(self) -> np.ndarray:
+        """Phantom frame numbers, 0 at the first E frame, negative before the trigger."""
+        return self._phantom_numbers.copy()
+
+    def phantom_times_ns(self) -> np.ndarray:
+        """Phantom exposure times in ns relative to the first E frame (= Shimadzu clock)."""
+        return self._phantom_times.copy()
+
+    def phantom_e_flags(self) -> np.ndarray:
+        """True where the Phantom saw the Shimadzu trigger gate (its ``E`` flag)."""
+        return self._phantom_e.copy()
+
+    def phantom_shimadzu_index(self) -> np.ndarray:
+        """For each Phantom frame, the Shimadzu frame exposed at the same time, else -1.
+
+        This is the ground-truth pairing that temporal calibration must recover.
+        """
+        k = self._phantom_numbers * self.config.phantom_every
+        inside = (self._phantom_numbers >= 0) & (k < self.config.n_shimadzu)
+        return np.where(inside, k, -1).astype(np.int64)
+
+    # ---- ground truth ---------------------------------------------------------------
+    def _canvas(self, t_ns: float) -> np.ndarray:
+        if self._static is not None:
+            return self._static
+        tau = float(t_ns) / self.phantom_period_ns
+        map_x, map_y = self.motion.maps(tau)
+        depth = cv2.remap(
+            self._depth, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
+        )
+        for feature in self.features:
+            feature.add_depth(depth, tau)
+        return self._flat * np.exp(-depth)
+
+    def truth(self, t_ns: float) -> np.ndarray:
+        """Noise-free intensity on the Phantom grid at time ``t_ns``, float32 in [0, 1]."""
+        p = self._pad
+        rows, cols = self.phantom_shape
+        return np.ascontiguousarray(self._canvas(t_ns)[p : p + rows, p : p + cols])
+
+    def truth_counts(self, t_ns: float) -> np.ndarray:
+        """Ground truth as noise-free uint16 counts on the cameras' scale (for scoring)."""
+        return to_counts(self.truth(t_ns), None, np.random.default_rng(0))
+
+    def shimadzu_truth(self, k: int) -> np.ndarray:
+        """Ground truth on the Phantom grid at the time of Shimadzu frame ``k`` (0-based)."""
+        return self.truth(float(self._shimadzu_times[self._check(k, self.n_shimadzu)]))
+
+    # ---- cameras --------------------------------------------------------------------
+    def shimadzu_frame(self, k: int) -> np.ndarray:
+        """Shimadzu frame ``k`` (0-based), uint16 ``shimadzu_shape``."""
+        k = self._check(k, self.n_shimadzu)
+        rng = np.random.default_rng([self.config.seed, _STREAM_SHIMADZU, k])
+        canvas = self._canvas(float(self._shimadzu_times[k]))
+        return render_shimadzu(
+            canvas,
+            self.transform,
+            self.shimadzu_shape,
+            photons=self.config.shimadzu_photons,
+            rng=rng,
+        )
+
+    def phantom_frame(self, i: int) -> np.ndarray:
+        """Phantom frame at position ``i`` (0-based, in frame-number order), uint16."""
+        i = self._check(i, self.n_phantom)
+        rng = np.random.default_rng([self.config.seed, _STREAM_PHANTOM, i])
+        return render_phantom(
+            self.truth(float(self._phantom_times[i])),
+            photons=self.config.phantom_photons,
+            rng=rng,
+        )
+
+    def describe(self) -> dict:
+        """JSON-ready summary: config, transform matrix and the whole timeline."""
+        m = self.transform.matrix(self.shimadzu_shape, self.phantom_shape)
+        return {
+            "config": self.config.to_dict(),
+            "transform": self.transform.to_dict(),
+            "transform_matrix": m.tolist(),
+            "pixel_ratio": self.config.ratio,
+            "phantom_shape": list(self.phantom_shape),
+            "shimadzu_shape": list(self.shimadzu_shape),
+            "shimadzu_frame_ns": self.config.shimadzu_frame_ns,
+            "phantom_frame_rate_hz": self.phantom_frame_rate_hz,
+            "shimadzu_times_ns": self._shimadzu_times.tolist(),
+            "phantom_frame_numbers": self._phantom_numbers.tolist(),
+            "phantom_times_ns": self._phantom_times.tolist(),
+            "phantom_e_flags": self._phantom_e.tolist(),
+            "phantom_shimadzu_index": self.phantom_shimadzu_index().tolist(),
+        }
+
+    @staticmethod
+    def _check(index: int, n: int) -> int:
+        index = int(index)
+        if not 0 <= index < n:
+            raise IndexError(f"frame index {index} outside 0..{n - 1}")
+        return index
+
+
+def _canvas_pad(cfg: SceneConfig) -> int:
+    """Margin around the Phantom field so the Shimadzu never looks past the scene."""
+    rows, cols = cfg.shimadzu_shape
+    r = cfg.ratio
+    m = cfg.transform.matrix(cfg.shimadzu_shape, cfg.phantom_shape)
+    corners = np.array([[0, 0, 1], [cols * r - 1, 0, 1], [0, rows * r - 1, 1]], dtype=float)
+    corners = np.vstack([corners, [cols * r - 1, rows * r - 1, 1]])
+    p = corners @ m.T
+    prow, pcol = cfg.phantom_shape
+    over = max(0.0, -p[:, 0].min(), p[:, 0].max() - (pcol - 1))
+    over = max(over, -p[:, 1].min(), p[:, 1].max() - (prow - 1))
+    return int(np.ceil(over)) + 4
