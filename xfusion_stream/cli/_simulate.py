@@ -1,4 +1,9 @@
-"""`xfusion simulate` (lands with its issue)."""
+"""Write a simulated recorded experiment, a G400 grid calibration case and truth.json.
+
+Defaults are small so it runs in seconds: Shimadzu 64x96 px (Phantom 256x384), 128
+Shimadzu frames at 200 ns, a Phantom frame every 20th Shimadzu frame (250 kfps). Use
+``--shimadzu-shape 250 400`` for the real HPV-X2 sensor size.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,82 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("--out", required=True, help="output folder (created; must be empty)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--frames", type=int, default=128, help="Shimadzu frames (default 128)")
+    parser.add_argument(
+        "--shimadzu-shape", type=int, nargs=2, default=(64, 96), metavar=("ROWS", "COLS")
+    )
+    parser.add_argument("--ratio", type=int, default=4, help="Phantom/Shimadzu pixel ratio")
+    parser.add_argument("--phantom-every", type=int, default=20, help="Shimadzu frames per Phantom")
+    parser.add_argument("--frame-ns", type=int, default=200, help="Shimadzu frame time in ns")
+    geometry = parser.add_argument_group("inter-camera transform (Shimadzu HR grid -> Phantom)")
+    geometry.add_argument("--rotation-deg", type=float, default=1.2)
+    geometry.add_argument(
+        "--translation-px", type=float, nargs=2, default=(3.5, -2.0), metavar=("TX", "TY")
+    )
+    geometry.add_argument("--scale-row", type=float, default=0.991)
+    geometry.add_argument("--scale-col", type=float, default=1.012)
+    geometry.add_argument("--no-mirror", action="store_true", help="Phantom not mirrored")
+    scene = parser.add_argument_group("scene")
+    scene.add_argument("--shimadzu-photons", type=float, default=1000.0, help="b0; 0 = no noise")
+    scene.add_argument("--phantom-photons", type=float, default=2000.0, help="b0; 0 = no noise")
+    scene.add_argument(
+        "--motion-px", type=float, default=4.0, help="sample speed, px per Phantom frame"
+    )
+    scene.add_argument("--pixel-um", type=float, default=3.2, help="Phantom pixel size (um)")
+    scene.add_argument("--grid-angle-deg", type=float, default=2.5)
+    parser.add_argument("--experiment-name", default="sim_experiment")
+    parser.add_argument("--calibration-name", default="sim_calibration_grid")
 
 
 def run(args: argparse.Namespace) -> dict:
-    raise NotImplementedError("xfusion simulate")
+    from ..devices import SceneConfig
+    from ..devices._simulation_cases import write_simulation
+    from ..optics import InterCameraTransform
+
+    transform = InterCameraTransform(
+        rotation_deg=args.rotation_deg,
+        translation_px=tuple(args.translation_px),
+        scale_col=args.scale_col,
+        scale_row=args.scale_row,
+        mirror=not args.no_mirror,
+        ratio=args.ratio,
+    )
+    config = SceneConfig(
+        seed=args.seed,
+        shimadzu_shape=tuple(args.shimadzu_shape),
+        ratio=args.ratio,
+        n_shimadzu=args.frames,
+        shimadzu_frame_ns=args.frame_ns,
+        phantom_every=args.phantom_every,
+        transform=transform,
+        shimadzu_photons=args.shimadzu_photons or None,
+        phantom_photons=args.phantom_photons or None,
+        motion_px_per_phantom_frame=args.motion_px,
+        phantom_pixel_um=args.pixel_um,
+        grid_angle_deg=args.grid_angle_deg,
+    )
+    doc = write_simulation(
+        args.out,
+        config,
+        experiment_name=args.experiment_name,
+        calibration_name=args.calibration_name,
+        progress=not args.json,
+    )
+    from pathlib import Path
+
+    out = Path(args.out)
+    return {
+        "out": str(out),
+        "experiment": str(out / doc["experiment"]["path"]),
+        "calibration": str(out / doc["calibration"]["path"]),
+        "truth": str(out / "truth.json"),
+        "ground_truth": str(out / doc["ground_truth"]["file"]),
+        "preview": str(out / doc["preview"]),
+        "n_shimadzu": doc["experiment"]["n_shimadzu"],
+        "n_phantom": doc["experiment"]["n_phantom"],
+        "shimadzu_shape": list(config.shimadzu_shape),
+        "phantom_shape": list(config.phantom_shape),
+        "transform": doc["transform"],
+    }
