@@ -1,0 +1,13 @@
+"""Bluesky plans of the dual-camera beamline (installed as ``xfusion_plans``)."""
+
+from ._burst import burst_run, dual_camera_burst
+from ._calibration import grid_calibration
+from ._recorded import recorded_cameras, recorded_experiment
+
+__all__ = [
+    "burst_run",
+    "dual_camera_burst",
+    "grid_calibration",
+    "recorded_cameras",
+    "recorded_experiment",
+]

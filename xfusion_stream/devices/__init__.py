@@ -8,3 +8,37 @@ from ._simulation_cases import write_simulation
 __all__ = ["render_phantom", "render_shimadzu", "to_counts"]
 __all__ += ["Scene", "SceneConfig", "default_transform", "g400_grid_image", "G400_PITCH_UM"]
 __all__ += ["write_simulation"]
+
+# burst cameras (ophyd devices) and their backends
+from ._burst_camera import BurstCamera, SoftSetting  # noqa: E402
+from ._camera_backend import (  # noqa: E402
+    CameraBackend,
+    CameraFrame,
+    CameraSettings,
+    EpicsAreaDetectorBackend,
+)
+from ._frame_file import FRAME_DATASET, HDF5_MIMETYPE  # noqa: E402
+from ._phantom import PHANTOM_MODEL, PhantomTMX7510  # noqa: E402
+from ._recorded_backend import RecordedCaseBackend  # noqa: E402
+from ._shimadzu import SHIMADZU_FRAME_COUNTS, SHIMADZU_MODEL, ShimadzuHPVX2  # noqa: E402
+from ._sim_backend import SimBeam, SimPhantomBackend, SimShimadzuBackend  # noqa: E402
+
+__all__ += [
+    "BurstCamera",
+    "CameraBackend",
+    "CameraFrame",
+    "CameraSettings",
+    "EpicsAreaDetectorBackend",
+    "FRAME_DATASET",
+    "HDF5_MIMETYPE",
+    "PHANTOM_MODEL",
+    "PhantomTMX7510",
+    "RecordedCaseBackend",
+    "SHIMADZU_FRAME_COUNTS",
+    "SHIMADZU_MODEL",
+    "ShimadzuHPVX2",
+    "SimBeam",
+    "SimPhantomBackend",
+    "SimShimadzuBackend",
+    "SoftSetting",
+]

@@ -1,0 +1,124 @@
+"""One dual-camera burst as one run: record, then read both memories out as events.
+
+Each camera gets its own stream (``phantom``, ``shimadzu``: names for humans;
+consumers find a camera by the ``<name>_camera_model`` configuration value). With
+``interleave=True`` the events come in hardware-time order across both streams, as a
+live consumer would want them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+from bluesky.utils import Msg
+
+from xfusion_stream.devices import PHANTOM_MODEL, SHIMADZU_MODEL, BurstCamera
+
+__all__ = ["dual_camera_burst", "burst_run"]
+
+Plan = Generator[Msg, Any, Any]
+
+
+def _check_cameras(phantom: BurstCamera, shimadzu: BurstCamera) -> None:
+    for dev, model in ((phantom, PHANTOM_MODEL), (shimadzu, SHIMADZU_MODEL)):
+        got = getattr(getattr(dev, "camera_model", None), "get", lambda: None)()
+        if got != model:
+            raise ValueError(
+                f"{getattr(dev, 'name', dev)!r} is not a {model} (camera_model={got!r})"
+            )
+
+
+def _readout_order(times: dict[str, list[int]], interleave: bool) -> list[tuple[str, int]]:
+    """(stream, frame index) in the order events are emitted."""
+    rank = {name: r for r, name in enumerate(times)}
+    items = [(t, rank[name], i, name) for name in times for i, t in enumerate(times[name])]
+    if interleave:
+        items.sort()
+    return [(name, i) for _, _, i, name in items]
+
+
+def _run_metadata(
+    phantom: BurstCamera, shimadzu: BurstCamera, counts: dict[str, int], plan_name: str
+) -> dict[str, Any]:
+    p_shape = [int(v) for v in phantom.frame_shape.get()]
+    s_shape = [int(v) for v in shimadzu.frame_shape.get()]
+    ratio = p_shape[0] / s_shape[0] if s_shape[0] else 0.0
+    p_ns = float(phantom.frame_time_ns.get())
+    s_ns = float(shimadzu.frame_time_ns.get())
+    return {
+        "plan_name": plan_name,
+        "plan_type": "generator",
+        "detectors": [phantom.name, shimadzu.name],
+        "camera_models": {"phantom": PHANTOM_MODEL, "shimadzu": SHIMADZU_MODEL},
+        "streams": {"phantom": "phantom", "shimadzu": "shimadzu"},
+        "n_frames": {"phantom": counts[phantom.name], "shimadzu": counts[shimadzu.name]},
+        "frame_shape": {"phantom": p_shape, "shimadzu": s_shape},
+        "pixel_ratio": int(ratio) if float(ratio).is_integer() else ratio,
+        "phantom_every": round(p_ns / s_ns) if s_ns else 0,
+        "shimadzu_frame_ns": s_ns,
+        "phantom_frame_rate_hz": float(phantom.frame_rate_hz.get()),
+        "num_points": counts[phantom.name] + counts[shimadzu.name],
+    }
+
+
+def burst_run(
+    phantom: BurstCamera,
+    shimadzu: BurstCamera,
+    *,
+    md: dict[str, Any] | None,
+    interleave: bool,
+    plan_name: str,
+) -> Plan:
+    """Shared body of every dual-camera plan; returns the run uid."""
+    _check_cameras(phantom, shimadzu)
+    streams = {phantom.name: "phantom", shimadzu.name: "shimadzu"}
+    devices = {phantom.name: phantom, shimadzu.name: shimadzu}
+
+    @bpp.stage_decorator([phantom, shimadzu])
+    def staged() -> Plan:
+        # the Shimadzu's trigger output gates the Phantom's 'E' flag: fire both together
+        yield from bps.trigger(phantom, group="burst")
+        yield from bps.trigger(shimadzu, group="burst")
+        yield from bps.wait(group="burst")
+        times = {}
+        for name, dev in devices.items():
+            times[name] = list((yield from bps.rd(dev.memory_times_ns, default_value=[])))
+        counts = {name: len(t) for name, t in times.items()}
+        run_md = _run_metadata(phantom, shimadzu, counts, plan_name)
+        run_md["interleaved"] = bool(interleave)
+        run_md.update(md or {})
+
+        @bpp.run_decorator(md=run_md)
+        def readout() -> Plan:
+            for name, index in _readout_order(times, interleave):
+                dev = devices[name]
+                yield from bps.abs_set(dev.readout_index, index, wait=True)
+                yield from bps.create(streams[name])
+                yield from bps.read(dev)
+                yield from bps.save()
+
+        return (yield from readout())
+
+    return (yield from staged())
+
+
+def dual_camera_burst(
+    phantom: BurstCamera,
+    shimadzu: BurstCamera,
+    *,
+    md: dict[str, Any] | None = None,
+    interleave: bool = True,
+) -> Plan:
+    """Record one burst on both cameras and emit every frame as an event.
+
+    One run, streams ``phantom`` and ``shimadzu``. Start metadata carries the camera
+    models, frame counts, frame shapes, pixel ratio and Phantom/Shimadzu frame ratio.
+    """
+    return (
+        yield from burst_run(
+            phantom, shimadzu, md=md, interleave=interleave, plan_name="dual_camera_burst"
+        )
+    )

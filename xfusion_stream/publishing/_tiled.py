@@ -1,0 +1,119 @@
+"""An embedded Tiled server for a laptop beamline, and a TiledWriter sized for bursts.
+
+Why embedded: the simulated beamline and the tests need a *real* Tiled server (SQL
+catalog, writable storage, HTTP, API key) without anyone running a service. Why the
+json-seq exporter: ``run.documents()`` asks the server to export a BlueskyRun as
+``application/json-seq``; the server only offers that if the exporter sits in the
+serialization registry before the app is built.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EmbeddedTiled", "make_tiled_writer", "register_json_seq_exporter"]
+
+_JSON_SEQ = "application/json-seq"
+
+
+def register_json_seq_exporter() -> None:
+    """Let Tiled servers built in this process export BlueskyRuns as json-seq.
+
+    Idempotent. Must run before the server's app is built (``EmbeddedTiled`` does it).
+    """
+    from bluesky_tiled_plugins.exporters import json_seq_exporter
+    from tiled.media_type_registration import default_serialization_registry
+
+    default_serialization_registry.register("BlueskyRun", _JSON_SEQ, json_seq_exporter)
+
+
+class EmbeddedTiled:
+    """SimpleTiledServer on 127.0.0.1 in a thread, with the catalog in ``directory``.
+
+    ``readable_storage`` adds folders the server may read external files from (the
+    devices' HDF5 files); ``directory`` itself is always readable and writable.
+    Use as a context manager or call ``close()``: an open server keeps the process
+    alive at exit.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        api_key: str | None = None,
+        readable_storage: Sequence[str | Path] = (),
+    ) -> None:
+        from tiled.server import SimpleTiledServer
+
+        register_json_seq_exporter()
+        self.directory = Path(directory).resolve()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.api_key = api_key or secrets.token_hex(16)
+        readable = [str(Path(p).resolve()) for p in readable_storage]
+        for path in readable:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        self._server: Any = SimpleTiledServer(
+            directory=self.directory,
+            api_key=self.api_key,
+            readable_storage=readable or None,
+        )
+        self._clients: list[Any] = []
+        self._closed = False
+
+    @property
+    def uri(self) -> str:
+        """Full API URI including the API key (what ``tiled.client.from_uri`` takes)."""
+        return self._server.uri
+
+    @property
+    def base_uri(self) -> str:
+        """``http://127.0.0.1:PORT`` without the key, for logs and reports."""
+        return self.uri.split("/api/v1", 1)[0]
+
+    def client(self, structure_clients: str = "numpy") -> Any:
+        """A new Tiled client on this server; it is closed with the server."""
+        from tiled.client import from_uri
+
+        if self._closed:
+            raise RuntimeError("EmbeddedTiled is closed")
+        client = from_uri(self.uri, structure_clients=structure_clients)
+        self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        """Close clients this object handed out, then stop the server thread."""
+        if self._closed:
+            return
+        self._closed = True
+        for client in self._clients:
+            try:
+                client.context.close()
+            except Exception:  # noqa: BLE001 - best effort, the server stops anyway
+                pass
+        self._clients.clear()
+        self._server.close()
+
+    def __enter__(self) -> EmbeddedTiled:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else self.base_uri
+        return f"<EmbeddedTiled {self.directory} {state}>"
+
+
+def make_tiled_writer(client: Any, *, batch_size: int | None = None) -> Any:
+    """A ``TiledWriter`` that batches rows; one HTTP write per event is ~100 ms.
+
+    A burst is a few hundred frames that all exist once the camera is read out, so
+    waiting for 64 rows (or the stop document) costs no latency anyone sees, while
+    ``batch_size=1`` would make persistence the slowest part of the beamline.
+    """
+    from bluesky_tiled_plugins import TiledWriter
+
+    return TiledWriter(client, batch_size=64 if batch_size is None else int(batch_size))
