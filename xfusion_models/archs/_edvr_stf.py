@@ -1,0 +1,133 @@
+"""EDVR-STF: EDVR with a Phantom (HR) branch, fusing 3 Shimadzu + 2 Phantom frames.
+
+Module names follow BasicSR's EDVR so original checkpoints map onto this one key for key
+(the HR branch is the only addition).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._blocks import PhantomBranch, residual_stack
+from ._pcd import PCDAlignment
+from ._tsa import TSAFusion
+from ._window import NUM_HR, NUM_LR, SCALE, check_frames, check_fuse_inputs, check_window
+
+__all__ = ["EDVRSTFConfig", "EDVRSTF", "EDVR_STF_PRESETS"]
+
+#: Index of the LR frame t among the 5 stacked frames (t-1 lo, t lo, t+1 lo, hi before, hi after).
+CENTRE = 1
+
+
+@dataclass(frozen=True)
+class EDVRSTFConfig:
+    """Hyper-parameters of one EDVR-STF; ``upsample_feat`` is BasicSR's fixed 64 made a knob."""
+
+    num_feat: int = 64
+    num_extract_block: int = 5
+    num_reconstruct_block: int = 10
+    deform_groups: int = 8
+    upsample_feat: int = 64
+
+    def __post_init__(self) -> None:
+        if self.num_feat % self.deform_groups:
+            raise ValueError(
+                f"num_feat {self.num_feat} must be divisible by deform_groups {self.deform_groups}"
+            )
+
+
+EDVR_STF_PRESETS: dict[str, dict[str, int]] = {
+    "paper": asdict(EDVRSTFConfig(128, 5, 40, 8, 64)),
+    # small: 4 deformable groups and a 16-channel x4 head keep a 64x96 window ~0.3 s on CPU.
+    "small": asdict(EDVRSTFConfig(32, 2, 4, 4, 16)),
+    "tiny": asdict(EDVRSTFConfig(8, 1, 1, 2, 8)),
+}
+
+
+class EDVRSTF(nn.Module):
+    """3 LR + 2 HR frames -> the HR frame at LR time t, plus TSA attention per input frame."""
+
+    arch = "edvr_stf"
+
+    def __init__(self, **hparams: int) -> None:
+        super().__init__()
+        cfg = EDVRSTFConfig(**hparams)
+        self.config: dict[str, int] = asdict(cfg)
+        self.preset: str | None = None
+        c, u = cfg.num_feat, cfg.upsample_feat
+        self.num_feat = c
+        self.conv_first = nn.Conv2d(1, c, 3, 1, 1)
+        self.hr_branch = PhantomBranch(1, c)
+        self.feature_extraction = residual_stack(cfg.num_extract_block, c)
+        self.conv_l2_1 = nn.Conv2d(c, c, 3, 2, 1)
+        self.conv_l2_2 = nn.Conv2d(c, c, 3, 1, 1)
+        self.conv_l3_1 = nn.Conv2d(c, c, 3, 2, 1)
+        self.conv_l3_2 = nn.Conv2d(c, c, 3, 1, 1)
+        self.pcd_align = PCDAlignment(c, cfg.deform_groups)
+        self.fusion = TSAFusion(c, NUM_LR + NUM_HR, CENTRE)
+        self.reconstruction = residual_stack(cfg.num_reconstruct_block, c)
+        self.upconv1 = nn.Conv2d(c, 4 * c, 3, 1, 1)
+        self.upconv2 = nn.Conv2d(c, 4 * u, 3, 1, 1)
+        self.pixel_shuffle = nn.PixelShuffle(2)
+        self.conv_hr = nn.Conv2d(u, u, 3, 1, 1)
+        self.conv_last = nn.Conv2d(u, 1, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(0.1, inplace=True)
+
+    # -- per-frame features (cacheable across consecutive windows) --------------------
+    def encode_lr(self, x: torch.Tensor) -> torch.Tensor:
+        """Shimadzu frames (N, 1, h, w) -> features (N, C, h, w)."""
+        check_frames(x, "LR frames")
+        return self.feature_extraction(self.lrelu(self.conv_first(x)))
+
+    def encode_hr(self, y: torch.Tensor) -> torch.Tensor:
+        """Phantom frames (N, 1, 4h, 4w) -> features on the LR grid (N, C, h, w)."""
+        check_frames(y, "HR frames", scale=SCALE)
+        return self.feature_extraction(self.hr_branch(y))
+
+    # -- everything after the frames meet -------------------------------------------
+    def _pyramid(self, l1: torch.Tensor) -> list[torch.Tensor]:
+        l2 = self.lrelu(self.conv_l2_2(self.lrelu(self.conv_l2_1(l1))))
+        l3 = self.lrelu(self.conv_l3_2(self.lrelu(self.conv_l3_1(l2))))
+        return [l1, l2, l3]
+
+    def fuse(
+        self, lr_feats: torch.Tensor, hr_feats: torch.Tensor, lq_centre: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cached features of one window batch -> (fused (B,1,4h,4w), attention (B,5))."""
+        check_fuse_inputs(lr_feats, hr_feats, lq_centre, self.num_feat)
+        feats = torch.cat((lr_feats, hr_feats), dim=1)
+        b, t, c, h, w = feats.shape
+        nbr = self._pyramid(feats.reshape(b * t, c, h, w))
+        # Every frame aligns to LR frame t: repeat its pyramid once per frame (one batch).
+        ref = [
+            lv.view(b, t, *lv.shape[1:])[:, CENTRE : CENTRE + 1]
+            .expand(b, t, *lv.shape[1:])
+            .reshape(lv.shape)
+            for lv in nbr
+        ]
+        aligned = self.pcd_align(nbr, ref).view(b, t, c, h, w)
+        feat, attention = self.fusion(aligned)
+        out = self.reconstruction(feat)
+        out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
+        out = self.lrelu(self.pixel_shuffle(self.upconv2(out)))
+        out = self.conv_last(self.lrelu(self.conv_hr(out)))
+        base = F.interpolate(lq_centre, scale_factor=SCALE, mode="bilinear", align_corners=False)
+        return out + base, attention
+
+    def forward_with_attention(
+        self, lq: torch.Tensor, hq: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Plain forward that also returns TSA attention (t-1 lo, t lo, t+1 lo, hi-, hi+)."""
+        check_window(lq, hq)
+        b, _, _, h, w = lq.shape
+        lr = self.encode_lr(lq.reshape(b * NUM_LR, 1, h, w)).view(b, NUM_LR, -1, h, w)
+        hr = self.encode_hr(hq.reshape(b * NUM_HR, 1, SCALE * h, SCALE * w))
+        return self.fuse(lr, hr.view(b, NUM_HR, -1, h, w), lq[:, CENTRE])
+
+    def forward(self, lq: torch.Tensor, hq: torch.Tensor) -> torch.Tensor:
+        """lq (B,3,1,h,w), hq (B,2,1,4h,4w) -> fused frame t (B,1,4h,4w)."""
+        return self.forward_with_attention(lq, hq)[0]

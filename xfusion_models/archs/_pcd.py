@@ -1,0 +1,84 @@
+"""Pyramid, cascading and deformable (PCD) alignment of a frame's features to the centre."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops import ModulatedDeformConv2d
+
+__all__ = ["DCNPack", "PCDAlignment"]
+
+
+class DCNPack(ModulatedDeformConv2d):
+    """DCNv2 whose offsets and masks are predicted from a separate feature map.
+
+    ``conv_offset`` starts at zero, so an untrained layer samples the regular grid with
+    mask 0.5. Output channels split in thirds: y/x offsets, then mask logits.
+    """
+
+    def __init__(self, num_feat: int, deform_groups: int) -> None:
+        super().__init__(num_feat, num_feat, 3, 1, 1, deform_groups=deform_groups)
+        k = self.kernel_size[0] * self.kernel_size[1]
+        self.conv_offset = nn.Conv2d(num_feat, 3 * deform_groups * k, 3, 1, 1)
+        nn.init.zeros_(self.conv_offset.weight)
+        nn.init.zeros_(self.conv_offset.bias)
+
+    def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        o1, o2, mask = torch.chunk(self.conv_offset(feat), 3, dim=1)
+        return super().forward(x, torch.cat((o1, o2), dim=1), torch.sigmoid(mask))
+
+
+def _upsample2(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class PCDAlignment(nn.Module):
+    """Three pyramid levels coarse to fine, then one cascading deformable refinement."""
+
+    def __init__(self, num_feat: int, deform_groups: int) -> None:
+        super().__init__()
+        self.offset_conv1 = nn.ModuleDict()
+        self.offset_conv2 = nn.ModuleDict()
+        self.offset_conv3 = nn.ModuleDict()
+        self.dcn_pack = nn.ModuleDict()
+        self.feat_conv = nn.ModuleDict()
+        for i in (3, 2, 1):
+            level = f"l{i}"
+            self.offset_conv1[level] = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1)
+            if i == 3:
+                self.offset_conv2[level] = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+            else:
+                self.offset_conv2[level] = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1)
+                self.offset_conv3[level] = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+                self.feat_conv[level] = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1)
+            self.dcn_pack[level] = DCNPack(num_feat, deform_groups)
+        self.cas_offset_conv1 = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1)
+        self.cas_offset_conv2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.cas_dcnpack = DCNPack(num_feat, deform_groups)
+        self.lrelu = nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(self, nbr: list[torch.Tensor], ref: list[torch.Tensor]) -> torch.Tensor:
+        """``nbr``/``ref``: features at levels 1..3 (full, 1/2, 1/4); returns aligned level 1."""
+        up_offset = up_feat = None
+        feat = nbr[0]
+        for i in (3, 2, 1):
+            level = f"l{i}"
+            offset = self.lrelu(self.offset_conv1[level](torch.cat((nbr[i - 1], ref[i - 1]), 1)))
+            if i == 3:
+                offset = self.lrelu(self.offset_conv2[level](offset))
+            else:
+                offset = self.lrelu(self.offset_conv2[level](torch.cat((offset, up_offset), 1)))
+                offset = self.lrelu(self.offset_conv3[level](offset))
+            feat = self.dcn_pack[level](nbr[i - 1], offset)
+            if i < 3:
+                feat = self.feat_conv[level](torch.cat((feat, up_feat), 1))
+            if i > 1:
+                feat = self.lrelu(feat)
+                # Offsets are in pixels of their level: doubling the grid doubles them.
+                up_offset = _upsample2(offset) * 2
+                up_feat = _upsample2(feat)
+        offset = self.lrelu(self.cas_offset_conv1(torch.cat((feat, ref[0]), 1)))
+        offset = self.lrelu(self.cas_offset_conv2(offset))
+        return self.lrelu(self.cas_dcnpack(feat, offset))

@@ -1,0 +1,62 @@
+"""The fusion window every architecture takes, and its shape checks.
+
+A window is ``lq`` (B, 3, 1, h, w): Shimadzu (LR) frames t-1, t, t+1, and ``hq``
+(B, 2, 1, 4h, 4w): the Phantom (HR) frames before and after t. Checks run before any
+compute so a caller sees which tensor is wrong instead of a conv error deep inside.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["SCALE", "NUM_LR", "NUM_HR", "check_window", "check_fuse_inputs", "check_frames"]
+
+SCALE = 4
+NUM_LR = 3
+NUM_HR = 2
+
+
+def _shape(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(t.shape)
+
+
+def check_window(lq: torch.Tensor, hq: torch.Tensor, multiple: int = 4) -> None:
+    """Raise ``ValueError`` unless (lq, hq) is one well-formed batch of windows."""
+    if not isinstance(lq, torch.Tensor) or not isinstance(hq, torch.Tensor):
+        raise TypeError(f"lq and hq must be tensors, got {type(lq).__name__}, {type(hq).__name__}")
+    if lq.ndim != 5 or lq.shape[1] != NUM_LR or lq.shape[2] != 1:
+        raise ValueError(
+            f"lq must be (B,3,1,h,w) with h,w multiples of {multiple}, got {_shape(lq)}"
+        )
+    b, _, _, h, w = lq.shape
+    if h % multiple or w % multiple or h == 0 or w == 0:
+        raise ValueError(
+            f"lq must be (B,3,1,h,w) with h,w multiples of {multiple}, got {_shape(lq)}"
+        )
+    want = (b, NUM_HR, 1, SCALE * h, SCALE * w)
+    if _shape(hq) != want:
+        raise ValueError(f"hq must be (B,2,1,4h,4w) = {want} for lq {_shape(lq)}, got {_shape(hq)}")
+    if not lq.is_floating_point() or lq.dtype != hq.dtype:
+        raise ValueError(f"lq and hq must share one floating dtype, got {lq.dtype}, {hq.dtype}")
+    if lq.device != hq.device:
+        raise ValueError(f"lq and hq must be on one device, got {lq.device}, {hq.device}")
+
+
+def check_frames(x: torch.Tensor, name: str, scale: int = 1, multiple: int = 4) -> None:
+    """Frames for per-frame encoding: (N, 1, h, w), h,w multiples of ``scale * multiple``."""
+    m = scale * multiple
+    if x.ndim != 4 or x.shape[1] != 1 or x.shape[2] % m or x.shape[3] % m:
+        raise ValueError(f"{name} must be (N,1,h,w) with h,w multiples of {m}, got {_shape(x)}")
+
+
+def check_fuse_inputs(
+    lr_feats: torch.Tensor, hr_feats: torch.Tensor, lq_centre: torch.Tensor, num_feat: int
+) -> None:
+    """Cached per-frame features must line up with each other and the LR centre frame."""
+    if lr_feats.ndim != 5 or lr_feats.shape[1] != NUM_LR or lr_feats.shape[2] != num_feat:
+        raise ValueError(f"lr_feats must be (B,3,{num_feat},h,w), got {_shape(lr_feats)}")
+    b, _, c, h, w = lr_feats.shape
+    if _shape(hr_feats) != (b, NUM_HR, c, h, w):
+        raise ValueError(f"hr_feats must be {(b, NUM_HR, c, h, w)}, got {_shape(hr_feats)}")
+    if _shape(lq_centre) != (b, 1, h, w):
+        raise ValueError(f"lq_centre must be {(b, 1, h, w)}, got {_shape(lq_centre)}")

@@ -1,0 +1,217 @@
+"""Modulated deformable convolution (DCNv2) that runs wherever torch runs.
+
+The plain-torch path samples the input with ``grid_sample`` (bilinear, zeros outside the
+image, the same rule as the CUDA kernels of DCNv2) and then applies the kernel as one
+matrix product. When torchvision imports cleanly its ``deform_conv2d`` kernel is used
+instead; torchvision is never a dependency of this package.
+
+Offset layout (the one DCNv2, mmcv, BasicSR and torchvision share): channel
+``g * 2 * K + 2 * k`` holds the row (y) shift and ``g * 2 * K + 2 * k + 1`` the column
+(x) shift of kernel tap ``k`` (row-major over the kernel) in deformable group ``g``;
+mask channel ``g * K + k`` scales the same sample.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["modulated_deform_conv2d", "ModulatedDeformConv2d", "torchvision_deform_conv2d"]
+
+Backend = Literal["auto", "torch", "torchvision"]
+
+
+@functools.cache
+def torchvision_deform_conv2d():  # noqa: ANN201 - returns a callable or None
+    """``torchvision.ops.deform_conv2d`` when torchvision imports cleanly, else ``None``."""
+    try:
+        from torchvision.ops import deform_conv2d
+    except (ImportError, RuntimeError, OSError, AttributeError):
+        return None
+    return deform_conv2d
+
+
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _sample_columns(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    mask: torch.Tensor,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    deform_groups: int,
+) -> torch.Tensor:
+    """Bilinear samples at the deformed taps, times the mask: (B, C, K, Hout * Wout)."""
+    b, c, h, w = x.shape
+    kh, kw = kernel
+    k = kh * kw
+    h_out, w_out = offset.shape[-2:]
+    dev, dt = x.device, x.dtype
+    # Undeformed tap positions in input pixel coordinates: (K, Hout, Wout) each.
+    ys = torch.arange(h_out, device=dev, dtype=dt) * stride[0] - padding[0]
+    xs = torch.arange(w_out, device=dev, dtype=dt) * stride[1] - padding[1]
+    ky = (torch.arange(kh, device=dev, dtype=dt) * dilation[0]).repeat_interleave(kw)
+    kx = (torch.arange(kw, device=dev, dtype=dt) * dilation[1]).repeat(kh)
+    base_y = ky.view(k, 1, 1) + ys.view(1, h_out, 1)
+    base_x = kx.view(k, 1, 1) + xs.view(1, 1, w_out)
+    off = offset.view(b, deform_groups, k, 2, h_out, w_out)
+    pos_y = base_y + off[:, :, :, 0]
+    pos_x = base_x + off[:, :, :, 1]
+    # Pixel centre -> normalised coordinate for align_corners=False (valid for size 1 too).
+    grid = torch.stack(((2 * pos_x + 1) / w - 1, (2 * pos_y + 1) / h - 1), dim=-1)
+    grid = grid.view(b * deform_groups, k * h_out, w_out, 2)
+    xg = x.reshape(b * deform_groups, c // deform_groups, h, w)
+    sampled = F.grid_sample(xg, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    sampled = sampled.view(b, deform_groups, c // deform_groups, k, h_out, w_out)
+    sampled = sampled * mask.view(b, deform_groups, 1, k, h_out, w_out)
+    return sampled.reshape(b, c, k, h_out * w_out)
+
+
+def _deform_conv_torch(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    mask: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    deform_groups: int,
+) -> torch.Tensor:
+    b, c = x.shape[:2]
+    c_out, c_per_group, kh, kw = weight.shape
+    h_out, w_out = offset.shape[-2:]
+    cols = _sample_columns(x, offset, mask, (kh, kw), stride, padding, dilation, deform_groups)
+    cols = cols.view(b, groups, (c // groups) * kh * kw, h_out * w_out)
+    wmat = weight.view(groups, c_out // groups, c_per_group * kh * kw)
+    out = torch.einsum("gok,bgkl->bgol", wmat, cols).reshape(b, c_out, h_out, w_out)
+    if bias is not None:
+        out = out + bias.view(1, -1, 1, 1)
+    return out
+
+
+def _expected_out_size(size: int, k: int, s: int, p: int, d: int) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _check_shapes(x, offset, mask, weight, stride, padding, dilation, groups, deform_groups):
+    if x.ndim != 4:
+        raise ValueError(f"deform conv input must be (B, C, H, W), got {tuple(x.shape)}")
+    b, c, h, w = x.shape
+    c_out, c_per_group, kh, kw = weight.shape
+    k = kh * kw
+    if c % groups or c_out % groups or c // groups != c_per_group:
+        raise ValueError(
+            f"weight {tuple(weight.shape)} does not fit {c} input channels in {groups} groups"
+        )
+    if c % deform_groups:
+        raise ValueError(f"{c} input channels not divisible by {deform_groups} deformable groups")
+    h_out = _expected_out_size(h, kh, stride[0], padding[0], dilation[0])
+    w_out = _expected_out_size(w, kw, stride[1], padding[1], dilation[1])
+    want_off = (b, 2 * deform_groups * k, h_out, w_out)
+    want_mask = (b, deform_groups * k, h_out, w_out)
+    if tuple(offset.shape) != want_off:
+        raise ValueError(f"offset must be {want_off}, got {tuple(offset.shape)}")
+    if tuple(mask.shape) != want_mask:
+        raise ValueError(f"mask must be {want_mask}, got {tuple(mask.shape)}")
+
+
+def modulated_deform_conv2d(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    mask: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
+    deform_groups: int = 1,
+    backend: Backend = "auto",
+) -> torch.Tensor:
+    """DCNv2: ``sum_k w_k * mask_k * x(p + p_k + offset_k)`` with bilinear sampling."""
+    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    _check_shapes(x, offset, mask, weight, stride, padding, dilation, groups, deform_groups)
+    fast = torchvision_deform_conv2d() if backend != "torch" else None
+    if backend == "torchvision" and fast is None:
+        raise RuntimeError("backend='torchvision' asked for, but torchvision does not import")
+    if fast is not None:
+        # torchvision infers groups and deformable groups from the tensor shapes.
+        return fast(x, offset, weight, bias, stride, padding, dilation, mask)
+    return _deform_conv_torch(
+        x, offset, mask, weight, bias, stride, padding, dilation, groups, deform_groups
+    )
+
+
+class ModulatedDeformConv2d(nn.Module):
+    """A DCNv2 layer: weights live here, offsets and masks come from the caller."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int] = 3,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 1,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        deform_groups: int = 1,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"channels {in_channels}->{out_channels} not divisible by {groups}")
+        if in_channels % deform_groups:
+            raise ValueError(f"{in_channels} channels not divisible by {deform_groups} groups")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _pair(kernel_size)
+        self.stride, self.padding, self.dilation = _pair(stride), _pair(padding), _pair(dilation)
+        self.groups, self.deform_groups = groups, deform_groups
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels // groups, *self.kernel_size)
+        )
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
+        bound = 1.0 / math.sqrt(fan_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    @property
+    def offset_channels(self) -> int:
+        """Channels an offset tensor needs (the mask needs half as many)."""
+        return 2 * self.deform_groups * self.kernel_size[0] * self.kernel_size[1]
+
+    def forward(self, x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return modulated_deform_conv2d(
+            x,
+            offset,
+            mask,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.deform_groups,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+            f"groups={self.groups}, deform_groups={self.deform_groups}"
+        )
