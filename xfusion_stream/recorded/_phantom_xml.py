@@ -267,9 +267,9 @@ def _timing_from_absolute(
 
 
 def phantom_xml_text(
-    frame_numbers: Sequence[int],
-    times_ns: Sequence[int],
-    e_flags: Sequence[bool],
+    frame_numbers: Sequence[int] | np.ndarray,
+    times_ns: Sequence[int] | np.ndarray,
+    e_flags: Sequence[bool] | np.ndarray,
     frame_rate_hz: float,
     start: _dt.datetime,
     *,

@@ -126,7 +126,7 @@ def read_shimadzu_ini(path: str | Path) -> ShimadzuTiming:
     return ShimadzuTiming(frame_ns, n, _image_relative(parser, path, n))
 
 
-def shimadzu_ini_text(times_ns: Sequence[int], frame_ns: int) -> str:
+def shimadzu_ini_text(times_ns: Sequence[int] | np.ndarray, frame_ns: int) -> str:
     """The INI a Shimadzu export would hold (CRLF line ends, as Windows writes them)."""
     lines = [
         "[REC_INFO]",
