@@ -109,7 +109,7 @@ def test_rec_speed_must_be_whole_ns(text: str) -> None:
 VARIANT_XML = """\ufeff<?xml version="1.0" encoding="utf-8"?>\r
 <chd xmlns="http://example.invalid/phantom">\r
   <CineFileHeader><ImageCount>4</ImageCount></CineFileHeader>\r
-  <CameraSetup><FrameRate>100000</FrameRate><Gamma>0.0</Gamma><Extra a="1"/>\r
+  <CameraSetup><FrameRate>100000</FrameRate><ImProc><Gamma>2.2</Gamma></ImProc><Gamma>0.0</Gamma><Extra a="1"/>\r
     <FrameRateDouble>100000.000000</FrameRateDouble></CameraSetup>\r
   <TIMEBLOCK><Block>\r
     <Date frame="-1">Tue Oct 24 2023</Date><Time frame="-1">16:44:12.729 486.56</Time>\r

@@ -125,7 +125,9 @@ def _find_one(root: ET.Element, name: str, path: Path) -> ET.Element:
 
 
 def _setup_float(setup: ET.Element, name: str, path: Path) -> float:
-    values = [e for e in setup.iter() if _local(e.tag) == name]
+    # a direct child wins over a same-named element nested in a sub-block
+    values = [e for e in setup if _local(e.tag) == name]
+    values += [e for e in setup.iter() if _local(e.tag) == name and e not in values]
     if not values:
         raise RecordedFormatError(path, f"CameraSetup/{name}", "element missing")
     text = (values[0].text or "").strip()
