@@ -64,6 +64,7 @@ def test_ground_truth_matches_cameras(simulated) -> None:
     other = np.corrcoef(phantom.ravel(), gt[0].ravel())[0, 1]
     assert paired > 0.9 and paired > other  # the held-out truth is the right instant
     assert (out / truth["preview"]).stat().st_size > 0
+    assert (out / truth["movie"]).stat().st_size > 0
 
 
 def test_calibration_case_shows_the_grid(simulated) -> None:

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> dict:
         "truth": str(out / "truth.json"),
         "ground_truth": str(out / doc["ground_truth"]["file"]),
         "preview": str(out / doc["preview"]),
+        "movie": str(out / doc["movie"]),
         "n_shimadzu": doc["experiment"]["n_shimadzu"],
         "n_phantom": doc["experiment"]["n_phantom"],
         "shimadzu_shape": list(config.shimadzu_shape),

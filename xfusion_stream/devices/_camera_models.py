@@ -54,7 +54,8 @@ def render_shimadzu(
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_REFLECT101,
     )
-    lr = hr.reshape(rows, r, cols, r).mean(axis=(1, 3))
+    # INTER_AREA at an integer factor is the exact r x r block mean, ~10x faster than numpy
+    lr = cv2.resize(hr, (cols, rows), interpolation=cv2.INTER_AREA)
     return to_counts(lr, photons, rng)
 
 

@@ -132,6 +132,7 @@ class Scene:
         self.config = config or SceneConfig()
         cfg = self.config
         self._pad = _canvas_pad(cfg)
+        self._last_canvas: tuple[float, np.ndarray] | None = None
         rows, cols = self.phantom_shape
         self.canvas_shape = (rows + 2 * self._pad, cols + 2 * self._pad)
         content_rng = np.random.default_rng([cfg.seed, _STREAM_CONTENT])
@@ -164,7 +165,8 @@ class Scene:
 
     @property
     def shimadzu_shape(self) -> tuple[int, int]:
-        return tuple(self.config.shimadzu_shape)
+        rows, cols = self.config.shimadzu_shape
+        return (int(rows), int(cols))
 
     @property
     def transform(self) -> InterCameraTransform:
@@ -234,9 +236,18 @@ class Scene:
 
     # ---- ground truth ---------------------------------------------------------------
     def _canvas(self, t_ns: float) -> np.ndarray:
+        """The padded scene at ``t_ns``; the last one is kept (truth + frame at one time)."""
         if self._static is not None:
             return self._static
-        tau = float(t_ns) / self.phantom_period_ns
+        last = self._last_canvas  # one read: safe if frames render in threads
+        if last is not None and last[0] == float(t_ns):
+            return last[1]
+        canvas = self._render_canvas(float(t_ns))
+        self._last_canvas = (float(t_ns), canvas)
+        return canvas
+
+    def _render_canvas(self, t_ns: float) -> np.ndarray:
+        tau = t_ns / self.phantom_period_ns
         map_x, map_y = self.motion.maps(tau)
         depth = cv2.remap(
             self._depth, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
@@ -249,7 +260,7 @@ class Scene:
         """Noise-free intensity on the Phantom grid at time ``t_ns``, float32 in [0, 1]."""
         p = self._pad
         rows, cols = self.phantom_shape
-        return np.ascontiguousarray(self._canvas(t_ns)[p : p + rows, p : p + cols])
+        return self._canvas(t_ns)[p : p + rows, p : p + cols].copy()
 
     def truth_counts(self, t_ns: float) -> np.ndarray:
         """Ground truth as noise-free uint16 counts on the cameras' scale (for scoring)."""

@@ -58,12 +58,25 @@ def _write_scene_case(case_dir: Path, scene: Scene, progress: bool) -> dict:
     }
 
 
-def _write_truth_stack(path: Path, scene: Scene, progress: bool) -> None:
+def _write_truth_stack(path: Path, gif: Path, scene: Scene, progress: bool) -> None:
+    """The uint16 truth stack, and a GIF of about 32 of its frames to watch the motion."""
     import tifffile
+    from PIL import Image
 
+    every = max(1, scene.n_shimadzu // 32)
+    movie = []
     with tifffile.TiffWriter(path) as tif:
         for k in _frames(lambda k: k, scene.n_shimadzu, "ground truth", progress):
-            tif.write(scene.truth_counts(scene.shimadzu_times_ns()[k]), contiguous=True)
+            frame = scene.truth_counts(scene.shimadzu_times_ns()[k])
+            tif.write(frame, contiguous=True)
+            if k % every == 0:
+                movie.append(frame)
+    stack = np.stack(movie).astype(np.float64)
+    lo, hi = np.percentile(stack, [0.5, 99.5])
+    frames8 = np.clip((stack - lo) / max(hi - lo, 1.0) * 255, 0, 255).astype(np.uint8)
+    shrink = max(1, -(-frames8.shape[2] // 480))  # keep the GIF small at full sensor size
+    images = [Image.fromarray(f[::shrink, ::shrink]) for f in frames8]
+    images[0].save(gif, save_all=True, append_images=images[1:], duration=80, loop=0)
 
 
 def _write_preview(path: Path, scene: Scene, k: int) -> None:
@@ -110,7 +123,10 @@ def write_simulation(
     doc["experiment"] = _write_scene_case(out / experiment_name, experiment, progress)
     doc["calibration"] = _write_scene_case(out / calibration_name, calibration, progress)
     doc["calibration"]["grid_pitch_px"] = calibration.config.pitch_px
-    _write_truth_stack(out / "truth" / "ground_truth.tif", experiment, progress)
+    truth_dir = out / "truth"
+    _write_truth_stack(
+        truth_dir / "ground_truth.tif", truth_dir / "truth.gif", experiment, progress
+    )
     _write_preview(out / "truth" / "preview.png", experiment, experiment.n_shimadzu // 2)
     doc.update(
         transform=experiment.transform.to_dict(),
@@ -124,6 +140,7 @@ def write_simulation(
             "times": "experiment.scene.shimadzu_times_ns (one frame per Shimadzu frame)",
         },
         preview="truth/preview.png",
+        movie="truth/truth.gif",
     )
     (out / "truth.json").write_text(json.dumps(doc, indent=1))
     return doc
