@@ -8,6 +8,8 @@ statistics; a seeded choice, crop, flip and tiling makes every seed a different 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -18,14 +20,18 @@ _COARSE = ("moon", "camera", "coins", "text", "page")
 _FINE = ("gravel", "brick", "grass")
 
 
+@lru_cache(maxsize=16)
 def _load_gray(name: str) -> np.ndarray:
+    """Normalised gray version of a scikit-image sample, cached read-only (many scenes)."""
     from skimage import data
 
     image = np.asarray(getattr(data, name)(), dtype=np.float32)
     if image.ndim == 3:
         image = image[..., :3].mean(axis=2)
     lo, hi = np.percentile(image, [1, 99])
-    return np.clip((image - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    gray = np.clip((image - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    gray.flags.writeable = False
+    return gray
 
 
 def _crop_resized(
