@@ -13,3 +13,32 @@ __all__ = [
     "pairing_table",
 ]
 
+# spatial calibration (G400 grid), calibration records and registration
+from ._record import (  # noqa: E402
+    CalibrationRecord,
+    Crop,
+    PixelSizes,
+    ResidualPass,
+    decompose_matrix,
+    import_original,
+    load_record,
+    record_to_documents,
+)
+from ._registration import Registration  # noqa: E402
+from ._spatial import CalibrationResult, calibrate_grid  # noqa: E402
+from ._valid_crop import valid_crop  # noqa: E402
+
+__all__ += [
+    "CalibrationRecord",
+    "CalibrationResult",
+    "Crop",
+    "PixelSizes",
+    "Registration",
+    "ResidualPass",
+    "calibrate_grid",
+    "decompose_matrix",
+    "import_original",
+    "load_record",
+    "record_to_documents",
+    "valid_crop",
+]

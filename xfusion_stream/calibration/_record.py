@@ -1,0 +1,278 @@
+"""The spatial calibration record: what the fusion callback applies to every frame.
+
+One versioned, validated file (JSON written, JSON or YAML read) so a fused run can
+name the calibration it used by ``uid`` and a scientist can read what was measured.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .. import __version__
+from ..errors import CalibrationError, ConfigError
+from ..optics import InterCameraTransform
+from ._valid_crop import valid_crop
+
+__all__ = [
+    "CalibrationRecord",
+    "Crop",
+    "PixelSizes",
+    "ResidualPass",
+    "decompose_matrix",
+    "import_original",
+    "load_record",
+    "record_to_documents",
+]
+
+SCHEMA_VERSION = 1
+
+
+class Crop(BaseModel):
+    """Valid rectangle in Phantom pixels (both cameras see all of it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+
+
+class PixelSizes(BaseModel):
+    """Micrometres per pixel: Phantom pixel and Shimadzu sensor (LR) pixel."""
+
+    model_config = ConfigDict(extra="forbid")
+    phantom: float = Field(gt=0)
+    shimadzu: float = Field(gt=0)
+
+
+class ResidualPass(BaseModel):
+    """Registration residual (Phantom px) after one fitting pass."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    mean: float = Field(ge=0)
+    std: float = Field(ge=0)
+    max: float = Field(ge=0)
+
+
+class CalibrationRecord(BaseModel):
+    """Shimadzu HR grid -> Phantom geometry, in the convention of ``xfusion_stream.optics``."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: Literal[1] = SCHEMA_VERSION
+    uid: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    software_version: str = __version__
+    source: str
+    ratio: int = Field(gt=0)
+    mirror: bool
+    shimadzu_shape: tuple[int, int]
+    phantom_shape: tuple[int, int]
+    matrix: list[list[float]]
+    rotation_deg: float
+    scale_row: float = Field(gt=0)
+    scale_col: float = Field(gt=0)
+    translation_px: tuple[float, float]
+    pixel_size_um: PixelSizes | None = None
+    crop: Crop
+    residuals: list[ResidualPass] = Field(default_factory=list)
+    n_pairs: int = Field(ge=0, default=0)
+
+    @field_validator("shimadzu_shape", "phantom_shape")
+    @classmethod
+    def _positive_shape(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if v[0] <= 0 or v[1] <= 0:
+            raise ValueError(f"shape must be positive (rows, cols), got {v}")
+        return v
+
+    @field_validator("matrix")
+    @classmethod
+    def _affine_3x3(cls, v: list[list[float]]) -> list[list[float]]:
+        m = np.asarray(v, dtype=np.float64)
+        if m.shape != (3, 3):
+            raise ValueError(f"matrix must be 3x3, got shape {m.shape}")
+        if not np.all(np.isfinite(m)):
+            raise ValueError("matrix has non-finite entries")
+        if not np.allclose(m[2], [0.0, 0.0, 1.0], atol=1e-9):
+            raise ValueError(f"matrix last row must be [0, 0, 1], got {m[2].tolist()}")
+        if abs(np.linalg.det(m[:2, :2])) < 1e-6:
+            raise ValueError("matrix is singular")
+        return m.tolist()
+
+    def matrix_array(self) -> np.ndarray:
+        return np.asarray(self.matrix, dtype=np.float64)
+
+    def transform(self) -> InterCameraTransform:
+        return InterCameraTransform(
+            rotation_deg=self.rotation_deg,
+            translation_px=tuple(self.translation_px),
+            scale_col=self.scale_col,
+            scale_row=self.scale_row,
+            mirror=self.mirror,
+            ratio=self.ratio,
+        )
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.model_dump_json(indent=2) + "\n")
+        return path
+
+    @classmethod
+    def from_transform(
+        cls,
+        transform: InterCameraTransform,
+        shimadzu_shape: tuple[int, int],
+        phantom_shape: tuple[int, int],
+        source: str = "truth",
+        pixel_size_um: PixelSizes | None = None,
+    ) -> CalibrationRecord:
+        """The ideal record of a known transform (simulation truth, demos, tests)."""
+        m = transform.matrix(shimadzu_shape, phantom_shape)
+        return cls(
+            source=source,
+            ratio=transform.ratio,
+            mirror=transform.mirror,
+            shimadzu_shape=tuple(shimadzu_shape),
+            phantom_shape=tuple(phantom_shape),
+            matrix=m.tolist(),
+            rotation_deg=transform.rotation_deg,
+            scale_row=transform.scale_row,
+            scale_col=transform.scale_col,
+            translation_px=tuple(transform.translation_px),
+            pixel_size_um=pixel_size_um,
+            crop=valid_crop(m, shimadzu_shape, phantom_shape, transform.ratio),
+        )
+
+
+def load_record(path: str | Path) -> CalibrationRecord:
+    """Read a record (JSON or YAML); errors name the file and the offending field."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: calibration record not found")
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not valid JSON/YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a calibration record must be a mapping")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ConfigError(f"{path}: schema_version: expected {SCHEMA_VERSION}, got {version!r}")
+    try:
+        return CalibrationRecord.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc
+
+
+def decompose_matrix(
+    matrix: np.ndarray,
+    shimadzu_shape: tuple[int, int],
+    phantom_shape: tuple[int, int],
+    ratio: int,
+    mirror: bool,
+) -> InterCameraTransform:
+    """Rotation, per-axis scale and translation of ``matrix`` in the optics convention.
+
+    Any shear is dropped (the matrix itself stays authoritative in a record).
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    linear = m[:2, :2] @ np.diag([-1.0 if mirror else 1.0, 1.0])  # = R @ S
+    scale_col = float(np.linalg.norm(linear[:, 0]))
+    scale_row = float(np.linalg.norm(linear[:, 1]))
+    rotation = float(np.degrees(np.arctan2(linear[1, 0], linear[0, 0])))
+    hs, ws = shimadzu_shape[0] * ratio, shimadzu_shape[1] * ratio
+    cs = np.array([(ws - 1) / 2.0, (hs - 1) / 2.0, 1.0])
+    cp = np.array([(phantom_shape[1] - 1) / 2.0, (phantom_shape[0] - 1) / 2.0])
+    t = m[:2] @ cs - cp
+    return InterCameraTransform(
+        rotation_deg=rotation,
+        translation_px=(float(t[0]), float(t[1])),
+        scale_col=scale_col,
+        scale_row=scale_row,
+        mirror=mirror,
+        ratio=ratio,
+    )
+
+
+def import_original(
+    tfm_npy: str | Path,
+    scale_npy: str | Path,
+    shimadzu_shape: tuple[int, int],
+    phantom_shape: tuple[int, int],
+    *,
+    ratio: int = 4,
+    mirror: bool = True,
+) -> CalibrationRecord:
+    """Record from the original's ``tfm_*.npy`` + ``scale_factor_*.npy``.
+
+    Assumed layout (the original applied: flip the upsampled Shimadzu left-right,
+    resize it by the per-axis scale, then warp it onto the Phantom grid):
+    ``tfm`` is a 2x3 or 3x3 forward affine (cv2.warpAffine order) from the resized
+    Shimadzu image to Phantom pixels; ``scale`` holds two factors (fx, fy) = (columns,
+    rows) as passed to cv2.resize. The resize is folded into one matrix using cv2's
+    pixel-centre rule ``x' = (x + 0.5) * f - 0.5``.
+    """
+    tfm = np.load(tfm_npy, allow_pickle=False).astype(np.float64)
+    scale = np.load(scale_npy, allow_pickle=False).astype(np.float64).ravel()
+    if tfm.shape == (2, 3):
+        tfm = np.vstack([tfm, [0.0, 0.0, 1.0]])
+    if tfm.shape != (3, 3):
+        raise CalibrationError(f"{tfm_npy}: expected a 2x3 or 3x3 matrix, got {tfm.shape}")
+    if scale.size == 1:
+        scale = np.repeat(scale, 2)
+    if scale.size != 2 or np.any(scale <= 0):
+        raise CalibrationError(f"{scale_npy}: expected 2 positive scale factors, got {scale}")
+    fx, fy = scale
+    resize = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
+    flip = np.eye(3)
+    if mirror:
+        flip[0, 0], flip[0, 2] = -1.0, shimadzu_shape[1] * ratio - 1.0
+    m = tfm @ resize @ flip
+    t = decompose_matrix(m, shimadzu_shape, phantom_shape, ratio, mirror)
+    return CalibrationRecord(
+        source=f"original:{Path(tfm_npy).name}+{Path(scale_npy).name}",
+        ratio=ratio,
+        mirror=mirror,
+        shimadzu_shape=tuple(shimadzu_shape),
+        phantom_shape=tuple(phantom_shape),
+        matrix=m.tolist(),
+        rotation_deg=t.rotation_deg,
+        scale_row=t.scale_row,
+        scale_col=t.scale_col,
+        translation_px=t.translation_px,
+        crop=valid_crop(m, shimadzu_shape, phantom_shape, ratio),
+    )
+
+
+def record_to_documents(record: CalibrationRecord) -> list[tuple[str, dict]]:
+    """A tiny bluesky run (start + stop) whose start carries the record; run uid = record uid.
+
+    Stored in Tiled like any run, so a fused run can point at it with ``calibration_uid``.
+    """
+    from event_model import compose_run
+
+    bundle = compose_run(
+        uid=record.uid,
+        metadata={
+            "plan_name": "spatial_calibration_record",
+            "calibration": record.model_dump(mode="json"),
+            "calibration_uid": record.uid,
+            "calibration_source": record.source,
+        },
+    )
+    stop = bundle.compose_stop(exit_status="success")
+    return [("start", bundle.start_doc), ("stop", stop)]
