@@ -6,10 +6,20 @@ Both take one window — ``lq`` (B, 3, 1, h, w) Shimadzu frames t-1, t, t+1 and 
 """
 
 from ._edvr_stf import EDVR_STF_PRESETS, EDVRSTF, EDVRSTFConfig
+from ._swin_xvr import SWIN_XVR_PRESETS, SwinXVR, SwinXVRConfig
 
-__all__ = ["ARCHS", "PRESETS", "EDVRSTF", "EDVRSTFConfig", "EDVR_STF_PRESETS"]
+__all__ = [
+    "ARCHS",
+    "PRESETS",
+    "EDVRSTF",
+    "EDVRSTFConfig",
+    "EDVR_STF_PRESETS",
+    "SwinXVR",
+    "SwinXVRConfig",
+    "SWIN_XVR_PRESETS",
+]
 
 #: Architecture name -> model class.
-ARCHS = {"edvr_stf": EDVRSTF}
+ARCHS = {"edvr_stf": EDVRSTF, "swin_xvr": SwinXVR}
 #: Architecture name -> preset name -> hyper-parameters.
-PRESETS = {"edvr_stf": EDVR_STF_PRESETS}
+PRESETS = {"edvr_stf": EDVR_STF_PRESETS, "swin_xvr": SWIN_XVR_PRESETS}

@@ -8,6 +8,7 @@ or ``params_ema`` (Swin), often with DataParallel's ``module.`` prefix; both loa
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -126,6 +127,11 @@ def read_checkpoint(path: str | os.PathLike[str], *, sha256: str | None = None) 
     return obj
 
 
+def _as_json(value: Any) -> Any:
+    """Compare configs as JSON sees them (tuples and lists alike, 2 == 2.0)."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
 def _is_state_dict(obj: Any) -> bool:
     return (
         isinstance(obj, dict)
@@ -206,7 +212,7 @@ def load_state_from(
             f"{path}: wrong architecture: file holds {saved_arch}, model is {arch}"
         )
     saved_cfg = obj.get("config")
-    if isinstance(saved_cfg, dict) and saved_cfg != dict(model.config):
+    if isinstance(saved_cfg, dict) and _as_json(saved_cfg) != _as_json(dict(model.config)):
         raise CheckpointError(
             f"{path}: {arch} config differs: file {saved_cfg}, model {dict(model.config)}"
         )
