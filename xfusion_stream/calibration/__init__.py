@@ -14,6 +14,7 @@ __all__ = [
 ]
 
 # spatial calibration (G400 grid), calibration records and registration
+from ._grid_callback import GridCalibrationCallback  # noqa: E402
 from ._record import (  # noqa: E402
     CalibrationRecord,
     Crop,
@@ -31,6 +32,7 @@ from ._valid_crop import valid_crop  # noqa: E402
 __all__ += [
     "CalibrationRecord",
     "CalibrationResult",
+    "GridCalibrationCallback",
     "Crop",
     "PixelSizes",
     "Registration",
