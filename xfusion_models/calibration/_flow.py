@@ -58,7 +58,7 @@ class CalibrationFlowNet(nn.Module):
         )
         self.head = nn.Conv2d(2 * f, 2, 3, padding=1)
         nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        nn.init.zeros_(self.head.bias)  # type: ignore[arg-type]
 
     def forward(self, hr: torch.Tensor, lr_up: torch.Tensor) -> torch.Tensor:
         if hr.shape != lr_up.shape or hr.dim() != 4 or hr.shape[1] != 1:

@@ -55,7 +55,7 @@ def train_flow(
         losses = {"flow": F.l1_loss(pred, flow)}
         if evaluator is not None:
             losses["evaluator"] = evaluator_weight * evaluator_loss(evaluator, hr, lr_up, pred)
-        total = sum(losses.values())
+        total = torch.stack(list(losses.values())).sum()
         optimiser.zero_grad()
         total.backward()
         optimiser.step()

@@ -126,14 +126,16 @@ class GridCalibrationCallback(DocumentRouter):
         from ._overlay import write_overlay
         from ._spatial import calibrate_grid
 
-        uid = self._start["uid"]
+        start = self._start
+        assert start is not None  # stop() only calls this after a start
+        uid = start["uid"]
         for camera, frames in self._frames.items():
             if not frames:
                 raise DocumentError("stop", uid, f"the run carried no {camera} frames")
         result = calibrate_grid(
             self._frames["phantom"],
             self._frames["shimadzu"],
-            pitch_um=float(self._start.get("grid_pitch_um", 62.0)),
+            pitch_um=float(start.get("grid_pitch_um", 62.0)),
             ratio=self.ratio,
             mirror=self.mirror,
             source=f"run:{uid}",

@@ -31,7 +31,7 @@ __all__ = [
     "record_to_documents",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 
 class Crop(BaseModel):
@@ -112,7 +112,7 @@ class CalibrationRecord(BaseModel):
     def transform(self) -> InterCameraTransform:
         return InterCameraTransform(
             rotation_deg=self.rotation_deg,
-            translation_px=tuple(self.translation_px),
+            translation_px=(self.translation_px[0], self.translation_px[1]),
             scale_col=self.scale_col,
             scale_row=self.scale_row,
             mirror=self.mirror,
@@ -140,15 +140,15 @@ class CalibrationRecord(BaseModel):
             source=source,
             ratio=transform.ratio,
             mirror=transform.mirror,
-            shimadzu_shape=tuple(shimadzu_shape),
-            phantom_shape=tuple(phantom_shape),
+            shimadzu_shape=(int(shimadzu_shape[0]), int(shimadzu_shape[1])),
+            phantom_shape=(int(phantom_shape[0]), int(phantom_shape[1])),
             matrix=m.tolist(),
             rotation_deg=transform.rotation_deg,
             scale_row=transform.scale_row,
             scale_col=transform.scale_col,
-            translation_px=tuple(transform.translation_px),
+            translation_px=(transform.translation_px[0], transform.translation_px[1]),
             pixel_size_um=pixel_size_um,
-            crop=valid_crop(m, shimadzu_shape, phantom_shape, transform.ratio),
+            crop=Crop(**valid_crop(m, shimadzu_shape, phantom_shape, transform.ratio)),
         )
 
 
@@ -247,14 +247,14 @@ def import_original(
         source=f"original:{Path(tfm_npy).name}+{Path(scale_npy).name}",
         ratio=ratio,
         mirror=mirror,
-        shimadzu_shape=tuple(shimadzu_shape),
-        phantom_shape=tuple(phantom_shape),
+        shimadzu_shape=(int(shimadzu_shape[0]), int(shimadzu_shape[1])),
+        phantom_shape=(int(phantom_shape[0]), int(phantom_shape[1])),
         matrix=m.tolist(),
         rotation_deg=t.rotation_deg,
         scale_row=t.scale_row,
         scale_col=t.scale_col,
         translation_px=t.translation_px,
-        crop=valid_crop(m, shimadzu_shape, phantom_shape, ratio),
+        crop=Crop(**valid_crop(m, shimadzu_shape, phantom_shape, ratio)),
     )
 
 
@@ -275,4 +275,4 @@ def record_to_documents(record: CalibrationRecord) -> list[tuple[str, dict]]:
         },
     )
     stop = bundle.compose_stop(exit_status="success")
-    return [("start", bundle.start_doc), ("stop", stop)]
+    return [("start", dict(bundle.start_doc)), ("stop", dict(stop))]

@@ -18,7 +18,7 @@ from ..errors import CalibrationError
 from ..optics import InterCameraTransform
 from ._grid_segmentation import GridSquares, find_squares
 from ._lattice import Lattice, fit_lattice
-from ._record import CalibrationRecord, PixelSizes, ResidualPass
+from ._record import CalibrationRecord, Crop, PixelSizes, ResidualPass
 from ._valid_crop import valid_crop
 
 __all__ = ["CalibrationResult", "calibrate_grid"]
@@ -291,7 +291,7 @@ def calibrate_grid(
         scale_col=transform.scale_col,
         translation_px=transform.translation_px,
         pixel_size_um=PixelSizes(phantom=phantom_um, shimadzu=shimadzu_um),
-        crop=valid_crop(m, lr_shape, phantom.shape, ratio),
+        crop=Crop(**valid_crop(m, lr_shape, phantom.shape, ratio)),
         residuals=passes,
         n_pairs=len(u),
     )
