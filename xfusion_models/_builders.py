@@ -68,7 +68,7 @@ def _build(arch: str, preset: str | None, weights: WeightsSpec, overrides: dict)
             base, saved_preset = dict(obj["config"]), obj.get("preset")
     if preset is not None and saved_preset is not None and preset != saved_preset:
         raise ValueError(f"preset {preset!r} asked for, but the weights are {saved_preset!r}")
-    model = ARCHS[arch](**_config(arch, preset, base, overrides))
+    model: Any = ARCHS[arch](**_config(arch, preset, base, overrides))
     model.preset = saved_preset or preset or (DEFAULT_PRESET if base is None else None)
     if obj is not None and path is not None:
         load_state_from(model, obj, path, key=None, original=False)
@@ -91,6 +91,7 @@ def build_model(spec: WeightsEntry | str | os.PathLike) -> nn.Module:
     source = _resolve(spec)
     if source is None:
         raise CheckpointError("build_model needs weights, got None")
+    arch: Any
     if isinstance(source, WeightsEntry):
         arch = source.arch
     else:

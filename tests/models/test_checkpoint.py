@@ -128,18 +128,42 @@ def test_missing_file_is_named(tmp_path):
         xm.load_checkpoint(_seeded("edvr_stf"), tmp_path / "nope.pth")
 
 
+#: Our key prefix -> the original XFusion EDVRSTF name (its HR branch layers).
+ORIGINAL_NAMES = {
+    "hr_branch.conv1.": "conv_first_hi.",
+    "hr_branch.conv2.": "conv1_hi.",
+    "hr_branch.conv3.": "conv2_hi.",
+}
+
+
+def _original_layout(model: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    """The state dict as the original code names it (plus buffers it stored)."""
+    out = {}
+    for key, value in model.state_dict().items():
+        for ours, theirs in ORIGINAL_NAMES.items():
+            if key.startswith(ours):
+                key = theirs + key[len(ours) :]
+        out[prefix + key] = value
+    if model.arch == "swin_xvr":  # the original kept its position index as a buffer
+        out[prefix + "layers.0.blocks.0.attn.relative_position_index"] = torch.zeros(4, 4)
+    return out
+
+
 @pytest.mark.parametrize("arch", ARCH_NAMES)
 @pytest.mark.parametrize("prefix", ["", "module."])
 def test_original_basicsr_layout_loads(arch, prefix, tmp_path, make_window):
     """BasicSR saves {'params' or 'params_ema': state}, DataParallel adds 'module.'."""
     source = _seeded(arch)
-    state = {prefix + k: v for k, v in source.state_dict().items()}
-    decoy = {prefix + k: torch.zeros_like(v) for k, v in source.state_dict().items()}
+    state = _original_layout(source, prefix)
+    decoy = {k: torch.zeros_like(v) for k, v in state.items()}
     # Swin: EMA weights are the ones to use; plain params are a decoy.
     layout = {"params_ema": state, "params": decoy} if arch == "swin_xvr" else {"params": state}
     path = tmp_path / "net_g_latest.pth"
     torch.save({**layout, "iter": 300000}, path)
+    if arch == "edvr_stf":
+        assert "conv_first_hi.weight" in {k.removeprefix(prefix) for k in state}
     target = _seeded(arch, seed=7)
+    assert not _same_weights(source, target)
     xm.load_original_checkpoint(target, path)
     assert _same_weights(source, target)
     via_builder = BUILDERS[arch]("tiny", weights=path).eval()

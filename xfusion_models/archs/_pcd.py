@@ -23,7 +23,7 @@ class DCNPack(ModulatedDeformConv2d):
         k = self.kernel_size[0] * self.kernel_size[1]
         self.conv_offset = nn.Conv2d(num_feat, 3 * deform_groups * k, 3, 1, 1)
         nn.init.zeros_(self.conv_offset.weight)
-        nn.init.zeros_(self.conv_offset.bias)
+        nn.init.zeros_(self.conv_offset.bias)  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         o1, o2, mask = torch.chunk(self.conv_offset(feat), 3, dim=1)
@@ -61,7 +61,7 @@ class PCDAlignment(nn.Module):
 
     def forward(self, nbr: list[torch.Tensor], ref: list[torch.Tensor]) -> torch.Tensor:
         """``nbr``/``ref``: features at levels 1..3 (full, 1/2, 1/4); returns aligned level 1."""
-        up_offset = up_feat = None
+        up_offset = up_feat = nbr[0]  # placeholders; level 3 has nothing coarser
         feat = nbr[0]
         for i in (3, 2, 1):
             level = f"l{i}"

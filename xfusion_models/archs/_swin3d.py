@@ -177,8 +177,9 @@ class ResidualSwinStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, C, D, H, W) with H, W multiples of the window -> same shape."""
-        size = tuple(x.shape[2:])
-        window, shift = effective_window(size, self.window)  # type: ignore[arg-type]
+        d, h, w = x.shape[2:]
+        size = (d, h, w)
+        window, shift = effective_window(size, self.window)
         mask = shifted_window_mask(size, window, shift, x.device) if any(shift) else None
         y = x.permute(0, 2, 3, 4, 1)
         for i, block in enumerate(self.blocks):

@@ -80,7 +80,8 @@ class SwinXVR(nn.Module):
         self.preset: str | None = None
         c, u = cfg.embed_dim, cfg.upsample_feat
         self.num_feat = c
-        self.window_size = tuple(cfg.window_size)
+        wd, wh, ww = cfg.window_size
+        self.window_size = (wd, wh, ww)
         self.conv_first = nn.Conv2d(1, c, 3, 1, 1)
         self.hr_branch = PhantomBranch(1, c)
         self.patch_norm = nn.LayerNorm(c)
@@ -90,7 +91,7 @@ class SwinXVR(nn.Module):
             ResidualSwinStage(
                 c, depth, heads, self.window_size, cfg.mlp_ratio, rates[s : s + depth]
             )
-            for depth, heads, s in zip(cfg.depths, cfg.num_heads, starts)
+            for depth, heads, s in zip(cfg.depths, self._heads(cfg), starts)
         )
         self.norm = nn.LayerNorm(c)
         self.conv_after_body = nn.Conv3d(c, c, (1, 3, 3), padding=(0, 1, 1))
@@ -105,6 +106,11 @@ class SwinXVR(nn.Module):
         )
         self.conv_last = nn.Conv2d(u, 1, 3, 1, 1)
         _init_transformer(self)
+
+    @staticmethod
+    def _heads(cfg: SwinXVRConfig) -> list[int]:
+        heads = cfg.num_heads  # __post_init__ made it a list
+        return heads if isinstance(heads, list) else [heads] * len(cfg.depths)
 
     def encode_lr(self, x: torch.Tensor) -> torch.Tensor:
         """Shimadzu frames (N, 1, h, w) -> features (N, C, h, w)."""

@@ -33,11 +33,17 @@ FORMAT = "xfusion_models/1"
 _STATE_KEYS = {"edvr_stf": ("params", "params_ema"), "swin_xvr": ("params_ema", "params")}
 #: Buffers the original saved that this package recomputes instead of storing.
 _DROPPED = re.compile(r"(relative_position_index|attn_mask)$")
-#: Regex renames from original BasicSR key names to ours, per architecture. Module names
-#: here follow BasicSR's EDVR and SwinIR, so the tables are short.
+#: Regex renames from original XFusion key names to ours. Module names here follow the
+#: original EDVRSTF (BasicSR's EDVR plus ``conv_first_hi``, ``conv1_hi``, ``conv2_hi`` for
+#: the HR branch) and SwinIR, so only the HR branch, shared by both archs, is renamed.
+_HR_BRANCH_RENAMES = [
+    (r"^conv_first_hi\.", "hr_branch.conv1."),
+    (r"^conv1_hi\.", "hr_branch.conv2."),
+    (r"^conv2_hi\.", "hr_branch.conv3."),
+]
 ORIGINAL_KEY_RENAMES: dict[str, list[tuple[str, str]]] = {
-    "edvr_stf": [],
-    "swin_xvr": [],
+    "edvr_stf": _HR_BRANCH_RENAMES,
+    "swin_xvr": _HR_BRANCH_RENAMES,
 }
 
 
@@ -92,7 +98,7 @@ def save_checkpoint(
         params={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         arch=arch,
         preset=getattr(model, "preset", None),
-        config=dict(model.config),
+        config=dict(model.config),  # type: ignore[arg-type]
         format=FORMAT,
     )
     path = Path(path)
@@ -212,10 +218,9 @@ def load_state_from(
             f"{path}: wrong architecture: file holds {saved_arch}, model is {arch}"
         )
     saved_cfg = obj.get("config")
-    if isinstance(saved_cfg, dict) and _as_json(saved_cfg) != _as_json(dict(model.config)):
-        raise CheckpointError(
-            f"{path}: {arch} config differs: file {saved_cfg}, model {dict(model.config)}"
-        )
+    model_cfg = dict(model.config)  # type: ignore[arg-type]
+    if isinstance(saved_cfg, dict) and _as_json(saved_cfg) != _as_json(model_cfg):
+        raise CheckpointError(f"{path}: {arch} config differs: file {saved_cfg}, model {model_cfg}")
     state = _select_state(obj, arch, key, path)
     state = _original_keys(state, arch) if original or saved_arch is None else state
     _check_keys(model, state, path)
