@@ -1,1 +1,32 @@
+"""Training: options, losses, schedule, the resumable loop and its records."""
 
+from ._evaluation import LAYOUTS, TestWindow, bicubic_x4, score_windows, summarise, test_windows
+from ._losses import charbonnier_loss, l1_loss, pixel_loss
+from ._options import ModelSpec, SchedulerSpec, TrainOptions, TrainSpec, load_options
+from ._records import TrainLog
+from ._schedule import CosineRestartSchedule, WeightEMA
+from ._trainer import TrainData, build_model, train, validate
+
+__all__ = [
+    "LAYOUTS",
+    "TestWindow",
+    "bicubic_x4",
+    "score_windows",
+    "summarise",
+    "test_windows",
+    "CosineRestartSchedule",
+    "ModelSpec",
+    "SchedulerSpec",
+    "TrainData",
+    "TrainLog",
+    "TrainOptions",
+    "TrainSpec",
+    "WeightEMA",
+    "build_model",
+    "charbonnier_loss",
+    "l1_loss",
+    "load_options",
+    "pixel_loss",
+    "train",
+    "validate",
+]

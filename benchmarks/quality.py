@@ -1,0 +1,153 @@
+"""Fusion quality on a held-out virtual test set: shipped model vs bicubic vs nearest frame.
+
+One command, JSON out::
+
+    python benchmarks/quality.py [--weights NAME_OR_PATH] [--seed 7] [--png out.png]
+
+Test clips come from the scene engine at its default speeds with base seed ``--seed``
+(scene seeds ``seed*1000 + i``), which must differ from the training set's base seed
+recorded in the weights' recipe. Metrics are the original's, on 8 bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--weights", help="registry name, entry JSON or .pth (default: shipped)")
+    p.add_argument("--seed", type=int, default=7, help="test-set base seed")
+    p.add_argument("--clips", type=int, default=3)
+    p.add_argument("--frames", type=int, default=61, help="Shimadzu frames per clip")
+    p.add_argument("--shape", type=int, nargs=2, default=(64, 64), help="Shimadzu rows cols")
+    p.add_argument("--phantom-every", type=int, default=20)
+    p.add_argument("--photons", type=float, default=1000.0, help="Shimadzu b0; 0 = no noise")
+    p.add_argument("--stride", type=int, default=3, help="score every n-th frame")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--png", type=Path, help="write a truth/model/bicubic/nearest panel")
+    return p.parse_args(argv)
+
+
+def _model(weights: str | None):
+    import xfusion_models
+
+    entry = xfusion_models.default_weights() if weights is None else None
+    if weights is None and entry is None:
+        raise SystemExit("no default weights registered; pass --weights")
+    model = xfusion_models.build_model(entry or weights)
+    info = {"weights": entry.name if entry else str(weights)}
+    if entry is not None:
+        info |= {"sha256": entry.sha256, "preset": entry.preset}
+        trained_on = entry.recipe.get("training_set", {}).get("seed")
+        info["training_set_seed"] = trained_on
+    return model, info
+
+
+def _panel(path: Path, window, model) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from xfusion_models.training import bicubic_x4
+
+    with torch.no_grad():
+        lq = torch.from_numpy(window.lq)[None, :, None]
+        hq = torch.from_numpy(window.hq)[None, :, None]
+        fused = model(lq, hq)[0, 0].clamp(0, 1).numpy()
+    nearer = 0 if window.t - window.before <= window.after - window.t else 1
+    images = {
+        "truth": window.truth,
+        "model": fused,
+        "bicubic": bicubic_x4(window.lq[1]),
+        "nearest Phantom": window.hq[nearer],
+    }
+    fig, axes = plt.subplots(2, 4, figsize=(14, 7))
+    for col, (title, image) in enumerate(images.items()):
+        axes[0, col].imshow(image, cmap="gray", vmin=0, vmax=1)
+        axes[0, col].set_title(title)
+        axes[1, col].imshow(np.abs(image - window.truth), cmap="magma", vmin=0, vmax=0.1)
+        axes[1, col].set_title(f"|{title} - truth|")
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(f"Shimadzu frame {window.t}, Phantom {window.before}/{window.after}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from xfusion_models.training import LAYOUTS, score_windows, summarise, test_windows
+    from xfusion_stream.training_set import TrainingSetSpec, clip_seed, render_clip
+
+    args = _parse(argv)
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    model, info = _model(args.weights)
+    if info.get("training_set_seed") == args.seed:
+        raise SystemExit(f"--seed {args.seed} is the training set's seed; pick another")
+    # the scene engine's default speeds, one value each (training drew them from ranges)
+    spec = TrainingSetSpec(
+        seed=args.seed,
+        clips=args.clips,
+        val_clips=0,
+        frames=args.frames,
+        shimadzu_shape=tuple(args.shape),
+        phantom_every=args.phantom_every,
+        motion_px=(4.0, 4.0),
+        feature_px=(8.0, 8.0),
+    )
+    photons = args.photons or None
+    windows: dict[str, list] = {layout: [] for layout in LAYOUTS}
+    seeds = [clip_seed(args.seed, i) for i in range(args.clips)]
+    for seed in seeds:
+        hr, lr = render_clip(spec, seed)
+        for layout in LAYOUTS:
+            windows[layout] += test_windows(
+                hr,
+                lr,
+                args.phantom_every,
+                layout=layout,
+                photons=photons,
+                seed=seed,
+                stride=args.stride,
+            )
+    result = {**info, "layouts": {}}
+    for layout, ws in windows.items():
+        summary = summarise(score_windows(model, ws))
+        gain = summary["gain_db"]
+        summary["targets_met"] = gain["vs_bicubic"] >= 3.0 and gain["vs_nearest_phantom"] >= 1.0
+        result["layouts"][layout] = summary
+    if args.png is not None:
+        pick = windows["continuous"][len(windows["continuous"]) // 2]
+        _panel(args.png, pick, model)
+        result["png"] = str(args.png)
+    result["test_set"] = {
+        "base_seed": args.seed,
+        "scene_seeds": seeds,
+        "frames": args.frames,
+        "shimadzu_shape": list(args.shape),
+        "phantom_every": args.phantom_every,
+        "photons": photons,
+        "stride": args.stride,
+        "motion_px_per_phantom_frame": 4.0,
+        "feature_px_per_phantom_frame": 8.0,
+    }
+    result["targets"] = {"vs_bicubic_db": 3.0, "vs_nearest_phantom_db": 1.0}
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

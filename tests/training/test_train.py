@@ -1,0 +1,123 @@
+import csv
+
+import pytest
+import torch
+import yaml
+
+from xfusion_models import load_checkpoint
+from xfusion_models.archs import EDVR_STF_PRESETS, EDVRSTF
+from xfusion_models.training import (
+    CosineRestartSchedule,
+    TrainData,
+    WeightEMA,
+    load_options,
+    train,
+)
+from xfusion_stream.cli import main
+
+TINY = {
+    "name": "tiny_run",
+    "seed": 4,
+    "model": {"arch": "edvr_stf", "preset": "tiny"},
+    "data": {"lr_crop": 8, "max_context": 4, "independent_context": True},
+    "train": {
+        "iters": 4,
+        "batch_size": 2,
+        "lr": 1.0e-3,
+        "scheduler": {"periods": [2, 2], "restart_weights": [1.0, 0.5]},
+        "threads": 1,
+    },
+    "val": {"every": 2, "max_samples": 1},
+    "checkpoint_every": 2,
+}
+
+
+def _argv(root, opt, out):
+    split = {"train": root / "train", "val": root / "val"}
+    return [
+        "train", "--no-progress", "--json",
+        "--dir-lo-train", str(split["train"] / "lr"), "--dir-hi-train", str(split["train"] / "hr"),
+        "--dir-lo-val", str(split["val"] / "lr"), "--dir-hi-val", str(split["val"] / "hr"),
+        "--path-train-meta-info-file", str(split["train"] / "meta_info.txt"),
+        "--path-val-meta-info-file", str(split["val"] / "meta_info.txt"),
+        "--opt", str(opt), "--out", str(out),
+    ]  # fmt: skip
+
+
+def test_train_resumes_to_the_same_weights_and_leaves_records(tiny_set, tmp_path):
+    opt = tmp_path / "tiny.yaml"
+    opt.write_text(yaml.safe_dump(TINY))
+    out = tmp_path / "run"
+    assert main(_argv(tiny_set, opt, out)) == 0
+    assert (out / "checkpoints" / "tiny_run_iter2.pth").is_file()  # end of cosine period 1
+    assert main(_argv(tiny_set, opt, out) + ["--iters", "6", "--resume"]) == 0
+
+    with (out / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["iter"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[-1]["val_psnr"] and float(rows[-1]["val_psnr"]) > 5.0
+    assert (out / "training.png").stat().st_size > 1000
+
+    # the same 6 iterations without interruption give the same weights
+    data = TrainData(
+        *(tiny_set / s / f for s in ("train",) for f in ("lr", "hr", "meta_info.txt")),
+        *(tiny_set / s / f for s in ("val",) for f in ("lr", "hr", "meta_info.txt")),
+    )
+    options = load_options(opt)
+    options.train.iters = 6
+    summary = train(options, data, tmp_path / "straight", progress=False)
+    resumed = EDVRSTF(**EDVR_STF_PRESETS["tiny"])
+    straight = EDVRSTF(**EDVR_STF_PRESETS["tiny"])
+    load_checkpoint(resumed, out / "tiny_run.pth")
+    load_checkpoint(straight, summary["weights"])
+    for (name, a), b in zip(resumed.state_dict().items(), straight.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_bad_options_name_file_and_field(tiny_set, tmp_path, capsys):
+    opt = tmp_path / "bad.yaml"
+    opt.write_text(yaml.safe_dump({**TINY, "train": {"lr": -1}}))
+    assert main(_argv(tiny_set, opt, tmp_path / "run")) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "train.lr" in err
+    with pytest.raises(ValueError, match="restart_weights"):
+        load_options_from(tmp_path, {"train": {"scheduler": {"periods": [1, 2]}}})
+
+
+def load_options_from(tmp_path, raw):
+    path = tmp_path / "o.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_options(path)
+
+
+def test_shipped_example_options_validate():
+    from pathlib import Path
+
+    import xfusion_models.training as training
+
+    folder = Path(training.__file__).parent / "options"
+    names = sorted(p.name for p in folder.glob("*.yaml"))
+    assert names == ["edvr_stf_small.yaml", "swin_xvr_small.yaml"]
+    swin = load_options(folder / "swin_xvr_small.yaml")
+    assert swin.train.loss == "l1" and swin.train.ema_decay == 0.999
+    edvr = load_options(folder / "edvr_stf_small.yaml")
+    assert edvr.train.loss == "charbonnier" and edvr.model.preset == "small"
+
+
+def test_cosine_restarts_and_ema():
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    sched = CosineRestartSchedule(opt, [4, 4], [1.0, 0.5], eta_min=0.0)
+    rates = []
+    for _ in range(9):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates[:5] == pytest.approx([1.0, 0.8535534, 0.5, 0.1464466, 0.5])
+    assert rates[8] == 0.0
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    ema = WeightEMA(model, 0.9)
+    torch.nn.init.ones_(model.weight)
+    ema.update(model)
+    assert ema.model.weight.item() == pytest.approx(0.1)

@@ -1,0 +1,155 @@
+"""Training and validation clips rendered from the scene engine (virtual experiments).
+
+Each clip is one seeded :class:`~xfusion_stream.devices.Scene` sampled at every
+Shimadzu frame time: HR = the noise-free ground truth on the Phantom grid, LR = its
+``ratio x ratio`` area average (the Shimadzu's pixel integration, perfectly
+registered). Shot noise is left to the dataset, which draws it per sample. Clip ``i``
+of a set with base seed ``S`` uses scene seed ``S * 1000 + i`` (validation clips
+``S * 1000 + 500 + i``), so two sets with different base seeds share no scene.
+
+Run ``python -m xfusion_stream.training_set --out DIR --seed S --clips N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["TrainingSetSpec", "clip_seed", "render_clip", "build_training_set", "main"]
+
+VAL_OFFSET = 500
+
+
+@dataclass(frozen=True)
+class TrainingSetSpec:
+    """What to render; speeds are drawn per clip from the ranges (Phantom px / frame)."""
+
+    seed: int = 1
+    clips: int = 24
+    val_clips: int = 2
+    frames: int = 48
+    shimadzu_shape: tuple[int, int] = (64, 64)
+    ratio: int = 4
+    phantom_every: int = 20
+    motion_px: tuple[float, float] = (2.0, 6.0)
+    feature_px: tuple[float, float] = (4.0, 12.0)
+    bits: int = 16
+
+    def __post_init__(self) -> None:
+        if self.clips < 0 or self.val_clips < 0 or self.clips + self.val_clips == 0:
+            raise ValueError("training set needs at least one clip")
+        if self.clips > VAL_OFFSET or self.val_clips > VAL_OFFSET:
+            raise ValueError(f"at most {VAL_OFFSET} clips per split (seed spacing)")
+        if self.frames < 3:
+            raise ValueError("clips need at least 3 frames")
+
+
+def clip_seed(base_seed: int, index: int, *, validation: bool = False) -> int:
+    """Scene seed of clip ``index``; disjoint between base seeds and between splits."""
+    return base_seed * 1000 + (VAL_OFFSET if validation else 0) + index
+
+
+def _scene(spec: TrainingSetSpec, seed: int):
+    from .devices import Scene, SceneConfig
+
+    rng = np.random.default_rng([seed, 77])
+    config = SceneConfig(
+        seed=seed,
+        shimadzu_shape=tuple(spec.shimadzu_shape),
+        ratio=spec.ratio,
+        n_shimadzu=spec.frames,
+        phantom_every=spec.phantom_every,
+        motion_px_per_phantom_frame=float(rng.uniform(*spec.motion_px)),
+        feature_px_per_phantom_frame=float(rng.uniform(*spec.feature_px)),
+    )
+    return Scene(config)
+
+
+def area_downsample(image: np.ndarray, ratio: int) -> np.ndarray:
+    """Mean over ``ratio x ratio`` blocks: what one Shimadzu pixel integrates."""
+    rows, cols = image.shape[0] // ratio, image.shape[1] // ratio
+    block = image[: rows * ratio, : cols * ratio].astype(np.float64)
+    return block.reshape(rows, ratio, cols, ratio).mean(axis=(1, 3)).astype(np.float32)
+
+
+def render_clip(spec: TrainingSetSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(HR (frames, H, W), LR (frames, H/ratio, W/ratio)) float32 of one scene seed."""
+    scene = _scene(spec, seed)
+    times = scene.shimadzu_times_ns()
+    hr = np.stack([scene.truth(float(t)) for t in times])
+    lr = np.stack([area_downsample(f, spec.ratio) for f in hr])
+    return hr, lr
+
+
+def _write_split(spec: TrainingSetSpec, root: Path, n: int, validation: bool, bar) -> list:
+    from xfusion_models.data import FRAME_PATTERN, ClipEntry, write_frame, write_meta_info
+
+    entries, seeds = [], []
+    if n == 0:  # an empty split gets no folder (a meta-info file must list clips)
+        return seeds
+    for i in range(n):
+        seed = clip_seed(spec.seed, i, validation=validation)
+        hr, lr = render_clip(spec, seed)
+        name = f"{i:03d}"
+        for sub, frames in (("hr", hr), ("lr", lr)):
+            folder = root / sub / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for k, frame in enumerate(frames):
+                write_frame(folder / FRAME_PATTERN.format(k), frame, bits=spec.bits)
+        entries.append(ClipEntry(name, len(hr), (hr.shape[1], hr.shape[2], 1)))
+        seeds.append(seed)
+        bar.update(1)
+    write_meta_info(root / "meta_info.txt", entries)
+    return seeds
+
+
+def build_training_set(
+    out: str | Path, spec: TrainingSetSpec | None = None, *, progress: bool = True
+) -> dict:
+    """Render ``train/`` and ``val/`` (each ``hr/``, ``lr/``, ``meta_info.txt``) under ``out``."""
+    from tqdm import tqdm
+
+    spec = spec or TrainingSetSpec()
+    out = Path(out)
+    with tqdm(total=spec.clips + spec.val_clips, desc="clips", disable=not progress) as bar:
+        train_seeds = _write_split(spec, out / "train", spec.clips, False, bar)
+        val_seeds = _write_split(spec, out / "val", spec.val_clips, True, bar)
+    record = {
+        "spec": asdict(spec),
+        "train_scene_seeds": train_seeds,
+        "val_scene_seeds": val_seeds,
+        "layout": "REDS: <split>/<hr|lr>/<clip>/<frame:08d>.png + <split>/meta_info.txt",
+    }
+    (out / "training_set.json").write_text(json.dumps(record, indent=1))
+    return {"out": str(out), **record}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=1, help="base seed (scene seed = S*1000+i)")
+    parser.add_argument("--clips", type=int, default=24, help="training clips")
+    parser.add_argument("--val-clips", type=int, default=2, help="validation clips")
+    parser.add_argument("--frames", type=int, default=48, help="Shimadzu frames per clip")
+    parser.add_argument("--shape", type=int, nargs=2, default=(64, 64), help="Shimadzu rows cols")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    spec = TrainingSetSpec(
+        seed=args.seed,
+        clips=args.clips,
+        val_clips=args.val_clips,
+        frames=args.frames,
+        shimadzu_shape=tuple(args.shape),
+    )
+    result = build_training_set(args.out, spec, progress=not args.no_progress)
+    print(json.dumps({k: v for k, v in result.items() if k != "train_scene_seeds"}))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
