@@ -48,7 +48,7 @@ def test_different_seeds_differ() -> None:
     a = Scene(SceneConfig(seed=1, **SMALL))
     b = Scene(SceneConfig(seed=2, **SMALL))
     assert np.abs(a.truth(0.0) - b.truth(0.0)).mean() > 0.02
-    assert not np.array_equal(a.phantom_times_ns(), b.phantom_times_ns())
+    assert not np.array_equal(a.shimadzu_frame(3), b.shimadzu_frame(3))
 
 
 def test_noise_differs_between_frames_of_a_static_scene() -> None:

@@ -86,8 +86,11 @@ class SceneConfig:
             problems.append("n_shimadzu >= 2, phantom_every >= 1, shimadzu_frame_ns >= 1 required")
         if self.n_pre_trigger < 0 or self.n_post_trigger < 0:
             problems.append("n_pre_trigger and n_post_trigger must be >= 0")
-        if not 0 <= self.phantom_jitter_ns < 5 or not 0 <= self.shimadzu_jitter_ns < 5:
-            problems.append("jitter must be in [0, 5) ns so E frames stay within 10 ns")
+        if not 0 <= self.phantom_jitter_ns < 15 or not 0 <= self.shimadzu_jitter_ns < 5:
+            problems.append(
+                "jitter must be in [0, 15) ns (Phantom, then quantised to its 10 ns stamp) "
+                "and [0, 5) ns (Shimadzu) so E frames stay within 10 ns"
+            )
         if self.content not in ("sample", "grid"):
             problems.append(f"content must be 'sample' or 'grid', got {self.content!r}")
         if problems:
@@ -206,7 +209,10 @@ class Scene:
         p_jit = rng.uniform(-cfg.phantom_jitter_ns, cfg.phantom_jitter_ns, len(numbers))
         p_jit[numbers == 0] = 0.0  # the first E frame is the Phantom's time reference
         self._phantom_numbers = numbers
-        self._phantom_times = np.round(numbers * self.phantom_period_ns + p_jit).astype(np.int64)
+        # The Phantom time stamp resolves 10 ns (its XML Time text): report what the camera
+        # reports, so live streams and recorded folders of one scene pair identically.
+        exact = numbers * self.phantom_period_ns + p_jit
+        self._phantom_times = (np.round(exact / 10.0) * 10).astype(np.int64)
         self._phantom_e = (numbers >= 0) & (numbers < n_e)
 
     def shimadzu_times_ns(self) -> np.ndarray:
