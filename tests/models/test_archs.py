@@ -126,3 +126,13 @@ def test_edvr_untrained_output_is_close_to_bilinear_of_centre(make_window):
         out = model(lq, hq)
     base = torch.nn.functional.interpolate(lq[:, 1], scale_factor=4, mode="bilinear")
     torch.testing.assert_close(out, base)
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_forward_names_dtype_mismatch(arch, make_window):
+    model = _tiny(arch, "cpu")
+    lq, hq = make_window(1, 8, 8, dtype=torch.float64)
+    with pytest.raises(
+        ValueError, match="lq/hq are torch.float64 on cpu but the model is torch.float32"
+    ):
+        model(lq, hq)

@@ -122,7 +122,7 @@ class EDVRSTF(nn.Module):
         self, lq: torch.Tensor, hq: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Plain forward that also returns TSA attention (t-1 lo, t lo, t+1 lo, hi-, hi+)."""
-        check_window(lq, hq)
+        check_window(lq, hq, like=self.conv_first.weight)
         b, _, _, h, w = lq.shape
         lr = self.encode_lr(lq.reshape(b * NUM_LR, 1, h, w)).view(b, NUM_LR, -1, h, w)
         hr = self.encode_hr(hq.reshape(b * NUM_HR, 1, SCALE * h, SCALE * w))

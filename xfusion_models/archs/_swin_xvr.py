@@ -147,7 +147,7 @@ class SwinXVR(nn.Module):
         self, lq: torch.Tensor, hq: torch.Tensor
     ) -> tuple[torch.Tensor, None]:
         """Plain forward; SWIN-XVR has no per-frame attention to report, so ``None``."""
-        check_window(lq, hq)
+        check_window(lq, hq, like=self.conv_first.weight)
         b, _, _, h, w = lq.shape
         lr = self.encode_lr(lq.reshape(b * NUM_LR, 1, h, w)).view(b, NUM_LR, -1, h, w)
         hr = self.encode_hr(hq.reshape(b * NUM_HR, 1, SCALE * h, SCALE * w))

@@ -20,8 +20,13 @@ def _shape(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
 
-def check_window(lq: torch.Tensor, hq: torch.Tensor, multiple: int = 4) -> None:
-    """Raise ``ValueError`` unless (lq, hq) is one well-formed batch of windows."""
+def check_window(
+    lq: torch.Tensor, hq: torch.Tensor, like: torch.Tensor | None = None, multiple: int = 4
+) -> None:
+    """Raise ``ValueError`` unless (lq, hq) is one well-formed batch of windows.
+
+    ``like`` is a model parameter: inputs must share its dtype and device.
+    """
     if not isinstance(lq, torch.Tensor) or not isinstance(hq, torch.Tensor):
         raise TypeError(f"lq and hq must be tensors, got {type(lq).__name__}, {type(hq).__name__}")
     if lq.ndim != 5 or lq.shape[1] != NUM_LR or lq.shape[2] != 1:
@@ -40,6 +45,11 @@ def check_window(lq: torch.Tensor, hq: torch.Tensor, multiple: int = 4) -> None:
         raise ValueError(f"lq and hq must share one floating dtype, got {lq.dtype}, {hq.dtype}")
     if lq.device != hq.device:
         raise ValueError(f"lq and hq must be on one device, got {lq.device}, {hq.device}")
+    if like is not None and (lq.dtype != like.dtype or lq.device != like.device):
+        raise ValueError(
+            f"lq/hq are {lq.dtype} on {lq.device} but the model is {like.dtype} on "
+            f"{like.device}; move one to match (model.to(...) or tensor.to(...))"
+        )
 
 
 def check_frames(x: torch.Tensor, name: str, scale: int = 1, multiple: int = 4) -> None:
