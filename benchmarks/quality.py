@@ -74,8 +74,11 @@ def _panel(path: Path, window, model) -> None:
     for col, (title, image) in enumerate(images.items()):
         axes[0, col].imshow(image, cmap="gray", vmin=0, vmax=1)
         axes[0, col].set_title(title)
-        axes[1, col].imshow(np.abs(image - window.truth), cmap="magma", vmin=0, vmax=0.1)
-        axes[1, col].set_title(f"|{title} - truth|")
+        if col:
+            axes[1, col].imshow(np.abs(image - window.truth), cmap="magma", vmin=0, vmax=0.1)
+            axes[1, col].set_title(f"|{title} - truth| (0..0.1)")
+    axes[1, 0].imshow(window.lq[1], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axes[1, 0].set_title("Shimadzu frame t (noisy LR)")
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle(f"Shimadzu frame {window.t}, Phantom {window.before}/{window.after}")

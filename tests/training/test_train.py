@@ -4,6 +4,7 @@ import pytest
 import torch
 import yaml
 
+import xfusion_models
 from xfusion_models import load_checkpoint
 from xfusion_models.archs import EDVR_STF_PRESETS, EDVRSTF
 from xfusion_models.training import (
@@ -11,6 +12,7 @@ from xfusion_models.training import (
     TrainData,
     WeightEMA,
     load_options,
+    register_weights,
     train,
 )
 from xfusion_stream.cli import main
@@ -72,6 +74,15 @@ def test_train_resumes_to_the_same_weights_and_leaves_records(tiny_set, tmp_path
     load_checkpoint(straight, summary["weights"])
     for (name, a), b in zip(resumed.state_dict().items(), straight.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), name
+
+    # and the run's weights become a registry entry that the builders accept
+    (tmp_path / "registry").mkdir()
+    entry = register_weights(
+        out / "tiny_run.pth", "tiny_test", folder=tmp_path / "registry", recipe={"iters": 6}
+    )
+    assert entry.preset == "tiny" and entry.recipe == {"iters": 6}
+    rebuilt = xfusion_models.edvr_stf(weights=tmp_path / "registry" / "tiny_test.json")
+    assert torch.equal(rebuilt.conv_last.weight, resumed.conv_last.weight)
 
 
 def test_bad_options_name_file_and_field(tiny_set, tmp_path, capsys):

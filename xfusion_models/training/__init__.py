@@ -4,6 +4,7 @@ from ._evaluation import LAYOUTS, TestWindow, bicubic_x4, score_windows, summari
 from ._losses import charbonnier_loss, l1_loss, pixel_loss
 from ._options import ModelSpec, SchedulerSpec, TrainOptions, TrainSpec, load_options
 from ._records import TrainLog
+from ._registration import register_weights
 from ._schedule import CosineRestartSchedule, WeightEMA
 from ._trainer import TrainData, build_model, train, validate
 
@@ -27,6 +28,7 @@ __all__ = [
     "l1_loss",
     "load_options",
     "pixel_loss",
+    "register_weights",
     "train",
     "validate",
 ]
