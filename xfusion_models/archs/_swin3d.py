@@ -9,12 +9,25 @@ import functools
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DropPath", "WindowAttention3D", "SwinBlock3D", "ResidualSwinStage"]
+__all__ = [
+    "DropPath",
+    "WindowAttention3D",
+    "SwinBlock3D",
+    "ResidualSwinStage",
+    "per_frame_conv",
+]
 
 Triple = tuple[int, int, int]
+StageGeometry = tuple[Triple, Triple, "torch.Tensor | None"]
+
+
+def per_frame_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 2D conv on each frame of (B, C, D, H, W); CPU Conv3d with a 1-frame kernel is slow."""
+    b, c, d, h, w = x.shape
+    y = conv(x.transpose(1, 2).reshape(b * d, c, h, w))
+    return y.view(b, d, -1, h, w).transpose(1, 2)
 
 
 class DropPath(nn.Module):
@@ -102,6 +115,7 @@ class WindowAttention3D(nn.Module):
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
+        self.scale = (dim // num_heads) ** -0.5
 
     def forward(self, x: torch.Tensor, window: Triple, mask: torch.Tensor | None) -> torch.Tensor:
         """x (B, nW, N, C) -> same; ``mask`` (nW, N, N) or None."""
@@ -110,10 +124,13 @@ class WindowAttention3D(nn.Module):
         qkv = self.qkv(x).view(b, nw, n, 3, heads, c // heads).permute(3, 0, 1, 4, 2, 5)
         index = relative_position_index(self.window, window).to(x.device)
         bias = self.relative_position_bias_table[index.flatten()].view(n, n, heads)
-        attn_mask = bias.permute(2, 0, 1).unsqueeze(0).unsqueeze(0)  # (1, 1, heads, N, N)
+        # Written out rather than scaled_dot_product_attention: on CPU its masked path
+        # spends a third of the time checking for fully masked rows.
+        attn = (qkv[0] * self.scale) @ qkv[1].transpose(-2, -1)  # (B, nW, heads, N, N)
+        attn = attn + bias.permute(2, 0, 1)
         if mask is not None:
-            attn_mask = attn_mask + mask[None, :, None].to(x.dtype)
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
+            attn = attn + mask[None, :, None].to(x.dtype)
+        out = attn.softmax(dim=-1) @ qkv[2]
         return self.proj(out.transpose(2, 3).reshape(b, nw, n, c))
 
 
@@ -173,15 +190,23 @@ class ResidualSwinStage(nn.Module):
         self.blocks = nn.ModuleList(
             SwinBlock3D(dim, num_heads, window, mlp_ratio, drop_path[i]) for i in range(depth)
         )
-        self.conv = nn.Conv3d(dim, dim, (1, 3, 3), padding=(0, 1, 1))
+        self.conv = nn.Conv2d(dim, dim, 3, 1, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, C, D, H, W) with H, W multiples of the window -> same shape."""
+    def geometry(self, x: torch.Tensor) -> StageGeometry:
+        """Window, shift and shift mask for a stack shaped like ``x`` (B, C, D, H, W)."""
         d, h, w = x.shape[2:]
         size = (d, h, w)
         window, shift = effective_window(size, self.window)
         mask = shifted_window_mask(size, window, shift, x.device) if any(shift) else None
+        return window, shift, mask
+
+    def forward(self, x: torch.Tensor, geometry: StageGeometry | None = None) -> torch.Tensor:
+        """x (B, C, D, H, W) with H, W multiples of the window -> same shape.
+
+        ``geometry`` from :meth:`geometry` may be shared by stages with the same window.
+        """
+        window, shift, mask = geometry if geometry is not None else self.geometry(x)
         y = x.permute(0, 2, 3, 4, 1)
         for i, block in enumerate(self.blocks):
             y = block(y, window, shift if i % 2 else (0, 0, 0), mask)
-        return x + self.conv(y.permute(0, 4, 1, 2, 3))
+        return x + per_frame_conv(self.conv, y.permute(0, 4, 1, 2, 3))

@@ -8,13 +8,14 @@ outputs the HR frame itself.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._blocks import PhantomBranch
-from ._swin3d import ResidualSwinStage
+from ._swin3d import ResidualSwinStage, per_frame_conv
 from ._window import NUM_HR, NUM_LR, SCALE, check_frames, check_fuse_inputs, check_window
 
 __all__ = ["SwinXVRConfig", "SwinXVR", "SWIN_XVR_PRESETS"]
@@ -94,7 +95,7 @@ class SwinXVR(nn.Module):
             for depth, heads, s in zip(cfg.depths, self._heads(cfg), starts)
         )
         self.norm = nn.LayerNorm(c)
-        self.conv_after_body = nn.Conv3d(c, c, (1, 3, 3), padding=(0, 1, 1))
+        self.conv_after_body = nn.Conv2d(c, c, 3, 1, 1)
         self.conv_before_upsample = nn.Sequential(
             nn.Conv2d(c, u, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True)
         )
@@ -136,9 +137,11 @@ class SwinXVR(nn.Module):
         if ph or pw:
             stack = F.pad(stack, (0, pw, 0, ph, 0, 0), mode="replicate")
         y = self._channel_norm(self.patch_norm, stack)
+        first = cast(ResidualSwinStage, self.layers[0])
+        geometry = first.geometry(y)  # every stage has the same window
         for stage in self.layers:
-            y = stage(y)
-        y = self.conv_after_body(self._channel_norm(self.norm, y)) + stack
+            y = stage(y, geometry)
+        y = per_frame_conv(self.conv_after_body, self._channel_norm(self.norm, y)) + stack
         centre = y[:, :, CENTRE, :h, :w]
         out = self.conv_last(self.upsample(self.conv_before_upsample(centre)))
         return out, None
