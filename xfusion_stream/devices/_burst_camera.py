@@ -29,6 +29,18 @@ __all__ = ["BurstCamera", "SoftSetting"]
 _burst_counter = itertools.count()
 
 
+def _numpy_dtype(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "|b1"
+    if isinstance(value, int):
+        return "<i8"
+    if isinstance(value, float):
+        return "<f8"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) for v in value):
+        return "<i8"
+    return None
+
+
 class SoftSetting(Signal):
     """A soft signal whose ``set`` completes at once, in the caller's thread.
 
@@ -96,6 +108,15 @@ class BurstCamera(Device):
         self.frame_time_ns.put(float(settings.frame_time_ns))
         self.frame_shape.put([int(v) for v in settings.frame_shape])
         self.n_frames.put(int(settings.n_frames))
+
+    def describe_configuration(self) -> OrderedDict[str, dict[str, Any]]:
+        """ophyd's soft-signal descriptions plus numpy dtypes, so stores keep int as int."""
+        keys = super().describe_configuration()
+        for key, value in self.read_configuration().items():
+            dtype = _numpy_dtype(value["value"])
+            if dtype is not None:
+                keys[key] = {**keys[key], "dtype_numpy": dtype}
+        return keys
 
     def _on_target(self, value: Any = None, **kwargs: Any) -> None:
         select = getattr(self.backend, "select_target", None)

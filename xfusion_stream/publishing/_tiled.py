@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
+
 __all__ = ["EmbeddedTiled", "make_tiled_writer", "register_json_seq_exporter"]
 
 _JSON_SEQ = "application/json-seq"
@@ -30,6 +32,9 @@ def register_json_seq_exporter() -> None:
     default_serialization_registry.register("BlueskyRun", _JSON_SEQ, json_seq_exporter)
 
 
+_PROCESS_API_KEY = secrets.token_hex(16)
+
+
 class EmbeddedTiled:
     """SimpleTiledServer on 127.0.0.1 in a thread, with the catalog in ``directory``.
 
@@ -37,7 +42,14 @@ class EmbeddedTiled:
     devices' HDF5 files); ``directory`` itself is always readable and writable.
     Use as a context manager or call ``close()``: an open server keeps the process
     alive at exit.
+
+    Tiled 0.2 keeps its server settings in one cached object per process, so every
+    server in a process answers to the *last* API key set. Hence one key per process:
+    the default is a random process-wide key, and a different explicit key while
+    another embedded server is open is refused rather than silently breaking it.
     """
+
+    _open_keys: dict[int, str] = {}
 
     def __init__(
         self,
@@ -48,10 +60,23 @@ class EmbeddedTiled:
     ) -> None:
         from tiled.server import SimpleTiledServer
 
+        if api_key is not None and not (api_key.isascii() and api_key.isalnum()):
+            raise ConfigError(
+                "EmbeddedTiled: api_key: must be letters and digits only (Tiled refuses "
+                "other characters); e.g. python -c 'import secrets; print(secrets.token_hex(16))'"
+            )
+        api_key = api_key or _PROCESS_API_KEY
+        clash = {k for k in EmbeddedTiled._open_keys.values() if k != api_key}
+        if clash:
+            raise ConfigError(
+                "EmbeddedTiled: api_key: another embedded Tiled server in this process "
+                "uses a different key, and Tiled shares one key per process; pass the "
+                "same key or none"
+            )
         register_json_seq_exporter()
         self.directory = Path(directory).resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.api_key = api_key or secrets.token_hex(16)
+        self.api_key = api_key
         readable = [str(Path(p).resolve()) for p in readable_storage]
         for path in readable:
             Path(path).mkdir(parents=True, exist_ok=True)
@@ -62,6 +87,7 @@ class EmbeddedTiled:
         )
         self._clients: list[Any] = []
         self._closed = False
+        EmbeddedTiled._open_keys[id(self)] = api_key
 
     @property
     def uri(self) -> str:
@@ -94,6 +120,7 @@ class EmbeddedTiled:
             except Exception:  # noqa: BLE001 - best effort, the server stops anyway
                 pass
         self._clients.clear()
+        EmbeddedTiled._open_keys.pop(id(self), None)
         self._server.close()
 
     def __enter__(self) -> EmbeddedTiled:

@@ -1,0 +1,134 @@
+"""Profiles: validation errors name file and field; build_beamline makes it all real."""
+
+from __future__ import annotations
+
+import runpy
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from xfusion_plans import dual_camera_burst
+
+from xfusion_stream.errors import ConfigError
+from xfusion_stream.profile import available_profiles, build_beamline, load_profile
+from xfusion_stream.publishing import EmbeddedTiled
+
+SMALL_PROFILE = """
+name: test-sim
+devices:
+  phantom: {backend: sim, prefix: "XF:T:PH:"}
+  shimadzu: {backend: sim, prefix: "XF:T:HPV:"}
+  sim: {seed: 5, shimadzu_shape: [16, 24], n_shimadzu: 24}
+data_dir: DATA
+tiled: {uri: embedded, batch_size: 8}
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text.replace("DATA", str(tmp_path / "data")))
+    return path
+
+
+def test_shipped_profiles_load():
+    assert {"sim", "epics_example"} <= set(available_profiles())
+    sim = load_profile("sim")
+    assert sim.devices.phantom.backend == "sim" and sim.tiled.uri == "embedded"
+    assert sim.devices.sim.shimadzu_shape == (250, 400) and sim.devices.sim.n_shimadzu == 128
+    assert sim.zmq.raw_in.startswith("tcp://127.0.0.1:")
+    assert load_profile("epics_example").devices.shimadzu.prefix == "32ID:HPVX2:"
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("name: x\ntraverse: sideways\n", "traverse"),
+        ("name: x\ndevices: {phantom: {backend: tango}}\n", "devices.phantom.backend"),
+        ("name: x\ndevices: {sim: {shimadzu_shape: [2, 24]}}\n", "devices.sim.shimadzu_shape"),
+        ("name: x\nzmq: {fused: 'udp://1.2.3.4'}\n", "zmq.fused"),
+        ("name: x\ntiled: {uri: 'ftp://x'}\n", "tiled.uri"),
+        ("name: x\ntiled: {bach_size: 3}\n", "tiled.bach_size"),
+        ("devices: {}\n", "name"),
+        ("- just\n- a list\n", "(top level)"),
+        ("name: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_profiles_name_file_and_field(tmp_path, text, field):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_profile(path)
+    assert str(path) in str(info.value) and field in str(info.value)
+
+
+def test_unknown_profile_lists_the_shipped_ones():
+    with pytest.raises(ConfigError, match="sim"):
+        load_profile("no-such-profile")
+
+
+def test_recorded_backend_needs_a_case(tmp_path):
+    path = _write(tmp_path, "name: r\ndevices: {phantom: {backend: recorded}}\ndata_dir: DATA\n")
+    with pytest.raises(ConfigError, match="devices.recorded_case"):
+        build_beamline(load_profile(path))
+
+
+def test_epics_profile_fails_clearly_at_build(tmp_path):
+    profile = load_profile("epics_example")
+    with pytest.raises(NotImplementedError, match="32ID:PHANTOM1:"):
+        build_beamline(profile, data_dir=tmp_path)
+
+
+def test_build_beamline_runs_a_burst_into_its_own_tiled(tmp_path):
+    threads_before = set(threading.enumerate())
+    with build_beamline(load_profile(_write(tmp_path, SMALL_PROFILE))) as bl:
+        assert bl.phantom.prefix == "XF:T:PH:" and bl.raw_dir == tmp_path / "data" / "raw"
+        (uid,) = bl.RE(dual_camera_burst(bl.phantom, bl.shimadzu))
+        run = bl.tiled_client[uid]
+        assert run.metadata["start"]["beamline_profile"] == "test-sim"
+        sh = run["shimadzu"]["shimadzu_image"][:]
+        assert sh.shape == (24, 16, 24)
+        np.testing.assert_array_equal(sh[0], bl.sim_beam.scene.shimadzu_frame(0))
+        server = bl.tiled_server
+        assert server.uri.startswith("http://127.0.0.1:")
+        assert (tmp_path / "data" / "tiled" / "catalog.db").is_file()
+    # closing the beamline stopped the RunEngine loop and the embedded server
+    assert not bl.RE._th.is_alive()
+    bl.close()  # idempotent
+    server.close()
+    new = [t for t in threading.enumerate() if t not in threads_before and not t.daemon]
+    assert not [t for t in new if not t.name.startswith(("AnyIO", "ThreadPoolExecutor"))]
+    with pytest.raises(RuntimeError, match="closed"):
+        server.client()
+
+
+def test_embedded_tiled_rejects_a_key_tiled_would_refuse(tmp_path):
+    with pytest.raises(ConfigError, match="api_key"):
+        EmbeddedTiled(tmp_path / "t", api_key="not-alnum!")
+
+
+def test_embedded_tiled_refuses_a_second_key_in_one_process(tmp_path, tiled_server):
+    # Tiled keeps one API key per process: a different key would lock out the open server
+    with pytest.raises(ConfigError, match="another embedded Tiled"):
+        EmbeddedTiled(tmp_path / "t", api_key="abc123")
+    assert "phantom" not in tiled_server.client()  # the open server still answers
+
+
+def test_startup_file_builds_the_session_against_a_remote_tiled(
+    tmp_path, monkeypatch, tiled_server
+):
+    text = SMALL_PROFILE.replace(
+        "uri: embedded", f"uri: {tiled_server.base_uri}/api/v1, api_key_env: XF_TEST_KEY"
+    )
+    monkeypatch.setenv("XF_TEST_KEY", tiled_server.api_key)
+    monkeypatch.setenv("XFUSION_PROFILE", str(_write(tmp_path, text)))
+    import xfusion_profiles
+
+    startup = Path(xfusion_profiles.__file__).with_name("startup_sim.py")
+    namespace = runpy.run_path(str(startup))
+    try:
+        bl = namespace["beamline"]
+        assert bl.tiled_server is None and namespace["RE"] is bl.RE
+        (uid,) = namespace["RE"](namespace["dual_camera_burst"](bl.phantom, bl.shimadzu))
+        assert set(namespace["tiled"][uid]) == {"phantom", "shimadzu"}
+    finally:
+        namespace["beamline"].close()

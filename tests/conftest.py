@@ -1,0 +1,85 @@
+"""Shared fixtures: a real embedded Tiled server, a RunEngine per test, no leaked threads.
+
+``tiled_server`` is one SimpleTiledServer for the whole session (it takes seconds to
+start on a small machine); it may read any file under pytest's base temp folder, so
+HDF5 files a test writes to its ``tmp_path`` are servable. Look runs up by uid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiled_server(tmp_path_factory):
+    """``EmbeddedTiled`` on 127.0.0.1 (API key, SQLite catalog, json-seq exporter)."""
+    from xfusion_stream.publishing import EmbeddedTiled
+
+    base = tmp_path_factory.getbasetemp()
+    server = EmbeddedTiled(base / "tiled-catalog", readable_storage=[base])
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def tiled_client(tiled_server):
+    return tiled_server.client()
+
+
+@pytest.fixture
+def RE(request):
+    """A RunEngine on its own event loop; the loop is stopped and closed afterwards."""
+    from bluesky import RunEngine
+    from bluesky.utils import TransitionError
+
+    loop = asyncio.new_event_loop()
+    engine = RunEngine({}, call_returns_result=False, loop=loop)
+
+    def stop() -> None:
+        if engine.state not in ("idle", "panicked"):
+            try:
+                engine.halt()
+            except TransitionError:
+                pass
+        loop.call_soon_threadsafe(loop.stop)
+        engine._th.join(timeout=10)
+        loop.close()
+
+    request.addfinalizer(stop)
+    return engine
+
+
+# Worker pools that grow on demand and never hang the exit: the session Tiled server's
+# anyio.to_thread workers (stop with its loop) and concurrent.futures pools such as
+# dask's default scheduler inside the server (shut down by concurrent.futures at exit).
+_POOL_THREAD_PREFIXES = ("AnyIO worker thread", "ThreadPoolExecutor-")
+
+
+def _leaked(before: set[threading.Thread]) -> list[threading.Thread]:
+    return [
+        t
+        for t in threading.enumerate()
+        if t not in before
+        and t.is_alive()
+        and not t.daemon
+        and not t.name.startswith(_POOL_THREAD_PREFIXES)
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads():
+    """Fail a test that leaves a non-daemon thread running (it would hang the exit)."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5.0
+    while True:
+        leaked = _leaked(before)
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if leaked:
+        pytest.fail(f"test leaked non-daemon threads: {[t.name for t in leaked]}")

@@ -1,0 +1,160 @@
+"""Build a working beamline (RunEngine, cameras, Tiled, raw writer) from a profile.
+
+Raw documents go to Tiled through their own TiledWriter subscription, independent of
+anything downstream (fusion), so raw data are never lost when fusion fails.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._profile_model import CameraProfile, Profile
+from .devices import (
+    EpicsAreaDetectorBackend,
+    PhantomTMX7510,
+    RecordedCaseBackend,
+    SceneConfig,
+    ShimadzuHPVX2,
+    SimBeam,
+    SimPhantomBackend,
+    SimShimadzuBackend,
+)
+from .devices._camera_backend import CameraBackend
+from .errors import ConfigError
+
+__all__ = ["Beamline", "build_beamline"]
+
+
+@dataclass
+class Beamline:
+    """Everything a session needs; ``close()`` stops the RunEngine loop and Tiled."""
+
+    profile: Profile
+    RE: Any
+    phantom: PhantomTMX7510
+    shimadzu: ShimadzuHPVX2
+    tiled_client: Any
+    tiled_writer: Any
+    raw_writer_token: int
+    data_dir: Path
+    tiled_server: Any = None
+    sim_beam: SimBeam | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.RE.unsubscribe(self.raw_writer_token)
+            loop = self.RE.loop
+            if loop.is_running():
+                loop.call_soon_threadsafe(loop.stop)
+                self.RE._th.join(timeout=10)
+        finally:
+            if self.tiled_server is not None:
+                self.tiled_server.close()
+            else:
+                self.tiled_client.context.close()
+
+    def __enter__(self) -> Beamline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _backend(
+    which: str, cam: CameraProfile, profile: Profile, beam: SimBeam | None, case: Any
+) -> CameraBackend:
+    if cam.backend == "sim":
+        assert beam is not None
+        return SimPhantomBackend(beam) if which == "phantom" else SimShimadzuBackend(beam)
+    if cam.backend == "recorded":
+        return RecordedCaseBackend(case, which)  # type: ignore[arg-type]
+    model = PhantomTMX7510.CAMERA_MODEL if which == "phantom" else ShimadzuHPVX2.CAMERA_MODEL
+    if not cam.prefix:
+        raise ConfigError(f"{profile.source}: devices.{which}.prefix: required for backend epics")
+    return EpicsAreaDetectorBackend(cam.prefix, model)
+
+
+def _tiled(profile: Profile, data_dir: Path) -> tuple[Any, Any]:
+    """(server or None, client) as the profile asks."""
+    from .publishing import EmbeddedTiled
+
+    if profile.tiled.uri == "embedded":
+        # embedded servers use the process-wide key (see EmbeddedTiled)
+        server = EmbeddedTiled(data_dir / "tiled", readable_storage=[data_dir / "raw"])
+        return server, server.client()
+    api_key = os.environ.get(profile.tiled.api_key_env) if profile.tiled.api_key_env else None
+    from tiled.client import from_uri
+
+    return None, from_uri(profile.tiled.uri, api_key=api_key)
+
+
+def build_beamline(profile: Profile, *, data_dir: str | Path | None = None) -> Beamline:
+    """RunEngine + both cameras + Tiled (embedded or remote) + raw TiledWriter."""
+    from bluesky import RunEngine
+
+    from .publishing import make_tiled_writer
+
+    data = Path(data_dir).expanduser().resolve() if data_dir else profile.resolved_data_dir()
+    (data / "raw").mkdir(parents=True, exist_ok=True)
+    dev = profile.devices
+    beam = None
+    if "sim" in (dev.phantom.backend, dev.shimadzu.backend):
+        s = dev.sim
+        config = SceneConfig(
+            seed=s.seed,
+            shimadzu_shape=tuple(s.shimadzu_shape),
+            n_shimadzu=s.n_shimadzu,
+            shimadzu_frame_ns=s.shimadzu_frame_ns,
+            phantom_every=s.phantom_every,
+        )
+        beam = SimBeam(config, grid_frames=s.grid_frames)
+    case = None
+    if "recorded" in (dev.phantom.backend, dev.shimadzu.backend):
+        from .recorded import read_case
+
+        case = read_case(profile.resolved_recorded_case())
+    cameras = {}
+    for which, cls, cam in (
+        ("phantom", PhantomTMX7510, dev.phantom),
+        ("shimadzu", ShimadzuHPVX2, dev.shimadzu),
+    ):
+        cameras[which] = cls(
+            cam.prefix,
+            name=which,
+            backend=_backend(which, cam, profile, beam, case),
+            data_dir=data / "raw",
+            inline=cam.inline,
+            pixel_size_um=cam.pixel_size_um,
+        )
+    server, client = _tiled(profile, data)
+    try:
+        RE = RunEngine({"beamline_profile": profile.name})
+        writer = make_tiled_writer(client, batch_size=profile.tiled.batch_size)
+        token = RE.subscribe(writer)
+    except Exception:
+        if server is not None:
+            server.close()
+        raise
+    return Beamline(
+        profile=profile,
+        RE=RE,
+        phantom=cameras["phantom"],
+        shimadzu=cameras["shimadzu"],
+        tiled_client=client,
+        tiled_writer=writer,
+        raw_writer_token=token,
+        data_dir=data,
+        tiled_server=server,
+        sim_beam=beam,
+    )

@@ -1,0 +1,34 @@
+"""Beamline profiles: ``load_profile`` reads a YAML file, ``build_beamline`` makes it real.
+
+From IPython::
+
+    from xfusion_stream.profile import build_beamline, load_profile
+    bl = build_beamline(load_profile("sim"))
+    uid, = bl.RE(dual_camera_burst(bl.phantom, bl.shimadzu))
+    bl.tiled_client[uid]
+"""
+
+from ._beamline import Beamline, build_beamline
+from ._profile_model import (
+    CameraProfile,
+    DevicesProfile,
+    Profile,
+    SimSceneProfile,
+    TiledProfile,
+    ZmqProfile,
+    available_profiles,
+    load_profile,
+)
+
+__all__ = [
+    "Beamline",
+    "CameraProfile",
+    "DevicesProfile",
+    "Profile",
+    "SimSceneProfile",
+    "TiledProfile",
+    "ZmqProfile",
+    "available_profiles",
+    "build_beamline",
+    "load_profile",
+]
