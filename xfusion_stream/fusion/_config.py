@@ -1,0 +1,34 @@
+"""Settings of one fusion pipeline: traverse mode, runner policy, device, precision."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["FusionConfig"]
+
+
+class FusionConfig(BaseModel):
+    """What a beamline profile or a command line sets for live fusion.
+
+    ``queue_size`` bounds the windows waiting for the model. When it is full the
+    ``when_full`` policy decides: ``block`` holds the document callback (and so the
+    RunEngine) until the model catches up; ``skip`` drops the window and records the
+    gap in the fused run's ``gaps`` stream. ``max_batch`` > 1 fuses windows that are
+    ready together in one batch; 1 keeps live, replayed and offline output
+    bit-identical whatever the arrival timing.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    traverse_mode: Literal["continuous", "double"] = "continuous"
+    tolerance_ns: int = Field(10, ge=0)
+    queue_size: int = Field(64, ge=1)
+    when_full: Literal["block", "skip"] = "block"
+    max_batch: int = Field(1, ge=1)
+    device: str = "cpu"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    full_scale: float = Field(65535.0, gt=0, description="counts that map to intensity 1")
+    feature_cache: bool = True
+    stream_name: str = "fused"

@@ -1,0 +1,93 @@
+"""The fusion model as the pipeline holds it: network, identity, device and precision."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+__all__ = ["FusionModel", "load_fusion_model"]
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class FusionModel:
+    """A loaded network plus what a fused run must record about it."""
+
+    net: torch.nn.Module
+    name: str
+    arch: str
+    sha256: str
+    device: torch.device
+    precision: str = "fp32"
+
+    @property
+    def has_attention(self) -> bool:
+        return self.arch == "edvr_stf"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+    def to_tensor(self, frames: list[np.ndarray]) -> torch.Tensor:
+        """(N, 1, H, W) float32 on the model's device."""
+        return torch.from_numpy(np.stack(frames)[:, None]).to(self.device)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "arch": self.arch,
+            "sha256": self.sha256,
+            "device": str(self.device),
+            "precision": self.precision,
+        }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_fusion_model(
+    spec: str | os.PathLike | None = None, *, device: str = "cpu", precision: str = "fp32"
+) -> FusionModel:
+    """Shipped default (None), a registry name, or a checkpoint path -> ready model."""
+    import xfusion_models as xm
+
+    if precision not in _DTYPES:
+        raise ConfigError(f"precision {precision!r} is not one of {sorted(_DTYPES)}")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but no CUDA device is available")
+    if precision == "fp16" and dev.type == "cpu":
+        raise ConfigError("fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    if spec is None:
+        entry = xm.default_weights()
+        if entry is None:
+            raise ConfigError("no default model ships with this installation; pass --model_file")
+        spec = entry
+    if isinstance(spec, str) and not Path(spec).exists():
+        spec = xm.get_weights(spec)
+    if isinstance(spec, xm.WeightsEntry):
+        name, arch, sha = spec.name, spec.arch, spec.sha256
+    else:
+        path = Path(spec)
+        name, sha = path.stem, _sha256(path)
+        arch = ""
+    net = xm.build_model(spec).to(dev).eval()
+    if not arch:
+        arch = "edvr_stf" if type(net).__name__.lower().startswith("edvr") else "swin_xvr"
+    return FusionModel(net=net, name=name, arch=arch, sha256=sha, device=dev, precision=precision)

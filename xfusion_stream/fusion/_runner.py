@@ -1,0 +1,257 @@
+"""Inference off the RunEngine thread: a bounded queue, a worker, a per-frame feature cache.
+
+The document callback only registers frames and hands over complete windows. One
+worker thread owns the model and the fused run's composer, so fused documents leave in
+order from a single thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from ._composer import FusedFrame, FusedRunComposer
+from ._model import FusionModel
+
+__all__ = ["WindowJob", "FusionWorker"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WindowJob:
+    """A window whose five inputs are registered, normalised and in hand."""
+
+    index: int
+    shimadzu_index: int
+    shimadzu_time_ns: int
+    lr: tuple[int, int, int]
+    hr: tuple[int, int]
+    lr_frames: tuple[np.ndarray, np.ndarray, np.ndarray]
+    hr_frames: tuple[np.ndarray, np.ndarray]
+    truth_index: int = -1
+    truth: np.ndarray | None = None
+
+
+@dataclass
+class _Stop:
+    exit_status: str
+    reason: str
+
+
+@dataclass
+class _Start:
+    frame_shape: tuple[int, int]
+    stream_name: str
+
+
+@dataclass
+class WorkerReport:
+    frames: int = 0
+    gaps: list[int] = field(default_factory=list)
+    failure: str = ""
+    stop_doc: dict | None = None
+    model_seconds: float = 0.0
+
+
+class _FeatureCache:
+    """Per-frame features keyed by (camera, position), least recently used evicted."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple[str, int], torch.Tensor] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[str, int], compute) -> torch.Tensor:
+        if key in self._items:
+            self.hits += 1
+            self._items.move_to_end(key)
+            return self._items[key]
+        self.misses += 1
+        value = compute()
+        if self.capacity:
+            self._items[key] = value
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return value
+
+
+def _metrics(fused: np.ndarray, job: WindowJob) -> dict[str, float]:
+    from xfusion_models.metrics import aad, psnr, ssim
+
+    if job.truth is None:
+        return {}
+    h, w = fused.shape
+    bicubic = cv2.resize(job.lr_frames[1], (w, h), interpolation=cv2.INTER_CUBIC)
+    candidates = {"": fused, "_bicubic": np.clip(bicubic, 0, 1), "_nearest": job.hr_frames[0]}
+    out: dict[str, float] = {}
+    for suffix, image in candidates.items():
+        out["psnr" + suffix] = float(psnr(image, job.truth))
+        out["ssim" + suffix] = float(ssim(image, job.truth))
+        out["aad" + suffix] = float(aad(image, job.truth))
+    return out
+
+
+class FusionWorker:
+    """Owns the model, the cache and the composer of one fused run."""
+
+    def __init__(
+        self,
+        model: FusionModel,
+        composer: FusedRunComposer,
+        *,
+        queue_size: int,
+        when_full: str,
+        max_batch: int = 1,
+        feature_cache: bool = True,
+    ) -> None:
+        self.model = model
+        self.composer = composer
+        self.when_full = when_full
+        self.max_batch = max_batch
+        self.report = WorkerReport()
+        self.cache = _FeatureCache(capacity=16 if feature_cache else 0)
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._failed = threading.Event()
+        self.done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, name="xfusion-fusion-worker", daemon=True
+        )
+        self._thread.start()
+
+    # ---- called from the document callback ------------------------------------
+    def start_run(self, frame_shape: tuple[int, int], stream_name: str) -> None:
+        self._queue.put(_Start(frame_shape, stream_name))
+
+    def submit(self, job: WindowJob) -> bool:
+        """Queue a window; False if it was skipped because the queue was full."""
+        if self._failed.is_set():
+            return False
+        if self.when_full == "block":
+            self._queue.put(job)
+            return True
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            self._queue.put(("gap", job.index, job.shimadzu_index))  # blocks only on gaps
+            return False
+        return True
+
+    def stop_run(self, exit_status: str = "success", reason: str = "") -> None:
+        self._queue.put(_Stop(exit_status, reason))
+
+    def join(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+    # ---- worker thread -----------------------------------------------------------
+    def _loop(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                if isinstance(item, _Stop):
+                    self._finish(item)
+                    return
+                if isinstance(item, _Start):
+                    self.composer.start(item.frame_shape, item.stream_name)
+                elif isinstance(item, tuple) and item[0] == "gap":
+                    self.report.gaps.append(item[1])
+                    self.composer.gap(item[1], item[2], time.time())
+                elif not self._failed.is_set():
+                    self._process([item, *self._more_ready()])
+        finally:
+            self.done.set()
+
+    def _more_ready(self) -> list[WindowJob]:
+        """Further queued windows to batch with the first (only when max_batch > 1)."""
+        extra: list[WindowJob] = []
+        while len(extra) + 1 < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(item, WindowJob):
+                self._queue.queue.appendleft(item)  # keep control items in order
+                break
+            extra.append(item)
+        return extra
+
+    def _process(self, jobs: list[WindowJob]) -> None:
+        try:
+            t0 = time.perf_counter()
+            outputs, attention = self._infer(jobs)
+            self.report.model_seconds += time.perf_counter() - t0
+            for job, image, att in zip(jobs, outputs, attention):
+                frame = FusedFrame(
+                    window_index=job.index,
+                    shimadzu_index=job.shimadzu_index,
+                    shimadzu_time_ns=job.shimadzu_time_ns,
+                    lr_indices=job.lr,
+                    hr_indices=job.hr,
+                    truth_index=job.truth_index,
+                    image=image,
+                    attention=att,
+                    metrics=_metrics(image, job),
+                )
+                self.composer.event(frame, time.time())
+                self.report.frames += 1
+        except Exception as exc:  # noqa: BLE001 - becomes the fused run's failure reason
+            logger.exception("fusion failed on window %s", jobs[0].index)
+            self.fail(f"fusion failed on window {jobs[0].index}: {exc!r}")
+
+    def fail(self, reason: str) -> None:
+        if not self._failed.is_set():
+            self.report.failure = reason
+            self._failed.set()
+
+    @torch.inference_mode()
+    def _infer(self, jobs: list[WindowJob]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        m = self.model
+        net = m.net
+        with m.autocast():
+            lr_feats, hr_feats = [], []
+            for job in jobs:
+                lr_feats.append(
+                    torch.cat(
+                        [
+                            self.cache.get(
+                                ("lr", pos), lambda f=frame: net.encode_lr(m.to_tensor([f]))
+                            )
+                            for pos, frame in zip(job.lr, job.lr_frames)
+                        ]
+                    )
+                )
+                hr_feats.append(
+                    torch.cat(
+                        [
+                            self.cache.get(
+                                ("hr", pos), lambda f=frame: net.encode_hr(m.to_tensor([f]))
+                            )
+                            for pos, frame in zip(job.hr, job.hr_frames)
+                        ]
+                    )
+                )
+            centre = m.to_tensor([job.lr_frames[1] for job in jobs])
+            out, att = net.fuse(torch.stack(lr_feats), torch.stack(hr_feats), centre)
+        images = [o[0].float().clamp(0, 1).cpu().numpy() for o in out]
+        if att is None:
+            atts = [np.full(5, np.nan, dtype=np.float32) for _ in jobs]
+        else:
+            atts = [a.float().cpu().numpy() for a in att]
+        return images, atts
+
+    def _finish(self, stop: _Stop) -> None:
+        status, reason = stop.exit_status, stop.reason
+        if self._failed.is_set():
+            status, reason = "fail", self.report.failure
+        if self.composer.sink_errors and status == "success":
+            reason = "; ".join(self.composer.sink_errors)
+        self.report.stop_doc = self.composer.stop(status, reason)

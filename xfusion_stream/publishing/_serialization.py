@@ -1,0 +1,61 @@
+"""Safe wire format for bluesky documents: msgpack with numpy arrays, never pickle.
+
+Arrays travel as a small tagged map ``{"__ndarray__": True, "dtype", "shape", "data"}``.
+Only plain numeric/bool dtypes are rebuilt; anything else is refused, so a message from
+the network can never make the receiver execute code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import numpy as np
+
+__all__ = ["pack_document", "unpack_document", "WireFormatError"]
+
+_TAG = "__ndarray__"
+_ALLOWED_KINDS = set("biufc")  # bool, int, uint, float, complex
+
+
+class WireFormatError(ValueError):
+    """A message is not a document this format can carry."""
+
+
+def _encode(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in _ALLOWED_KINDS:
+            raise WireFormatError(f"cannot send an array of dtype {obj.dtype}")
+        arr = np.ascontiguousarray(obj)
+        return {_TAG: True, "dtype": arr.dtype.str, "shape": list(arr.shape), "data": arr.tobytes()}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (tuple, set, frozenset)):
+        return list(obj)
+    raise WireFormatError(f"cannot send an object of type {type(obj).__name__}")
+
+
+def _decode(obj: dict) -> Any:
+    if obj.get(_TAG) is True:
+        dtype = np.dtype(obj["dtype"])
+        if dtype.kind not in _ALLOWED_KINDS:
+            raise WireFormatError(f"refusing an array of dtype {dtype}")
+        shape = tuple(int(n) for n in obj["shape"])
+        return np.frombuffer(obj["data"], dtype=dtype).reshape(shape).copy()
+    return obj
+
+
+def pack_document(doc: dict) -> bytes:
+    """Serializer for ``bluesky.callbacks.zmq.Publisher(serializer=...)``."""
+    return msgpack.packb(doc, default=_encode, use_bin_type=True)
+
+
+def unpack_document(payload: bytes) -> dict:
+    """Deserializer for ``bluesky.callbacks.zmq.RemoteDispatcher(deserializer=...)``."""
+    try:
+        doc = msgpack.unpackb(payload, object_hook=_decode, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise WireFormatError(f"not a msgpack document: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise WireFormatError(f"a document must be a map, got {type(doc).__name__}")
+    return doc
