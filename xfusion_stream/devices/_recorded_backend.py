@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from ..recorded import RecordedCase, read_case, read_frame
 from ._camera_backend import CameraFrame, CameraSettings
 
@@ -74,8 +76,8 @@ class RecordedCaseBackend:
         else:
             paths = self.case.shimadzu_frames
             times = self.case.shimadzu.times_ns
-            numbers = range(1, len(paths) + 1)
-            flags = [False] * len(paths)
+            numbers = np.arange(1, len(paths) + 1)
+            flags = np.zeros(len(paths), dtype=bool)
         n = len(paths) if limit is None else min(limit, len(paths))
         for i in range(n):
             yield CameraFrame(read_frame(paths[i]), int(numbers[i]), int(times[i]), bool(flags[i]))
