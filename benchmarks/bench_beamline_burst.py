@@ -21,8 +21,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from bluesky import RunEngine
-
     from xfusion_plans import dual_camera_burst
+
     from xfusion_stream.devices import (
         PhantomTMX7510,
         SceneConfig,
@@ -37,7 +37,7 @@ def main() -> None:
     config = SceneConfig(shimadzu_shape=tuple(args.shape), n_shimadzu=args.frames)
     t0 = time.perf_counter()
     beam = SimBeam(config)
-    beam.scene  # build the scene outside the timed acquisition
+    _ = beam.scene  # build the scene outside the timed acquisition
     t_scene = time.perf_counter() - t0
     phantom = PhantomTMX7510(name="phantom", backend=SimPhantomBackend(beam), data_dir=root / "raw")
     shimadzu = ShimadzuHPVX2(
