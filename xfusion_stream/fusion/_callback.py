@@ -19,7 +19,7 @@ from event_model import DocumentRouter, RunRouter
 from .. import __version__
 from ..calibration import CalibrationRecord, Registration, StreamingPairer, Window
 from ..errors import DocumentError
-from ._composer import FusedRunComposer, Sink
+from ._composer import FusedFrame, FusedRunComposer, Sink
 from ._config import FusionConfig
 from ._filler import ArraySource, FrameFiller
 from ._model import FusionModel
@@ -47,8 +47,10 @@ class FusionCallback(DocumentRouter):
         *,
         array_source: ArraySource | None = None,
         registration: Registration | None = None,
+        on_frame: Callable[[FusedFrame, WindowJob], None] | None = None,
     ) -> None:
         super().__init__()
+        self._on_frame = on_frame
         self.model = model
         self.calibration = calibration
         self.config = config or FusionConfig()
@@ -127,6 +129,7 @@ class FusionCallback(DocumentRouter):
             when_full=cfg.when_full,
             max_batch=cfg.max_batch,
             feature_cache=cfg.feature_cache,
+            on_frame=self._on_frame,
         )
         self.worker.start_run(self.registration.hr_shape, cfg.stream_name)
 
@@ -267,6 +270,7 @@ def fusion_router(
     *,
     array_source: ArraySource | None = None,
     on_callback: Callable[[FusionCallback], None] | None = None,
+    on_frame: Callable[[FusedFrame, WindowJob], None] | None = None,
 ) -> RunRouter:
     """A RunRouter that gives every raw (non-calibration) run its own FusionCallback."""
     sinks = list(sinks)

@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -113,8 +114,10 @@ class FusionWorker:
         when_full: str,
         max_batch: int = 1,
         feature_cache: bool = True,
+        on_frame: Callable[[FusedFrame, WindowJob], None] | None = None,
     ) -> None:
         self.model = model
+        self.on_frame = on_frame
         self.composer = composer
         self.when_full = when_full
         self.max_batch = max_batch
@@ -203,6 +206,8 @@ class FusionWorker:
                 )
                 self.composer.event(frame, time.time())
                 self.report.frames += 1
+                if self.on_frame is not None:
+                    self.on_frame(frame, job)
         except Exception as exc:  # noqa: BLE001 - becomes the fused run's failure reason
             logger.exception("fusion failed on window %s", jobs[0].index)
             self.fail(f"fusion failed on window {jobs[0].index}: {exc!r}")
