@@ -136,3 +136,16 @@ def test_forward_names_dtype_mismatch(arch, make_window):
         ValueError, match="lq/hq are torch.float64 on cpu but the model is torch.float32"
     ):
         model(lq, hq)
+
+
+@pytest.mark.parametrize("arch", ARCH_NAMES)
+def test_bf16_autocast_on_cpu_tracks_float32(arch, make_window):
+    """The live runner may use autocast; outputs stay close to the float32 ones."""
+    model = _tiny(arch, "cpu")
+    lq, hq = make_window(1, 8, 8)
+    with torch.no_grad():
+        want = model(lq, hq)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = model(lq, hq)
+    assert torch.isfinite(got).all()
+    assert (got.float() - want).abs().mean() < 0.05 * want.abs().mean() + 1e-3

@@ -91,13 +91,19 @@ def _deform_conv_torch(
     b, c = x.shape[:2]
     c_out, c_per_group, kh, kw = weight.shape
     h_out, w_out = offset.shape[-2:]
+    out_dtype = x.dtype
+    if x.dtype in (torch.float16, torch.bfloat16):
+        # Half types cannot hold sampling positions (bf16: 2-px steps past 256 px).
+        x, offset, mask = x.float(), offset.float(), mask.float()
+        weight = weight.float()
+        bias = bias.float() if bias is not None else None
     cols = _sample_columns(x, offset, mask, (kh, kw), stride, padding, dilation, deform_groups)
     cols = cols.view(b, groups, (c // groups) * kh * kw, h_out * w_out)
-    wmat = weight.view(groups, c_out // groups, c_per_group * kh * kw)
+    wmat = weight.reshape(groups, c_out // groups, c_per_group * kh * kw).to(cols.dtype)
     out = torch.einsum("gok,bgkl->bgol", wmat, cols).reshape(b, c_out, h_out, w_out)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
-    return out
+    return out.to(out_dtype)
 
 
 def _expected_out_size(size: int, k: int, s: int, p: int, d: int) -> int:
