@@ -5,6 +5,7 @@ from ._composer import FusedFrame, FusedRunComposer
 from ._config import FusionConfig
 from ._filler import FrameFiller
 from ._model import FusionModel, load_fusion_model
+from ._replay import replay_run, tiled_array_source
 from ._runner import FusionWorker, WindowJob
 from ._streams import CameraStream, camera_stream
 
@@ -22,4 +23,6 @@ __all__ = [
     "fusion_router",
     "is_calibration_run",
     "load_fusion_model",
+    "replay_run",
+    "tiled_array_source",
 ]

@@ -77,7 +77,12 @@ class FrameFiller:
         seq_num = int(event["seq_num"])
         for start, stop, resource_uid, index_start in self._ranges.get((descriptor_uid, key), []):
             if start <= seq_num < stop:
-                return self._read_stream(resource_uid, index_start + seq_num - start)
+                try:
+                    return self._read_stream(resource_uid, index_start + seq_num - start)
+                except DocumentError:
+                    if self._array_source is None:  # replay may still fetch it from Tiled
+                        raise
+                    break
         if self._array_source is not None:
             return np.asarray(self._array_source(stream_name, key, index))
         raise DocumentError("event", event.get("uid"), f"no data and no asset for {key!r}")

@@ -1,0 +1,141 @@
+"""Live fusion through a real RunEngine: counts, links, Tiled, replay, failures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import Collector, expected_table
+from xfusion_plans import dual_camera_burst
+
+from xfusion_stream.fusion import FusionConfig, fusion_router, replay_run
+from xfusion_stream.publishing import make_tiled_writer
+
+
+def _fuse_live(RE, cameras, model, calibration, sinks, config, inline=False):
+    callbacks = []
+    token = RE.subscribe(
+        fusion_router(model, calibration, sinks, config, on_callback=callbacks.append)
+    )
+    phantom, shimadzu = cameras(inline=inline)
+    (uid,) = RE(dual_camera_burst(phantom, shimadzu, md={"sample": "sim"}))
+    RE.unsubscribe(token)
+    (cb,) = callbacks
+    assert cb.join(120), "fusion did not finish"
+    return uid, cb
+
+
+@pytest.mark.parametrize("mode", ["continuous", "double"])
+def test_live_fusion_matches_pairing_table(
+    RE, cameras, tiny_model, calibration, scene, mode, tiled_client
+):
+    fused = Collector()
+    RE.subscribe(make_tiled_writer(tiled_client))
+    uid, cb = _fuse_live(
+        RE,
+        cameras,
+        tiny_model,
+        calibration,
+        [fused, make_tiled_writer(tiled_client)],
+        FusionConfig(traverse_mode=mode),
+    )
+    table = expected_table(scene, mode)
+    events = fused.events()
+    assert len(events) == len(table.windows) > 0
+    assert [e["data"]["window_index"] for e in events] == [w.index for w in table.windows]
+    assert [list(e["data"]["lr_indices"]) for e in events] == [list(w.lr) for w in table.windows]
+    (start,) = fused.of("start")
+    assert start["raw_uid"] == uid and start["calibration_uid"] == calibration.uid
+    assert start["traverse_mode"] == mode and start["model"]["sha256"] == "0" * 64
+    (stop,) = fused.of("stop")
+    assert stop["exit_status"] == "success", stop["reason"]
+    image = events[0]["data"]["fused_image"]
+    assert image.shape == (calibration.crop.height, calibration.crop.width)
+    assert image.dtype == np.float32 and np.isfinite(image).all()
+    if mode == "double":
+        for e in events:
+            assert e["data"]["truth_index"] >= 0 and np.isfinite(e["data"]["psnr"])
+            assert np.isfinite(e["data"]["psnr_bicubic"]) and np.isfinite(e["data"]["ssim_nearest"])
+    else:
+        assert np.isnan(events[0]["data"]["psnr"])
+    # the fused run sits in Tiled, linked to the raw run, one row per fused frame
+    stored = tiled_client[cb.fused_uid]
+    assert stored.metadata["start"]["raw_uid"] == uid
+    assert stored["fused"]["fused_image"].shape[0] == len(table.windows)
+    assert tiled_client[uid].metadata["stop"]["exit_status"] == "success"
+
+
+def test_replay_from_tiled_is_bit_identical(RE, cameras, tiny_model, calibration, tiled_client):
+    live = Collector()
+    RE.subscribe(make_tiled_writer(tiled_client))
+    uid, _ = _fuse_live(RE, cameras, tiny_model, calibration, [live], FusionConfig())
+    replayed = Collector()
+    cb = replay_run(
+        tiled_client, uid, tiny_model, calibration, [replayed], FusionConfig(), timeout=120
+    )
+    assert cb.fused_uid != live.of("start")[0]["uid"]
+    a, b = live.events(), replayed.events()
+    assert len(a) == len(b) > 0
+    for ea, eb in zip(a, b):
+        np.testing.assert_array_equal(ea["data"]["fused_image"], eb["data"]["fused_image"])
+    assert replayed.of("start")[0]["raw_uid"] == uid
+
+
+def test_inline_and_file_frames_fuse_identically(RE, cameras, tiny_model, calibration):
+    from_files, inline = Collector(), Collector()
+    _fuse_live(RE, cameras, tiny_model, calibration, [from_files], FusionConfig())
+    _fuse_live(RE, cameras, tiny_model, calibration, [inline], FusionConfig(), inline=True)
+    for ea, eb in zip(from_files.events(), inline.events(), strict=True):
+        np.testing.assert_array_equal(ea["data"]["fused_image"], eb["data"]["fused_image"])
+
+
+def test_corrupt_frame_fails_the_fused_run_not_the_raw_run(
+    RE, cameras, tiny_model, calibration, tiled_client
+):
+    """A frame mangled on the fusion path: the raw run completes, the fused run fails."""
+    fused, raw = Collector(), Collector()
+    router = fusion_router(tiny_model, calibration, [fused], FusionConfig())
+
+    def mangling(name, doc):
+        if name == "event" and doc["seq_num"] == 9 and "shimadzu_image" in doc["data"]:
+            doc = {**doc, "data": {**doc["data"], "shimadzu_image": np.zeros((3, 3), np.uint16)}}
+        router(name, doc)
+
+    RE.subscribe(raw)
+    RE.subscribe(make_tiled_writer(tiled_client))
+    RE.subscribe(mangling)
+    phantom, shimadzu = cameras(inline=True)
+    (uid,) = RE(dual_camera_burst(phantom, shimadzu))
+    assert raw.of("stop")[0]["exit_status"] == "success"
+    assert tiled_client[uid].metadata["stop"]["exit_status"] == "success"
+    n_shimadzu = len([e for e in raw.events("shimadzu")])
+    assert tiled_client[uid]["shimadzu"]["shimadzu_frame_number"].read().shape[0] == n_shimadzu
+    import time
+
+    deadline = time.monotonic() + 60
+    while not fused.of("stop") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (stop,) = fused.of("stop")
+    assert stop["exit_status"] == "fail"
+    assert "corrupt Shimadzu HPV-X2 frame 8" in stop["reason"]
+    assert fused.of("start")[0]["raw_uid"] == uid
+
+
+def test_descriptor_that_does_not_match_calibration_fails_clearly(
+    RE, cameras, tiny_model, calibration
+):
+    from xfusion_stream.devices import SceneConfig
+
+    fused = Collector()
+    other = SceneConfig(seed=1, shimadzu_shape=(16, 24), n_shimadzu=32)
+    callbacks = []
+    RE.subscribe(
+        fusion_router(
+            tiny_model, calibration, [fused], FusionConfig(), on_callback=callbacks.append
+        )
+    )
+    phantom, shimadzu = cameras(inline=True, config=other)
+    RE(dual_camera_burst(phantom, shimadzu))
+    assert callbacks[0].join(30)
+    (stop,) = fused.of("stop")
+    assert stop["exit_status"] == "fail" and "calibration" in stop["reason"]
+    assert "(16, 24)" in stop["reason"] or "(64, 96)" in stop["reason"]
