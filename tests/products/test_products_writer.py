@@ -1,0 +1,225 @@
+"""ProductWriter on synthetic FusedFrame/WindowJob records, both traverse modes."""
+
+from __future__ import annotations
+
+import csv
+import math
+import threading
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageSequence
+
+from xfusion_stream.errors import ConfigError
+from xfusion_stream.fusion import FusedFrame, WindowJob
+from xfusion_stream.products import CSV_BASE_COLUMNS, METRIC_KEYS, ProductWriter
+from xfusion_stream.products._panels import DisplayWindow, lr_upsampled
+
+H, W = 8, 12  # LR; fused and Phantom frames are (32, 48)
+GAP, BAND = 4, 14  # the GIF strip's white gap and caption band
+
+
+def _frames(n: int, *, double: bool, attention: bool, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        lr = tuple(rng.uniform(0.2, 0.8, (H, W)).astype(np.float32) for _ in range(3))
+        hr = tuple(rng.uniform(0.2, 0.8, (4 * H, 4 * W)).astype(np.float32) for _ in range(2))
+        truth = rng.uniform(0.2, 0.8, (4 * H, 4 * W)).astype(np.float32) if double else None
+        # values outside [0, 1] check the PNG's clip
+        image = rng.uniform(-0.1, 1.1, (4 * H, 4 * W)).astype(np.float32)
+        s = 10 + 2 * k
+        job = WindowJob(
+            index=k,
+            shimadzu_index=s,
+            shimadzu_time_ns=200 * s,
+            lr=(s - 1, s, s + 1),
+            hr=(k, k + 2) if double else (k, k + 1),
+            lr_frames=lr,
+            hr_frames=hr,
+            truth_index=k + 1 if double else -1,
+            truth=truth,
+        )
+        metrics = {}
+        if double:
+            metrics = {key: float(rng.uniform(20, 40)) for key in METRIC_KEYS}
+        att = rng.dirichlet(np.ones(5)).astype(np.float32) if attention else np.full(5, np.nan)
+        frame = FusedFrame(
+            window_index=k,
+            shimadzu_index=s,
+            shimadzu_time_ns=200 * s,
+            lr_indices=job.lr,
+            hr_indices=job.hr,
+            truth_index=job.truth_index,
+            image=image,
+            attention=att.astype(np.float32),
+            metrics=metrics,
+        )
+        out.append((frame, job))
+    return out
+
+
+def _run(tmp_path, pairs, **kwargs):
+    writer = ProductWriter(tmp_path / "out", progress=False, **kwargs)
+    for frame, job in pairs:
+        writer(frame, job)
+    return writer, writer.close()
+
+
+def _csv_rows(path):
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        return header, list(reader)
+
+
+def _gif_frames(path):
+    with Image.open(path) as gif:
+        assert gif.info.get("loop") == 0
+        return [f.convert("L").copy() for f in ImageSequence.Iterator(gif)]
+
+
+def test_continuous_products(tmp_path):
+    pairs = _frames(10, double=False, attention=True)
+    _, summary = _run(tmp_path, pairs, gif_max_frames=4, montage_windows=3)
+    out = tmp_path / "out"
+    assert summary["n_frames"] == 10 and summary["mode"] == "continuous"
+    assert summary["mean"] == {} and "metrics_png" not in summary
+    assert summary["errors"] == [] and summary["n_errors"] == 0
+    assert not (out / "metrics.png").exists()
+
+    for frame, _ in pairs:
+        stem = out / "frames" / f"fused_{frame.shimadzu_index:04d}"
+        back = tifffile.imread(stem.with_suffix(".tif"))
+        assert back.dtype == np.float32 and np.array_equal(back, frame.image)
+        with Image.open(stem.with_suffix(".png")) as png:
+            assert png.mode == "L"
+            expected = np.round(np.clip(frame.image, 0, 1) * 255).astype(np.uint8)
+            assert np.array_equal(np.asarray(png), expected)
+    assert len(list((out / "frames").iterdir())) == 20
+
+    header, rows = _csv_rows(summary["metrics_csv"])
+    assert header == list(CSV_BASE_COLUMNS)
+    assert len(rows) == 10
+    first = dict(zip(header, rows[0]))
+    assert (first["lr_prev"], first["lr_centre"], first["lr_next"]) == ("9", "10", "11")
+    assert first["truth_index"] == "-1" and first["shimadzu_time_ns"] == "2000"
+    att = [float(first[c]) for c in CSV_BASE_COLUMNS[-5:]]
+    assert att == [float(a) for a in pairs[0][0].attention]
+
+    mean_att = np.mean([f.attention for f, _ in pairs], axis=0)
+    assert summary["attention_mean"] == pytest.approx(mean_att.tolist(), rel=1e-6)
+    for key in ("montage_png", "gif", "attention_png"):
+        with Image.open(summary[key]) as im:
+            assert im.size[0] > 0
+
+    frames = _gif_frames(summary["gif"])
+    assert len(frames) == 4
+    assert frames[0].size == (3 * 4 * W + 2 * GAP, 4 * H + BAND)
+    # The HR panel in continuous mode is the Phantom frame before, on the fixed window.
+    frame0, job0 = pairs[0]
+    window = DisplayWindow.from_frames(frame0.image, job0.hr_frames[0])
+    panels = np.asarray(frames[0])[BAND:]
+    cols = 4 * W
+    assert np.array_equal(panels[:, 2 * (cols + GAP) :], window.to_uint8(job0.hr_frames[0]))
+    assert np.array_equal(panels[:, cols + GAP : 2 * cols + GAP], window.to_uint8(frame0.image))
+    lr = window.to_uint8(lr_upsampled(job0.lr_frames[1], (4 * H, 4 * W)))
+    assert np.array_equal(panels[:, :cols], lr)
+    assert np.all(panels[:, cols : cols + GAP] == 255)
+
+
+def test_double_products_with_swin_nan_attention(tmp_path):
+    pairs = _frames(7, double=True, attention=False)
+    _, summary = _run(tmp_path, pairs, mode="double", save_frames=False, progress_total=7)
+    out = tmp_path / "out"
+    assert summary["frames_dir"] is None and not (out / "frames").exists()
+    assert summary["attention_png"] is None and summary["attention_mean"] is None
+    assert not (out / "attention.png").exists()
+    with Image.open(summary["metrics_png"]) as im:
+        assert im.format == "PNG"
+
+    header, rows = _csv_rows(summary["metrics_csv"])
+    assert header == [*CSV_BASE_COLUMNS, *METRIC_KEYS] and len(rows) == 7
+    assert all(r[header.index("att_hr_after")] == "nan" for r in rows)
+    for key in METRIC_KEYS:
+        expected = np.mean([f.metrics[key] for f, _ in pairs])
+        assert summary["mean"][key] == pytest.approx(expected, rel=1e-12)
+        assert [float(r[header.index(key)]) for r in rows] == [f.metrics[key] for f, _ in pairs]
+
+    frames = _gif_frames(summary["gif"])
+    assert len(frames) == 7  # fewer than gif_max_frames: every frame
+    frame0, job0 = pairs[0]
+    window = DisplayWindow.from_frames(frame0.image, job0.truth)
+    right = np.asarray(frames[0])[BAND:, 2 * (4 * W + GAP) :]
+    assert np.array_equal(right, window.to_uint8(job0.truth))  # the held-out truth
+
+
+def test_gif_is_bounded_and_shrunk_when_total_unknown(tmp_path):
+    pairs = _frames(40, double=False, attention=True)
+    writer = ProductWriter(
+        tmp_path / "out", progress=False, save_frames=False, gif_max_frames=5, gif_panel_side=16
+    )
+    for frame, job in pairs:
+        writer(frame, job)
+        assert writer._gif.held <= 2 * 5 + 1
+    summary = writer.close()
+    frames = _gif_frames(summary["gif"])
+    assert len(frames) == 5
+    # 48 columns shrink by 3 to 16, 32 rows to 10 (integer area factor)
+    assert frames[0].size == (3 * 16 + 2 * GAP, 10 + BAND)
+
+
+def test_infinite_psnr_is_left_out_of_the_mean(tmp_path):
+    pairs = _frames(3, double=True, attention=True)
+    frame = pairs[1][0]
+    frame.metrics["psnr"] = math.inf  # identical frames
+    _, summary = _run(tmp_path, pairs, mode="double")
+    assert summary["mean"]["psnr"] == pytest.approx(
+        np.mean([pairs[0][0].metrics["psnr"], pairs[2][0].metrics["psnr"]])
+    )
+
+
+def test_bad_frame_is_reported_not_raised(tmp_path):
+    pairs = _frames(3, double=False, attention=True)
+    bad_frame, bad_job = _frames(1, double=False, attention=True, seed=1)[0]
+    bad = FusedFrame(**{**bad_frame.__dict__, "window_index": 99, "image": np.zeros((2, 3, 4))})
+    writer = ProductWriter(tmp_path / "out", progress=False)
+    writer(*pairs[0])
+    writer(bad, bad_job)
+    writer(*pairs[1])
+    writer(*pairs[2])
+    summary = writer.close()
+    assert summary["n_frames"] == 3 and summary["n_errors"] == 1
+    assert "window 99" in summary["errors"][0] and "2-D" in summary["errors"][0]
+    assert len(_csv_rows(summary["metrics_csv"])[1]) == 3
+    assert writer.close() is summary  # idempotent
+
+
+def test_no_frames_leaves_header_only_csv(tmp_path):
+    _, summary = _run(tmp_path, [], mode="double")
+    header, rows = _csv_rows(summary["metrics_csv"])
+    assert header == [*CSV_BASE_COLUMNS, *METRIC_KEYS] and rows == []
+    assert summary["montage_png"] is None and summary["gif"] is None
+    assert summary["metrics_png"] is None and summary["n_frames"] == 0
+    assert all(v is None for v in summary["mean"].values())
+
+
+def test_frames_from_a_worker_thread(tmp_path):
+    """The hook runs on another thread; close() runs on this one."""
+    pairs = _frames(6, double=True, attention=True)
+    writer = ProductWriter(tmp_path / "out", mode="double", progress=False)
+    worker = threading.Thread(target=lambda: [writer(f, j) for f, j in pairs])
+    worker.start()
+    worker.join()
+    summary = writer.close()
+    assert summary["n_frames"] == 6 and summary["errors"] == []
+    assert summary["metrics_png"] and summary["montage_png"]
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"mode": "triple"}, {"gif_max_frames": 0}, {"montage_windows": 0}]
+)
+def test_bad_settings_name_the_setting(tmp_path, kwargs):
+    with pytest.raises(ConfigError, match=next(iter(kwargs))):
+        ProductWriter(tmp_path, progress=False, **kwargs)

@@ -1,0 +1,315 @@
+"""ProductWriter: the files people look at after (or while) a run is fused.
+
+It is the fusion worker's ``on_frame`` hook: called from the worker thread, one frame
+at a time, in window order. Per frame it writes the TIFF/PNG pair and a CSV row at
+once, so a crashed or interrupted run still leaves everything fused so far on disk.
+The GIF and montage need frames spread over the whole run, whose length is unknown
+while it runs: they keep only small 8-bit panels of an evenly spaced, bounded subset
+(``EvenSample``). ``close`` (main thread, after the worker is done) writes the
+summaries. A failure while writing products is logged and reported by ``close``; it
+never propagates into the worker, so it cannot fail the fused run itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import cv2
+import numpy as np
+
+from ..errors import ConfigError
+from ._panels import (
+    DisplayWindow,
+    Panels,
+    labelled_gif_frame,
+    lr_upsampled,
+    reference_frame,
+    shrink_to,
+)
+from ._plots import write_attention, write_metrics_plot, write_montage
+from ._sample import EvenSample
+
+if TYPE_CHECKING:  # the fusion room imports torch; products need only its record types
+    from ..fusion import FusedFrame, WindowJob
+
+__all__ = ["ProductWriter", "METRIC_KEYS", "CSV_BASE_COLUMNS"]
+
+logger = logging.getLogger(__name__)
+
+METRIC_KEYS = tuple(
+    f"{name}{suffix}" for suffix in ("", "_bicubic", "_nearest") for name in ("psnr", "ssim", "aad")
+)
+CSV_BASE_COLUMNS = (
+    "window_index",
+    "shimadzu_index",
+    "shimadzu_time_ns",
+    "lr_prev",
+    "lr_centre",
+    "lr_next",
+    "hr_before",
+    "hr_after",
+    "truth_index",
+    "att_lr_prev",
+    "att_lr_centre",
+    "att_lr_next",
+    "att_hr_before",
+    "att_hr_after",
+)
+_MAX_ERRORS_KEPT = 20
+
+
+def _finite_mean(values: list[float]) -> float | None:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+class ProductWriter:
+    """Frames, metrics CSV, montage, GIF and plots of one fused run, under ``out_dir``.
+
+    ``mode`` is the traverse mode ("continuous" or "double"); double mode adds the
+    metric columns, ``metrics.png`` and the mean metrics. ``progress_total`` (when the
+    number of windows is known) sizes the progress bar and lets the GIF/montage pick
+    their frames without over-collecting.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path | str,
+        *,
+        mode: str = "continuous",
+        save_frames: bool = True,
+        gif_max_frames: int = 64,
+        montage_windows: int = 4,
+        progress_total: int | None = None,
+        progress: bool = True,
+        gif_panel_side: int = 256,
+        montage_panel_side: int = 512,
+        gif_frame_ms: int = 100,
+    ) -> None:
+        from tqdm import tqdm
+
+        if mode not in ("continuous", "double"):
+            raise ConfigError(f"ProductWriter: mode must be 'continuous' or 'double', not {mode!r}")
+        for name, value in (
+            ("gif_max_frames", gif_max_frames),
+            ("montage_windows", montage_windows),
+            ("gif_panel_side", gif_panel_side),
+            ("montage_panel_side", montage_panel_side),
+        ):
+            if value < 1:
+                raise ConfigError(f"ProductWriter: {name} must be >= 1, got {value}")
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.mode = mode
+        self.frames_dir = self.out_dir / "frames" if save_frames else None
+        if self.frames_dir is not None:
+            self.frames_dir.mkdir(exist_ok=True)
+        self.metrics_csv = self.out_dir / "metrics.csv"
+        self.gif_panel_side = gif_panel_side
+        self.montage_panel_side = montage_panel_side
+        self.gif_frame_ms = gif_frame_ms
+        self._gif: EvenSample[Panels] = EvenSample(gif_max_frames, progress_total)
+        self._montage: EvenSample[Panels] = EvenSample(montage_windows, progress_total)
+        self._window: DisplayWindow | None = None
+        self._columns: list[str] | None = None
+        self._csv_file: TextIO | None = None
+        self._csv: Any = None
+        self._x: list[int] = []
+        self._metrics: dict[str, list[float]] = {}
+        self._attention: list[np.ndarray] = []
+        self.n_frames = 0
+        self.n_errors = 0
+        self.errors: list[str] = []
+        self._summary: dict[str, Any] | None = None
+        self._bar = tqdm(
+            total=progress_total, desc="fused frames", unit="frame", disable=not progress
+        )
+
+    # ---- worker thread ------------------------------------------------------------------
+    def __call__(self, frame: FusedFrame, job: WindowJob) -> None:
+        try:
+            if self._summary is not None:
+                raise RuntimeError("frame arrived after close()")
+            self._write(frame, job)
+        except Exception as exc:  # noqa: BLE001 - products must never fail the fused run
+            logger.exception("products: window %s not written", frame.window_index)
+            self._error(f"window {frame.window_index}: {exc!r}")
+        finally:
+            self._bar.update(1)
+
+    def _error(self, message: str) -> None:
+        self.n_errors += 1
+        if len(self.errors) < _MAX_ERRORS_KEPT:
+            self.errors.append(message)
+
+    def _write(self, frame: FusedFrame, job: WindowJob) -> None:
+        image = np.asarray(frame.image, dtype=np.float32)
+        if image.ndim != 2:
+            raise ValueError(f"fused image must be 2-D (rows, cols), got shape {image.shape}")
+        if self.frames_dir is not None:
+            self._write_frame(image, frame.shimadzu_index)
+        self._write_row(frame)
+        self.n_frames += 1
+        if "psnr" in frame.metrics:
+            self._bar.set_postfix(psnr=f"{frame.metrics['psnr']:.2f}", refresh=False)
+
+        views: dict[str, Any] = {}
+
+        def full_views() -> tuple[np.ndarray, np.ndarray, str]:
+            if not views:
+                ref, kind = reference_frame(job.hr_frames, job.truth)
+                views["v"] = (lr_upsampled(job.lr_frames[1], image.shape), ref, kind)
+            return views["v"]
+
+        if self._window is None:
+            self._window = DisplayWindow.from_frames(image, full_views()[1])
+        self._gif.offer(lambda: self._panels(frame, image, full_views, self.gif_panel_side))
+        self._montage.offer(lambda: self._panels(frame, image, full_views, self.montage_panel_side))
+
+    def _write_frame(self, image: np.ndarray, shimadzu_index: int) -> None:
+        import tifffile
+
+        assert self.frames_dir is not None
+        stem = self.frames_dir / f"fused_{shimadzu_index:04d}"
+        tifffile.imwrite(stem.with_suffix(".tif"), image)
+        png = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+        if not cv2.imwrite(str(stem.with_suffix(".png")), png):
+            raise OSError(f"{stem.with_suffix('.png')}: PNG could not be written")
+
+    def _columns_for(self, frame: FusedFrame) -> list[str]:
+        metric_cols = list(METRIC_KEYS) if self.mode == "double" else []
+        metric_cols += [k for k in METRIC_KEYS if k in frame.metrics and k not in metric_cols]
+        metric_cols += sorted(k for k in frame.metrics if k not in metric_cols)
+        return [*CSV_BASE_COLUMNS, *metric_cols]
+
+    def _open_csv(self, columns: list[str]) -> None:
+        self._columns = columns
+        self._csv_file = open(self.metrics_csv, "w", newline="")  # noqa: SIM115 - held for the run
+        self._csv = csv.writer(self._csv_file)
+        self._csv.writerow(columns)
+
+    def _write_row(self, frame: FusedFrame) -> None:
+        if self._columns is None:
+            self._open_csv(self._columns_for(frame))
+        assert self._columns is not None
+        attention = np.asarray(frame.attention, dtype=np.float32).reshape(-1)
+        if attention.shape != (5,):
+            raise ValueError(f"attention must have 5 weights, got shape {attention.shape}")
+        base = [
+            frame.window_index,
+            frame.shimadzu_index,
+            frame.shimadzu_time_ns,
+            *frame.lr_indices,
+            *frame.hr_indices,
+            frame.truth_index,
+            *(float(a) for a in attention),
+        ]
+        metric_cols = self._columns[len(CSV_BASE_COLUMNS) :]
+        values = [float(frame.metrics[k]) if k in frame.metrics else "" for k in metric_cols]
+        self._csv.writerow(base + values)
+        assert self._csv_file is not None
+        self._csv_file.flush()
+        self._x.append(frame.shimadzu_index)
+        for key in metric_cols:
+            self._metrics.setdefault(key, []).append(float(frame.metrics.get(key, math.nan)))
+        if np.isfinite(attention).any():
+            self._attention.append(attention)
+
+    def _panels(
+        self,
+        frame: FusedFrame,
+        image: np.ndarray,
+        full_views: Callable[[], tuple[np.ndarray, np.ndarray, str]],
+        side: int,
+    ) -> Panels:
+        assert self._window is not None
+        lr_up, ref, kind = full_views()
+        lr8, fused8, hr8 = (shrink_to(self._window.to_uint8(a), side) for a in (lr_up, image, ref))
+        m = frame.metrics
+        ref_title = (
+            f"truth: Phantom {frame.truth_index}" if kind == "truth" else
+            f"Phantom before ({frame.hr_indices[0]})"
+        )  # fmt: skip
+        lr_title = f"LR: Shimadzu {frame.lr_indices[1]}, bicubic x4"
+        fused_title = f"fused: window {frame.window_index}, Shimadzu {frame.shimadzu_index}"
+        if "psnr_bicubic" in m:
+            lr_title += f"\nPSNR {m['psnr_bicubic']:.2f} dB"
+        if "psnr" in m:
+            fused_title += f"\nPSNR {m['psnr']:.2f} dB"
+        caption = f"Shimadzu {frame.shimadzu_index}: LR | fused | {ref_title}"
+        if "psnr" in m:
+            caption += f"  PSNR {m['psnr']:.2f} dB"
+        return Panels(lr8, fused8, hr8, label=caption, titles=(lr_title, fused_title, ref_title))
+
+    # ---- main thread, after the worker is done -----------------------------------------
+    def close(self) -> dict[str, Any]:
+        """Write the summary products; returns where they are and the mean metrics."""
+        if self._summary is not None:
+            return self._summary
+        self._bar.close()
+        if self._csv_file is None:  # no frame at all: still leave a header-only CSV
+            self._open_csv([*CSV_BASE_COLUMNS, *(METRIC_KEYS if self.mode == "double" else ())])
+        assert self._csv_file is not None
+        self._csv_file.close()
+        summary: dict[str, Any] = {
+            "out_dir": str(self.out_dir),
+            "mode": self.mode,
+            "frames_dir": str(self.frames_dir) if self.frames_dir is not None else None,
+            "metrics_csv": str(self.metrics_csv),
+            "montage_png": self._attempt("montage.png", self._write_montage),
+            "gif": self._attempt("fused.gif", self._write_gif),
+            "attention_png": self._attempt("attention.png", self._write_attention),
+            "n_frames": self.n_frames,
+            "mean": {k: _finite_mean(v) for k, v in self._metrics.items()},
+            "attention_mean": (
+                [float(a) for a in np.nanmean(np.stack(self._attention), axis=0)]
+                if self._attention
+                else None
+            ),
+        }
+        if self.mode == "double":
+            summary["metrics_png"] = self._attempt("metrics.png", self._write_metrics_plot)
+        summary["n_errors"] = self.n_errors
+        summary["errors"] = list(self.errors)
+        self._summary = summary
+        return summary
+
+    def _attempt(self, name: str, write: Callable[[Path], bool]) -> str | None:
+        path = self.out_dir / name
+        try:
+            return str(path) if write(path) else None
+        except Exception as exc:  # noqa: BLE001 - one bad product must not lose the others
+            logger.exception("products: %s not written", name)
+            self._error(f"{name}: {exc!r}")
+            return None
+
+    def _write_montage(self, path: Path) -> bool:
+        rows = [panels for _, panels in self._montage.picks()]
+        if rows:
+            write_montage(rows, path)
+        return bool(rows)
+
+    def _write_gif(self, path: Path) -> bool:
+        images = [labelled_gif_frame(panels) for _, panels in self._gif.picks()]
+        if images:
+            images[0].save(
+                path, save_all=True, append_images=images[1:], duration=self.gif_frame_ms, loop=0
+            )
+        return bool(images)
+
+    def _write_attention(self, path: Path) -> bool:
+        if self._attention:
+            write_attention(np.stack(self._attention), path)
+        return bool(self._attention)
+
+    def _write_metrics_plot(self, path: Path) -> bool:
+        if not self._x or not any(np.isfinite(v).any() for v in self._metrics.values()):
+            return False
+        arrays = {k: np.asarray(v, dtype=np.float64) for k, v in self._metrics.items()}
+        write_metrics_plot(np.asarray(self._x), arrays, path)
+        return True
