@@ -265,7 +265,7 @@ class ProductWriter:
             "gif": self._attempt("fused.gif", self._write_gif),
             "attention_png": self._attempt("attention.png", self._write_attention),
             "n_frames": self.n_frames,
-            "mean": {k: _finite_mean(v) for k, v in self._metrics.items()},
+            "mean": self._means(),
             "attention_mean": (
                 [float(a) for a in np.nanmean(np.stack(self._attention), axis=0)]
                 if self._attention
@@ -278,6 +278,12 @@ class ProductWriter:
         summary["errors"] = list(self.errors)
         self._summary = summary
         return summary
+
+    def _means(self) -> dict[str, float]:
+        """Per metric, the mean over frames where it is finite (an identical frame's PSNR
+        is inf); a metric with no finite value is left out, so every value is a float."""
+        means = {k: _finite_mean(v) for k, v in self._metrics.items()}
+        return {k: v for k, v in means.items() if v is not None}
 
     def _attempt(self, name: str, write: Callable[[Path], bool]) -> str | None:
         path = self.out_dir / name
