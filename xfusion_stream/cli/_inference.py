@@ -1,13 +1,209 @@
-"""`xfusion inference` (lands with its issue)."""
+"""Fuse recorded (actual) or virtual experiments offline, through the live callback.
+
+Each case becomes a raw run (``recorded_experiment`` / ``virtual_experiment`` plan)
+that the same FusionCallback fuses; frames, metrics CSV, montage PNG and GIF go to
+``--out/<case>/``. In double mode the JSON reports mean PSNR/SSIM/AAD of the fused
+frames and of the bicubic and nearest-Phantom-frame baselines on the same frames.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    a = parser.add_argument
+    a(
+        "--data_type",
+        "--data-type",
+        choices=("actual", "virtual"),
+        default=None,
+        help="default: the data_type in xfusion.conf, else actual",
+    )
+    a("--input_dir", "--input-dir", type=Path, help="root of the recorded experiments (actual)")
+    a("--case_list", "--case-list", nargs="+", default=None, help="experiment subfolders")
+    a("--traverse_mode", "--traverse-mode", choices=("continuous", "double"), default="double")
+    a("--calibration", type=Path, default=None, help="record written by `xfusion calibrate`")
+    a("--tfm_file", "--tfm-file", type=Path, default=None, help="original tfm_*.npy")
+    a(
+        "--meta_file_scale",
+        "--meta-file-scale",
+        type=Path,
+        default=None,
+        help="original scale_factor_*.npy",
+    )
+    a("--model_file", "--model-file", default=None, help="checkpoint or registry name")
+    a(
+        "--arch-opt",
+        "--arch_opt",
+        dest="arch_opt",
+        type=Path,
+        default=None,
+        help="YAML (arch, preset, overrides) for an original XFusion checkpoint",
+    )
+    a("--opt", type=Path, default=None, help="virtual: testing dataset YAML")
+    a(
+        "--img-class",
+        "--img_class",
+        dest="img_class",
+        default=None,
+        help="virtual: dataset name in --opt (dataset1, dataset2) or a clip folder",
+    )
+    a("--machine", default=None, help=argparse.SUPPRESS)  # accepted for the seed's CLI
+    a("--out", type=Path, default=Path("xfusion-inference"))
+    a("--device", default="cpu")
+    a("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    a("--tiled-uri", default=None, help="also store raw and fused runs in this Tiled")
+    a("--home", default=None, help="folder of xfusion.conf")
+    a("--quiet", action="store_true", help="no progress bars")
+
+
+def _data_type(args: argparse.Namespace) -> str:
+    if args.data_type:
+        return args.data_type
+    from ..config import read_config
+
+    try:
+        return read_config(args.home)["general"]["data_type"]
+    except ConfigError:
+        return "actual"
+
+
+def _calibration(args: argparse.Namespace, case) -> Any:
+    from ..calibration import import_original, load_record
+
+    if args.calibration is not None:
+        return load_record(args.calibration)
+    if args.tfm_file is not None or args.meta_file_scale is not None:
+        if args.tfm_file is None or args.meta_file_scale is None:
+            raise ConfigError("--tfm_file and --meta_file_scale go together")
+        return import_original(
+            args.tfm_file, args.meta_file_scale, case.shimadzu_shape, case.phantom_shape
+        )
+    from ..config import read_config
+
+    try:
+        recorded = read_config(args.home)["calibrate"].get("record")
+    except (ConfigError, KeyError):
+        recorded = None
+    if recorded:
+        return load_record(recorded)
+    raise ConfigError(
+        "actual data needs --calibration RECORD (or --tfm_file + "
+        "--meta_file_scale); run `xfusion calibrate` first"
+    )
+
+
+def _tiled_sinks(args: argparse.Namespace) -> tuple[list, list]:
+    if not args.tiled_uri:
+        return [], []
+    from tiled.client import from_uri
+
+    from ..publishing import make_tiled_writer
+
+    client = from_uri(args.tiled_uri)
+    return [make_tiled_writer(client)], [make_tiled_writer(client)]
+
+
+def _fuse_case(args, name: str, plan, calibration, n_windows: int, model, config) -> dict:
+    from ..offline import run_with_fusion
+    from ..products import ProductWriter
+
+    out = args.out / name
+    writer = ProductWriter(
+        out,
+        mode=config.traverse_mode,
+        progress_total=n_windows,
+        progress=not (args.quiet or args.json),
+    )
+    raw_sinks, fused_sinks = _tiled_sinks(args)
+    outcome = run_with_fusion(
+        plan,
+        model=model,
+        calibration=calibration,
+        config=config,
+        sinks=fused_sinks,
+        raw_sinks=raw_sinks,
+        on_frame=writer,
+        finish_products=writer.close,
+    )
+    summary = {"case": name, "calibration_uid": calibration.uid, **outcome.summary()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _actual_cases(args, model, config) -> list[dict]:
+    from xfusion_plans import recorded_experiment
+
+    from ..calibration import pairing_table
+    from ..recorded import read_case
+
+    if args.input_dir is None or not args.case_list:
+        raise ConfigError("actual data needs --input_dir and --case_list")
+    results = []
+    for name in args.case_list:
+        case = read_case(args.input_dir / name)
+        calibration = _calibration(args, case)
+        table = pairing_table(
+            case.phantom, case.shimadzu, config.traverse_mode, config.tolerance_ns
+        )
+        plan = recorded_experiment(case.path, data_dir=args.out / name / "raw")
+        results.append(_fuse_case(args, name, plan, calibration, len(table.windows), model, config))
+    return results
+
+
+def _virtual_cases(args, model, config) -> list[dict]:
+    from xfusion_plans import virtual_experiment
+
+    from ..virtual import find_virtual_sources, identity_calibration, virtual_windows
+
+    results = []
+    for source in find_virtual_sources(args.opt, args.img_class, args.input_dir):
+        plan = virtual_experiment(
+            source.path, **source.plan_kwargs(), data_dir=args.out / source.name / "raw"
+        )
+        calibration = identity_calibration(source.shimadzu_shape, source.phantom_shape)
+        n = virtual_windows(source, config.traverse_mode)
+        results.append(_fuse_case(args, source.name, plan, calibration, n, model, config))
+    return results
 
 
 def run(args: argparse.Namespace) -> dict:
-    raise NotImplementedError("xfusion inference")
+    from ..fusion import FusionConfig, load_fusion_model
+
+    model = load_fusion_model(
+        args.model_file, device=args.device, precision=args.precision, arch_opt=args.arch_opt
+    )
+    config = FusionConfig(
+        traverse_mode=args.traverse_mode, device=args.device, precision=args.precision
+    )
+    data_type = _data_type(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    cases = (_actual_cases if data_type == "actual" else _virtual_cases)(args, model, config)
+    result: dict[str, Any] = {
+        "data_type": data_type,
+        "traverse_mode": args.traverse_mode,
+        "model": model.metadata(),
+        "out": str(args.out),
+        "cases": cases,
+    }
+    if args.traverse_mode == "double":
+        result["mean"] = _pooled_means(cases)
+    return result
+
+
+def _pooled_means(cases: list[dict]) -> dict[str, float]:
+    """Frame-weighted means over all cases of every metric the products reported."""
+    totals: dict[str, float] = {}
+    count = 0
+    for case in cases:
+        n = int(case.get("n_frames") or case.get("frames_fused") or 0)
+        for key, value in (case.get("mean") or {}).items():
+            totals[key] = totals.get(key, 0.0) + float(value) * n
+        count += n
+    return {k: v / count for k, v in totals.items()} if count else {}

@@ -280,7 +280,13 @@ def fusion_router(
         if is_calibration_run(start):
             return [], []
         cb = FusionCallback(
-            model, calibration, sinks, config, array_source=array_source, registration=registration
+            model,
+            calibration,
+            sinks,
+            config,
+            array_source=array_source,
+            registration=registration,
+            on_frame=on_frame,
         )
         if on_callback is not None:
             on_callback(cb)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from ..errors import ConfigError
 
@@ -61,10 +62,29 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _arch_options(path: Path) -> dict[str, Any]:
+    """The ``--arch-opt`` YAML: ``arch`` (edvr_stf | swin_xvr), ``preset``, overrides."""
+    try:
+        opts = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read architecture options: {exc}") from exc
+    if not isinstance(opts, dict) or opts.get("arch") not in ("edvr_stf", "swin_xvr"):
+        raise ConfigError(f"{path}: arch: must be 'edvr_stf' or 'swin_xvr'")
+    return opts
+
+
 def load_fusion_model(
-    spec: str | os.PathLike | None = None, *, device: str = "cpu", precision: str = "fp32"
+    spec: str | os.PathLike | None = None,
+    *,
+    device: str = "cpu",
+    precision: str = "fp32",
+    arch_opt: str | os.PathLike | None = None,
 ) -> FusionModel:
-    """Shipped default (None), a registry name, or a checkpoint path -> ready model."""
+    """Shipped default (None), a registry name, or a checkpoint path -> ready model.
+
+    ``arch_opt`` (a YAML with ``arch``, ``preset`` and hyper-parameter overrides) builds
+    the network first and loads an original XFusion/BasicSR checkpoint into it.
+    """
     import xfusion_models as xm
 
     if precision not in _DTYPES:
@@ -74,6 +94,23 @@ def load_fusion_model(
         raise ConfigError(f"device {device!r} asked for, but no CUDA device is available")
     if precision == "fp16" and dev.type == "cpu":
         raise ConfigError("fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    if arch_opt is not None:
+        if spec is None:
+            raise ConfigError("--arch-opt needs --model_file (the checkpoint to load)")
+        opts = _arch_options(Path(arch_opt))
+        arch = opts.pop("arch")
+        builder = xm.edvr_stf if arch == "edvr_stf" else xm.swin_xvr
+        net = builder(opts.pop("preset", "paper"), **opts)
+        path = Path(spec)
+        xm.load_original_checkpoint(net, path)
+        return FusionModel(
+            net=net.to(dev).eval(),
+            name=path.stem,
+            arch=arch,
+            sha256=_sha256(path),
+            device=dev,
+            precision=precision,
+        )
     if spec is None:
         entry = xm.default_weights()
         if entry is None:

@@ -1,0 +1,260 @@
+"""The whole beamline on one machine: simulate, calibrate, acquire, fuse live, publish.
+
+Everything is the shipped path: simulated ophyd cameras driven by bluesky plans, the
+G400 calibration computed live from its own run, raw runs persisted by TiledWriter
+into an embedded Tiled server, fused frames published through bluesky's 0MQ proxy to
+an independent RemoteDispatcher process and written to the same Tiled, on the
+shipped model. Because the scene is simulated, every fused frame is also scored
+against the ground truth, next to bicubic x4 and the nearest Phantom frame.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .calibration import CalibrationRecord, GridCalibrationCallback, record_to_documents
+from .devices import (
+    PhantomTMX7510,
+    Scene,
+    SceneConfig,
+    ShimadzuHPVX2,
+    SimBeam,
+    SimPhantomBackend,
+    SimShimadzuBackend,
+    write_simulation,
+)
+from .errors import XFusionError
+from .fusion import FusedFrame, FusionConfig, FusionModel, WindowJob
+
+__all__ = ["DemoSettings", "TruthScorer", "run_demo"]
+
+
+@dataclass
+class DemoSettings:
+    out: Path
+    seed: int = 7
+    shimadzu_shape: tuple[int, int] = (64, 96)
+    frames: int = 128
+    traverse_mode: str = "continuous"
+    listener: bool = True
+    progress: bool = True
+    full_scale: float = 65535.0
+
+
+class TruthScorer:
+    """Scores fused frames against the simulated ground truth (demo only).
+
+    Truth is the noise-free scene on the cameras' count scale, cropped like the fused
+    frame; baselines are bicubic x4 of the registered Shimadzu frame and the Phantom
+    input nearer in time.
+    """
+
+    def __init__(self, scene: Scene, record: CalibrationRecord, full_scale: float) -> None:
+        self.scene = scene
+        self.crop = record.crop
+        self.full_scale = full_scale
+        self.shimadzu_t = scene.shimadzu_times_ns()
+        self.phantom_t = scene.phantom_times_ns()
+        self.rows: list[dict[str, float]] = []
+
+    def __call__(self, frame: FusedFrame, job: WindowJob) -> None:
+        from xfusion_models.metrics import aad, psnr, ssim
+
+        c = self.crop
+        t = float(self.shimadzu_t[frame.shimadzu_index])
+        truth = self.scene.truth_counts(t).astype(np.float32) / self.full_scale
+        truth = truth[c.y : c.y + c.height, c.x : c.x + c.width]
+        h, w = truth.shape
+        bicubic = np.clip(cv2.resize(job.lr_frames[1], (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
+        dt = [abs(self.phantom_t[p] - t) for p in job.hr]
+        nearest = job.hr_frames[int(np.argmin(dt))]
+        row = {"shimadzu_index": frame.shimadzu_index}
+        for name, image in (("fused", frame.image), ("bicubic", bicubic), ("nearest", nearest)):
+            row[f"psnr_{name}"] = float(psnr(image, truth))
+            row[f"ssim_{name}"] = float(ssim(image, truth))
+            row[f"aad_{name}"] = float(aad(image, truth))
+        self.rows.append(row)
+
+    def means(self) -> dict[str, float]:
+        if not self.rows:
+            return {}
+        keys = [k for k in self.rows[0] if k != "shimadzu_index"]
+        return {k: round(float(np.mean([r[k] for r in self.rows])), 4) for k in keys}
+
+
+def _cameras(beam: SimBeam, data_dir: Path):
+    phantom = PhantomTMX7510(
+        "XF:DEMO:PH:", name="phantom", backend=SimPhantomBackend(beam), data_dir=data_dir
+    )
+    shimadzu = ShimadzuHPVX2(
+        "XF:DEMO:HPV:", name="shimadzu", backend=SimShimadzuBackend(beam), data_dir=data_dir
+    )
+    return phantom, shimadzu
+
+
+def _start_listener(address: str, out: Path) -> subprocess.Popen:
+    ready = out.with_suffix(".ready")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xfusion_stream.publishing.listen",
+            "--address",
+            address,
+            "--prefix",
+            "fused",
+            "--out",
+            str(out),
+            "--runs",
+            "1",
+            "--timeout",
+            "900",
+            "--ready-file",
+            str(ready),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise XFusionError(
+                f"the 0MQ listener did not start: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}"
+            )
+        time.sleep(0.1)
+    time.sleep(0.5)  # PUB/SUB: let the subscription reach the proxy before publishing
+    return proc
+
+
+def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
+    from xfusion_plans import dual_camera_burst, grid_calibration
+
+    from .offline import close_run_engine, new_run_engine, run_with_fusion
+    from .products import ProductWriter
+    from .publishing import EmbeddedTiled, ProxyThread, make_publisher, make_tiled_writer
+
+    out = settings.out
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    config = SceneConfig(
+        seed=settings.seed, shimadzu_shape=settings.shimadzu_shape, n_shimadzu=settings.frames
+    )
+    simulated = write_simulation(out / "simulated", config, progress=settings.progress)
+    beam = SimBeam(config)
+    phantom, shimadzu = _cameras(beam, out / "raw")
+    summary: dict[str, Any] = {"out": str(out), "simulated": simulated.get("experiment")}
+    with EmbeddedTiled(out / "tiled", readable_storage=[out / "raw"]) as tiled:
+        client = tiled.client()
+        RE = new_run_engine()
+        proxy = ProxyThread()
+        listener = None
+        try:
+            RE.subscribe(make_tiled_writer(client))  # raw runs, independent of fusion
+            # 1. calibrate live from the grid run
+            cal = GridCalibrationCallback(out / "calibration")
+            token = RE.subscribe(cal)
+            (cal_uid,) = RE(grid_calibration(phantom, shimadzu))
+            RE.unsubscribe(token)
+            if cal.record is None:
+                raise XFusionError(f"grid calibration failed: {cal.error}")
+            record: CalibrationRecord = cal.record
+            calibration_writer = make_tiled_writer(client)
+            for name, doc in record_to_documents(record):
+                calibration_writer(name, doc)
+            summary["calibration"] = _calibration_summary(record, beam.scene, cal_uid)
+            # 2. acquire and fuse live, publishing over 0MQ and into Tiled
+            if settings.listener:
+                listener = _start_listener(proxy.out_address, out / "listener.json")
+            publisher = make_publisher(proxy.in_address)
+            scorer = TruthScorer(beam.scene, record, settings.full_scale)
+            products = ProductWriter(
+                out / "fused",
+                mode=settings.traverse_mode,
+                progress_total=None,
+                progress=settings.progress,
+            )
+
+            def on_frame(frame: FusedFrame, job: WindowJob) -> None:
+                products(frame, job)
+                scorer(frame, job)
+
+            outcome = run_with_fusion(
+                dual_camera_burst(
+                    phantom, shimadzu, md={"sample": f"simulated, seed {settings.seed}"}
+                ),
+                model=model,
+                calibration=record,
+                config=FusionConfig(traverse_mode=settings.traverse_mode),
+                sinks=[publisher, make_tiled_writer(client)],
+                on_frame=on_frame,
+                finish_products=products.close,
+                RE=RE,
+            )
+            summary.update(outcome.summary())
+            summary["metrics_vs_truth"] = scorer.means()
+            summary["received_by_remote_dispatcher"] = _listener_result(
+                listener, out / "listener.json"
+            )
+            summary["tiled"] = {
+                "uri": tiled.base_uri,
+                "fused_in_tiled": _fused_rows(client, outcome.fused_uid),
+            }
+        finally:
+            if listener is not None and listener.poll() is None:
+                listener.terminate()
+            proxy.close()
+            close_run_engine(RE)
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _calibration_summary(record: CalibrationRecord, scene: Scene, uid: str) -> dict[str, Any]:
+    truth = scene.transform
+    return {
+        "uid": record.uid,
+        "grid_run_uid": uid,
+        "n_pairs": record.n_pairs,
+        "rotation_deg": round(record.rotation_deg, 4),
+        "rotation_error_deg": round(abs(record.rotation_deg - truth.rotation_deg), 4),
+        "scale_error_pct": round(
+            100
+            * max(
+                abs(record.scale_row / truth.scale_row - 1),
+                abs(record.scale_col / truth.scale_col - 1),
+            ),
+            4,
+        ),
+        "residual_max_px": round(record.residuals[-1].max, 3) if record.residuals else None,
+    }
+
+
+def _listener_result(proc: subprocess.Popen | None, path: Path) -> Any:
+    if proc is None:
+        return None
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        return {"error": "listener did not see the fused run stop within 60 s"}
+    if not path.exists():
+        return {"error": "listener wrote no summary"}
+    return json.loads(path.read_text())
+
+
+def _fused_rows(client: Any, uid: str | None) -> int | None:
+    if uid is None:
+        return None
+    try:
+        return int(client[uid]["fused"]["fused_image"].shape[0])
+    except KeyError:
+        return None
