@@ -4,6 +4,7 @@ from ._tiled import EmbeddedTiled, make_tiled_writer, register_json_seq_exporter
 
 __all__ = ["EmbeddedTiled", "make_tiled_writer", "register_json_seq_exporter"]
 
+from ._listener import DocumentCounter, ListenerProcess, RunCount, listen  # noqa: E402
 from ._serialization import WireFormatError, pack_document, unpack_document  # noqa: E402
 from ._zmq import (  # noqa: E402
     FUSED_PREFIX,
@@ -12,6 +13,7 @@ from ._zmq import (  # noqa: E402
     dispatch_in_thread,
     make_publisher,
     make_remote_dispatcher,
+    stop_dispatcher,
 )
 
 __all__ += [
@@ -24,4 +26,9 @@ __all__ += [
     "make_remote_dispatcher",
     "pack_document",
     "unpack_document",
+    "stop_dispatcher",
+    "DocumentCounter",
+    "ListenerProcess",
+    "RunCount",
+    "listen",
 ]

@@ -26,8 +26,9 @@ def _encode(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in _ALLOWED_KINDS:
             raise WireFormatError(f"cannot send an array of dtype {obj.dtype}")
-        arr = np.ascontiguousarray(obj)
-        return {_TAG: True, "dtype": arr.dtype.str, "shape": list(arr.shape), "data": arr.tobytes()}
+        # shape from obj: ascontiguousarray turns a 0-d array into shape (1,)
+        data = np.ascontiguousarray(obj).tobytes()
+        return {_TAG: True, "dtype": obj.dtype.str, "shape": list(obj.shape), "data": data}
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, (tuple, set, frozenset)):
@@ -36,25 +37,46 @@ def _encode(obj: Any) -> Any:
 
 
 def _decode(obj: dict) -> Any:
-    if obj.get(_TAG) is True:
+    if obj.get(_TAG) is not True:
+        return obj
+    try:
         dtype = np.dtype(obj["dtype"])
         if dtype.kind not in _ALLOWED_KINDS:
             raise WireFormatError(f"refusing an array of dtype {dtype}")
         shape = tuple(int(n) for n in obj["shape"])
-        return np.frombuffer(obj["data"], dtype=dtype).reshape(shape).copy()
-    return obj
+        data = obj["data"]
+        if not isinstance(data, bytes):
+            raise WireFormatError(f"array data must be bytes, got {type(data).__name__}")
+        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+    except WireFormatError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WireFormatError(f"malformed array: {exc!r}") from exc
 
 
 def pack_document(doc: dict) -> bytes:
     """Serializer for ``bluesky.callbacks.zmq.Publisher(serializer=...)``."""
-    return msgpack.packb(doc, default=_encode, use_bin_type=True)
+    try:
+        return msgpack.packb(doc, default=_encode, use_bin_type=True)
+    except WireFormatError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise WireFormatError(f"cannot send this document: {exc}") from exc
 
 
 def unpack_document(payload: bytes) -> dict:
     """Deserializer for ``bluesky.callbacks.zmq.RemoteDispatcher(deserializer=...)``."""
     try:
         doc = msgpack.unpackb(payload, object_hook=_decode, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+    except WireFormatError:
+        raise
+    except (
+        TypeError,
+        ValueError,
+        msgpack.ExtraData,
+        msgpack.FormatError,
+        msgpack.StackError,
+    ) as exc:
         raise WireFormatError(f"not a msgpack document: {exc}") from exc
     if not isinstance(doc, dict):
         raise WireFormatError(f"a document must be a map, got {type(doc).__name__}")

@@ -18,17 +18,25 @@ __all__ = [
     "make_remote_dispatcher",
     "ProxyThread",
     "dispatch_in_thread",
+    "stop_dispatcher",
 ]
 
 RAW_PREFIX = b"raw"
 FUSED_PREFIX = b"fused"
 
 
-def make_publisher(address: str, prefix: bytes = FUSED_PREFIX):
-    """A bluesky ``Publisher`` (connects to a proxy's in-address) with the safe format."""
+def make_publisher(address: str, prefix: bytes = FUSED_PREFIX, *, linger_ms: int = 2000):
+    """A bluesky ``Publisher`` (connects to a proxy's in-address) with the safe format.
+
+    ``linger_ms`` bounds how long ``close()`` waits to flush queued messages; 0MQ's
+    default (forever) would hang a process whose proxy has gone away.
+    """
+    import zmq
     from bluesky.callbacks.zmq import Publisher
 
-    return Publisher(address, prefix=prefix, serializer=pack_document)
+    publisher = Publisher(address, prefix=prefix, serializer=pack_document)
+    publisher._socket.setsockopt(zmq.LINGER, int(linger_ms))  # bluesky offers no knob
+    return publisher
 
 
 def make_remote_dispatcher(address: str, prefix: bytes = FUSED_PREFIX):
@@ -39,42 +47,103 @@ def make_remote_dispatcher(address: str, prefix: bytes = FUSED_PREFIX):
 
 
 class ProxyThread:
-    """bluesky's 0MQ ``Proxy`` on loopback, running in a daemon thread (in-process demo).
+    """An in-process 0MQ proxy on loopback (demo, tests), stoppable from any thread.
 
-    ``in_address``/``out_address`` are ``tcp://127.0.0.1:PORT`` strings; port 0 picks
-    free ports.
+    The same forwarder as ``bluesky-0MQ-proxy`` (a bound SUB in, a bound PUB out),
+    built on pyzmq's steerable proxy: bluesky's ``Proxy.start`` runs ``zmq.device``,
+    which can only be ended by destroying its context from another thread, and that
+    races with the device's own socket use ("Bad address"). Port 0 picks a free port;
+    ``in_address``/``out_address`` are then the full bound ``tcp://`` addresses.
     """
 
     def __init__(self, in_port: int = 0, out_port: int = 0, host: str = "127.0.0.1") -> None:
-        from bluesky.callbacks.zmq import Proxy
+        import zmq
 
-        # An address without a port makes bluesky bind a random free one; the
-        # attributes in_port/out_port then hold the full bound addresses.
-        self._proxy = Proxy(
-            in_address=f"tcp://{host}:{in_port}" if in_port else f"tcp://{host}",
-            out_address=f"tcp://{host}:{out_port}" if out_port else f"tcp://{host}",
-        )
-        self.in_address = str(self._proxy.in_port)
-        self.out_address = str(self._proxy.out_port)
+        self._context = zmq.Context()
+        self._frontend = self._context.socket(zmq.SUB)
+        self._frontend.setsockopt(zmq.SUBSCRIBE, b"")
+        self._backend = self._context.socket(zmq.PUB)
+        self.in_address = self._bind(self._frontend, host, in_port)
+        self.out_address = self._bind(self._backend, host, out_port)
+        control = f"inproc://xfusion-proxy-control-{id(self)}"
+        self._control_in = self._context.socket(zmq.PAIR)
+        self._control_in.bind(control)
+        self._control_out = self._context.socket(zmq.PAIR)
+        self._control_out.connect(control)
         self._thread = threading.Thread(target=self._run, name="xfusion-0mq-proxy", daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def _bind(socket, host: str, port: int) -> str:
+        if port:
+            socket.bind(f"tcp://{host}:{port}")
+            return f"tcp://{host}:{port}"
+        return f"tcp://{host}:{socket.bind_to_random_port(f'tcp://{host}')}"
 
     def _run(self) -> None:
         import zmq
 
         try:
-            self._proxy.start()
-        except zmq.ZMQError:  # close() destroys the context, which ends the device
+            zmq.proxy_steerable(self._frontend, self._backend, None, self._control_in)
+        except zmq.ContextTerminated:
             pass
+        finally:
+            for sock in (self._frontend, self._backend, self._control_in):
+                sock.close(linger=0)
 
     def close(self) -> None:
-        self._proxy._context.destroy(linger=0)
+        """Stop forwarding, release both ports; safe to call twice."""
+        if self._context.closed:
+            return
+        self._control_out.send(b"TERMINATE")
         self._thread.join(timeout=5)
+        self._control_out.close(linger=0)
+        self._context.term()
+
+    def __enter__(self) -> ProxyThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def dispatch_in_thread(dispatcher, callback: Callable[[str, dict], None]) -> threading.Thread:
-    """Subscribe ``callback`` and run ``dispatcher`` in a daemon thread."""
+    """Subscribe ``callback`` and run ``dispatcher`` in a daemon thread (end: ``stop_dispatcher``)."""
+    import asyncio
+
+    def run() -> None:
+        try:
+            dispatcher.start()
+        except asyncio.CancelledError:  # stop_dispatcher cancelled the poll task
+            pass
+
     dispatcher.subscribe(callback)
-    thread = threading.Thread(target=dispatcher.start, name="xfusion-0mq-dispatch", daemon=True)
+    thread = threading.Thread(target=run, name="xfusion-0mq-dispatch", daemon=True)
     thread.start()
     return thread
+
+
+def stop_dispatcher(
+    dispatcher, thread: threading.Thread | None = None, timeout: float = 5.0
+) -> None:
+    """Stop a RemoteDispatcher started in another thread (``dispatch_in_thread``).
+
+    ``dispatcher.stop()`` from outside closes a loop that is still running; cancelling
+    its poll task on its own loop lets ``start()`` return and clean up itself.
+    """
+    import asyncio
+
+    loop = dispatcher.loop
+    if loop.is_closed():
+        return
+
+    def cancel() -> None:
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+
+    try:
+        loop.call_soon_threadsafe(cancel)
+    except RuntimeError:  # closed between the check and the call
+        return
+    if thread is not None:
+        thread.join(timeout)

@@ -1,0 +1,158 @@
+"""0MQ room fixtures: a real ``bluesky-0MQ-proxy`` process, small cameras, a tiny model.
+
+The scene is small (Shimadzu 32x48, 64 frames) so a whole burst fuses in seconds on
+two CPU cores; every child process gets one torch thread so the parent keeps its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xfusion_stream.devices import (
+    PhantomTMX7510,
+    SceneConfig,
+    ShimadzuHPVX2,
+    SimBeam,
+    SimPhantomBackend,
+    SimShimadzuBackend,
+)
+
+ZMQ_SCENE = SceneConfig(seed=3, shimadzu_shape=(32, 48), n_shimadzu=64)
+CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def proxy(tmp_path):
+    """``bluesky-0MQ-proxy`` as a child process: yields (in_address, out_address)."""
+    exe = shutil.which("bluesky-0MQ-proxy") or str(
+        Path(sys.executable).parent / "bluesky-0MQ-proxy"
+    )
+    p_in, p_out = _free_port(), _free_port()
+    log = open(tmp_path / "proxy.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            exe,
+            "--in-address",
+            f"tcp://127.0.0.1:{p_in}",
+            "--out-address",
+            f"tcp://127.0.0.1:{p_out}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (_accepts(p_in) and _accepts(p_out)):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"proxy did not come up: {(tmp_path / 'proxy.log').read_text()}")
+            time.sleep(0.1)
+        yield f"tcp://127.0.0.1:{p_in}", f"tcp://127.0.0.1:{p_out}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def child_env():
+    return {**os.environ, **CHILD_ENV}
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint of the tiny EDVR-STF preset (random weights: counts, not quality)."""
+    import torch
+
+    import xfusion_models as xm
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "edvr_stf_tiny.pth"
+    xm.save_checkpoint(xm.edvr_stf("tiny"), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def calibration_file(tmp_path_factory) -> Path:
+    from xfusion_stream.calibration import CalibrationRecord
+    from xfusion_stream.devices import Scene
+
+    scene = Scene(ZMQ_SCENE)
+    record = CalibrationRecord.from_transform(
+        scene.transform, scene.shimadzu_shape, scene.phantom_shape
+    )
+    return record.save(tmp_path_factory.mktemp("calibration") / "record.json")
+
+
+@pytest.fixture(scope="session")
+def expected_windows() -> int:
+    """Length of the continuous pairing table of ZMQ_SCENE, from the file-path pairer."""
+    from xfusion_stream.calibration import pairing_table
+    from xfusion_stream.devices import Scene
+    from xfusion_stream.recorded import PhantomTiming, ShimadzuTiming
+
+    scene = Scene(ZMQ_SCENE)
+    phantom = PhantomTiming(
+        frame_numbers=scene.phantom_frame_numbers(),
+        times_ns=scene.phantom_times_ns(),
+        e_flags=scene.phantom_e_flags(),
+        frame_rate_hz=scene.phantom_frame_rate_hz,
+        gamma=0.0,
+    )
+    shimadzu = ShimadzuTiming(
+        frame_ns=ZMQ_SCENE.shimadzu_frame_ns,
+        n_frames=scene.n_shimadzu,
+        times_ns=scene.shimadzu_times_ns(),
+    )
+    return len(pairing_table(phantom, shimadzu, "continuous"))
+
+
+@pytest.fixture
+def make_cameras(tmp_path):
+    """Factory: (phantom, shimadzu, beam) over ZMQ_SCENE; HDF5 files under tmp_path."""
+
+    def make(config: SceneConfig = ZMQ_SCENE, *, inline: bool = False):
+        beam = SimBeam(config)
+        raw = None if inline else tmp_path / "raw"
+        phantom = PhantomTMX7510(
+            "XF:TEST:PH:",
+            name="phantom",
+            backend=SimPhantomBackend(beam),
+            data_dir=raw,
+            inline=inline,
+        )
+        shimadzu = ShimadzuHPVX2(
+            "XF:TEST:HPV:",
+            name="shimadzu",
+            backend=SimShimadzuBackend(beam),
+            data_dir=raw,
+            inline=inline,
+        )
+        return phantom, shimadzu, beam
+
+    return make
