@@ -1,13 +1,87 @@
-"""`xfusion replay` (lands with its issue)."""
+"""Fuse a stored raw run from Tiled into a new fused run, through the live callback.
+
+The calibration is a record file (``--calibration``) or the uid of a calibration
+record stored in the same Tiled (``--calibration-uid``). The fused run is written
+back to that Tiled, linked to the raw uid, and optionally published over 0MQ.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    a = parser.add_argument
+    a("--tiled-uri", required=True, help="Tiled server URI (with ?api_key=... if needed)")
+    a("--uid", required=True, help="uid of the raw run to fuse")
+    a("--calibration", type=Path, default=None, help="calibration record file")
+    a("--calibration-uid", default=None, help="uid of a calibration record run in Tiled")
+    a("--model_file", "--model-file", default=None, help="checkpoint or registry name")
+    a("--traverse_mode", "--traverse-mode", choices=("continuous", "double"), default="continuous")
+    a("--device", default="cpu")
+    a("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    a("--publish", default=None, help="0MQ proxy in-address to publish fused documents to")
+    a("--out", type=Path, default=None, help="also write PNG/GIF/CSV products here")
+    a("--timeout", type=float, default=3600.0)
+
+
+def _calibration(args, client):
+    from ..calibration import CalibrationRecord, load_record
+    from ..errors import ConfigError
+
+    if args.calibration is not None:
+        return load_record(args.calibration)
+    if args.calibration_uid is None:
+        raise ConfigError("replay needs --calibration RECORD or --calibration-uid UID")
+    try:
+        start = client[args.calibration_uid].metadata["start"]
+    except KeyError:
+        raise ConfigError(f"Tiled has no run {args.calibration_uid!r}") from None
+    if "calibration" not in start:
+        raise ConfigError(f"run {args.calibration_uid} holds no calibration record")
+    return CalibrationRecord.model_validate(start["calibration"])
 
 
 def run(args: argparse.Namespace) -> dict:
-    raise NotImplementedError("xfusion replay")
+    from tiled.client import from_uri
+
+    from ..fusion import FusionConfig, load_fusion_model, replay_run
+    from ..publishing import make_publisher, make_tiled_writer
+
+    client = from_uri(args.tiled_uri)
+    calibration = _calibration(args, client)
+    model = load_fusion_model(args.model_file, device=args.device, precision=args.precision)
+    sinks = [make_tiled_writer(client)]
+    if args.publish:
+        sinks.append(make_publisher(args.publish))
+    writer = None
+    if args.out is not None:
+        from ..products import ProductWriter
+
+        writer = ProductWriter(args.out, mode=args.traverse_mode, progress=not args.json)
+    cb = replay_run(
+        client,
+        args.uid,
+        model,
+        calibration,
+        sinks,
+        FusionConfig(
+            traverse_mode=args.traverse_mode, device=args.device, precision=args.precision
+        ),
+        on_frame=writer,
+        timeout=args.timeout,
+    )
+    report = cb.worker.report if cb.worker else None
+    stop = (report.stop_doc if report else None) or {}
+    result = {
+        "raw_uid": args.uid,
+        "fused_uid": cb.fused_uid,
+        "calibration_uid": calibration.uid,
+        "frames_fused": report.frames if report else 0,
+        "exit_status": stop.get("exit_status"),
+        "reason": stop.get("reason", ""),
+    }
+    if writer is not None:
+        result["products"] = writer.close()
+    return result
