@@ -3,6 +3,7 @@
 from ._burst import burst_run, dual_camera_burst
 from ._calibration import grid_calibration
 from ._recorded import recorded_cameras, recorded_experiment
+from ._virtual import virtual_cameras, virtual_experiment
 
 __all__ = [
     "burst_run",
@@ -10,4 +11,6 @@ __all__ = [
     "grid_calibration",
     "recorded_cameras",
     "recorded_experiment",
+    "virtual_cameras",
+    "virtual_experiment",
 ]

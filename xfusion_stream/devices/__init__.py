@@ -42,3 +42,13 @@ __all__ += [
     "SimShimadzuBackend",
     "SoftSetting",
 ]
+
+# virtual experiments: two pretend cameras over one single-camera sequence
+from ._virtual_backend import (  # noqa: E402
+    DEFAULT_PHOTONS,
+    VirtualCaseBackend,
+    VirtualOptions,
+    VirtualSequence,
+)
+
+__all__ += ["DEFAULT_PHOTONS", "VirtualCaseBackend", "VirtualOptions", "VirtualSequence"]

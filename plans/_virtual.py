@@ -1,0 +1,98 @@
+"""A virtual experiment (one single-camera sequence seen by two pretend cameras) as one run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from xfusion_stream.devices import (
+    DEFAULT_PHOTONS,
+    PhantomTMX7510,
+    ShimadzuHPVX2,
+    VirtualCaseBackend,
+    VirtualOptions,
+    VirtualSequence,
+)
+
+from ._burst import Plan, burst_run
+
+__all__ = ["virtual_experiment", "virtual_cameras"]
+
+
+def virtual_cameras(
+    source: str | Path | np.ndarray | VirtualSequence,
+    *,
+    data_dir: str | Path | None = None,
+    inline: bool = False,
+    lr_source: str | Path | np.ndarray | None = None,
+    phantom_pixel_um: float = 0.0,
+    **options: Any,
+) -> tuple[PhantomTMX7510, ShimadzuHPVX2]:
+    """The two virtual cameras, named ``phantom`` and ``shimadzu``, sharing one sequence.
+
+    ``options`` are :class:`VirtualOptions` fields. ``data_dir`` gets the burst HDF5
+    files; default for a folder source: ``<source>_raw`` next to it.
+    """
+    if isinstance(source, VirtualSequence):
+        sequence = source
+        if options or lr_source is not None:
+            raise ValueError("options and lr_source belong to the given VirtualSequence")
+    else:
+        sequence = VirtualSequence(source, VirtualOptions(**options), lr_source=lr_source)
+    if data_dir is None and not inline:
+        if isinstance(sequence.source, np.ndarray):
+            raise ValueError("an in-memory virtual source needs data_dir (or inline=True)")
+        folder = Path(sequence.source)
+        data_dir = folder.parent / f"{folder.name}_raw"
+    phantom = PhantomTMX7510(
+        name="phantom",
+        backend=VirtualCaseBackend(sequence, "phantom", pixel_size_um=phantom_pixel_um),
+        data_dir=data_dir,
+        inline=inline,
+    )
+    shimadzu = ShimadzuHPVX2(
+        name="shimadzu",
+        backend=VirtualCaseBackend(sequence, "shimadzu", pixel_size_um=phantom_pixel_um),
+        data_dir=data_dir,
+        inline=inline,
+    )
+    return phantom, shimadzu
+
+
+def virtual_experiment(
+    source: str | Path | np.ndarray | VirtualSequence,
+    *,
+    md: dict[str, Any] | None = None,
+    phantom_every: int = 20,
+    ratio: int = 4,
+    photons: float | tuple[float, float] | None = DEFAULT_PHOTONS,
+    seed: int = 0,
+    frame_ns: int = 200,
+    downsample: Literal["bicubic", "area"] = "bicubic",
+    lr_source: str | Path | np.ndarray | None = None,
+    data_dir: str | Path | None = None,
+    inline: bool = False,
+    interleave: bool = True,
+) -> Plan:
+    """Acquire a virtual experiment: same streams, keys and configuration as a burst.
+
+    The start document adds ``data_type: "virtual"``, ``virtual_source``,
+    ``phantom_every`` and a ``virtual`` block (ratio, photons, seed, frame time,
+    downsampling, HR crop). Bad sources raise ``ConfigError`` /
+    ``RecordedFormatError`` naming the folder or file before any document is emitted.
+    """
+    if isinstance(source, VirtualSequence):
+        sequence = source
+    else:
+        options = VirtualOptions(ratio, phantom_every, photons, seed, frame_ns, downsample)
+        sequence = VirtualSequence(source, options, lr_source=lr_source)
+    phantom, shimadzu = virtual_cameras(sequence, data_dir=data_dir, inline=inline)
+    run_md: dict[str, Any] = sequence.start_metadata()
+    run_md.update(md or {})
+    return (
+        yield from burst_run(
+            phantom, shimadzu, md=run_md, interleave=interleave, plan_name="virtual_experiment"
+        )
+    )

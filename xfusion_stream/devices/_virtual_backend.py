@@ -1,0 +1,411 @@
+"""Virtual dual-camera experiments synthesised from one single-camera sequence.
+
+The original's "virtual" data type: a fast single-camera sequence (the held-out
+truth) is seen by two pretend cameras. The Shimadzu sees every frame ``ratio`` times
+coarser (bicubic or area downsampling, then Poisson shot noise); the Phantom sees
+every ``phantom_every``-th frame at full resolution, flagged 'E', at exactly the time
+of its Shimadzu frame. Both cameras then run through the same ophyd devices, plans
+and fusion callback as real ones, and every fused frame has a ground truth.
+
+Geometry: HR frames are cropped at the top-left to multiples of ``4 * ratio`` (16
+pixels for x4; the model's two stride-2 stages on the LR grid need multiples of 4),
+so the Phantom grid is exactly ``ratio`` x the Shimadzu grid with coincident LR
+pixel centres (``xfusion_stream.optics`` convention, no mirror): the identity
+calibration record registers them without resampling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from ..errors import ConfigError, RecordedFormatError
+from ..recorded import PhantomTiming, ShimadzuTiming
+from ._camera_backend import CameraFrame, CameraSettings
+
+__all__ = ["DEFAULT_PHOTONS", "VirtualCaseBackend", "VirtualOptions", "VirtualSequence"]
+
+DEFAULT_PHOTONS = 10**3.5
+FULL_SCALE = 65535.0
+_FRAME_SUFFIXES = {".png", ".tif", ".tiff"}
+
+Photons = float | tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class VirtualOptions:
+    """How the pretend cameras see the sequence.
+
+    ``photons``: photon count ``b0`` at full intensity for the Shimadzu's shot noise;
+    a pair ``(e0, e1)`` draws ``b0 = 10**U(e0, e1)`` per frame; None adds no noise.
+    Noise for Shimadzu frame ``k`` is drawn from ``default_rng([seed, k])``, so any
+    frame can be regenerated alone.
+    """
+
+    ratio: int = 4
+    phantom_every: int = 20
+    photons: Photons = DEFAULT_PHOTONS
+    seed: int = 0
+    frame_ns: int = 200
+    downsample: Literal["bicubic", "area"] = "bicubic"
+
+    def __post_init__(self) -> None:
+        if int(self.ratio) < 1:
+            raise ConfigError(f"ratio must be >= 1, got {self.ratio}")
+        if int(self.phantom_every) < 2:
+            raise ConfigError(
+                f"phantom_every must be >= 2 (the Shimadzu is the faster camera), "
+                f"got {self.phantom_every}"
+            )
+        if int(self.frame_ns) <= 0:
+            raise ConfigError(f"frame_ns must be a positive number of ns, got {self.frame_ns}")
+        if self.downsample not in ("bicubic", "area"):
+            raise ConfigError(f"downsample must be 'bicubic' or 'area', got {self.downsample!r}")
+        photons = self.photons
+        if isinstance(photons, (tuple, list)):
+            if len(photons) != 2 or not float(photons[0]) <= float(photons[1]):
+                raise ConfigError(f"photons range must be (e0, e1) with e0 <= e1, got {photons}")
+            object.__setattr__(self, "photons", (float(photons[0]), float(photons[1])))
+        elif photons is not None and not float(photons) > 0:
+            raise ConfigError(f"photons must be > 0 (or None for no noise), got {photons}")
+
+    @property
+    def multiple(self) -> int:
+        """HR frames are cropped to multiples of this (16 for x4)."""
+        return 4 * int(self.ratio)
+
+
+def frame_files(folder: str | Path) -> list[Path]:
+    """PNG/TIFF frames of one sequence folder, sorted by name (zero-padded = time order)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: sequence folder not found")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _FRAME_SUFFIXES)
+    if not files:
+        raise ConfigError(f"{folder}: sequence folder holds no PNG/TIFF frames")
+    return files
+
+
+def read_gray(path: Path) -> np.ndarray:
+    """One gray frame as float32 in [0, 1] (8-bit / 255, 16-bit / 65535)."""
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            image = tifffile.imread(path)
+        except (OSError, ValueError, tifffile.TiffFileError) as exc:
+            raise RecordedFormatError(path, "image", f"not a readable TIFF: {exc}") from None
+    else:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise RecordedFormatError(path, "image", "not a readable image")
+    return to_unit(np.squeeze(image), path)
+
+
+def to_unit(image: np.ndarray, where: object) -> np.ndarray:
+    if image.ndim != 2:
+        raise RecordedFormatError(where, "image", f"expected one gray frame, got {image.shape}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / FULL_SCALE
+    if np.issubdtype(image.dtype, np.floating):
+        return np.clip(image, 0.0, 1.0).astype(np.float32)
+    raise RecordedFormatError(where, "image", f"pixel type {image.dtype} is not 8/16-bit")
+
+
+class _Frames:
+    """Random access to a stack of gray frames: files on disk or an in-memory array."""
+
+    def __init__(self, source: str | Path | np.ndarray, what: str) -> None:
+        if isinstance(source, np.ndarray):
+            if source.ndim != 3:
+                raise ConfigError(f"{what}: array must be (frames, rows, cols), got {source.shape}")
+            self.array: np.ndarray | None = source
+            self.files: list[Path] = []
+            self.name = f"<array {source.shape[0]}x{source.shape[1]}x{source.shape[2]}>"
+            self.shape = (int(source.shape[1]), int(source.shape[2]))
+        else:
+            self.array = None
+            self.files = frame_files(source)
+            self.name = str(Path(source))
+            self.shape = read_gray(self.files[0]).shape
+
+    def __len__(self) -> int:
+        return len(self.files) if self.array is None else int(self.array.shape[0])
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if self.array is not None:
+            return to_unit(self.array[index], f"{self.name}[{index}]")
+        path = self.files[index]
+        image = read_gray(path)
+        if image.shape != self.shape:
+            raise RecordedFormatError(
+                path, "image", f"shape {image.shape} differs from the first frame's {self.shape}"
+            )
+        return image
+
+
+class VirtualSequence:
+    """One single-camera HR sequence and the two virtual cameras' views of it.
+
+    ``source`` is a folder of gray PNG/TIFF frames (sorted by name, 8- or 16-bit) or a
+    (frames, rows, cols) array (uint8, uint16, or float in [0, 1]). ``lr_source``
+    optionally gives ready-made LR frames (a REDS-style LR clip folder) instead of
+    downsampling; they are cropped to match and still get the shot noise.
+    """
+
+    def __init__(
+        self,
+        source: str | Path | np.ndarray,
+        options: VirtualOptions | None = None,
+        *,
+        lr_source: str | Path | np.ndarray | None = None,
+    ) -> None:
+        self.options = options or VirtualOptions()
+        self.source = source
+        self._hr = _Frames(source, "virtual source")
+        m, r = self.options.multiple, self.options.ratio
+        rows, cols = (self._hr.shape[0] // m) * m, (self._hr.shape[1] // m) * m
+        if rows == 0 or cols == 0:
+            raise ConfigError(
+                f"{self._hr.name}: frames {self._hr.shape} are smaller than {m}x{m} pixels"
+            )
+        self.hr_shape = (rows, cols)
+        self.lr_shape = (rows // r, cols // r)
+        need = 2 * self.options.phantom_every + 1
+        if len(self._hr) < need:
+            raise ConfigError(
+                f"{self._hr.name}: {len(self._hr)} frames; a virtual experiment with "
+                f"phantom_every={self.options.phantom_every} needs at least {need} "
+                "(three Phantom frames, so double mode has a window)"
+            )
+        self._lr = None if lr_source is None else self._check_lr(_Frames(lr_source, "LR source"))
+
+    def _check_lr(self, lr: _Frames) -> _Frames:
+        r = self.options.ratio
+        if len(lr) < len(self._hr):
+            raise ConfigError(f"{lr.name}: {len(lr)} LR frames for {len(self._hr)} HR frames")
+        if lr.shape[0] * r < self.hr_shape[0] or lr.shape[1] * r < self.hr_shape[1]:
+            raise ConfigError(
+                f"{lr.name}: LR frames {lr.shape} are not 1/{r} of the HR frames {self._hr.shape}"
+            )
+        return lr
+
+    # ---- sizes and timing -------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._hr.name
+
+    @property
+    def n_frames(self) -> int:
+        """Shimadzu frames = HR frames of the sequence."""
+        return len(self._hr)
+
+    @property
+    def phantom_positions(self) -> range:
+        """HR frame index of each Phantom frame."""
+        return range(0, self.n_frames, self.options.phantom_every)
+
+    @property
+    def crop(self) -> dict[str, int]:
+        """The top-left crop applied to every HR frame (source pixels)."""
+        return {"x": 0, "y": 0, "width": self.hr_shape[1], "height": self.hr_shape[0]}
+
+    def shimadzu_times_ns(self) -> np.ndarray:
+        return np.arange(self.n_frames, dtype=np.int64) * int(self.options.frame_ns)
+
+    def phantom_times_ns(self) -> np.ndarray:
+        return np.asarray(self.phantom_positions, dtype=np.int64) * int(self.options.frame_ns)
+
+    def phantom_timing(self) -> PhantomTiming:
+        """The Phantom side as a recorded case would describe it (for ``pairing_table``)."""
+        n = len(self.phantom_positions)
+        period = self.options.phantom_every * self.options.frame_ns
+        return PhantomTiming(
+            frame_numbers=np.arange(n, dtype=np.int64),
+            times_ns=self.phantom_times_ns(),
+            e_flags=np.ones(n, dtype=bool),
+            frame_rate_hz=1e9 / period,
+            gamma=0.0,
+        )
+
+    def shimadzu_timing(self) -> ShimadzuTiming:
+        return ShimadzuTiming(
+            frame_ns=int(self.options.frame_ns),
+            n_frames=self.n_frames,
+            times_ns=self.shimadzu_times_ns(),
+        )
+
+    # ---- frames -----------------------------------------------------------------------
+    def hr_unit(self, index: int) -> np.ndarray:
+        """HR frame ``index``, cropped, float32 in [0, 1]."""
+        rows, cols = self.hr_shape
+        return self._hr[index][:rows, :cols]
+
+    def ground_truth(self, shimadzu_index: int) -> np.ndarray:
+        """The held-out truth for Shimadzu frame ``shimadzu_index``: uint16, Phantom grid."""
+        return to_counts(self.hr_unit(shimadzu_index))
+
+    def phantom_frame(self, k: int) -> np.ndarray:
+        """Phantom frame ``k`` (HR frame ``k * phantom_every``), uint16."""
+        return self.ground_truth(self.phantom_positions[k])
+
+    def shimadzu_clean(self, index: int) -> np.ndarray:
+        """Shimadzu frame ``index`` before noise, float32 in [0, 1]."""
+        rows, cols = self.lr_shape
+        if self._lr is not None:
+            return self._lr[index][:rows, :cols]
+        hr = self.hr_unit(index)
+        method = cv2.INTER_CUBIC if self.options.downsample == "bicubic" else cv2.INTER_AREA
+        # cv2 samples LR pixel j at HR (j + 0.5) * ratio - 0.5: the optics LR centre
+        lr = cv2.resize(hr, (cols, rows), interpolation=method)
+        return np.clip(lr, 0.0, 1.0)
+
+    def shimadzu_frame(self, index: int) -> np.ndarray:
+        """Shimadzu frame ``index``: downsampled, shot noise, uint16."""
+        return to_counts(shot_noise(self.shimadzu_clean(index), self.options, index))
+
+    def start_metadata(self) -> dict[str, object]:
+        """What a run's start document records about this virtual experiment."""
+        opt = self.options
+        photons = opt.photons
+        return {
+            "data_type": "virtual",
+            "virtual_source": self.name,
+            "phantom_every": int(opt.phantom_every),
+            "virtual": {
+                "ratio": int(opt.ratio),
+                "photons": list(photons) if isinstance(photons, tuple) else photons,
+                "seed": int(opt.seed),
+                "frame_ns": int(opt.frame_ns),
+                "downsample": opt.downsample,
+                "hr_crop": self.crop,
+                "n_frames": self.n_frames,
+                "lr_source": None if self._lr is None else self._lr.name,
+            },
+        }
+
+
+def shot_noise(image: np.ndarray, options: VirtualOptions, index: int) -> np.ndarray:
+    """``clip(Poisson(img * b0) / b0, 0, 1)`` with noise seeded by (seed, frame index)."""
+    photons = options.photons
+    if photons is None:
+        return image
+    rng = np.random.default_rng([int(options.seed), int(index)])
+    if isinstance(photons, tuple):
+        b0 = 10.0 ** rng.uniform(photons[0], photons[1])
+    else:
+        b0 = float(photons)
+    noisy = rng.poisson(image.astype(np.float64) * b0) / b0
+    return np.clip(noisy, 0.0, 1.0).astype(np.float32)
+
+
+def to_counts(image: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(image, 0.0, 1.0) * FULL_SCALE).astype(np.uint16)
+
+
+class VirtualCaseBackend:
+    """One virtual camera (``"phantom"`` or ``"shimadzu"``) of a :class:`VirtualSequence`.
+
+    ``source`` is a sequence folder, an array stack, or a ``VirtualSequence`` (share
+    one between the two cameras of a plan; its options then win and any option given
+    here that differs from both the default and the sequence's is an error).
+    Phantom frames: numbers 0, 1, ..., all 'E', at ``k * phantom_every * frame_ns``;
+    Shimadzu frames: numbers 1..N at ``k * frame_ns``.
+    """
+
+    def __init__(
+        self,
+        source: str | Path | np.ndarray | VirtualSequence,
+        camera: Literal["phantom", "shimadzu"],
+        *,
+        ratio: int = 4,
+        phantom_every: int = 20,
+        photons: Photons = DEFAULT_PHOTONS,
+        seed: int = 0,
+        frame_ns: int = 200,
+        downsample: Literal["bicubic", "area"] = "bicubic",
+        lr_source: str | Path | np.ndarray | None = None,
+        pixel_size_um: float = 0.0,
+    ) -> None:
+        if camera not in ("phantom", "shimadzu"):
+            raise ValueError(f"camera must be 'phantom' or 'shimadzu', got {camera!r}")
+        options = VirtualOptions(ratio, phantom_every, photons, seed, frame_ns, downsample)
+        if isinstance(source, VirtualSequence):
+            if lr_source is not None:
+                raise ValueError("lr_source belongs to the shared VirtualSequence, not here")
+            _check_shared(source.options, options)
+            self.sequence = source
+        else:
+            self.sequence = VirtualSequence(source, options, lr_source=lr_source)
+        self.camera = camera
+        self.pixel_size_um = float(pixel_size_um)
+        self._armed = False
+        self._recorded = False
+
+    def settings(self) -> CameraSettings:
+        seq, opt = self.sequence, self.sequence.options
+        if self.camera == "phantom":
+            period = float(opt.phantom_every * opt.frame_ns)
+            return CameraSettings(
+                frame_shape=seq.hr_shape,
+                n_frames=len(seq.phantom_positions),
+                frame_time_ns=period,
+                frame_rate_hz=1e9 / period,
+                pixel_size_um=self.pixel_size_um,
+            )
+        return CameraSettings(
+            frame_shape=seq.lr_shape,
+            n_frames=seq.n_frames,
+            frame_time_ns=float(opt.frame_ns),
+            frame_rate_hz=1e9 / opt.frame_ns,
+            pixel_size_um=self.pixel_size_um * opt.ratio,
+        )
+
+    def ground_truth(self, shimadzu_index: int) -> np.ndarray:
+        """Held-out HR frame (uint16) at the time of Shimadzu frame ``shimadzu_index``."""
+        return self.sequence.ground_truth(shimadzu_index)
+
+    def arm(self) -> None:
+        self._armed = True
+        self._recorded = False
+
+    def disarm(self) -> None:
+        self._armed = False
+
+    def trigger(self) -> None:
+        if not self._armed:
+            raise RuntimeError(f"virtual {self.camera}: trigger before arm (stage the device)")
+        self._recorded = True
+
+    def readout(self, limit: int | None = None) -> Iterator[CameraFrame]:
+        if not self._recorded:
+            raise RuntimeError(f"virtual {self.camera}: readout before trigger")
+        seq = self.sequence
+        if self.camera == "phantom":
+            times = seq.phantom_times_ns()
+            n = len(times) if limit is None else min(limit, len(times))
+            for k in range(n):
+                yield CameraFrame(seq.phantom_frame(k), k, int(times[k]), True)
+            return
+        times = seq.shimadzu_times_ns()
+        n = len(times) if limit is None else min(limit, len(times))
+        for k in range(n):
+            yield CameraFrame(seq.shimadzu_frame(k), k + 1, int(times[k]), False)
+
+
+def _check_shared(have: VirtualOptions, given: VirtualOptions) -> None:
+    default = VirtualOptions()
+    for f in fields(VirtualOptions):
+        value = getattr(given, f.name)
+        if value != getattr(default, f.name) and value != getattr(have, f.name):
+            raise ValueError(
+                f"{f.name}={value!r} differs from the shared VirtualSequence's "
+                f"{getattr(have, f.name)!r}; set options on the sequence only"
+            )
