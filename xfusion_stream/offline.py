@@ -32,6 +32,7 @@ class FusionOutcome:
     model_seconds: float
     wall_seconds: float
     products: dict[str, Any] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -109,6 +110,7 @@ def run_with_fusion(
         model_seconds=report.model_seconds if report else 0.0,
         wall_seconds=time.perf_counter() - t0,
         products=products,
+        latencies=list(report.latencies) if report else [],
     )
 
 

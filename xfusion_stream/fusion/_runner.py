@@ -40,6 +40,7 @@ class WindowJob:
     hr_frames: tuple[np.ndarray, np.ndarray]
     truth_index: int = -1
     truth: np.ndarray | None = None
+    ready_at: float = field(default_factory=time.perf_counter)  # last input arrived
 
 
 @dataclass
@@ -61,6 +62,7 @@ class WorkerReport:
     failure: str = ""
     stop_doc: dict | None = None
     model_seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)  # input complete -> fused event out
 
 
 class _FeatureCache:
@@ -206,6 +208,7 @@ class FusionWorker:
                 )
                 self.composer.event(frame, time.time())
                 self.report.frames += 1
+                self.report.latencies.append(time.perf_counter() - job.ready_at)
                 if self.on_frame is not None:
                     self.on_frame(frame, job)
         except Exception as exc:  # noqa: BLE001 - becomes the fused run's failure reason
