@@ -58,12 +58,12 @@ class VirtualDataset(BaseModel):
     hr_dir: Path
     lr_dir: Path | None = None
     clips: list[str] | None = None
-    phantom_every: int = Field(20, ge=2)
-    photons: float | None = Field(10**3.5, gt=0)
+    phantom_every: int = Field(default=20, ge=2)
+    photons: float | None = Field(default=10**3.5, gt=0)
     photons_log10: tuple[float, float] | None = None
-    ratio: int = Field(4, ge=1)
+    ratio: int = Field(default=4, ge=1)
     seed: int = 0
-    frame_ns: int = Field(200, gt=0)
+    frame_ns: int = Field(default=200, gt=0)
     downsample: Literal["bicubic", "area"] = "bicubic"
 
     @model_validator(mode="after")
@@ -138,9 +138,9 @@ def load_virtual_datasets(path: str | Path) -> VirtualDatasets:
         raise ConfigError(f"{path}: {problems}") from None
     base = path.resolve().parent
     for ds in config.datasets.values():
-        ds.hr_dir = base / ds.hr_dir
+        ds.hr_dir = (base / ds.hr_dir.expanduser()).resolve()
         if ds.lr_dir is not None:
-            ds.lr_dir = base / ds.lr_dir
+            ds.lr_dir = (base / ds.lr_dir.expanduser()).resolve()
     return config
 
 
@@ -244,12 +244,13 @@ def identity_calibration(
         raise ConfigError(f"identity calibration: frames {(rows, cols)} are smaller than 16x16")
     crop = Crop(x=0, y=0, width=width, height=height)
     transform = InterCameraTransform(mirror=False, ratio=ratio)
-    matrix = transform.matrix(tuple(shimadzu_shape), (rows, cols))
+    lr_shape = (int(shimadzu_shape[0]), int(shimadzu_shape[1]))
+    matrix = transform.matrix(lr_shape, (rows, cols))
     return CalibrationRecord(
         source="virtual:identity",
         ratio=ratio,
         mirror=False,
-        shimadzu_shape=(int(shimadzu_shape[0]), int(shimadzu_shape[1])),
+        shimadzu_shape=lr_shape,
         phantom_shape=(rows, cols),
         matrix=matrix.tolist(),
         rotation_deg=0.0,

@@ -93,6 +93,7 @@ def frame_files(folder: str | Path) -> list[Path]:
 
 def read_gray(path: Path) -> np.ndarray:
     """One gray frame as float32 in [0, 1] (8-bit / 255, 16-bit / 65535)."""
+    image: np.ndarray | None
     if path.suffix.lower() in (".tif", ".tiff"):
         import tifffile
 
