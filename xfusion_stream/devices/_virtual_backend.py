@@ -134,7 +134,7 @@ class _Frames:
         else:
             self.array = None
             self.files = frame_files(source)
-            self.name = str(Path(source))
+            self.name = str(Path(source).resolve())
             self.shape = read_gray(self.files[0]).shape
 
     def __len__(self) -> int:
