@@ -90,7 +90,7 @@ def _panel(path: Path, window, model) -> None:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from xfusion_models.training import LAYOUTS, score_windows, summarise, test_windows
+    from xfusion_models.training import LAYOUTS, score_windows, scoring_windows, summarise
     from xfusion_stream.training_set import TrainingSetSpec, clip_seed, render_clip
 
     args = _parse(argv)
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in seeds:
         hr, lr = render_clip(spec, seed)
         for layout in LAYOUTS:
-            windows[layout] += test_windows(
+            windows[layout] += scoring_windows(
                 hr,
                 lr,
                 args.phantom_every,

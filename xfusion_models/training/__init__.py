@@ -1,6 +1,13 @@
 """Training: options, losses, schedule, the resumable loop and its records."""
 
-from ._evaluation import LAYOUTS, TestWindow, bicubic_x4, score_windows, summarise, test_windows
+from ._evaluation import (
+    LAYOUTS,
+    ScoringWindow,
+    bicubic_x4,
+    score_windows,
+    scoring_windows,
+    summarise,
+)
 from ._losses import charbonnier_loss, l1_loss, pixel_loss
 from ._options import ModelSpec, SchedulerSpec, TrainOptions, TrainSpec, load_options
 from ._records import TrainLog
@@ -10,11 +17,11 @@ from ._trainer import TrainData, build_model, train, validate
 
 __all__ = [
     "LAYOUTS",
-    "TestWindow",
+    "ScoringWindow",
     "bicubic_x4",
     "score_windows",
     "summarise",
-    "test_windows",
+    "scoring_windows",
     "CosineRestartSchedule",
     "ModelSpec",
     "SchedulerSpec",

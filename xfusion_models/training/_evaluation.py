@@ -20,8 +20,8 @@ from ..metrics import frame_metrics
 __all__ = [
     "LAYOUTS",
     "METHODS",
-    "TestWindow",
-    "test_windows",
+    "ScoringWindow",
+    "scoring_windows",
     "score_windows",
     "summarise",
     "bicubic_x4",
@@ -32,7 +32,7 @@ LAYOUTS = ("continuous", "double")
 
 
 @dataclass(frozen=True)
-class TestWindow:
+class ScoringWindow:
     lq: np.ndarray  # (3, h, w) noisy LR
     hq: np.ndarray  # (2, H, W) Phantom frames before/after
     truth: np.ndarray  # (H, W)
@@ -41,7 +41,7 @@ class TestWindow:
     after: int
 
 
-def test_windows(
+def scoring_windows(
     hr: np.ndarray,
     lr: np.ndarray,
     phantom_every: int,
@@ -50,7 +50,7 @@ def test_windows(
     photons: float | None,
     seed: int,
     stride: int = 1,
-) -> list[TestWindow]:
+) -> list[ScoringWindow]:
     """Windows of one clip (``hr`` (N, H, W) truth, ``lr`` (N, h, w) clean) for ``layout``.
 
     ``continuous``: every ``stride``-th Shimadzu frame strictly between two Phantom
@@ -77,7 +77,7 @@ def test_windows(
             if before < 0 or after >= n:
                 continue
         idx = [t - 1, t, t + 1]
-        windows.append(TestWindow(noisy[idx], hr[[before, after]], hr[t], t, before, after))
+        windows.append(ScoringWindow(noisy[idx], hr[[before, after]], hr[t], t, before, after))
     return windows
 
 
@@ -91,7 +91,7 @@ def bicubic_x4(lr: np.ndarray, scale: int = 4) -> np.ndarray:
 
 @torch.no_grad()
 def score_windows(
-    model: torch.nn.Module | None, windows: list[TestWindow], batch: int = 4
+    model: torch.nn.Module | None, windows: list[ScoringWindow], batch: int = 4
 ) -> dict[str, list[dict[str, float]]]:
     """Per-window metrics for the model (if given) and both baselines."""
     out: dict[str, list[dict[str, float]]] = {m: [] for m in METHODS}
