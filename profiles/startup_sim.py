@@ -10,7 +10,7 @@ import os
 
 from xfusion_plans import dual_camera_burst, grid_calibration, recorded_experiment  # noqa: F401
 
-from xfusion_stream.profile import build_beamline, load_profile
+from xfusion_stream.profile import attach_fusion, build_beamline, load_profile
 
 profile = load_profile(os.environ.get("XFUSION_PROFILE", "sim"))
 beamline = build_beamline(profile)
@@ -20,7 +20,11 @@ RE = beamline.RE
 phantom = beamline.phantom
 shimadzu = beamline.shimadzu
 tiled = beamline.tiled_client
+# live fusion on every raw run, unless XFUSION_NO_FUSION is set
+fusion = None if os.environ.get("XFUSION_NO_FUSION") else attach_fusion(beamline)
 
 print(f"xfusion beamline {profile.name!r}: data in {beamline.data_dir}")
 print(f"Tiled: {getattr(beamline.tiled_server, 'base_uri', profile.tiled.uri)}")
 print("try:  uid, = RE(dual_camera_burst(phantom, shimadzu)); tiled[uid]")
+if fusion is not None:
+    print("      fused_uid = fusion.wait(); tiled[fused_uid]")

@@ -106,7 +106,7 @@ class Profile(_Strict):
     data_dir: Path = Path("xfusion-data")
     tiled: TiledProfile = TiledProfile()
     zmq: ZmqProfile = ZmqProfile()
-    model: str = "edvr_stf_small"
+    model: str = "default"
     calibration: str = "truth"
     traverse: Literal["continuous", "double"] = "continuous"
     source: Path | None = None

@@ -9,6 +9,7 @@ From IPython::
 """
 
 from ._beamline import Beamline, build_beamline
+from ._live_fusion import LiveFusion, attach_fusion, profile_calibration
 from ._profile_model import (
     CameraProfile,
     DevicesProfile,
@@ -21,6 +22,9 @@ from ._profile_model import (
 )
 
 __all__ = [
+    "LiveFusion",
+    "attach_fusion",
+    "profile_calibration",
     "Beamline",
     "CameraProfile",
     "DevicesProfile",

@@ -116,8 +116,18 @@ def test_embedded_tiled_refuses_a_second_key_in_one_process(tmp_path, tiled_serv
 def test_startup_file_builds_the_session_against_a_remote_tiled(
     tmp_path, monkeypatch, tiled_server
 ):
-    text = SMALL_PROFILE.replace(
-        "uri: embedded", f"uri: {tiled_server.base_uri}/api/v1, api_key_env: XF_TEST_KEY"
+    import torch
+
+    import xfusion_models as xm
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "tiny.pth"
+    xm.save_checkpoint(xm.edvr_stf("tiny"), checkpoint)
+    text = (
+        SMALL_PROFILE.replace(
+            "uri: embedded", f"uri: {tiled_server.base_uri}/api/v1, api_key_env: XF_TEST_KEY"
+        )
+        + f"model: {checkpoint}\ncalibration: truth\n"
     )
     monkeypatch.setenv("XF_TEST_KEY", tiled_server.api_key)
     monkeypatch.setenv("XFUSION_PROFILE", str(_write(tmp_path, text)))
@@ -130,5 +140,10 @@ def test_startup_file_builds_the_session_against_a_remote_tiled(
         assert bl.tiled_server is None and namespace["RE"] is bl.RE
         (uid,) = namespace["RE"](namespace["dual_camera_burst"](bl.phantom, bl.shimadzu))
         assert set(namespace["tiled"][uid]) == {"phantom", "shimadzu"}
+        fused_uid = namespace["fusion"].wait(120)  # live fusion attached from the profile
+        fused = namespace["tiled"][fused_uid]
+        assert fused.metadata["start"]["raw_uid"] == uid
+        assert fused.metadata["stop"]["exit_status"] == "success"
+        assert fused["fused"]["fused_image"].shape[0] > 0
     finally:
         namespace["beamline"].close()

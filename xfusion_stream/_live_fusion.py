@@ -1,0 +1,77 @@
+"""Attach live fusion to a profile-built beamline: ``RE.subscribe(fusion_router)``.
+
+The profile names the model (registry name, checkpoint, or ``default`` for the shipped
+one), the calibration (a record file, or ``truth`` for a simulated beamline whose
+geometry is known) and the traverse mode. Fused runs go to the beamline's Tiled, and
+over 0MQ when a proxy address is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .calibration import CalibrationRecord, load_record
+from .errors import ConfigError
+from .fusion import FusionCallback, FusionConfig, fusion_router, load_fusion_model
+
+__all__ = ["LiveFusion", "attach_fusion", "profile_calibration"]
+
+
+@dataclass
+class LiveFusion:
+    """What ``attach_fusion`` subscribed: the RE token and one callback per raw run."""
+
+    token: int
+    callbacks: list[FusionCallback] = field(default_factory=list)
+
+    def wait(self, timeout: float | None = None) -> str | None:
+        """Block until the latest raw run is fused; returns its fused uid."""
+        if not self.callbacks:
+            return None
+        last = self.callbacks[-1]
+        return last.fused_uid if last.join(timeout) else None
+
+
+def profile_calibration(beamline: Any) -> CalibrationRecord:
+    spec = beamline.profile.calibration
+    if spec == "truth":
+        if beamline.sim_beam is None:
+            raise ConfigError(f"{beamline.profile.source}: calibration: 'truth' needs sim cameras")
+        scene = beamline.sim_beam.scene
+        return CalibrationRecord.from_transform(
+            scene.transform, scene.shimadzu_shape, scene.phantom_shape
+        )
+    path = Path(spec).expanduser()
+    if not path.is_absolute() and beamline.profile.source is not None:
+        path = Path(beamline.profile.source).parent / path
+    return load_record(path)
+
+
+def attach_fusion(
+    beamline: Any,
+    *,
+    publish_address: str | None = None,
+    config: FusionConfig | None = None,
+    calibration: CalibrationRecord | None = None,
+) -> LiveFusion:
+    """Subscribe a fusion RunRouter to ``beamline.RE``."""
+    from .publishing import make_publisher, make_tiled_writer
+
+    profile = beamline.profile
+    spec = None if profile.model in ("default", "") else profile.model
+    model = load_fusion_model(spec)
+    sinks = [make_tiled_writer(beamline.tiled_client)]
+    if publish_address:
+        sinks.append(make_publisher(publish_address))
+    config = config or FusionConfig(traverse_mode=profile.traverse)
+    callbacks: list[FusionCallback] = []
+    router = fusion_router(
+        model,
+        calibration or profile_calibration(beamline),
+        sinks,
+        config,
+        on_callback=callbacks.append,
+    )
+    return LiveFusion(beamline.RE.subscribe(router), callbacks)
