@@ -77,7 +77,7 @@ class TruthScorer:
         bicubic = np.clip(cv2.resize(job.lr_frames[1], (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
         dt = [abs(self.phantom_t[p] - t) for p in job.hr]
         nearest = job.hr_frames[int(np.argmin(dt))]
-        row = {"shimadzu_index": frame.shimadzu_index}
+        row: dict[str, float] = {"shimadzu_index": float(frame.shimadzu_index)}
         for name, image in (("fused", frame.image), ("bicubic", bicubic), ("nearest", nearest)):
             row[f"psnr_{name}"] = float(psnr(image, truth))
             row[f"ssim_{name}"] = float(ssim(image, truth))

@@ -57,9 +57,7 @@ class InterCameraTransform:
     mirror: bool = True
     ratio: int = 4
 
-    def matrix(
-        self, shimadzu_shape: tuple[int, int], phantom_shape: tuple[int, int]
-    ) -> np.ndarray:
+    def matrix(self, shimadzu_shape: tuple[int, int], phantom_shape: tuple[int, int]) -> np.ndarray:
         """3x3 matrix mapping Shimadzu HR-grid (x, y) to Phantom (x, y).
 
         ``shimadzu_shape`` is the LR sensor shape (rows, cols); ``phantom_shape`` the

@@ -226,14 +226,19 @@ class FusionCallback(DocumentRouter):
     def _submit(self, windows: list[Window]) -> None:
         assert self.worker is not None
         for w in windows:
+            lr, hr = w.lr, w.hr
             job = WindowJob(
                 index=w.index,
                 shimadzu_index=w.shimadzu_index,
                 shimadzu_time_ns=w.shimadzu_time_ns,
-                lr=tuple(w.lr),
-                hr=tuple(w.hr),
-                lr_frames=tuple(self._frame("shimadzu", p) for p in w.lr),
-                hr_frames=tuple(self._frame("phantom", p) for p in w.hr),
+                lr=(lr[0], lr[1], lr[2]),
+                hr=(hr[0], hr[1]),
+                lr_frames=(
+                    self._frame("shimadzu", lr[0]),
+                    self._frame("shimadzu", lr[1]),
+                    self._frame("shimadzu", lr[2]),
+                ),
+                hr_frames=(self._frame("phantom", hr[0]), self._frame("phantom", hr[1])),
                 truth_index=-1 if w.truth is None else w.truth,
                 truth=None if w.truth is None else self._frame("phantom", w.truth),
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 from event_model import DocumentNames, compose_run, schema_validators
@@ -57,12 +57,12 @@ class FusedRunComposer:
         self.sink_errors: list[str] = []
         self.bundle = compose_run(metadata=metadata)
         self.uid = self.bundle.start_doc["uid"]
-        self._fused = None
-        self._gaps = None
+        self._fused: Any = None
+        self._gaps: Any = None
         self.n_events = 0
         self.n_gaps = 0
 
-    def _emit(self, name: str, doc: dict) -> None:
+    def _emit(self, name: str, doc: Any) -> None:
         schema_validators[DocumentNames[name]].validate(doc)
         for sink in list(self._sinks):
             try:
@@ -151,6 +151,7 @@ class FusedRunComposer:
         self._emit("event", doc)
 
     def stop(self, exit_status: str = "success", reason: str = "") -> dict:
-        doc = self.bundle.compose_stop(exit_status=exit_status, reason=reason)
+        status = cast(Literal["success", "abort", "fail"], exit_status)
+        doc = self.bundle.compose_stop(exit_status=status, reason=reason)
         self._emit("stop", doc)
-        return doc
+        return dict(doc)

@@ -111,20 +111,21 @@ def load_fusion_model(
             device=dev,
             precision=precision,
         )
-    if spec is None:
+    source: Any = spec
+    if source is None:
         entry = xm.default_weights()
         if entry is None:
             raise ConfigError("no default model ships with this installation; pass --model_file")
-        spec = entry
-    if isinstance(spec, str) and not Path(spec).exists():
-        spec = xm.get_weights(spec)
-    if isinstance(spec, xm.WeightsEntry):
-        name, arch, sha = spec.name, spec.arch, spec.sha256
+        source = entry
+    if isinstance(source, str) and not Path(source).exists():
+        source = xm.get_weights(source)
+    if isinstance(source, xm.WeightsEntry):
+        name, arch, sha = source.name, source.arch, source.sha256
     else:
-        path = Path(spec)
+        path = Path(source)
         name, sha = path.stem, _sha256(path)
         arch = ""
-    net = xm.build_model(spec).to(dev).eval()
+    net = xm.build_model(source).to(dev).eval()
     if not arch:
         arch = "edvr_stf" if type(net).__name__.lower().startswith("edvr") else "swin_xvr"
     return FusionModel(net=net, name=name, arch=arch, sha256=sha, device=dev, precision=precision)

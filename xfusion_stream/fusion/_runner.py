@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -223,7 +224,7 @@ class FusionWorker:
     @torch.inference_mode()
     def _infer(self, jobs: list[WindowJob]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         m = self.model
-        net = m.net
+        net: Any = m.net
         with m.autocast():
             lr_feats, hr_feats = [], []
             for job in jobs:
