@@ -79,6 +79,22 @@ def proxy(tmp_path):
         log.close()
 
 
+@pytest.fixture(scope="session")
+def zmq_scene() -> SceneConfig:
+    return ZMQ_SCENE
+
+
+@pytest.fixture
+def one_torch_thread():
+    """In-process inference on one thread (restored after): two cores, several processes."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def child_env():
     return {**os.environ, **CHILD_ENV}

@@ -55,6 +55,7 @@ def test_in_process_fusion_reaches_a_separate_process_and_tiled(
     calibration_file,
     expected_windows,
     child_env,
+    one_torch_thread,
     tmp_path,
 ):
     in_address, out_address = proxy
@@ -71,7 +72,7 @@ def test_in_process_fusion_reaches_a_separate_process_and_tiled(
     )
     RE.subscribe(make_tiled_writer(tiled_server.client()))
     RE.subscribe(router)
-    phantom, shimadzu, _ = make_cameras(inline=True)
+    phantom, shimadzu, _ = make_cameras(inline=False)
     try:
         with ListenerProcess(out_address, tmp_path, runs=1, timeout=60, env=child_env) as listener:
             listener.wait_ready()

@@ -49,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     parser.add_argument(
+        "--torch-threads",
+        type=_positive_int,
+        default=None,
+        help="CPU threads for inference (default: torch's; 1 when sharing few cores)",
+    )
+    parser.add_argument(
         "--queue-size", type=_positive_int, default=64, help="windows waiting for the model"
     )
     parser.add_argument(
@@ -119,6 +125,10 @@ def run(args: argparse.Namespace) -> dict:
             "precision": args.precision,
         }
     )
+    if args.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     model = _load_model(args)
     client = _tiled_client(args)
     handler = logging.StreamHandler(sys.stderr)
