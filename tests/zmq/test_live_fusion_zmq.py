@@ -188,3 +188,14 @@ def test_xfusion_serve_names_bad_inputs(tmp_path, tiny_checkpoint, calibration_f
     assert code == 2
     err = capsys.readouterr().err
     assert "--model_file" in err and str(bad_model) in err
+
+
+def test_bad_addresses_are_named(calibration_file, tiny_checkpoint, capsys):
+    from xfusion_stream.cli import main
+    from xfusion_stream.publishing.listen import main as listen_main
+
+    args = ["serve", "--calibration", str(calibration_file), "--model_file", str(tiny_checkpoint)]
+    assert main([*args, "--out-address", "tcp://127.0.0.1"]) == 2
+    assert "--out-address 'tcp://127.0.0.1'" in capsys.readouterr().err
+    assert listen_main(["--address", "udp://127.0.0.1:5578", "--timeout", "1"]) == 2
+    assert "udp://127.0.0.1:5578" in capsys.readouterr().err

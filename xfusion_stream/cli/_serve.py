@@ -111,8 +111,11 @@ def _check_prefix(flag: str, text: str) -> bytes:
 def run(args: argparse.Namespace) -> dict:
     from ..calibration import load_record
     from ..fusion import FusionConfig
+    from ..publishing import check_address
     from ..serve import FusionServer
 
+    check_address(args.in_address, "--in-address")
+    check_address(args.out_address, "--out-address")
     raw_prefix = _check_prefix("--raw-prefix", args.raw_prefix)
     fused_prefix = _check_prefix("--fused-prefix", args.fused_prefix)
     calibration = load_record(args.calibration)

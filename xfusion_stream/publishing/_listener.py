@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._zmq import FUSED_PREFIX, make_remote_dispatcher
+from ._zmq import FUSED_PREFIX, check_address, make_remote_dispatcher
 
 __all__ = ["RunCount", "DocumentCounter", "listen", "ListenerProcess"]
 
@@ -128,7 +128,7 @@ def listen(
     subscription to reach the proxy). ``out`` receives the JSON summary.
     """
     counter = DocumentCounter(runs)
-    dispatcher = make_remote_dispatcher(address, prefix=prefix)
+    dispatcher = make_remote_dispatcher(check_address(address), prefix=prefix)
     dispatcher.subscribe(counter)
     loop = dispatcher.loop
     state: dict[str, Any] = {"timed_out": False, "signal": None}

@@ -6,9 +6,11 @@ the safe msgpack wire format and loopback addresses unless told otherwise.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 
+from ..errors import ConfigError
 from ._serialization import pack_document, unpack_document
 
 __all__ = [
@@ -19,10 +21,24 @@ __all__ = [
     "ProxyThread",
     "dispatch_in_thread",
     "stop_dispatcher",
+    "check_address",
 ]
 
 RAW_PREFIX = b"raw"
 FUSED_PREFIX = b"fused"
+
+_ADDRESS = re.compile(r"^(tcp://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}|ipc://\S+)$")
+
+
+def check_address(address: str, what: str = "address") -> str:
+    """A 0MQ address a Publisher/RemoteDispatcher can connect to, or ConfigError naming it."""
+    if not isinstance(address, str) or not _ADDRESS.match(address):
+        raise ConfigError(
+            f"{what} {address!r}: not a 0MQ address such as tcp://127.0.0.1:5577 or ipc:///tmp/x"
+        )
+    if address.startswith("tcp://") and not 0 < int(address.rsplit(":", 1)[1]) < 65536:
+        raise ConfigError(f"{what} {address!r}: port out of range")
+    return address
 
 
 def make_publisher(address: str, prefix: bytes = FUSED_PREFIX, *, linger_ms: int = 2000):
@@ -34,7 +50,7 @@ def make_publisher(address: str, prefix: bytes = FUSED_PREFIX, *, linger_ms: int
     import zmq
     from bluesky.callbacks.zmq import Publisher
 
-    publisher = Publisher(address, prefix=prefix, serializer=pack_document)
+    publisher = Publisher(check_address(address), prefix=prefix, serializer=pack_document)
     publisher._socket.setsockopt(zmq.LINGER, int(linger_ms))  # bluesky offers no knob
     return publisher
 
@@ -43,7 +59,7 @@ def make_remote_dispatcher(address: str, prefix: bytes = FUSED_PREFIX):
     """A bluesky ``RemoteDispatcher`` (connects to a proxy's out-address) with the safe format."""
     from bluesky.callbacks.zmq import RemoteDispatcher
 
-    return RemoteDispatcher(address, prefix=prefix, deserializer=unpack_document)
+    return RemoteDispatcher(check_address(address), prefix=prefix, deserializer=unpack_document)
 
 
 class ProxyThread:

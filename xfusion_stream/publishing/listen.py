@@ -39,16 +39,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if " " in args.prefix:
         print("listen: --prefix may not contain a space", file=sys.stderr)
         return 2
+    from ..errors import XFusionError
     from ._listener import listen
 
-    result = listen(
-        args.address,
-        args.prefix.encode(),
-        runs=args.runs or None,
-        timeout=args.timeout,
-        ready_file=args.ready_file,
-        out=args.out,
-    )
+    try:
+        result = listen(
+            args.address,
+            args.prefix.encode(),
+            runs=args.runs or None,
+            timeout=args.timeout,
+            ready_file=args.ready_file,
+            out=args.out,
+        )
+    except XFusionError as exc:
+        print(f"listen: error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(result))
     return 1 if result["timed_out"] else 0
 
