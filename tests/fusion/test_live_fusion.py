@@ -139,3 +139,27 @@ def test_descriptor_that_does_not_match_calibration_fails_clearly(
     (stop,) = fused.of("stop")
     assert stop["exit_status"] == "fail" and "calibration" in stop["reason"]
     assert "(16, 24)" in stop["reason"] or "(64, 96)" in stop["reason"]
+
+
+def test_runs_without_cameras_get_no_fused_run(RE, tiny_model, calibration):
+    from bluesky.plans import count
+    from ophyd.sim import det
+
+    fused = Collector()
+    RE.subscribe(fusion_router(tiny_model, calibration, [fused], FusionConfig()))
+    RE(count([det], num=3))
+    assert fused.docs == []
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path):
+    from xfusion_stream.errors import ConfigError
+    from xfusion_stream.fusion import load_fusion_model
+
+    with pytest.raises(ConfigError, match="model file not found"):
+        load_fusion_model(str(tmp_path / "nope.pth"))
+    with pytest.raises(ConfigError, match="unknown weights 'no_such_weights'"):
+        load_fusion_model("no_such_weights")
+    bad = tmp_path / "corrupt.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="corrupt.pth"):
+        load_fusion_model(str(bad))

@@ -10,6 +10,7 @@ worker. Nothing here raises into the RunEngine: any error becomes the fused run'
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,7 +25,7 @@ from ._config import FusionConfig
 from ._filler import ArraySource, FrameFiller
 from ._model import FusionModel
 from ._runner import FusionWorker, WindowJob
-from ._streams import CameraStream, camera_stream
+from ._streams import CameraStream, camera_stream, declares_camera
 
 __all__ = ["FusionCallback", "fusion_router", "is_calibration_run"]
 
@@ -58,6 +59,7 @@ class FusionCallback(DocumentRouter):
         self._sinks = list(sinks)
         self._filler = FrameFiller(array_source)
         self._streams: dict[str, CameraStream] = {}
+        self._raw_start: dict[str, Any] = {}
         self._frames: dict[str, dict[int, np.ndarray]] = {"phantom": {}, "shimadzu": {}}
         self._pairer: StreamingPairer | None = None
         self.worker: FusionWorker | None = None
@@ -89,9 +91,14 @@ class FusionCallback(DocumentRouter):
 
     def start(self, doc):
         self.raw_uid = doc["uid"]
-        self._guard(self._start, doc)
+        self._raw_start = doc
 
-    def _start(self, doc: dict) -> None:
+    def _open_fused_run(self) -> None:
+        """Start the fused run at the first camera descriptor: runs without cameras
+        (a plain count, a motor scan) never get a fused run."""
+        if self.worker is not None:
+            return
+        doc = self._raw_start
         cfg = self.config
         metadata = {
             "purpose": "fused",
@@ -134,7 +141,8 @@ class FusionCallback(DocumentRouter):
         self.worker.start_run(self.registration.hr_shape, cfg.stream_name)
 
     def stop(self, doc):
-        if self.worker is None:
+        if self.worker is None:  # no camera stream: nothing to fuse, no fused run
+            self._filler.close()
             return
         if not self._dead:
             try:
@@ -160,9 +168,11 @@ class FusionCallback(DocumentRouter):
         self._guard(self._descriptor, doc)
 
     def _descriptor(self, doc: dict) -> None:
-        stream = camera_stream(doc)
-        if stream is None:
+        if not declares_camera(doc):
             return
+        self._open_fused_run()
+        stream = camera_stream(doc)
+        assert stream is not None
         expected = (
             self.calibration.phantom_shape
             if stream.camera == "phantom"
@@ -267,6 +277,18 @@ class FusionCallback(DocumentRouter):
         self._guard(self._filler.datum, doc)
 
 
+def _serialised(sink: Sink, lock: threading.Lock) -> Sink:
+    """Runs fused concurrently (one worker each) must not call a sink at the same time:
+    a 0MQ socket or a Tiled writer is not thread-safe."""
+
+    def call(name: str, doc: dict) -> Any:
+        with lock:
+            return sink(name, doc)
+
+    call.__name__ = call.__qualname__ = f"serialised({sink!r})"
+    return call
+
+
 def fusion_router(
     model: FusionModel,
     calibration: CalibrationRecord,
@@ -278,7 +300,8 @@ def fusion_router(
     on_frame: Callable[[FusedFrame, WindowJob], None] | None = None,
 ) -> RunRouter:
     """A RunRouter that gives every raw (non-calibration) run its own FusionCallback."""
-    sinks = list(sinks)
+    lock = threading.Lock()
+    sinks = [_serialised(sink, lock) for sink in sinks]
     registration = Registration(calibration)
 
     def factory(name: str, start: dict) -> tuple[list, list]:

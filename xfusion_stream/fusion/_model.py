@@ -102,7 +102,12 @@ def load_fusion_model(
         builder = xm.edvr_stf if arch == "edvr_stf" else xm.swin_xvr
         net = builder(opts.pop("preset", "paper"), **opts)
         path = Path(spec)
-        xm.load_original_checkpoint(net, path)
+        if not path.exists():
+            raise ConfigError(f"{path}: model file not found")
+        try:
+            xm.load_original_checkpoint(net, path)
+        except xm.CheckpointError as exc:
+            raise ConfigError(str(exc)) from exc
         return FusionModel(
             net=net.to(dev).eval(),
             name=path.stem,
@@ -117,15 +122,23 @@ def load_fusion_model(
         if entry is None:
             raise ConfigError("no default model ships with this installation; pass --model_file")
         source = entry
-    if isinstance(source, str) and not Path(source).exists():
-        source = xm.get_weights(source)
+    if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
+        if isinstance(source, os.PathLike) or any(c in str(source) for c in "/\\."):
+            raise ConfigError(f"{source}: model file not found")
+        try:
+            source = xm.get_weights(str(source))
+        except xm.CheckpointError as exc:
+            raise ConfigError(str(exc)) from exc
     if isinstance(source, xm.WeightsEntry):
         name, arch, sha = source.name, source.arch, source.sha256
     else:
         path = Path(source)
         name, sha = path.stem, _sha256(path)
         arch = ""
-    net = xm.build_model(source).to(dev).eval()
+    try:
+        net = xm.build_model(source).to(dev).eval()
+    except xm.CheckpointError as exc:
+        raise ConfigError(str(exc)) from exc
     if not arch:
         arch = "edvr_stf" if type(net).__name__.lower().startswith("edvr") else "swin_xvr"
     return FusionModel(net=net, name=name, arch=arch, sha256=sha, device=dev, precision=precision)

@@ -7,7 +7,13 @@ from typing import Any, Literal
 
 from ..errors import DocumentError
 
-__all__ = ["CameraStream", "PHANTOM_MODELS", "SHIMADZU_MODELS", "camera_stream"]
+__all__ = [
+    "CameraStream",
+    "PHANTOM_MODELS",
+    "SHIMADZU_MODELS",
+    "camera_stream",
+    "declares_camera",
+]
 
 PHANTOM_MODELS = frozenset({"Phantom TMX7510"})
 SHIMADZU_MODELS = frozenset({"Shimadzu HPV-X2"})
@@ -48,6 +54,14 @@ def _find_key(
             "descriptor", uid, f"{model} stream has no data key ending in {suffix!r}"
         )
     return hits[0] if hits else None
+
+
+def declares_camera(descriptor: dict[str, Any]) -> bool:
+    """Whether the descriptor says it comes from a camera fusion knows."""
+    return any(
+        _config_value(config, "_camera_model") in PHANTOM_MODELS | SHIMADZU_MODELS
+        for config in (descriptor.get("configuration") or {}).values()
+    )
 
 
 def camera_stream(descriptor: dict[str, Any]) -> CameraStream | None:
