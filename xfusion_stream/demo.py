@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,46 +100,18 @@ def _cameras(beam: SimBeam, data_dir: Path):
     return phantom, shimadzu
 
 
-def _start_listener(address: str, out: Path) -> subprocess.Popen:
-    ready = out.with_suffix(".ready")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xfusion_stream.publishing.listen",
-            "--address",
-            address,
-            "--prefix",
-            "fused",
-            "--out",
-            str(out),
-            "--runs",
-            "1",
-            "--timeout",
-            "900",
-            "--ready-file",
-            str(ready),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise XFusionError(
-                f"the 0MQ listener did not start: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}"
-            )
-        time.sleep(0.1)
-    time.sleep(0.5)  # PUB/SUB: let the subscription reach the proxy before publishing
-    return proc
-
-
 def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
     from xfusion_plans import dual_camera_burst, grid_calibration
 
     from .offline import close_run_engine, new_run_engine, run_with_fusion
     from .products import ProductWriter
-    from .publishing import EmbeddedTiled, ProxyThread, make_publisher, make_tiled_writer
+    from .publishing import (
+        EmbeddedTiled,
+        ListenerProcess,
+        ProxyThread,
+        make_publisher,
+        make_tiled_writer,
+    )
 
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
@@ -173,7 +144,8 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
             summary["calibration"] = _calibration_summary(record, beam.scene, cal_uid)
             # 2. acquire and fuse live, publishing over 0MQ and into Tiled
             if settings.listener:
-                listener = _start_listener(proxy.out_address, out / "listener.json")
+                listener = ListenerProcess(proxy.out_address, out / "listener", timeout=900)
+                listener.wait_ready()
             publisher = make_publisher(proxy.in_address)
             scorer = TruthScorer(beam.scene, record, settings.full_scale)
             products = ProductWriter(
@@ -201,16 +173,14 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
             )
             summary.update(outcome.summary())
             summary["metrics_vs_truth"] = scorer.means()
-            summary["received_by_remote_dispatcher"] = _listener_result(
-                listener, out / "listener.json"
-            )
+            summary["received_by_remote_dispatcher"] = _listener_result(listener)
             summary["tiled"] = {
                 "uri": tiled.base_uri,
                 "fused_in_tiled": _fused_rows(client, outcome.fused_uid),
             }
         finally:
-            if listener is not None and listener.poll() is None:
-                listener.terminate()
+            if listener is not None:
+                listener.close()
             proxy.close()
             close_run_engine(RE)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
@@ -238,17 +208,13 @@ def _calibration_summary(record: CalibrationRecord, scene: Scene, uid: str) -> d
     }
 
 
-def _listener_result(proc: subprocess.Popen | None, path: Path) -> Any:
-    if proc is None:
+def _listener_result(listener: Any) -> Any:
+    if listener is None:
         return None
     try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        return {"error": "listener did not see the fused run stop within 60 s"}
-    if not path.exists():
-        return {"error": "listener wrote no summary"}
-    return json.loads(path.read_text())
+        return listener.result(timeout=120)
+    except (XFusionError, subprocess.TimeoutExpired) as exc:
+        return {"error": f"the independent listener gave no summary: {exc}"}
 
 
 def _fused_rows(client: Any, uid: str | None) -> int | None:
