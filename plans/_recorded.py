@@ -8,7 +8,7 @@ from typing import Any
 from xfusion_stream.devices import PhantomTMX7510, RecordedCaseBackend, ShimadzuHPVX2
 from xfusion_stream.recorded import read_case
 
-from ._burst import Plan, burst_run
+from ._burst import Plan, burst_run, camera_pair
 
 __all__ = ["recorded_experiment", "recorded_cameras"]
 
@@ -29,19 +29,12 @@ def recorded_cameras(
     case = read_case(path)
     if data_dir is None and not inline:
         data_dir = case.path.parent / f"{case.path.name}_raw"
-    phantom = PhantomTMX7510(
-        name="phantom",
-        backend=RecordedCaseBackend(case, "phantom", pixel_size_um=phantom_pixel_um),
+    return camera_pair(
+        RecordedCaseBackend(case, "phantom", pixel_size_um=phantom_pixel_um),
+        RecordedCaseBackend(case, "shimadzu", pixel_size_um=shimadzu_pixel_um),
         data_dir=data_dir,
         inline=inline,
     )
-    shimadzu = ShimadzuHPVX2(
-        name="shimadzu",
-        backend=RecordedCaseBackend(case, "shimadzu", pixel_size_um=shimadzu_pixel_um),
-        data_dir=data_dir,
-        inline=inline,
-    )
-    return phantom, shimadzu
 
 
 def recorded_experiment(

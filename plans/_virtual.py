@@ -16,7 +16,7 @@ from xfusion_stream.devices import (
     VirtualSequence,
 )
 
-from ._burst import Plan, burst_run
+from ._burst import Plan, burst_run, camera_pair
 
 __all__ = ["virtual_experiment", "virtual_cameras"]
 
@@ -46,19 +46,13 @@ def virtual_cameras(
             raise ValueError("an in-memory virtual source needs data_dir (or inline=True)")
         folder = Path(sequence.source)
         data_dir = folder.parent / f"{folder.name}_raw"
-    phantom = PhantomTMX7510(
-        name="phantom",
-        backend=VirtualCaseBackend(sequence, "phantom", pixel_size_um=phantom_pixel_um),
+    shimadzu_pixel_um = phantom_pixel_um * sequence.options.ratio
+    return camera_pair(
+        VirtualCaseBackend(sequence, "phantom", pixel_size_um=phantom_pixel_um),
+        VirtualCaseBackend(sequence, "shimadzu", pixel_size_um=shimadzu_pixel_um),
         data_dir=data_dir,
         inline=inline,
     )
-    shimadzu = ShimadzuHPVX2(
-        name="shimadzu",
-        backend=VirtualCaseBackend(sequence, "shimadzu", pixel_size_um=phantom_pixel_um),
-        data_dir=data_dir,
-        inline=inline,
-    )
-    return phantom, shimadzu
 
 
 def virtual_experiment(
