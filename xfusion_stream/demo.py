@@ -142,6 +142,7 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
             for name, doc in record_to_documents(record):
                 calibration_writer(name, doc)
             summary["calibration"] = _calibration_summary(record, beam.scene, cal_uid)
+            summary["calibration"]["stored_in_tiled"] = record.uid in client
             # 2. acquire and fuse live, publishing over 0MQ and into Tiled
             if settings.listener:
                 listener = ListenerProcess(proxy.out_address, out / "listener", timeout=900)

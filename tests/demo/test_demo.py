@@ -37,6 +37,7 @@ def test_demo_runs_the_whole_beamline(tmp_path, capsys):
     # live calibration from the simulated grid run recovered the simulated geometry
     assert summary["calibration"]["rotation_error_deg"] < 0.05
     assert summary["calibration"]["scale_error_pct"] < 0.2
+    assert summary["calibration"]["stored_in_tiled"]  # a fused run can name it by uid
     # an independent RemoteDispatcher process received every fused frame, linked to raw
     (run,) = summary["received_by_remote_dispatcher"]["runs"]
     assert run["raw_uid"] == summary["raw_uid"] and run["start_uid"] == summary["fused_uid"]

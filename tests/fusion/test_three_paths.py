@@ -11,6 +11,7 @@ import torch
 from conftest import SCENE, Collector, expected_table
 from xfusion_plans import dual_camera_burst
 
+from xfusion_stream.calibration import record_to_documents
 from xfusion_stream.cli import main
 from xfusion_stream.devices import write_simulation
 from xfusion_stream.fusion import FusionConfig, fusion_router, load_fusion_model
@@ -48,28 +49,19 @@ def test_live_replay_and_inference_are_bit_identical(
     live_frames = {e["data"]["shimadzu_index"]: e["data"]["fused_image"] for e in live.events()}
     assert len(live_frames) == len(expected_table(scene, "continuous").windows)
 
-    # replay from Tiled
-    common = ["--calibration", str(record), "--model_file", str(checkpoint), "--json"]
-    assert (
-        main(
-            [
-                "replay",
-                "--tiled-uri",
-                tiled_server.uri,
-                "--uid",
-                uid,
-                "--out",
-                str(tmp_path / "replay"),
-                *common,
-            ]
-        )
-        == 0
-    )
+    # replay from Tiled, naming the calibration record stored there as a run by its uid
+    store = make_tiled_writer(tiled_client)
+    for name, doc in record_to_documents(calibration):
+        store(name, doc)
+    replay_args = ["--tiled-uri", tiled_server.uri, "--uid", uid, "--out", str(tmp_path / "replay")]
+    replay_args += ["--calibration-uid", calibration.uid, "--model_file", str(checkpoint), "--json"]
+    assert main(["replay", *replay_args]) == 0
     replay = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert replay["exit_status"] == "success" and replay["frames_fused"] == len(live_frames)
     assert tiled_client[replay["fused_uid"]].metadata["start"]["raw_uid"] == uid
 
     # offline inference of the recorded folder written from the same scene
+    common = ["--calibration", str(record), "--model_file", str(checkpoint), "--json"]
     assert (
         main(
             [
