@@ -87,6 +87,17 @@ def _panel(path: Path, window, model) -> None:
     plt.close(fig)
 
 
+def _by_distance(windows, scores) -> dict[str, dict[str, float]]:
+    """Mean PSNR per distance (Shimadzu frames) to the nearer Phantom frame."""
+    groups: dict[int, list[int]] = {}
+    for i, w in enumerate(windows):
+        groups.setdefault(min(w.t - w.before, w.after - w.t), []).append(i)
+    return {
+        str(d): {m: round(float(np.mean([scores[m][i]["psnr"] for i in idx])), 2) for m in scores}
+        for d, idx in sorted(groups.items())
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -127,9 +138,12 @@ def main(argv: list[str] | None = None) -> int:
             )
     result = {**info, "layouts": {}}
     for layout, ws in windows.items():
-        summary = summarise(score_windows(model, ws))
+        scores = score_windows(model, ws)
+        summary = summarise(scores)
         gain = summary["gain_db"]
         summary["targets_met"] = gain["vs_bicubic"] >= 3.0 and gain["vs_nearest_phantom"] >= 1.0
+        if layout == "continuous":
+            summary["psnr_by_phantom_distance"] = _by_distance(ws, scores)
         result["layouts"][layout] = summary
     if args.png is not None:
         pick = windows["continuous"][len(windows["continuous"]) // 2]
