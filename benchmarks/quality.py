@@ -39,9 +39,10 @@ def _model(weights: str | None):
     import xfusion_models
 
     entry = xfusion_models.default_weights() if weights is None else None
-    if weights is None and entry is None:
+    source = entry if entry is not None else weights
+    if source is None:
         raise SystemExit("no default weights registered; pass --weights")
-    model = xfusion_models.build_model(entry or weights)
+    model = xfusion_models.build_model(source)
     info = {"weights": entry.name if entry else str(weights)}
     if entry is not None:
         info |= {"sha256": entry.sha256, "preset": entry.preset}

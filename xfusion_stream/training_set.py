@@ -60,7 +60,7 @@ def _scene(spec: TrainingSetSpec, seed: int):
     rng = np.random.default_rng([seed, 77])
     config = SceneConfig(
         seed=seed,
-        shimadzu_shape=tuple(spec.shimadzu_shape),
+        shimadzu_shape=(int(spec.shimadzu_shape[0]), int(spec.shimadzu_shape[1])),
         ratio=spec.ratio,
         n_shimadzu=spec.frames,
         phantom_every=spec.phantom_every,
@@ -89,7 +89,8 @@ def render_clip(spec: TrainingSetSpec, seed: int) -> tuple[np.ndarray, np.ndarra
 def _write_split(spec: TrainingSetSpec, root: Path, n: int, validation: bool, bar) -> list:
     from xfusion_models.data import FRAME_PATTERN, ClipEntry, write_frame, write_meta_info
 
-    entries, seeds = [], []
+    entries: list = []
+    seeds: list[int] = []
     if n == 0:  # an empty split gets no folder (a meta-info file must list clips)
         return seeds
     for i in range(n):
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         clips=args.clips,
         val_clips=args.val_clips,
         frames=args.frames,
-        shimadzu_shape=tuple(args.shape),
+        shimadzu_shape=(args.shape[0], args.shape[1]),
     )
     result = build_training_set(args.out, spec, progress=not args.no_progress)
     print(json.dumps({k: v for k, v in result.items() if k != "train_scene_seeds"}))

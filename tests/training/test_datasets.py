@@ -1,5 +1,3 @@
-import csv
-
 import numpy as np
 import pytest
 import torch
@@ -77,26 +75,8 @@ def test_hr_must_be_four_times_lr(tmp_path):
         ds[1]
 
 
-def _actual_tree(root):
-    rng = np.random.default_rng(0)
-    ctx = rng.random((10, 8, 8)).astype(np.float32)
-    pairs = [(0, 1), (1, 4), (2, 7), (3, 9)]
-    for sub in ("hr", "lr", "ctx"):
-        (root / sub / "run1").mkdir(parents=True)
-    for i, (hr_i, lr_i) in enumerate(pairs):
-        write_frame(root / "hr" / "run1" / f"{hr_i:08d}.png", np.full((32, 32), 0.1 * (i + 1)))
-        write_frame(root / "lr" / "run1" / f"{hr_i:08d}.png", ctx[lr_i])
-    for k, frame in enumerate(ctx):
-        write_frame(root / "ctx" / "run1" / f"{k:08d}.png", frame)
-    with (root / "map.csv").open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["clip", "hr_index", "lr_index"])
-        writer.writerows([["run1", h, lr] for h, lr in pairs])
-    write_meta_info(root / "meta.txt", [ClipEntry("run1", 4, (32, 32, 1))])
-
-
-def test_actual_pairs_use_neighbouring_pairs_as_context(tmp_path):
-    _actual_tree(tmp_path)
+def test_actual_pairs_use_neighbouring_pairs_as_context(actual_tree):
+    tmp_path = actual_tree
     cfg = SamplingConfig(lr_crop=None, augment=False, noise_log10=None)
     ds = ActualPairDataset(
         tmp_path / "lr",
@@ -114,8 +94,8 @@ def test_actual_pairs_use_neighbouring_pairs_as_context(tmp_path):
     assert np.allclose(item["lq"][:, 0].numpy(), np.stack(expected))
 
 
-def test_actual_index_map_header_is_checked(tmp_path):
-    _actual_tree(tmp_path)
+def test_actual_index_map_header_is_checked(actual_tree):
+    tmp_path = actual_tree
     (tmp_path / "map.csv").write_text("clip,phantom,shimadzu\nrun1,0,1\n")
     with pytest.raises(ValueError, match="map.csv: header"):
         ActualPairDataset(

@@ -132,3 +132,15 @@ def test_cosine_restarts_and_ema():
     torch.nn.init.ones_(model.weight)
     ema.update(model)
     assert ema.model.weight.item() == pytest.approx(0.1)
+
+
+def test_train_on_actual_pairs(actual_tree, tmp_path):
+    options = load_options_from(tmp_path, {**TINY, "data": {"lr_crop": 4, "noise_log10": None}})
+    options.train.iters = 2
+    root = actual_tree
+    data = TrainData(
+        root / "lr", root / "hr", root / "meta.txt", root / "lr", root / "hr", root / "meta.txt",
+        context_root=root / "ctx", index_map=root / "map.csv",
+    )  # fmt: skip
+    summary = train(options, data, tmp_path / "actual", progress=False)
+    assert summary["iters"] == 2 and summary["val_psnr"] > 0

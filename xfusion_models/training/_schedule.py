@@ -40,7 +40,7 @@ class CosineRestartSchedule(torch.optim.lr_scheduler.LRScheduler):
             start += period
         return 0.0, 0.0
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float | torch.Tensor]:
         weight, cosine = self._factor(max(self.last_epoch, 0))
         return [
             self.eta_min + weight * (base - self.eta_min) * cosine if weight else self.eta_min

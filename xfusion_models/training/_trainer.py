@@ -53,14 +53,15 @@ def _datasets(opt: TrainOptions, data: TrainData):
     val_cfg = SamplingConfig(
         **{**opt.data.model_dump(), "lr_crop": opt.val.lr_crop, "augment": False}
     )
-    if data.index_map is not None:
-        if data.context_root is None:
+    context_root, index_map = data.context_root, data.index_map
+
+    def make(lr: Path, hr: Path, meta: Path, cfg: SamplingConfig) -> torch.utils.data.Dataset:
+        if index_map is None:
+            return VirtualClipDataset(lr, hr, meta, cfg, seed=opt.seed)
+        if context_root is None:
             raise ValueError("--meta_info_context needs --dataroot_context (the full LR run)")
-        make = lambda lr, hr, meta, cfg: ActualPairDataset(  # noqa: E731
-            lr, hr, meta, data.context_root, data.index_map, cfg, seed=opt.seed
-        )
-    else:
-        make = lambda lr, hr, meta, cfg: VirtualClipDataset(lr, hr, meta, cfg, seed=opt.seed)  # noqa: E731
+        return ActualPairDataset(lr, hr, meta, context_root, index_map, cfg, seed=opt.seed)
+
     return (
         make(data.lr_train, data.hr_train, data.meta_train, opt.data),
         make(data.lr_val, data.hr_val, data.meta_val, val_cfg),

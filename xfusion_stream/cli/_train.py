@@ -15,14 +15,17 @@ from ..errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    req = {"type": Path, "required": True}
-    parser.add_argument("--dir-lo-train", help="LR training clip folders", **req)
-    parser.add_argument("--dir-hi-train", help="HR training clip folders", **req)
-    parser.add_argument("--dir-lo-val", help="LR validation clip folders", **req)
-    parser.add_argument("--dir-hi-val", help="HR validation clip folders", **req)
-    parser.add_argument("--opt", help="training options YAML", **req)
-    parser.add_argument("--path-train-meta-info-file", help="training meta info", **req)
-    parser.add_argument("--path-val-meta-info-file", help="validation meta info", **req)
+    required = [
+        ("--dir-lo-train", "LR training clip folders"),
+        ("--dir-hi-train", "HR training clip folders"),
+        ("--dir-lo-val", "LR validation clip folders"),
+        ("--dir-hi-val", "HR validation clip folders"),
+        ("--opt", "training options YAML"),
+        ("--path-train-meta-info-file", "training meta info"),
+        ("--path-val-meta-info-file", "validation meta info"),
+    ]
+    for flag, help_text in required:
+        parser.add_argument(flag, type=Path, required=True, help=help_text)
     parser.add_argument("--pretrain_network_g", type=Path, help="weights to start from")
     parser.add_argument("--dataroot_context", type=Path, help="actual data: full LR run")
     parser.add_argument("--meta_info_context", type=Path, help="actual data: index map CSV")
