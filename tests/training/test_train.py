@@ -144,3 +144,22 @@ def test_train_on_actual_pairs(actual_tree, tmp_path):
     )  # fmt: skip
     summary = train(options, data, tmp_path / "actual", progress=False)
     assert summary["iters"] == 2 and summary["val_psnr"] > 0
+
+
+def test_pretrained_weights_are_loaded_or_refused(tiny_set, tmp_path, capsys):
+    start = xfusion_models.edvr_stf("tiny")
+    torch.nn.init.constant_(start.conv_last.bias, 0.25)
+    xfusion_models.save_checkpoint(start, tmp_path / "start.pth")
+    raw = {**TINY, "train": {**TINY["train"], "iters": 1, "lr": 1e-9}}
+    opt = tmp_path / "pre.yaml"
+    opt.write_text(yaml.safe_dump(raw))
+    argv = _argv(tiny_set, opt, tmp_path / "run")
+    assert main(argv + ["--pretrain_network_g", str(tmp_path / "start.pth")]) == 0
+    trained = xfusion_models.edvr_stf(weights=tmp_path / "run" / "tiny_run.pth")
+    assert trained.conv_last.bias.item() == pytest.approx(0.25, abs=1e-6)
+
+    other = xfusion_models.edvr_stf("tiny", num_feat=4)
+    xfusion_models.save_checkpoint(other, tmp_path / "other.pth")
+    argv = _argv(tiny_set, opt, tmp_path / "run2")
+    assert main(argv + ["--pretrain_network_g", str(tmp_path / "other.pth")]) == 2
+    assert "other.pth" in capsys.readouterr().err
