@@ -80,9 +80,7 @@ def main() -> None:
             dual_camera_burst(phantom, shimadzu),
             model=model,
             calibration=record,
-            config=FusionConfig(
-                traverse_mode=args.mode, device=args.device, precision=args.precision
-            ),
+            config=FusionConfig(traverse_mode=args.mode),
         )
         wall = time.perf_counter() - t0
     report_latency = outcome.latencies

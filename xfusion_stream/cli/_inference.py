@@ -179,9 +179,7 @@ def run(args: argparse.Namespace) -> dict:
     model = load_fusion_model(
         args.model_file, device=args.device, precision=args.precision, arch_opt=args.arch_opt
     )
-    config = FusionConfig(
-        traverse_mode=args.traverse_mode, device=args.device, precision=args.precision
-    )
+    config = FusionConfig(traverse_mode=args.traverse_mode)
     data_type = _data_type(args)
     args.out.mkdir(parents=True, exist_ok=True)
     cases = (_actual_cases if data_type == "actual" else _virtual_cases)(args, model, config)

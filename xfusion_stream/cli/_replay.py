@@ -66,9 +66,7 @@ def run(args: argparse.Namespace) -> dict:
         model,
         calibration,
         sinks,
-        FusionConfig(
-            traverse_mode=args.traverse_mode, device=args.device, precision=args.precision
-        ),
+        FusionConfig(traverse_mode=args.traverse_mode),
         on_frame=writer,
         timeout=args.timeout,
     )

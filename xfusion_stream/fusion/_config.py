@@ -1,4 +1,7 @@
-"""Settings of one fusion pipeline: traverse mode, runner policy, device, precision."""
+"""Settings of one fusion pipeline: traverse mode, runner policy, normalisation.
+
+Device and precision belong to the loaded model (``load_fusion_model``), not here.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +30,6 @@ class FusionConfig(BaseModel):
     queue_size: int = Field(64, ge=1)
     when_full: Literal["block", "skip"] = "block"
     max_batch: int = Field(1, ge=1)
-    device: str = "cpu"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     full_scale: float = Field(65535.0, gt=0, description="counts that map to intensity 1")
     feature_cache: bool = True
     stream_name: str = "fused"
