@@ -12,7 +12,7 @@ from ._clips import (
 )
 from ._convert import convert_to_gray
 from ._degradations import augment, poisson_noise, random_crop
-from ._virtual import SamplingConfig, VirtualClipDataset
+from ._virtual import SamplingConfig, VirtualClipDataset, bracket_context
 
 __all__ = [
     "ActualPairDataset",
@@ -21,6 +21,7 @@ __all__ = [
     "SamplingConfig",
     "VirtualClipDataset",
     "augment",
+    "bracket_context",
     "convert_to_gray",
     "frame_paths",
     "poisson_noise",

@@ -7,11 +7,20 @@ Phantom). For a centre frame ``t`` the sample is LR ``t - i, t, t + i`` with ``i
 (the original's +-1 times a multiplier in 1..20), and ground truth HR ``t``.
 ``independent_context`` draws the two HR offsets separately, so the model also sees
 the lopsided brackets of continuous traversal (an extension; off by default).
+
+``hr_layout`` says where the HR context sits (an extension; ``symmetric`` is the
+original and the default). ``bracket`` mimics the live continuous mode: the Phantom
+records every ``bracket_period`` Shimadzu frames, so the frames around ``t`` are
+``t - a`` and ``t - a + P`` with ``a`` uniform in ``0..P-1`` (``a = 0``: the Phantom
+frame is the target itself). ``mixed`` draws ``bracket`` with probability
+``p_bracket`` and the symmetric (or independent) sampling otherwise, which covers the
+double-interval layout ``t +- P``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -20,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._clips import ClipEntry, frame_paths, read_frame, read_meta_info
 from ._degradations import augment, poisson_noise, random_crop
 
-__all__ = ["SamplingConfig", "VirtualClipDataset"]
+__all__ = ["SamplingConfig", "VirtualClipDataset", "bracket_context"]
 
 
 class SamplingConfig(BaseModel):
@@ -33,6 +42,9 @@ class SamplingConfig(BaseModel):
     intervals: list[int] = Field(default_factory=lambda: [1, 2, 3])
     max_context: int = Field(20, ge=1, description="largest HR context multiplier")
     independent_context: bool = False
+    hr_layout: Literal["symmetric", "bracket", "mixed"] = "symmetric"
+    bracket_period: int = Field(20, ge=1, description="Phantom period P in Shimadzu frames")
+    p_bracket: float = Field(0.7, ge=0.0, le=1.0, description="bracket share for 'mixed'")
     noise_log10: tuple[float, float] | None = (1.0, 7.0)
     augment: bool = True
 
@@ -95,6 +107,19 @@ class VirtualClipDataset(torch.utils.data.Dataset):
         interval = min(interval, (n - 1) // 2)
         reach = max(interval, 1)
         centre = int(np.clip(frame, reach, n - 1 - reach))
+        layout = cfg.hr_layout
+        if layout == "mixed":
+            layout = "bracket" if rng.random() < cfg.p_bracket else "symmetric"
+        if layout == "bracket":
+            hr_idx = bracket_context(centre, n, cfg.bracket_period, rng)
+        else:
+            hr_idx = self._symmetric_context(centre, n, rng)
+        lr_idx = [centre - interval, centre, centre + interval]
+        return folder, lr_idx, hr_idx, centre
+
+    def _symmetric_context(self, centre: int, n: int, rng: np.random.Generator) -> list[int]:
+        """The original's ``centre +- k`` (or independent offsets before and after)."""
+        cfg = self.config
         room_before, room_after = centre, n - 1 - centre
         if cfg.independent_context:
             before = int(rng.integers(1, min(cfg.max_context, room_before) + 1))
@@ -102,8 +127,7 @@ class VirtualClipDataset(torch.utils.data.Dataset):
         else:
             reach_both = min(cfg.max_context, room_before, room_after)
             before = after = int(rng.integers(1, reach_both + 1))
-        lr_idx = [centre - interval, centre, centre + interval]
-        return folder, lr_idx, [centre - before, centre + after], centre
+        return [centre - before, centre + after]
 
     def sample(self, index: int, rng: np.random.Generator) -> dict:
         cfg = self.config
@@ -112,6 +136,21 @@ class VirtualClipDataset(torch.utils.data.Dataset):
         hr = np.stack([read_frame(self._hr_files[folder][i]) for i in hr_idx])
         gt = read_frame(self._hr_files[folder][centre])[None]
         return finish_sample(lr, hr, gt, cfg, rng, key=f"{folder}/{centre:08d}")
+
+
+def bracket_context(centre: int, n: int, period: int, rng: np.random.Generator) -> list[int]:
+    """Phantom frames ``[centre - a, centre - a + P]`` bracketing ``centre``, ``0 <= a < P``.
+
+    ``a`` is uniform over the values that keep both frames inside a clip of ``n``
+    frames; a clip shorter than ``P + 1`` frames uses ``P = n - 1``. Needs
+    ``0 <= centre <= n - 2``.
+    """
+    if not 0 <= centre <= n - 2:
+        raise ValueError(f"centre {centre} leaves no room for an HR frame after it (n={n})")
+    p = min(period, n - 1)
+    low, high = max(0, centre + p - (n - 1)), min(p - 1, centre)
+    a = int(rng.integers(low, high + 1))
+    return [centre - a, centre - a + p]
 
 
 def finish_sample(
