@@ -7,9 +7,9 @@ from collections import Counter
 import h5py
 import numpy as np
 import pytest
-from conftest import SMALL
 from event_model import DocumentNames, schema_validators
 from xfusion_plans import dual_camera_burst, grid_calibration
+from xfusion_testkit import BEAMLINE_SCENE as SMALL
 
 from xfusion_stream.devices import FRAME_DATASET, Scene
 from xfusion_stream.publishing import make_tiled_writer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from conftest import SMALL
+from xfusion_testkit import BEAMLINE_SCENE as SMALL
 
 from xfusion_stream.devices import (
     FRAME_DATASET,

@@ -4,40 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from event_model import DocumentNames, schema_validators
+from xfusion_testkit import FUSION_SCENE, sim_cameras
 
-from xfusion_stream.calibration import CalibrationRecord, pairing_table
-from xfusion_stream.devices import (
-    PhantomTMX7510,
-    Scene,
-    SceneConfig,
-    ShimadzuHPVX2,
-    SimBeam,
-    SimPhantomBackend,
-    SimShimadzuBackend,
-)
+from xfusion_stream.calibration import CalibrationRecord
+from xfusion_stream.devices import Scene, SceneConfig
 from xfusion_stream.fusion import FusionModel
-from xfusion_stream.recorded import PhantomTiming, ShimadzuTiming
 
-SCENE = SceneConfig(seed=5, shimadzu_shape=(24, 40), n_shimadzu=64)
-
-
-class Collector:
-    """Validates each document against event-model's schemas and keeps it."""
-
-    def __init__(self) -> None:
-        self.docs: list[tuple[str, dict]] = []
-
-    def __call__(self, name: str, doc: dict) -> None:
-        schema_validators[DocumentNames[name]].validate(doc)
-        self.docs.append((name, doc))
-
-    def of(self, name: str) -> list[dict]:
-        return [d for n, d in self.docs if n == name]
-
-    def events(self, stream: str = "fused") -> list[dict]:
-        uids = {d["uid"] for d in self.of("descriptor") if d["name"] == stream}
-        return [e for e in self.of("event") if e["descriptor"] in uids]
+SCENE = FUSION_SCENE
 
 
 @pytest.fixture(scope="session")
@@ -71,34 +44,7 @@ def tiny_model() -> FusionModel:
 @pytest.fixture
 def cameras(tmp_path):
     def make(inline: bool = False, config: SceneConfig = SCENE):
-        beam = SimBeam(config)
-        raw = None if inline else tmp_path / "raw"
-        phantom = PhantomTMX7510(
-            "XF:T:PH:", name="phantom", backend=SimPhantomBackend(beam), data_dir=raw, inline=inline
-        )
-        shimadzu = ShimadzuHPVX2(
-            "XF:T:HPV:",
-            name="shimadzu",
-            backend=SimShimadzuBackend(beam),
-            data_dir=raw,
-            inline=inline,
-        )
+        phantom, shimadzu, _ = sim_cameras(config, tmp_path / "raw", inline=inline)
         return phantom, shimadzu
 
     return make
-
-
-def expected_table(scene: Scene, mode: str):
-    phantom = PhantomTiming(
-        frame_numbers=scene.phantom_frame_numbers(),
-        times_ns=scene.phantom_times_ns(),
-        e_flags=scene.phantom_e_flags(),
-        frame_rate_hz=scene.phantom_frame_rate_hz,
-        gamma=0.0,
-    )
-    shimadzu = ShimadzuTiming(
-        frame_ns=scene.config.shimadzu_frame_ns,
-        n_frames=scene.n_shimadzu,
-        times_ns=scene.shimadzu_times_ns(),
-    )
-    return pairing_table(phantom, shimadzu, mode)

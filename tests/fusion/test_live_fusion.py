@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import Collector, expected_table
 from xfusion_plans import dual_camera_burst
+from xfusion_testkit import DocumentLog as Collector
+from xfusion_testkit import expected_table
 
 from xfusion_stream.fusion import FusionConfig, fusion_router, replay_run
 from xfusion_stream.publishing import make_tiled_writer

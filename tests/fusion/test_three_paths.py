@@ -8,8 +8,10 @@ import json
 import numpy as np
 import tifffile
 import torch
-from conftest import SCENE, Collector, expected_table
 from xfusion_plans import dual_camera_burst
+from xfusion_testkit import FUSION_SCENE as SCENE
+from xfusion_testkit import DocumentLog as Collector
+from xfusion_testkit import expected_table
 
 from xfusion_stream.calibration import record_to_documents
 from xfusion_stream.cli import main

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import Collector
+from xfusion_testkit import DocumentLog as Collector
 
 from xfusion_stream.errors import DocumentError
 from xfusion_stream.fusion import (

@@ -15,15 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from xfusion_testkit import expected_table, sim_cameras
 
-from xfusion_stream.devices import (
-    PhantomTMX7510,
-    SceneConfig,
-    ShimadzuHPVX2,
-    SimBeam,
-    SimPhantomBackend,
-    SimShimadzuBackend,
-)
+from xfusion_stream.devices import Scene, SceneConfig
 
 ZMQ_SCENE = SceneConfig(seed=3, shimadzu_shape=(32, 48), n_shimadzu=64)
 CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -128,24 +122,7 @@ def calibration_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def expected_windows() -> int:
     """Length of the continuous pairing table of ZMQ_SCENE, from the file-path pairer."""
-    from xfusion_stream.calibration import pairing_table
-    from xfusion_stream.devices import Scene
-    from xfusion_stream.recorded import PhantomTiming, ShimadzuTiming
-
-    scene = Scene(ZMQ_SCENE)
-    phantom = PhantomTiming(
-        frame_numbers=scene.phantom_frame_numbers(),
-        times_ns=scene.phantom_times_ns(),
-        e_flags=scene.phantom_e_flags(),
-        frame_rate_hz=scene.phantom_frame_rate_hz,
-        gamma=0.0,
-    )
-    shimadzu = ShimadzuTiming(
-        frame_ns=ZMQ_SCENE.shimadzu_frame_ns,
-        n_frames=scene.n_shimadzu,
-        times_ns=scene.shimadzu_times_ns(),
-    )
-    return len(pairing_table(phantom, shimadzu, "continuous"))
+    return len(expected_table(Scene(ZMQ_SCENE), "continuous").windows)
 
 
 @pytest.fixture
@@ -153,22 +130,6 @@ def make_cameras(tmp_path):
     """Factory: (phantom, shimadzu, beam) over ZMQ_SCENE; HDF5 files under tmp_path."""
 
     def make(config: SceneConfig = ZMQ_SCENE, *, inline: bool = False):
-        beam = SimBeam(config)
-        raw = None if inline else tmp_path / "raw"
-        phantom = PhantomTMX7510(
-            "XF:TEST:PH:",
-            name="phantom",
-            backend=SimPhantomBackend(beam),
-            data_dir=raw,
-            inline=inline,
-        )
-        shimadzu = ShimadzuHPVX2(
-            "XF:TEST:HPV:",
-            name="shimadzu",
-            backend=SimShimadzuBackend(beam),
-            data_dir=raw,
-            inline=inline,
-        )
-        return phantom, shimadzu, beam
+        return sim_cameras(config, tmp_path / "raw", inline=inline)
 
     return make

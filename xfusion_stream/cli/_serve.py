@@ -79,15 +79,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_model(args: argparse.Namespace):
-    from xfusion_models import CheckpointError
-
     from ..fusion import load_fusion_model
 
     try:
         return load_fusion_model(
             args.model_file or None, device=args.device, precision=args.precision
         )
-    except CheckpointError as exc:
+    except ConfigError as exc:
         raise ConfigError(f"--model_file {args.model_file}: {exc}") from exc
 
 
@@ -124,8 +122,6 @@ def run(args: argparse.Namespace) -> dict:
             "traverse_mode": args.traverse_mode,
             "queue_size": args.queue_size,
             "when_full": args.when_full,
-            "device": args.device,
-            "precision": args.precision,
         }
     )
     if args.torch_threads is not None:

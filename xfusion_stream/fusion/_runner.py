@@ -7,6 +7,7 @@ order from a single thread.
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -127,6 +128,9 @@ class FusionWorker:
         self.report = WorkerReport()
         self.cache = _FeatureCache(capacity=16 if feature_cache else 0)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        # skipped windows (window index, shimadzu index); appended by the callback thread
+        # without blocking, turned into ``gaps`` events by the worker
+        self._skipped: collections.deque[tuple[int, int]] = collections.deque()
         self._failed = threading.Event()
         self.done = threading.Event()
         self._thread = threading.Thread(
@@ -148,7 +152,7 @@ class FusionWorker:
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            self._queue.put(("gap", job.index, job.shimadzu_index))  # blocks only on gaps
+            self._skipped.append((job.index, job.shimadzu_index))
             return False
         return True
 
@@ -163,18 +167,23 @@ class FusionWorker:
         try:
             while True:
                 item = self._queue.get()
+                if isinstance(item, _Start):  # always the first item
+                    self.composer.start(item.frame_shape, item.stream_name)
+                    continue
+                self._record_gaps()
                 if isinstance(item, _Stop):
                     self._finish(item)
                     return
-                if isinstance(item, _Start):
-                    self.composer.start(item.frame_shape, item.stream_name)
-                elif isinstance(item, tuple) and item[0] == "gap":
-                    self.report.gaps.append(item[1])
-                    self.composer.gap(item[1], item[2], time.time())
-                elif not self._failed.is_set():
+                if not self._failed.is_set():
                     self._process([item, *self._more_ready()])
         finally:
             self.done.set()
+
+    def _record_gaps(self) -> None:
+        while self._skipped:
+            window_index, shimadzu_index = self._skipped.popleft()
+            self.report.gaps.append(window_index)
+            self.composer.gap(window_index, shimadzu_index, time.time())
 
     def _more_ready(self) -> list[WindowJob]:
         """Further queued windows to batch with the first (only when max_batch > 1)."""

@@ -1,0 +1,79 @@
+"""What several test rooms share: simulated cameras, a validating document log, the
+pairing table a scene should give. Imported by name (``from xfusion_testkit import``);
+``tests/`` is on sys.path because of ``tests/conftest.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from event_model import DocumentNames, schema_validators
+
+from xfusion_stream.calibration import PairingTable, pairing_table
+from xfusion_stream.devices import (
+    PhantomTMX7510,
+    Scene,
+    SceneConfig,
+    ShimadzuHPVX2,
+    SimBeam,
+    SimPhantomBackend,
+    SimShimadzuBackend,
+)
+from xfusion_stream.recorded import PhantomTiming, ShimadzuTiming
+
+# the small scenes the beamline and fusion rooms run (seconds per burst on 2 cores)
+BEAMLINE_SCENE = SceneConfig(seed=3, shimadzu_shape=(32, 48), n_shimadzu=32)
+FUSION_SCENE = SceneConfig(seed=5, shimadzu_shape=(24, 40), n_shimadzu=64)
+
+
+class DocumentLog:
+    """Validates every document against event-model's schemas and keeps it."""
+
+    def __init__(self) -> None:
+        self.docs: list[tuple[str, dict]] = []
+
+    def __call__(self, name: str, doc: dict) -> None:
+        schema_validators[DocumentNames[name]].validate(doc)
+        self.docs.append((name, doc))
+
+    def of(self, name: str) -> list[dict]:
+        return [d for n, d in self.docs if n == name]
+
+    def events(self, stream: str = "fused") -> list[dict]:
+        uids = {d["uid"] for d in self.of("descriptor") if d["name"] == stream}
+        return [e for e in self.of("event") if e["descriptor"] in uids]
+
+
+def sim_cameras(
+    config: SceneConfig, data_dir: Path | None, *, inline: bool = False, grid_frames: int = 32
+) -> tuple[PhantomTMX7510, ShimadzuHPVX2, SimBeam]:
+    """Both simulated cameras over one scene; HDF5 bursts go to ``data_dir``."""
+    beam = SimBeam(config, grid_frames=grid_frames)
+    raw = None if inline else data_dir
+    phantom = PhantomTMX7510(
+        "XF:TEST:PH:", name="phantom", backend=SimPhantomBackend(beam), data_dir=raw, inline=inline
+    )
+    shimadzu = ShimadzuHPVX2(
+        "XF:TEST:HPV:",
+        name="shimadzu",
+        backend=SimShimadzuBackend(beam),
+        data_dir=raw,
+        inline=inline,
+    )
+    return phantom, shimadzu, beam
+
+
+def expected_table(scene: Scene, mode: str) -> PairingTable:
+    """The pairing table the file-based path gives for this scene's timelines."""
+    phantom = PhantomTiming(
+        frame_numbers=scene.phantom_frame_numbers(),
+        times_ns=scene.phantom_times_ns(),
+        e_flags=scene.phantom_e_flags(),
+        frame_rate_hz=scene.phantom_frame_rate_hz,
+        gamma=0.0,
+    )
+    shimadzu = ShimadzuTiming(
+        frame_ns=scene.config.shimadzu_frame_ns,
+        n_frames=scene.n_shimadzu,
+        times_ns=scene.shimadzu_times_ns(),
+    )
+    return pairing_table(phantom, shimadzu, mode)
