@@ -164,3 +164,38 @@ def test_missing_model_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="corrupt.pth"):
         load_fusion_model(str(bad))
+
+
+def test_event_pages_fuse_like_events(RE, cameras, tiny_model, calibration):
+    """A stream that packs its events into pages (as some stores replay them) fuses the same."""
+    from event_model import pack_event_page
+
+    from xfusion_stream.fusion import FusionCallback
+
+    raw = Collector()
+    RE.subscribe(raw)
+    phantom, shimadzu = cameras(inline=True)
+    RE(dual_camera_burst(phantom, shimadzu))
+    by_events, by_pages = Collector(), Collector()
+    cb = FusionCallback(tiny_model, calibration, [by_events])
+    for name, doc in raw.docs:
+        cb(name, doc)
+    assert cb.join(120)
+    cb = FusionCallback(tiny_model, calibration, [by_pages])
+    pending: list[dict] = []
+    for name, doc in raw.docs:
+        if name == "event" and (not pending or pending[-1]["descriptor"] == doc["descriptor"]):
+            pending.append(doc)
+            continue
+        if pending:
+            cb("event_page", pack_event_page(*pending))
+            pending = []
+        if name == "event":
+            pending.append(doc)
+        else:
+            cb(name, doc)
+    assert cb.join(120)
+    a, b = by_events.events(), by_pages.events()
+    assert len(a) == len(b) > 0
+    for ea, eb in zip(a, b):
+        np.testing.assert_array_equal(ea["data"]["fused_image"], eb["data"]["fused_image"])
