@@ -18,7 +18,6 @@ from xfusion_stream.devices import (
     SimPhantomBackend,
     SimShimadzuBackend,
 )
-from xfusion_stream.recorded import PhantomTiming, ShimadzuTiming
 
 # the small scenes the beamline and fusion rooms run (seconds per burst on 2 cores)
 BEAMLINE_SCENE = SceneConfig(seed=3, shimadzu_shape=(32, 48), n_shimadzu=32)
@@ -64,16 +63,4 @@ def sim_cameras(
 
 def expected_table(scene: Scene, mode: str) -> PairingTable:
     """The pairing table the file-based path gives for this scene's timelines."""
-    phantom = PhantomTiming(
-        frame_numbers=scene.phantom_frame_numbers(),
-        times_ns=scene.phantom_times_ns(),
-        e_flags=scene.phantom_e_flags(),
-        frame_rate_hz=scene.phantom_frame_rate_hz,
-        gamma=0.0,
-    )
-    shimadzu = ShimadzuTiming(
-        frame_ns=scene.config.shimadzu_frame_ns,
-        n_frames=scene.n_shimadzu,
-        times_ns=scene.shimadzu_times_ns(),
-    )
-    return pairing_table(phantom, shimadzu, mode)
+    return pairing_table(*scene.timings(), mode)

@@ -152,7 +152,7 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
             products = ProductWriter(
                 out / "fused",
                 mode=settings.traverse_mode,
-                progress_total=None,
+                progress_total=_expected_windows(beam.scene, settings.traverse_mode),
                 progress=settings.progress,
             )
 
@@ -187,6 +187,12 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _expected_windows(scene: Scene, mode: str) -> int:
+    from .calibration import pairing_table
+
+    return len(pairing_table(*scene.timings(), mode).windows)
 
 
 def _calibration_summary(record: CalibrationRecord, scene: Scene, uid: str) -> dict[str, Any]:

@@ -65,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result, default=str))
     else:
         for key, value in result.items():
-            print(f"{key}: {value}")
+            text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
+            print(f"{key}: {text}")
     return 0
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..optics import InterCameraTransform
+from ..recorded import PhantomTiming, ShimadzuTiming
 from ._camera_models import render_phantom, render_shimadzu, to_counts
 from ._features import random_features
 from ._g400 import G400_PITCH_UM, g400_grid_image
@@ -230,6 +231,22 @@ class Scene:
     def phantom_e_flags(self) -> np.ndarray:
         """True where the Phantom saw the Shimadzu trigger gate (its ``E`` flag)."""
         return self._phantom_e.copy()
+
+    def timings(self) -> tuple[PhantomTiming, ShimadzuTiming]:
+        """The timelines as the recorded format would give them (for pairing tables)."""
+        phantom = PhantomTiming(
+            frame_numbers=self.phantom_frame_numbers(),
+            times_ns=self.phantom_times_ns(),
+            e_flags=self.phantom_e_flags(),
+            frame_rate_hz=self.phantom_frame_rate_hz,
+            gamma=0.0,
+        )
+        shimadzu = ShimadzuTiming(
+            frame_ns=int(self.config.shimadzu_frame_ns),
+            n_frames=self.n_shimadzu,
+            times_ns=self.shimadzu_times_ns(),
+        )
+        return phantom, shimadzu
 
     def phantom_shimadzu_index(self) -> np.ndarray:
         """For each Phantom frame, the Shimadzu frame exposed at the same time, else -1.
