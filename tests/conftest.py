@@ -14,6 +14,14 @@ import time
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def xfusion_home(tmp_path_factory, monkeypatch):
+    """Commands that update xfusion.conf never touch the real home folder in tests."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XFUSION_HOME", str(home))
+    return home
+
+
 @pytest.fixture(scope="session")
 def tiled_server(tmp_path_factory):
     """``EmbeddedTiled`` on 127.0.0.1 (API key, SQLite catalog, json-seq exporter)."""

@@ -49,3 +49,43 @@ def test_bad_conf_is_named(tmp_path):
 def test_init_rejects_unknown_model_type(tmp_path):
     with pytest.raises(SystemExit):
         main(["init", "--model_type", "UNet", "--home", str(tmp_path)])
+
+
+def test_calibrate_records_its_result_for_later_commands(xfusion_home, tmp_path, capsys):
+    assert main(["init", "--data_type", "actual"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(tmp_path / "sim"),
+                "--frames",
+                "24",
+                "--shimadzu-shape",
+                "48",
+                "64",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "calibrate",
+                "--cal_dir",
+                str(tmp_path / "sim"),
+                "--cal_id",
+                "sim_calibration_grid",
+                "--quiet",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["config_updated"] is True
+    assert read_config(xfusion_home)["calibrate"]["record"] == str(
+        (tmp_path / "sim" / "sim_calibration_grid" / "calibration.json").resolve()
+    )

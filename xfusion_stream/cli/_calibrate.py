@@ -57,6 +57,19 @@ def run(args: argparse.Namespace) -> dict:
     write_overlay(result, png_path)
     out = {"uid": result.record.uid, **result.report()}
     out.update(record=str(record_path), png=str(png_path))
+    out["config_updated"] = _remember(record_path.resolve())
     if args.cal_model_file:
         out["note"] = "--cal_model_file ignored: squares are paired by lattice coordinates"
     return out
+
+
+def _remember(record_path: Path) -> bool:
+    """Note the record in xfusion.conf (if `xfusion init` made one) for `xfusion inference`."""
+    from ..config import update_config
+    from ..errors import ConfigError
+
+    try:
+        update_config("calibrate", record=record_path)
+    except ConfigError:
+        return False
+    return True
