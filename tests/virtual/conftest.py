@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from event_model import DocumentNames, schema_validators
+from xfusion_testkit import DocumentLog
 
 N_FRAMES, ROWS, COLS = 41, 70, 100  # cropped to 64x96 -> Shimadzu 16x24
 
@@ -34,24 +34,6 @@ def hr_folder(tmp_path, hr_stack):
     return folder
 
 
-class Collector:
-    """Validates each document against event-model's schemas and keeps it."""
-
-    def __init__(self) -> None:
-        self.docs: list[tuple[str, dict]] = []
-
-    def __call__(self, name: str, doc: dict) -> None:
-        schema_validators[DocumentNames[name]].validate(doc)
-        self.docs.append((name, doc))
-
-    def of(self, name: str) -> list[dict]:
-        return [d for n, d in self.docs if n == name]
-
-    def events(self, stream: str) -> list[dict]:
-        uids = {d["uid"] for d in self.of("descriptor") if d["name"] == stream}
-        return [e for e in self.of("event") if e["descriptor"] in uids]
-
-
 @pytest.fixture
 def collector():
-    return Collector
+    return DocumentLog

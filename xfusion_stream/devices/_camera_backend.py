@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 __all__ = [
+    "BurstLifecycle",
     "CameraBackend",
     "CameraFrame",
     "CameraSettings",
@@ -69,6 +70,41 @@ class CameraBackend(Protocol):
     def readout(self, limit: int | None = None) -> Iterator[CameraFrame]: ...
 
     def disarm(self) -> None: ...
+
+
+class BurstLifecycle:
+    """Arm -> trigger -> readout bookkeeping that every software backend shares.
+
+    Subclasses set ``source`` (a word for error messages) and ``camera``, and call
+    ``_require_recorded()`` before reading out; ``_on_trigger`` may snapshot state.
+    """
+
+    source = "camera"
+    camera = ""
+    _armed = False
+    _recorded = False
+
+    def arm(self) -> None:
+        self._armed = True
+        self._recorded = False
+
+    def disarm(self) -> None:
+        self._armed = False
+
+    def trigger(self) -> None:
+        if not self._armed:
+            raise RuntimeError(
+                f"{self.source} {self.camera}: trigger before arm (stage the device)"
+            )
+        self._on_trigger()
+        self._recorded = True
+
+    def _on_trigger(self) -> None:
+        """Hook: what recording a burst means for this backend."""
+
+    def _require_recorded(self) -> None:
+        if not self._recorded:
+            raise RuntimeError(f"{self.source} {self.camera}: readout before trigger")
 
 
 class EpicsAreaDetectorBackend:

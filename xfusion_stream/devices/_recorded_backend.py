@@ -9,17 +9,19 @@ from typing import Literal
 import numpy as np
 
 from ..recorded import RecordedCase, read_case, read_frame
-from ._camera_backend import CameraFrame, CameraSettings
+from ._camera_backend import BurstLifecycle, CameraFrame, CameraSettings
 
 __all__ = ["RecordedCaseBackend"]
 
 
-class RecordedCaseBackend:
+class RecordedCaseBackend(BurstLifecycle):
     """One camera of a recorded case: frames from its TIFFs, times from its XML/INI.
 
     ``pixel_size_um`` is not in the recorded files; 0.0 means unknown (the spatial
     calibration measures it from the grid).
     """
+
+    source = "recorded"
 
     def __init__(
         self,
@@ -33,8 +35,6 @@ class RecordedCaseBackend:
         self.case = case if isinstance(case, RecordedCase) else read_case(case)
         self.camera = camera
         self.pixel_size_um = float(pixel_size_um)
-        self._armed = False
-        self._recorded = False
 
     def settings(self) -> CameraSettings:
         case = self.case
@@ -54,21 +54,8 @@ class RecordedCaseBackend:
             pixel_size_um=self.pixel_size_um,
         )
 
-    def arm(self) -> None:
-        self._armed = True
-        self._recorded = False
-
-    def disarm(self) -> None:
-        self._armed = False
-
-    def trigger(self) -> None:
-        if not self._armed:
-            raise RuntimeError(f"recorded {self.camera}: trigger before arm (stage the device)")
-        self._recorded = True
-
     def readout(self, limit: int | None = None) -> Iterator[CameraFrame]:
-        if not self._recorded:
-            raise RuntimeError(f"recorded {self.camera}: readout before trigger")
+        self._require_recorded()
         if self.camera == "phantom":
             timing = self.case.phantom
             paths = self.case.phantom_frames

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ._camera_backend import CameraFrame, CameraSettings
+from ._camera_backend import BurstLifecycle, CameraFrame, CameraSettings
 from ._scene import Scene, SceneConfig
 
 __all__ = ["SimBeam", "SimPhantomBackend", "SimShimadzuBackend", "SIM_TARGETS"]
@@ -44,35 +44,25 @@ class SimBeam:
         return self._scenes[self.target]
 
 
-class _SimCamera:
-    """Arm/trigger/readout bookkeeping shared by the two simulated cameras."""
+class _SimCamera(BurstLifecycle):
+    """What the two simulated cameras share: the beam, and the scene a burst recorded."""
 
-    camera = ""
+    source = "simulated"
 
     def __init__(self, beam: SimBeam) -> None:
         self.beam = beam
-        self._armed = False
-        self._recorded: Scene | None = None
+        self._scene: Scene | None = None
 
     def select_target(self, target: str) -> None:
         self.beam.select(target)
 
-    def arm(self) -> None:
-        self._armed = True
-        self._recorded = None
-
-    def disarm(self) -> None:
-        self._armed = False
-
-    def trigger(self) -> None:
-        if not self._armed:
-            raise RuntimeError(f"simulated {self.camera}: trigger before arm (stage the device)")
-        self._recorded = self.beam.scene
+    def _on_trigger(self) -> None:
+        self._scene = self.beam.scene
 
     def _memory(self) -> Scene:
-        if self._recorded is None:
-            raise RuntimeError(f"simulated {self.camera}: readout before a burst was recorded")
-        return self._recorded
+        self._require_recorded()
+        assert self._scene is not None
+        return self._scene
 
 
 class SimPhantomBackend(_SimCamera):

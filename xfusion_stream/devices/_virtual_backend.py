@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import ConfigError, RecordedFormatError
 from ..recorded import PhantomTiming, ShimadzuTiming
-from ._camera_backend import CameraFrame, CameraSettings
+from ._camera_backend import BurstLifecycle, CameraFrame, CameraSettings
 
 __all__ = ["DEFAULT_PHOTONS", "VirtualCaseBackend", "VirtualOptions", "VirtualSequence"]
 
@@ -311,7 +311,7 @@ def to_counts(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(image, 0.0, 1.0) * FULL_SCALE).astype(np.uint16)
 
 
-class VirtualCaseBackend:
+class VirtualCaseBackend(BurstLifecycle):
     """One virtual camera (``"phantom"`` or ``"shimadzu"``) of a :class:`VirtualSequence`.
 
     ``source`` is a sequence folder, an array stack, or a ``VirtualSequence`` (share
@@ -320,6 +320,8 @@ class VirtualCaseBackend:
     Phantom frames: numbers 0, 1, ..., all 'E', at ``k * phantom_every * frame_ns``;
     Shimadzu frames: numbers 1..N at ``k * frame_ns``.
     """
+
+    source = "virtual"
 
     def __init__(
         self,
@@ -347,8 +349,6 @@ class VirtualCaseBackend:
             self.sequence = VirtualSequence(source, options, lr_source=lr_source)
         self.camera = camera
         self.pixel_size_um = float(pixel_size_um)
-        self._armed = False
-        self._recorded = False
 
     def settings(self) -> CameraSettings:
         seq, opt = self.sequence, self.sequence.options
@@ -373,21 +373,8 @@ class VirtualCaseBackend:
         """Held-out HR frame (uint16) at the time of Shimadzu frame ``shimadzu_index``."""
         return self.sequence.ground_truth(shimadzu_index)
 
-    def arm(self) -> None:
-        self._armed = True
-        self._recorded = False
-
-    def disarm(self) -> None:
-        self._armed = False
-
-    def trigger(self) -> None:
-        if not self._armed:
-            raise RuntimeError(f"virtual {self.camera}: trigger before arm (stage the device)")
-        self._recorded = True
-
     def readout(self, limit: int | None = None) -> Iterator[CameraFrame]:
-        if not self._recorded:
-            raise RuntimeError(f"virtual {self.camera}: readout before trigger")
+        self._require_recorded()
         seq = self.sequence
         if self.camera == "phantom":
             times = seq.phantom_times_ns()
