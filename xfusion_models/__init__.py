@@ -13,17 +13,20 @@ frames shared by consecutive windows can be cached and reused:
     x (N, 1, h, w) -> per-frame LR features (N, C, h, w).
 ``model.encode_hr(y)``
     y (N, 1, 4h, 4w) -> per-frame HR features on the LR grid (N, C, h, w).
-``model.fuse(lr_feats, hr_feats, lq_centre)``
+``model.fuse(lr_feats, hr_feats, lq_centre, hq=None)``
     lr_feats (B, 3, C, h, w) for t-1, t, t+1; hr_feats (B, 2, C, h, w) for before,
     after; lq_centre (B, 1, h, w) = LR frame t -> ``(out (B, 1, 4h, 4w), attention)``,
     attention (B, 5) in the order (t-1 lo, t lo, t+1 lo, before hi, after hi) for
-    EDVR-STF, ``None`` for SWIN-XVR.
+    EDVR-STF, ``None`` for SWIN-XVR. ``hq`` (B, 2, 1, 4h, 4w), the raw Phantom frames,
+    is required when ``getattr(model, "needs_hr_frames", False)`` (EDVR-STF built with
+    ``hr_gate=True``) and ignored-by-omission otherwise: callers pass it only then.
 ``model(lq, hq)``
     the plain stateless forward -> out (B, 1, 4h, 4w);
     ``model.forward_with_attention(lq, hq)`` -> (out, attention or None).
 
-``fuse(encode_lr(...), encode_hr(...), lq[:, 1])`` equals ``model(lq, hq)`` to float
-tolerance. ``C`` is ``model.num_feat``. Inputs are intensities in [0, 1].
+``fuse(encode_lr(...), encode_hr(...), lq[:, 1])`` (plus ``hq=hq`` when the model
+needs HR frames) equals ``model(lq, hq)`` to float tolerance. ``C`` is
+``model.num_feat``. Inputs are intensities in [0, 1].
 """
 
 from __future__ import annotations

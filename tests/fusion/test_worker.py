@@ -169,3 +169,28 @@ def test_filler_reads_legacy_resource_datum(tmp_path):
     with pytest.raises(DocumentError, match="no data and no asset"):
         filler.frame("d", "s", "cam_image", {"uid": "e2", "seq_num": 4, "data": {}}, 3)
     filler.close()
+
+
+def test_model_needing_hr_frames_streams_like_its_plain_forward():
+    """EDVR-STF with hr_gate: the runner passes the raw Phantom frames to ``fuse``."""
+    import xfusion_models as xm
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = xm.edvr_stf("tiny", hr_gate=True, hr_gate_feat=4).eval()
+    with torch.no_grad():  # the start init barely looks at hq; make the gate matter
+        net.hr_gate.logits.weight.normal_(0, 0.5)
+    model = FusionModel(
+        net=net, name="gated", arch="edvr_stf", sha256="0" * 64, device=torch.device("cpu")
+    )
+    jobs = _jobs(8)
+    cached, worker = _run(model, jobs, queue_size=64, when_full="block", max_batch=3)
+    assert worker.cache.hits > 0
+    events = cached.events()
+    assert len(events) == len(jobs)
+    for job, event in zip(jobs, events, strict=True):
+        lq = torch.from_numpy(np.stack(job.lr_frames))[None, :, None]
+        hq = torch.from_numpy(np.stack(job.hr_frames))[None, :, None]
+        with torch.inference_mode():
+            ref = net(lq, hq)[0, 0].clamp(0, 1).numpy()
+        np.testing.assert_allclose(event["data"]["fused_image"], ref, atol=1e-5)

@@ -108,7 +108,12 @@ def test_shipped_example_options_validate():
 
     folder = Path(training.__file__).parent / "options"
     names = sorted(p.name for p in folder.glob("*.yaml"))
-    assert names == ["edvr_stf_small.yaml", "edvr_stf_small_finetune.yaml", "swin_xvr_small.yaml"]
+    assert names == [
+        "edvr_stf_small.yaml",
+        "edvr_stf_small_finetune.yaml",
+        "edvr_stf_small_hrgate.yaml",
+        "swin_xvr_small.yaml",
+    ]
     finetune = load_options(folder / "edvr_stf_small_finetune.yaml")
     assert finetune.data.hr_layout == "mixed" and finetune.model.preset == "small"
     swin = load_options(folder / "swin_xvr_small.yaml")

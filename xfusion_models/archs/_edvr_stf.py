@@ -7,15 +7,25 @@ Module names follow BasicSR's EDVR so original checkpoints map onto this one key
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._blocks import PhantomBranch, residual_stack
+from ._hr_gate import HRGate
 from ._pcd import PCDAlignment
 from ._tsa import TSAFusion
-from ._window import NUM_HR, NUM_LR, SCALE, check_frames, check_fuse_inputs, check_window
+from ._window import (
+    NUM_HR,
+    NUM_LR,
+    SCALE,
+    check_frames,
+    check_fuse_inputs,
+    check_gate_frames,
+    check_window,
+)
 
 __all__ = ["EDVRSTFConfig", "EDVRSTF", "EDVR_STF_PRESETS"]
 
@@ -32,6 +42,9 @@ class EDVRSTFConfig:
     num_reconstruct_block: int = 10
     deform_groups: int = 8
     upsample_feat: int = 64
+    #: Optional full-resolution Phantom gate (see ``_hr_gate``); off keeps EDVR-STF as is.
+    hr_gate: bool = False
+    hr_gate_feat: int = 16
 
     def __post_init__(self) -> None:
         if self.num_feat % self.deform_groups:
@@ -40,11 +53,24 @@ class EDVRSTFConfig:
             )
 
 
+_GATE_KEYS = ("hr_gate", "hr_gate_feat")
+
+
+def _config_dict(cfg: EDVRSTFConfig) -> dict[str, int]:
+    """The config as saved in checkpoints; gate keys only when the gate is on, so configs
+    (and checkpoints) of ungated models stay exactly as they were before the gate existed."""
+    out = asdict(cfg)
+    if not cfg.hr_gate:
+        for key in _GATE_KEYS:
+            out.pop(key)
+    return out
+
+
 EDVR_STF_PRESETS: dict[str, dict[str, int]] = {
-    "paper": asdict(EDVRSTFConfig(128, 5, 40, 8, 64)),
+    "paper": _config_dict(EDVRSTFConfig(128, 5, 40, 8, 64)),
     # small: 4 deformable groups and a 16-channel x4 head keep a 64x96 window ~0.3 s on CPU.
-    "small": asdict(EDVRSTFConfig(32, 2, 4, 4, 16)),
-    "tiny": asdict(EDVRSTFConfig(8, 1, 1, 2, 8)),
+    "small": _config_dict(EDVRSTFConfig(32, 2, 4, 4, 16)),
+    "tiny": _config_dict(EDVRSTFConfig(8, 1, 1, 2, 8)),
 }
 
 
@@ -53,10 +79,10 @@ class EDVRSTF(nn.Module):
 
     arch = "edvr_stf"
 
-    def __init__(self, **hparams: int) -> None:
+    def __init__(self, **hparams: Any) -> None:
         super().__init__()
         cfg = EDVRSTFConfig(**hparams)
-        self.config: dict[str, int] = asdict(cfg)
+        self.config: dict[str, int] = _config_dict(cfg)
         self.preset: str | None = None
         c, u = cfg.num_feat, cfg.upsample_feat
         self.num_feat = c
@@ -76,6 +102,13 @@ class EDVRSTF(nn.Module):
         self.conv_hr = nn.Conv2d(u, u, 3, 1, 1)
         self.conv_last = nn.Conv2d(u, 1, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(0.1, inplace=True)
+        # Built last so an ungated model draws exactly the same initial weights as before.
+        self.hr_gate = HRGate(u, cfg.hr_gate_feat) if cfg.hr_gate else None
+
+    @property
+    def needs_hr_frames(self) -> bool:
+        """True when :meth:`fuse` needs the raw Phantom frames ``hq`` besides features."""
+        return self.hr_gate is not None
 
     # -- per-frame features (cacheable across consecutive windows) --------------------
     def encode_lr(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,10 +128,19 @@ class EDVRSTF(nn.Module):
         return [l1, l2, l3]
 
     def fuse(
-        self, lr_feats: torch.Tensor, hr_feats: torch.Tensor, lq_centre: torch.Tensor
+        self,
+        lr_feats: torch.Tensor,
+        hr_feats: torch.Tensor,
+        lq_centre: torch.Tensor,
+        hq: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cached features of one window batch -> (fused (B,1,4h,4w), attention (B,5))."""
+        """Cached features of one window batch -> (fused (B,1,4h,4w), attention (B,5)).
+
+        ``hq`` (B,2,1,4h,4w), the raw Phantom frames, is needed only with ``hr_gate``.
+        """
         check_fuse_inputs(lr_feats, hr_feats, lq_centre, self.num_feat)
+        if self.hr_gate is not None:
+            check_gate_frames(hq, lq_centre)
         feats = torch.cat((lr_feats, hr_feats), dim=1)
         b, t, c, h, w = feats.shape
         nbr = self._pyramid(feats.reshape(b * t, c, h, w))
@@ -114,9 +156,13 @@ class EDVRSTF(nn.Module):
         out = self.reconstruction(feat)
         out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
         out = self.lrelu(self.pixel_shuffle(self.upconv2(out)))
-        out = self.conv_last(self.lrelu(self.conv_hr(out)))
+        head = self.lrelu(self.conv_hr(out))
+        out = self.conv_last(head)
         base = F.interpolate(lq_centre, scale_factor=SCALE, mode="bilinear", align_corners=False)
-        return out + base, attention
+        out = out + base
+        if self.hr_gate is not None:
+            out = self.hr_gate(out, hq, base, head)
+        return out, attention
 
     def forward_with_attention(
         self, lq: torch.Tensor, hq: torch.Tensor
@@ -126,7 +172,7 @@ class EDVRSTF(nn.Module):
         b, _, _, h, w = lq.shape
         lr = self.encode_lr(lq.reshape(b * NUM_LR, 1, h, w)).view(b, NUM_LR, -1, h, w)
         hr = self.encode_hr(hq.reshape(b * NUM_HR, 1, SCALE * h, SCALE * w))
-        return self.fuse(lr, hr.view(b, NUM_HR, -1, h, w), lq[:, CENTRE])
+        return self.fuse(lr, hr.view(b, NUM_HR, -1, h, w), lq[:, CENTRE], hq)
 
     def forward(self, lq: torch.Tensor, hq: torch.Tensor) -> torch.Tensor:
         """lq (B,3,1,h,w), hq (B,2,1,4h,4w) -> fused frame t (B,1,4h,4w)."""

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["SCALE", "NUM_LR", "NUM_HR", "check_window", "check_fuse_inputs", "check_frames"]
+__all__ = [
+    "SCALE",
+    "NUM_LR",
+    "NUM_HR",
+    "check_window",
+    "check_fuse_inputs",
+    "check_frames",
+    "check_gate_frames",
+]
 
 SCALE = 4
 NUM_LR = 3
@@ -70,3 +78,21 @@ def check_fuse_inputs(
         raise ValueError(f"hr_feats must be {(b, NUM_HR, c, h, w)}, got {_shape(hr_feats)}")
     if _shape(lq_centre) != (b, 1, h, w):
         raise ValueError(f"lq_centre must be {(b, 1, h, w)}, got {_shape(lq_centre)}")
+
+
+def check_gate_frames(hq: torch.Tensor | None, lq_centre: torch.Tensor) -> None:
+    """A model with ``hr_gate`` needs the raw Phantom frames in ``fuse``, not only features."""
+    b, _, h, w = lq_centre.shape
+    want = (b, NUM_HR, 1, SCALE * h, SCALE * w)
+    if hq is None:
+        raise ValueError(
+            "this model has hr_gate on (needs_hr_frames is True): fuse(...) needs "
+            f"hq={want}, the raw Phantom frames before/after, got hq=None"
+        )
+    if _shape(hq) != want:
+        raise ValueError(f"hq must be (B,2,1,4h,4w) = {want} for hr_gate, got {_shape(hq)}")
+    if hq.dtype != lq_centre.dtype or hq.device != lq_centre.device:
+        raise ValueError(
+            f"hq is {hq.dtype} on {hq.device} but lq_centre is {lq_centre.dtype} on "
+            f"{lq_centre.device}; they must match"
+        )

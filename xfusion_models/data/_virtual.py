@@ -45,6 +45,9 @@ class SamplingConfig(BaseModel):
     hr_layout: Literal["symmetric", "bracket", "mixed"] = "symmetric"
     bracket_period: int = Field(20, ge=1, description="Phantom period P in Shimadzu frames")
     p_bracket: float = Field(0.7, ge=0.0, le=1.0, description="bracket share for 'mixed'")
+    bracket_min_offset: int = Field(
+        0, ge=0, description="smallest a in a bracket; 1 keeps a Phantom frame off t itself"
+    )
     noise_log10: tuple[float, float] | None = (1.0, 7.0)
     augment: bool = True
 
@@ -111,7 +114,9 @@ class VirtualClipDataset(torch.utils.data.Dataset):
         if layout == "mixed":
             layout = "bracket" if rng.random() < cfg.p_bracket else "symmetric"
         if layout == "bracket":
-            hr_idx = bracket_context(centre, n, cfg.bracket_period, rng)
+            hr_idx = bracket_context(
+                centre, n, cfg.bracket_period, rng, min_offset=cfg.bracket_min_offset
+            )
         else:
             hr_idx = self._symmetric_context(centre, n, rng)
         lr_idx = [centre - interval, centre, centre + interval]
@@ -138,17 +143,22 @@ class VirtualClipDataset(torch.utils.data.Dataset):
         return finish_sample(lr, hr, gt, cfg, rng, key=f"{folder}/{centre:08d}")
 
 
-def bracket_context(centre: int, n: int, period: int, rng: np.random.Generator) -> list[int]:
+def bracket_context(
+    centre: int, n: int, period: int, rng: np.random.Generator, *, min_offset: int = 0
+) -> list[int]:
     """Phantom frames ``[centre - a, centre - a + P]`` bracketing ``centre``, ``0 <= a < P``.
 
     ``a`` is uniform over the values that keep both frames inside a clip of ``n``
     frames; a clip shorter than ``P + 1`` frames uses ``P = n - 1``. Needs
-    ``0 <= centre <= n - 2``.
+    ``0 <= centre <= n - 2``. ``min_offset`` 1 never puts a Phantom frame at ``centre``
+    (where it would equal the target: a shortcut a model that sees raw HR frames learns).
     """
     if not 0 <= centre <= n - 2:
         raise ValueError(f"centre {centre} leaves no room for an HR frame after it (n={n})")
     p = min(period, n - 1)
-    low, high = max(0, centre + p - (n - 1)), min(p - 1, centre)
+    low, high = max(min_offset, centre + p - (n - 1)), min(p - 1, centre)
+    if low > high:
+        raise ValueError(f"no bracket offset >= {min_offset} fits centre {centre} (n={n})")
     a = int(rng.integers(low, high + 1))
     return [centre - a, centre - a + p]
 

@@ -208,7 +208,9 @@ def _restore(path: Path, model, ema, optimizer, scheduler) -> int:
 def _load_pretrained(model: torch.nn.Module, path: str | Path) -> None:
     import xfusion_models
 
-    xfusion_models.load_checkpoint(model, path)
+    # A gated EDVR-STF may start from ungated weights: only the gate may be missing.
+    gated = getattr(model, "needs_hr_frames", False)
+    xfusion_models.load_checkpoint(model, path, allow_missing_prefix="hr_gate" if gated else None)
 
 
 def _export(model: torch.nn.Module, path: Path, opt: TrainOptions, is_ema: bool) -> None:

@@ -179,8 +179,12 @@ def _original_keys(state: dict[str, torch.Tensor], arch: str) -> dict[str, torch
     return out
 
 
-def _check_keys(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+def _check_keys(
+    model: nn.Module, state: dict[str, torch.Tensor], path: Path, allow_missing: str | None = None
+) -> None:
     own = model.state_dict()
+    if allow_missing:
+        own = {k: v for k, v in own.items() if not k.startswith(allow_missing + ".")}
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if missing and len(missing) > len(own) // 2:
@@ -205,10 +209,31 @@ def _check_keys(model: nn.Module, state: dict[str, torch.Tensor], path: Path) ->
         raise CheckpointError(f"{path}: does not fit {model.arch}: " + "; ".join(problems))
 
 
-def load_state_from(
-    model: nn.Module, obj: dict[str, Any], path: Path, *, key: str | None, original: bool
+def _comparable_config(
+    saved: dict[str, Any], model_cfg: dict[str, Any], allow_missing: str | None
 ) -> dict[str, Any]:
-    """Load an already-read checkpoint dict into ``model``; returns the non-tensor metadata."""
+    """The model config to compare with the file's: keys of the allowed-missing module
+    (e.g. ``hr_gate``, ``hr_gate_feat``) that the file lacks are left out."""
+    if not allow_missing:
+        return model_cfg
+    return {k: v for k, v in model_cfg.items() if k in saved or not k.startswith(allow_missing)}
+
+
+def load_state_from(
+    model: nn.Module,
+    obj: dict[str, Any],
+    path: Path,
+    *,
+    key: str | None,
+    original: bool,
+    allow_missing_prefix: str | None = None,
+) -> dict[str, Any]:
+    """Load an already-read checkpoint dict into ``model``; returns the non-tensor metadata.
+
+    ``allow_missing_prefix`` names one submodule (e.g. ``"hr_gate"``) that the file may
+    lack, with its config keys: it keeps its fresh initialisation (fine-tuning a model
+    with an added module from weights trained without it). Everything else stays strict.
+    """
     arch = getattr(model, "arch", None)
     if arch not in _STATE_KEYS:
         raise TypeError(f"load needs an xfusion_models arch, got {type(model).__name__}")
@@ -219,11 +244,19 @@ def load_state_from(
         )
     saved_cfg = obj.get("config")
     model_cfg = dict(model.config)  # type: ignore[arg-type]
+    if isinstance(saved_cfg, dict):
+        model_cfg = _comparable_config(saved_cfg, model_cfg, allow_missing_prefix)
     if isinstance(saved_cfg, dict) and _as_json(saved_cfg) != _as_json(model_cfg):
         raise CheckpointError(f"{path}: {arch} config differs: file {saved_cfg}, model {model_cfg}")
     state = _select_state(obj, arch, key, path)
     state = _original_keys(state, arch) if original or saved_arch is None else state
-    _check_keys(model, state, path)
+    _check_keys(model, state, path, allow_missing_prefix)
+    if allow_missing_prefix:
+        own = model.state_dict()
+        state = {
+            **{k: v for k, v in own.items() if k.startswith(allow_missing_prefix + ".")},
+            **state,
+        }
     model.load_state_dict(state, strict=True)
     return {k: v for k, v in obj.items() if not _is_state_dict(v)}
 
@@ -234,15 +267,20 @@ def load_checkpoint(
     *,
     sha256: str | None = None,
     key: str | None = None,
+    allow_missing_prefix: str | None = None,
 ) -> dict[str, Any]:
     """Load weights into ``model`` in place; returns the checkpoint's metadata.
 
     ``key`` picks the state dict (default: ``params``, or ``params_ema`` first for Swin).
     Files without this package's metadata are treated as original BasicSR checkpoints.
+    ``allow_missing_prefix`` (e.g. ``"hr_gate"``): that submodule may be absent from the
+    file and keeps its initialisation; see :func:`load_state_from`.
     """
     path = Path(path)
     obj = read_checkpoint(path, sha256=sha256)
-    return load_state_from(model, obj, path, key=key, original=False)
+    return load_state_from(
+        model, obj, path, key=key, original=False, allow_missing_prefix=allow_missing_prefix
+    )
 
 
 def load_original_checkpoint(

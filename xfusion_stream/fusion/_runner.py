@@ -258,7 +258,10 @@ class FusionWorker:
                     )
                 )
             centre = m.to_tensor([job.lr_frames[1] for job in jobs])
-            out, att = net.fuse(torch.stack(lr_feats), torch.stack(hr_feats), centre)
+            extra = {}
+            if getattr(net, "needs_hr_frames", False):  # e.g. EDVR-STF with hr_gate
+                extra["hq"] = torch.stack([m.to_tensor(list(job.hr_frames)) for job in jobs])
+            out, att = net.fuse(torch.stack(lr_feats), torch.stack(hr_feats), centre, **extra)
         images = [o[0].float().clamp(0, 1).cpu().numpy() for o in out]
         if att is None:
             atts = [np.full(5, np.nan, dtype=np.float32) for _ in jobs]

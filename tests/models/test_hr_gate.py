@@ -1,0 +1,114 @@
+"""The optional full-resolution Phantom gate of EDVR-STF: off changes nothing, on keeps
+the cached-feature protocol (with raw ``hq``), and ungated weights load into it only
+when asked to."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import xfusion_models as xm
+from xfusion_models.archs import PRESETS
+
+WEIGHTS = Path(xm.__file__).parent / "weights"
+
+
+def _gated_tiny(device="cpu", *, random_gate: bool = True) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = xm.edvr_stf("tiny", hr_gate=True, hr_gate_feat=4).to(device).eval()
+    if random_gate:  # the start init ignores hq almost entirely; make the gate matter
+        with torch.no_grad():
+            model.hr_gate.logits.weight.normal_(0, 0.5)
+    return model
+
+
+def test_gate_off_keeps_configs_and_initial_weights():
+    assert all("hr_gate" not in cfg for cfg in PRESETS["edvr_stf"].values())
+    v2 = json.loads((WEIGHTS / "edvr_stf_small_sim_v2.json").read_text())
+    assert xm.edvr_stf("small").config == v2["config"]
+    torch.manual_seed(0)
+    plain = xm.edvr_stf("tiny")
+    gated = _gated_tiny(random_gate=False)
+    assert not plain.needs_hr_frames and plain.hr_gate is None
+    assert gated.needs_hr_frames
+    gated_state = gated.state_dict()
+    for name, value in plain.state_dict().items():
+        torch.testing.assert_close(gated_state[name], value, rtol=0, atol=0)
+    assert {k for k in gated_state if k not in plain.state_dict()} == {
+        k for k in gated_state if k.startswith("hr_gate.")
+    }
+
+
+def test_gated_cache_path_equals_forward_and_uses_hq(device, make_window):
+    model = _gated_tiny(device)
+    lq, hq = make_window(2, 8, 12, device=device)
+    with torch.no_grad():
+        want, want_att = model.forward_with_attention(lq, hq)
+        lr = model.encode_lr(lq.flatten(0, 1)).unflatten(0, (2, 3))
+        hr = model.encode_hr(hq.flatten(0, 1)).unflatten(0, (2, 2))
+        got, got_att = model.fuse(lr, hr, lq[:, 1], hq=hq)
+        other = model(lq, hq.flip(1))
+    assert want.shape == (2, 1, 32, 48) and want_att.shape == (2, 5)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_att, want_att, rtol=1e-5, atol=1e-5)
+    assert (other - want).abs().max() > 1e-3  # the raw Phantom frames reach the output
+
+
+def test_gate_weights_start_on_the_fused_frame(make_window):
+    model = _gated_tiny(random_gate=False)
+    lq, hq = make_window(1, 8, 8)
+    fused = torch.rand(1, 1, 32, 32)
+    head = torch.rand(1, model.config["upsample_feat"], 32, 32)
+    w = model.hr_gate.weights(fused, hq, fused, head)
+    assert w.shape == (1, 3, 32, 32)
+    torch.testing.assert_close(w.sum(1), torch.ones(1, 32, 32))
+    assert (w[:, 0] > 0.96).all()
+
+
+def test_gated_fuse_without_hq_names_the_problem(make_window):
+    model = _gated_tiny()
+    lq, hq = make_window(1, 8, 8)
+    with torch.no_grad():
+        lr = model.encode_lr(lq.flatten(0, 1)).unflatten(0, (1, 3))
+        hr = model.encode_hr(hq.flatten(0, 1)).unflatten(0, (1, 2))
+        with pytest.raises(ValueError, match=r"hr_gate on.*needs hq=\(1, 2, 1, 32, 32\)"):
+            model.fuse(lr, hr, lq[:, 1])
+        with pytest.raises(ValueError, match="hq must be"):
+            model.fuse(lr, hr, lq[:, 1], hq=hq[:, :1])
+
+
+def test_ungated_weights_load_into_gate_only_when_allowed(tmp_path, make_window):
+    torch.manual_seed(3)
+    plain = xm.edvr_stf("tiny").eval()
+    path = tmp_path / "plain.pth"
+    xm.save_checkpoint(plain, path)
+    gated = _gated_tiny(random_gate=False)
+    with pytest.raises(xm.CheckpointError, match="config differs"):
+        xm.load_checkpoint(gated, path)
+    xm.load_checkpoint(gated, path, allow_missing_prefix="hr_gate")
+    for name, value in plain.state_dict().items():
+        torch.testing.assert_close(gated.state_dict()[name], value, rtol=0, atol=0)
+    lq, hq = make_window(1, 8, 8)
+    with torch.no_grad():
+        start = gated(lq, hq)
+        blend = 0.965 * plain(lq, hq) + 0.0175 * (hq[:, 0] + hq[:, 1])
+    torch.testing.assert_close(start, blend, rtol=0, atol=2e-3)
+    # other missing parameters are still refused
+    state = {k: v for k, v in plain.state_dict().items() if not k.startswith("conv_last.")}
+    torch.save({"params": state, "arch": "edvr_stf", "config": plain.config}, tmp_path / "cut.pth")
+    with pytest.raises(xm.CheckpointError, match="missing keys: conv_last"):
+        xm.load_checkpoint(gated, tmp_path / "cut.pth", allow_missing_prefix="hr_gate")
+
+
+def test_gated_checkpoint_builds_back_with_its_config(tmp_path, make_window):
+    gated = _gated_tiny()
+    path = tmp_path / "gated.pth"
+    xm.save_checkpoint(gated, path)
+    again = xm.build_model(path)
+    assert again.needs_hr_frames and again.config == gated.config
+    lq, hq = make_window(1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(again(lq, hq), gated(lq, hq), rtol=0, atol=0)
