@@ -32,7 +32,6 @@ __all__ = ["DEFAULT_PHOTONS", "VirtualCaseBackend", "VirtualOptions", "VirtualSe
 
 DEFAULT_PHOTONS = 10**3.5
 FULL_SCALE = 65535.0
-_FRAME_SUFFIXES = {".png", ".tif", ".tiff"}
 
 Photons = float | tuple[float, float] | None
 
@@ -82,13 +81,14 @@ class VirtualOptions:
 
 def frame_files(folder: str | Path) -> list[Path]:
     """PNG/TIFF frames of one sequence folder, sorted by name (zero-padded = time order)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ConfigError(f"{folder}: sequence folder not found")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _FRAME_SUFFIXES)
-    if not files:
-        raise ConfigError(f"{folder}: sequence folder holds no PNG/TIFF frames")
-    return files
+    from xfusion_models.data import frame_paths  # the clip-folder convention training uses
+
+    try:
+        return frame_paths(folder)
+    except FileNotFoundError:
+        raise ConfigError(f"{folder}: sequence folder not found") from None
+    except ValueError:
+        raise ConfigError(f"{folder}: sequence folder holds no PNG/TIFF frames") from None
 
 
 def read_gray(path: Path) -> np.ndarray:
