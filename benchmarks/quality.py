@@ -4,7 +4,8 @@ One command, JSON out::
 
     python benchmarks/quality.py [--weights NAME_OR_PATH] [--seed 7] [--png out.png]
 
-Test clips come from the scene engine at its default speeds with base seed ``--seed``
+Test clips come from the scene engine at its default speeds (``--motion-px``,
+``--feature-px`` change them for stress tests) with base seed ``--seed``
 (scene seeds ``seed*1000 + i``), which must differ from the training set's base seed
 recorded in the weights' recipe. Metrics are the original's, on 8 bit.
 """
@@ -30,6 +31,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--phantom-every", type=int, default=20)
     p.add_argument("--photons", type=float, default=1000.0, help="Shimadzu b0; 0 = no noise")
     p.add_argument("--stride", type=int, default=3, help="score every n-th frame")
+    p.add_argument(
+        "--motion-px", type=float, default=4.0, help="sample speed, px per Phantom frame"
+    )
+    p.add_argument(
+        "--feature-px", type=float, default=8.0, help="droplet/jet speed, px per Phantom frame"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--png", type=Path, help="write a truth/model/bicubic/nearest panel")
     return p.parse_args(argv)
@@ -111,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     model, info = _model(args.weights)
     if info.get("training_set_seed") == args.seed:
         raise SystemExit(f"--seed {args.seed} is the training set's seed; pick another")
-    # the scene engine's default speeds, one value each (training drew them from ranges)
+    # one speed each (training drew them from ranges); the defaults are the engine's
     spec = TrainingSetSpec(
         seed=args.seed,
         clips=args.clips,
@@ -119,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         frames=args.frames,
         shimadzu_shape=tuple(args.shape),
         phantom_every=args.phantom_every,
-        motion_px=(4.0, 4.0),
-        feature_px=(8.0, 8.0),
+        motion_px=(args.motion_px, args.motion_px),
+        feature_px=(args.feature_px, args.feature_px),
     )
     photons = args.photons or None
     windows: dict[str, list] = {layout: [] for layout in LAYOUTS}
@@ -158,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         "phantom_every": args.phantom_every,
         "photons": photons,
         "stride": args.stride,
-        "motion_px_per_phantom_frame": 4.0,
-        "feature_px_per_phantom_frame": 8.0,
+        "motion_px_per_phantom_frame": args.motion_px,
+        "feature_px_per_phantom_frame": args.feature_px,
     }
     result["targets"] = {"vs_bicubic_db": 3.0, "vs_nearest_phantom_db": 1.0}
     result["seconds"] = round(time.perf_counter() - start, 1)

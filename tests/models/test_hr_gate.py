@@ -1,6 +1,7 @@
-"""The optional full-resolution Phantom gate of EDVR-STF: off changes nothing, on keeps
-the cached-feature protocol (with raw ``hq``), and ungated weights load into it only
-when asked to."""
+"""The optional full-resolution Phantom gates of EDVR-STF (``hr_gate`` on raw Phantom
+frames, ``hr_warp`` on Phantom frames warped to t): off changes nothing, on keeps the
+cached-feature protocol (with raw ``hq``), and ungated weights load into them only when
+asked to."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def test_gated_fuse_without_hq_names_the_problem(make_window):
     with torch.no_grad():
         lr = model.encode_lr(lq.flatten(0, 1)).unflatten(0, (1, 3))
         hr = model.encode_hr(hq.flatten(0, 1)).unflatten(0, (1, 2))
-        with pytest.raises(ValueError, match=r"hr_gate on.*needs hq=\(1, 2, 1, 32, 32\)"):
+        with pytest.raises(ValueError, match=r"hr_gate/hr_warp on.*needs hq=\(1, 2, 1, 32, 32\)"):
             model.fuse(lr, hr, lq[:, 1])
         with pytest.raises(ValueError, match="hq must be"):
             model.fuse(lr, hr, lq[:, 1], hq=hq[:, :1])
@@ -112,3 +113,69 @@ def test_gated_checkpoint_builds_back_with_its_config(tmp_path, make_window):
     lq, hq = make_window(1, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(again(lq, hq), gated(lq, hq), rtol=0, atol=0)
+
+
+def _warp_tiny(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = xm.edvr_stf("tiny", hr_warp=True, hr_warp_feat=4).eval()
+    with torch.no_grad():
+        model.hr_warp.logits.weight.normal_(0, 0.5)
+    return model
+
+
+def test_warp_gate_is_an_alternative_with_its_own_config_keys():
+    assert all("hr_warp" not in cfg for cfg in PRESETS["edvr_stf"].values())
+    model = _warp_tiny()
+    assert model.needs_hr_frames and model.optional_module == "hr_warp"
+    assert model.config["hr_warp"] is True and "hr_gate" not in model.config
+    assert xm.edvr_stf("tiny").optional_module is None
+    with pytest.raises(ValueError, match="alternatives"):
+        xm.edvr_stf("tiny", hr_gate=True, hr_warp=True)
+
+
+def test_warp_gate_cache_path_equals_forward_and_sums_to_one(make_window):
+    model = _warp_tiny()
+    lq, hq = make_window(2, 8, 12)
+    with torch.no_grad():
+        want, want_att = model.forward_with_attention(lq, hq)
+        lr = model.encode_lr(lq.flatten(0, 1)).unflatten(0, (2, 3))
+        hr = model.encode_hr(hq.flatten(0, 1)).unflatten(0, (2, 2))
+        got, got_att = model.fuse(lr, hr, lq[:, 1], hq=hq)
+        other = model(lq, hq.flip(1))
+        from xfusion_models.ops import phantom_at_t
+
+        at_t = phantom_at_t(hq, lq[:, 1])
+        fused = torch.rand(2, 1, 32, 48)
+        head = torch.rand(2, model.config["upsample_feat"], 32, 48)
+        w = model.hr_warp.weights(fused, at_t, fused, lq[:, 1], head)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_att, want_att, rtol=1e-5, atol=1e-5)
+    assert (other - want).abs().max() > 1e-3
+    assert w.shape == (2, 3, 32, 48)
+    torch.testing.assert_close(w.sum(1), torch.ones(2, 32, 48))
+    with pytest.raises(ValueError, match="needs hq="):
+        model.fuse(lr, hr, lq[:, 1])
+
+
+def test_plain_weights_load_into_the_warp_gate_only_when_allowed(tmp_path, make_window):
+    torch.manual_seed(3)
+    plain = xm.edvr_stf("tiny").eval()
+    path = tmp_path / "plain.pth"
+    xm.save_checkpoint(plain, path)
+    model = xm.edvr_stf("tiny", hr_warp=True, hr_warp_feat=4).eval()
+    with pytest.raises(xm.CheckpointError, match="config differs"):
+        xm.load_checkpoint(model, path)
+    with pytest.raises(xm.CheckpointError):
+        xm.load_checkpoint(model, path, allow_missing_prefix="hr_gate")
+    xm.load_checkpoint(model, path, allow_missing_prefix="hr_warp")
+    lq, hq = make_window(1, 8, 8)
+    with torch.no_grad():  # the start gate gives the three frames equal weight
+        from xfusion_models.ops import phantom_at_t
+
+        at_t = phantom_at_t(hq, lq[:, 1])
+        want = (plain(lq, hq) + at_t.before + at_t.after) / 3
+        torch.testing.assert_close(model(lq, hq), want, rtol=0, atol=1e-5)
+    saved = tmp_path / "warp.pth"
+    xm.save_checkpoint(model, saved)
+    again = xm.build_model(saved)
+    assert again.optional_module == "hr_warp" and again.config == model.config

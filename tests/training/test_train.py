@@ -112,8 +112,11 @@ def test_shipped_example_options_validate():
         "edvr_stf_small.yaml",
         "edvr_stf_small_finetune.yaml",
         "edvr_stf_small_hrgate.yaml",
+        "edvr_stf_small_hrwarp.yaml",
         "swin_xvr_small.yaml",
     ]
+    warp = load_options(folder / "edvr_stf_small_hrwarp.yaml")
+    assert warp.model.overrides["hr_warp"] is True and warp.train.trainable == ["hr_warp"]
     finetune = load_options(folder / "edvr_stf_small_finetune.yaml")
     assert finetune.data.hr_layout == "mixed" and finetune.model.preset == "small"
     swin = load_options(folder / "swin_xvr_small.yaml")
@@ -170,3 +173,37 @@ def test_pretrained_weights_are_loaded_or_refused(tiny_set, tmp_path, capsys):
     argv = _argv(tiny_set, opt, tmp_path / "run2")
     assert main(argv + ["--pretrain_network_g", str(tmp_path / "other.pth")]) == 2
     assert "other.pth" in capsys.readouterr().err
+
+
+def _tiny_data(root) -> TrainData:
+    return TrainData(
+        *(root / "train" / f for f in ("lr", "hr", "meta_info.txt")),
+        *(root / "val" / f for f in ("lr", "hr", "meta_info.txt")),
+    )
+
+
+def test_trainable_prefixes_train_the_gate_and_freeze_the_rest(tiny_set, tmp_path):
+    torch.manual_seed(8)
+    plain = EDVRSTF(**EDVR_STF_PRESETS["tiny"])
+    xfusion_models.save_checkpoint(plain, tmp_path / "plain.pth")
+    raw = {**TINY, "model": {"arch": "edvr_stf", "preset": "tiny",
+                             "overrides": {"hr_warp": True, "hr_warp_feat": 4}}}  # fmt: skip
+    raw["train"] = {**TINY["train"], "iters": 2, "trainable": ["hr_warp"]}
+    (tmp_path / "gate.yaml").write_text(yaml.safe_dump(raw))
+    options = load_options(tmp_path / "gate.yaml")
+    summary = train(
+        options, _tiny_data(tiny_set), tmp_path / "run", pretrain=tmp_path / "plain.pth",
+        progress=False,
+    )  # fmt: skip
+    trained = xfusion_models.build_model(summary["weights"])
+    before = plain.state_dict()
+    changed = {k for k, v in trained.state_dict().items() if k not in before or
+               not torch.equal(v, before[k])}  # fmt: skip
+    assert changed and all(k.startswith("hr_warp.") for k in changed)
+    assert any(k.startswith("hr_warp.logits") for k in changed)
+
+    raw["train"]["trainable"] = ["no_such_module"]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=r"\['no_such_module'\] matches no parameter.*hr_warp"):
+        train(load_options(tmp_path / "bad.yaml"), _tiny_data(tiny_set), tmp_path / "bad",
+              progress=False)  # fmt: skip

@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops import phantom_at_t
 from ._blocks import PhantomBranch, residual_stack
-from ._hr_gate import HRGate
+from ._hr_gate import HRGate, WarpGate
 from ._pcd import PCDAlignment
 from ._tsa import TSAFusion
 from ._window import (
@@ -45,24 +46,31 @@ class EDVRSTFConfig:
     #: Optional full-resolution Phantom gate (see ``_hr_gate``); off keeps EDVR-STF as is.
     hr_gate: bool = False
     hr_gate_feat: int = 16
+    #: Optional gate over Phantom frames warped to t by optical flow (see ``_hr_gate``).
+    hr_warp: bool = False
+    hr_warp_feat: int = 16
 
     def __post_init__(self) -> None:
         if self.num_feat % self.deform_groups:
             raise ValueError(
                 f"num_feat {self.num_feat} must be divisible by deform_groups {self.deform_groups}"
             )
+        if self.hr_gate and self.hr_warp:
+            raise ValueError("hr_gate and hr_warp are alternatives; turn on at most one")
 
 
-_GATE_KEYS = ("hr_gate", "hr_gate_feat")
+#: Optional full-resolution modules and their config keys (module name first).
+_GATE_KEYS = {"hr_gate": ("hr_gate", "hr_gate_feat"), "hr_warp": ("hr_warp", "hr_warp_feat")}
 
 
 def _config_dict(cfg: EDVRSTFConfig) -> dict[str, int]:
-    """The config as saved in checkpoints; gate keys only when the gate is on, so configs
-    (and checkpoints) of ungated models stay exactly as they were before the gate existed."""
+    """The config as saved in checkpoints; a gate's keys only when that gate is on, so
+    configs (and checkpoints) of models without it stay as they were before it existed."""
     out = asdict(cfg)
-    if not cfg.hr_gate:
-        for key in _GATE_KEYS:
-            out.pop(key)
+    for flag, keys in _GATE_KEYS.items():
+        if not out[flag]:
+            for key in keys:
+                out.pop(key)
     return out
 
 
@@ -104,11 +112,17 @@ class EDVRSTF(nn.Module):
         self.lrelu = nn.LeakyReLU(0.1, inplace=True)
         # Built last so an ungated model draws exactly the same initial weights as before.
         self.hr_gate = HRGate(u, cfg.hr_gate_feat) if cfg.hr_gate else None
+        self.hr_warp = WarpGate(u, cfg.hr_warp_feat) if cfg.hr_warp else None
 
     @property
     def needs_hr_frames(self) -> bool:
         """True when :meth:`fuse` needs the raw Phantom frames ``hq`` besides features."""
-        return self.hr_gate is not None
+        return self.hr_gate is not None or self.hr_warp is not None
+
+    @property
+    def optional_module(self) -> str | None:
+        """Name of the optional full-resolution gate this model has (``hr_gate``/``hr_warp``)."""
+        return next((name for name in _GATE_KEYS if getattr(self, name) is not None), None)
 
     # -- per-frame features (cacheable across consecutive windows) --------------------
     def encode_lr(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,10 +150,11 @@ class EDVRSTF(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Cached features of one window batch -> (fused (B,1,4h,4w), attention (B,5)).
 
-        ``hq`` (B,2,1,4h,4w), the raw Phantom frames, is needed only with ``hr_gate``.
+        ``hq`` (B,2,1,4h,4w), the raw Phantom frames, is needed only with ``hr_gate`` or
+        ``hr_warp`` (``needs_hr_frames``).
         """
         check_fuse_inputs(lr_feats, hr_feats, lq_centre, self.num_feat)
-        if self.hr_gate is not None:
+        if self.needs_hr_frames:
             check_gate_frames(hq, lq_centre)
         feats = torch.cat((lr_feats, hr_feats), dim=1)
         b, t, c, h, w = feats.shape
@@ -162,6 +177,9 @@ class EDVRSTF(nn.Module):
         out = out + base
         if self.hr_gate is not None:
             out = self.hr_gate(out, hq, base, head)
+        elif self.hr_warp is not None:
+            assert hq is not None  # checked above
+            out = self.hr_warp(out, phantom_at_t(hq, lq_centre), base, lq_centre, head)
         return out, attention
 
     def forward_with_attention(

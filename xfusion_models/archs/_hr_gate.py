@@ -1,4 +1,10 @@
-"""Optional full-resolution gate that lets a nearby Phantom frame's detail pass through.
+"""Optional full-resolution gates that let Phantom detail pass through EDVR-STF.
+
+``HRGate`` (``hr_gate``, the v3 model) blends the raw Phantom frames; ``WarpGate``
+(``hr_warp``) blends Phantom frames first warped to time t by dense optical flow
+(``xfusion_models.ops.phantom_at_t``), which carries detail across the whole Phantom
+interval instead of only a few Shimadzu frames from a Phantom frame.
+
 
 EDVR-STF sees Phantom frames only after max-pooling to the Shimadzu grid, so when a
 Phantom frame sits one or two Shimadzu frames from t its fine detail is lost. The gate
@@ -14,7 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["HRGate", "GATE_START_BIAS", "GATE_IMAGE_INPUTS"]
+from ..ops import PhantomAtT
+
+__all__ = ["HRGate", "WarpGate", "GATE_START_BIAS", "GATE_IMAGE_INPUTS", "WARP_IMAGE_INPUTS"]
 
 #: Start logits (fused, before, after): softmax gives the fused frame ~96.5 % weight,
 #: so a gate added to trained weights starts close to their behaviour.
@@ -23,21 +31,34 @@ GATE_START_BIAS = (4.0, 0.0, 0.0)
 GATE_IMAGE_INPUTS = 6
 
 
+#: fused, before@t, after@t, bilinear LR t, |before@t - after@t|, two LR mismatch maps, tau
+WARP_IMAGE_INPUTS = 8
+
+
+def _gate_layers(
+    name: str, inputs: int, feat: int, layers: int, start_bias: tuple[float, float, float]
+) -> tuple[nn.Sequential, nn.Conv2d]:
+    """3x3 conv body with LeakyReLU and a zero-weight 3-logit head starting at ``start_bias``."""
+    if feat < 1 or layers < 2:
+        raise ValueError(f"{name} needs feat >= 1 and layers >= 2, got {feat}, {layers}")
+    convs: list[nn.Module] = [nn.Conv2d(inputs, feat, 3, 1, 1)]
+    for _ in range(layers - 2):
+        convs += [nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(feat, feat, 3, 1, 1)]
+    convs.append(nn.LeakyReLU(0.1, inplace=True))
+    logits = nn.Conv2d(feat, 3, 3, 1, 1)
+    nn.init.zeros_(logits.weight)
+    logits.bias = nn.Parameter(torch.tensor(start_bias))
+    return nn.Sequential(*convs), logits
+
+
 class HRGate(nn.Module):
     """Per-pixel softmax blend of the fused frame and the two raw Phantom frames."""
 
     def __init__(self, head_feat: int, feat: int = 16, layers: int = 3) -> None:
         super().__init__()
-        if feat < 1 or layers < 2:
-            raise ValueError(f"hr_gate needs feat >= 1 and layers >= 2, got {feat}, {layers}")
-        convs: list[nn.Module] = [nn.Conv2d(GATE_IMAGE_INPUTS + head_feat, feat, 3, 1, 1)]
-        for _ in range(layers - 2):
-            convs += [nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(feat, feat, 3, 1, 1)]
-        convs.append(nn.LeakyReLU(0.1, inplace=True))
-        self.body = nn.Sequential(*convs)
-        self.logits = nn.Conv2d(feat, 3, 3, 1, 1)
-        nn.init.zeros_(self.logits.weight)
-        self.logits.bias = nn.Parameter(torch.tensor(GATE_START_BIAS))
+        self.body, self.logits = _gate_layers(
+            "hr_gate", GATE_IMAGE_INPUTS + head_feat, feat, layers, GATE_START_BIAS
+        )
 
     def weights(
         self, fused: torch.Tensor, hq: torch.Tensor, lq_up: torch.Tensor, head: torch.Tensor
@@ -56,4 +77,68 @@ class HRGate(nn.Module):
         """fused, lq_up (B,1,H,W), hq (B,2,1,H,W), head (B,F,H,W) -> blended (B,1,H,W)."""
         w = self.weights(fused, hq, lq_up, head)
         frames = torch.cat((fused, hq[:, 0], hq[:, 1]), dim=1)
+        return (w * frames).sum(dim=1, keepdim=True)
+
+
+def _mismatch(warped: torch.Tensor, lq_centre: torch.Tensor) -> torch.Tensor:
+    """|area-averaged warped frame - Shimadzu frame t|, smoothed 3x3, back at full size."""
+    scale = warped.shape[-1] // lq_centre.shape[-1]
+    diff = (F.avg_pool2d(warped, scale) - lq_centre).abs()
+    diff = F.avg_pool2d(diff, 3, stride=1, padding=1, count_include_pad=False)
+    return F.interpolate(diff, scale_factor=scale, mode="bilinear", align_corners=False)
+
+
+class WarpGate(nn.Module):
+    """Per-pixel softmax blend of the fused frame and both Phantom frames warped to t.
+
+    Besides the images it sees where each warped frame disagrees with what the Shimadzu
+    recorded at t (flow failures, things that appeared or vanished between the Phantom
+    frames) and the time fraction ``tau``, so it can prefer the nearer Phantom frame and
+    fall back to the network's own frame where the warp is wrong.
+    """
+
+    def __init__(self, head_feat: int, feat: int = 16, layers: int = 3) -> None:
+        super().__init__()
+        self.body, self.logits = _gate_layers(
+            "hr_warp", WARP_IMAGE_INPUTS + head_feat, feat, layers, (0.0, 0.0, 0.0)
+        )
+
+    def weights(
+        self,
+        fused: torch.Tensor,
+        at_t: PhantomAtT,
+        lq_up: torch.Tensor,
+        lq_centre: torch.Tensor,
+        head: torch.Tensor,
+    ) -> torch.Tensor:
+        """Blend weights (B, 3, H, W) for (fused, before@t, after@t); they sum to 1 per pixel."""
+        before, after = at_t.before, at_t.after
+        tau = at_t.tau.view(-1, 1, 1, 1).to(fused.dtype).expand_as(fused)
+        x = torch.cat(
+            (
+                fused,
+                before,
+                after,
+                lq_up,
+                (before - after).abs(),
+                _mismatch(before, lq_centre),
+                _mismatch(after, lq_centre),
+                tau,
+                head,
+            ),
+            dim=1,
+        )
+        return F.softmax(self.logits(self.body(x)), dim=1)
+
+    def forward(
+        self,
+        fused: torch.Tensor,
+        at_t: PhantomAtT,
+        lq_up: torch.Tensor,
+        lq_centre: torch.Tensor,
+        head: torch.Tensor,
+    ) -> torch.Tensor:
+        """fused, lq_up (B,1,H,W), lq_centre (B,1,h,w), head (B,F,H,W) -> (B,1,H,W)."""
+        w = self.weights(fused, at_t, lq_up, lq_centre, head)
+        frames = torch.cat((fused, at_t.before, at_t.after), dim=1)
         return (w * frames).sum(dim=1, keepdim=True)

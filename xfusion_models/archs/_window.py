@@ -81,16 +81,16 @@ def check_fuse_inputs(
 
 
 def check_gate_frames(hq: torch.Tensor | None, lq_centre: torch.Tensor) -> None:
-    """A model with ``hr_gate`` needs the raw Phantom frames in ``fuse``, not only features."""
+    """A model with a full-resolution gate needs the raw Phantom frames in ``fuse``."""
     b, _, h, w = lq_centre.shape
     want = (b, NUM_HR, 1, SCALE * h, SCALE * w)
     if hq is None:
         raise ValueError(
-            "this model has hr_gate on (needs_hr_frames is True): fuse(...) needs "
+            "this model has hr_gate/hr_warp on (needs_hr_frames is True): fuse(...) needs "
             f"hq={want}, the raw Phantom frames before/after, got hq=None"
         )
     if _shape(hq) != want:
-        raise ValueError(f"hq must be (B,2,1,4h,4w) = {want} for hr_gate, got {_shape(hq)}")
+        raise ValueError(f"hq must be (B,2,1,4h,4w) = {want} for the gate, got {_shape(hq)}")
     if hq.dtype != lq_centre.dtype or hq.device != lq_centre.device:
         raise ValueError(
             f"hq is {hq.dtype} on {hq.device} but lq_centre is {lq_centre.dtype} on "

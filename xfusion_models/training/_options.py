@@ -52,6 +52,11 @@ class TrainSpec(_Strict):
     grad_clip: float | None = None
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     threads: int | None = Field(None, ge=1, description="torch.set_num_threads; None = leave")
+    trainable: list[str] | None = Field(
+        None,
+        description="parameter-name prefixes to train (e.g. [hr_warp]); the rest stay frozen. "
+        "None trains everything",
+    )
 
 
 class ValSpec(_Strict):

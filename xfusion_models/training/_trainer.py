@@ -117,8 +117,9 @@ def train(
     if pretrain is not None:
         _load_pretrained(model, pretrain)
     spec = opt.train
+    params = _trainable_parameters(model, spec.trainable)
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay
+        params, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay
     )
     sched = spec.scheduler
     scheduler = CosineRestartSchedule(
@@ -147,7 +148,7 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if spec.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, spec.grad_clip)
         optimizer.step()
         scheduler.step()
         if ema is not None:
@@ -177,6 +178,27 @@ def train(
     _export(ema.model if ema else model, weights, opt, ema is not None)
     last = log.last_validation()
     return {"iters": spec.iters, "resumed_from": start, "weights": str(weights), **last}
+
+
+def _trainable_parameters(
+    model: torch.nn.Module, prefixes: list[str] | None
+) -> list[torch.nn.Parameter]:
+    """Parameters to optimise; with ``prefixes`` every other parameter is frozen."""
+    if prefixes is None:
+        return list(model.parameters())
+    chosen = []
+    for name, param in model.named_parameters():
+        keep = any(name == p or name.startswith(p + ".") for p in prefixes)
+        param.requires_grad_(keep)
+        if keep:
+            chosen.append(param)
+    if not chosen:
+        names = sorted({n.split(".")[0] for n, _ in model.named_parameters()})
+        raise ValueError(
+            f"train.trainable {prefixes} matches no parameter of {type(model).__name__}; "
+            f"top-level modules: {names}"
+        )
+    return chosen
 
 
 def _save_state(path: Path, it: int, model, ema, optimizer, scheduler) -> None:
@@ -209,8 +231,8 @@ def _load_pretrained(model: torch.nn.Module, path: str | Path) -> None:
     import xfusion_models
 
     # A gated EDVR-STF may start from ungated weights: only the gate may be missing.
-    gated = getattr(model, "needs_hr_frames", False)
-    xfusion_models.load_checkpoint(model, path, allow_missing_prefix="hr_gate" if gated else None)
+    gate = getattr(model, "optional_module", None)
+    xfusion_models.load_checkpoint(model, path, allow_missing_prefix=gate)
 
 
 def _export(model: torch.nn.Module, path: Path, opt: TrainOptions, is_ema: bool) -> None:

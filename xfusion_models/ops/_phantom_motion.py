@@ -1,0 +1,178 @@
+"""Motion-compensated Phantom frames at the time of a Shimadzu frame.
+
+The Phantom records sharp frames far apart in time; the Shimadzu records blurry frames
+in between. Between two Phantom frames the sample moves smoothly, so dense optical flow
+between them (at full resolution, where the detail is) says where every sharp pixel
+goes. For a fraction ``tau`` of the Phantom interval both frames are warped to that time
+with the quadratic flow approximation of Super SloMo (Jiang et al., CVPR 2018)::
+
+    F_t0 = -(1 - tau) * tau * F_01 + tau**2 * F_10
+    F_t1 = (1 - tau)**2 * F_01 - tau * (1 - tau) * F_10
+
+``tau`` itself is read from the Shimadzu frame t: it is the fraction whose warped
+Phantom blend, area-averaged to the Shimadzu grid, correlates best with frame t
+(correlation, so a gain or offset between the cameras does not bias it). No timing
+metadata is needed, and a burst whose motion is not uniform in time still gets the
+fraction that matches what the Shimadzu saw.
+
+Flow is OpenCV's DIS (Kroeger et al., ECCV 2016) on the two Phantom frames, stretched
+jointly to 8 bits. It runs on the CPU; warping and the ``tau`` search run in torch on the
+frames' device. Nothing here is trained, and nothing here carries gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "PhantomAtT",
+    "dense_flow",
+    "warp",
+    "interpolation_flows",
+    "phantom_at_t",
+    "TAU_COARSE",
+    "TAU_FINE_STEP",
+]
+
+#: First pass of the tau search: 0, 0.1, ..., 1.
+TAU_COARSE = 11
+#: Second pass: +-0.1 around the best coarse value in steps of 0.02.
+TAU_FINE_STEP = 0.02
+
+
+@dataclass(frozen=True)
+class PhantomAtT:
+    """Both Phantom frames warped to time t, and the fraction ``tau`` they were warped to."""
+
+    before: torch.Tensor  # (B, 1, H, W) Phantom frame before t, warped to t
+    after: torch.Tensor  # (B, 1, H, W) Phantom frame after t, warped to t
+    tau: torch.Tensor  # (B,) in [0, 1]: 0 = at the frame before, 1 = at the frame after
+
+    def blend(self) -> torch.Tensor:
+        """The time-weighted blend (1 - tau) * before + tau * after, (B, 1, H, W)."""
+        w = self.tau.view(-1, 1, 1, 1).to(self.before.dtype)
+        return (1 - w) * self.before + w * self.after
+
+
+def _to_uint8(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    scaled = (a - lo) * (255.0 / max(hi - lo, 1e-12))
+    return np.ascontiguousarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))
+
+
+def dense_flow(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward and backward DIS flow between two frames (H, W) -> (F_01, F_10), (2, H, W).
+
+    ``F_01[:, y, x]`` = (dx, dy) with first(y, x) ~ second(y + dy, x + dx). Both frames are
+    stretched to 8 bits with one shared range so their intensities stay comparable.
+    """
+    import cv2
+
+    if first.shape != second.shape or first.ndim != 2:
+        raise ValueError(
+            f"flow needs two (H, W) frames of one shape, got {first.shape}, {second.shape}"
+        )
+    lo = float(min(first.min(), second.min()))
+    hi = float(max(first.max(), second.max()))
+    a, b = _to_uint8(first, lo, hi), _to_uint8(second, lo, hi)
+    # one per call: an instance is not safe to share between fusion threads
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
+    f01 = dis.calc(a, b, None)
+    f10 = dis.calc(b, a, None)
+    return f01.transpose(2, 0, 1), f10.transpose(2, 0, 1)
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward warp: out(y, x) = image(y + flow_y, x + flow_x), bilinear, edges repeated.
+
+    image (N, C, H, W), flow (N, 2, H, W) in pixels with channel 0 = x, 1 = y.
+    """
+    n, _, h, w = image.shape
+    ys = torch.arange(h, dtype=image.dtype, device=image.device).view(1, h, 1)
+    xs = torch.arange(w, dtype=image.dtype, device=image.device).view(1, 1, w)
+    gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack((gx, gy), dim=-1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def interpolation_flows(
+    f01: torch.Tensor, f10: torch.Tensor, tau: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flows from time ``tau`` back to frame 0 and to frame 1 (Super SloMo's approximation).
+
+    f01, f10 (B, 2, H, W); tau (B,) -> (F_t0, F_t1), each (B, 2, H, W).
+    """
+    t = tau.view(-1, 1, 1, 1).to(f01.dtype)
+    ft0 = -(1 - t) * t * f01 + t * t * f10
+    ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
+    return ft0, ft1
+
+
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of each pair of (N, ...) tensors, flattened -> (N,)."""
+    a = a.flatten(1) - a.flatten(1).mean(dim=1, keepdim=True)
+    b = b.flatten(1) - b.flatten(1).mean(dim=1, keepdim=True)
+    den = (a.square().sum(dim=1) * b.square().sum(dim=1)).sqrt().clamp_min(1e-12)
+    return (a * b).sum(dim=1) / den
+
+
+def _warped_pair(
+    hq: torch.Tensor, f01: torch.Tensor, f10: torch.Tensor, tau: torch.Tensor
+) -> PhantomAtT:
+    ft0, ft1 = interpolation_flows(f01, f10, tau)
+    return PhantomAtT(warp(hq[:, 0], ft0), warp(hq[:, 1], ft1), tau)
+
+
+def _best_tau(
+    hq: torch.Tensor,
+    f01: torch.Tensor,
+    f10: torch.Tensor,
+    lq_centre: torch.Tensor,
+    candidates: torch.Tensor,
+    scale: int,
+) -> torch.Tensor:
+    """For each window, the candidate (B, K) whose warped blend best matches frame t."""
+    b, k = candidates.shape
+    rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731 - (B, ...) -> (B*K, ...)
+    pair = _warped_pair(rep(hq), rep(f01), rep(f10), candidates.reshape(-1))
+    seen = F.avg_pool2d(pair.blend(), scale)  # what the Shimadzu pixels would integrate
+    score = _correlation(seen, rep(lq_centre)).view(b, k)
+    return candidates.gather(1, score.argmax(dim=1, keepdim=True)).squeeze(1)
+
+
+@torch.no_grad()
+def phantom_at_t(
+    hq: torch.Tensor, lq_centre: torch.Tensor, *, tau: torch.Tensor | None = None
+) -> PhantomAtT:
+    """Warp the Phantom frames of each window to the time of its Shimadzu frame t.
+
+    hq (B, 2, 1, H, W): Phantom frames before/after t, registered to the Shimadzu grid
+    x4; lq_centre (B, 1, h, w): Shimadzu frame t. ``tau`` (B,) skips the search when the
+    time fraction is known. Returns the warped frames and the fraction used.
+    """
+    if hq.ndim != 5 or hq.shape[1:3] != (2, 1):
+        raise ValueError(f"hq must be (B,2,1,H,W), got {tuple(hq.shape)}")
+    b, _, _, h, w = hq.shape
+    if lq_centre.shape[0] != b or lq_centre.shape[1] != 1 or h % lq_centre.shape[2]:
+        raise ValueError(
+            f"lq_centre must be (B,1,h,w) on a divisor grid of {tuple(hq.shape)}, "
+            f"got {tuple(lq_centre.shape)}"
+        )
+    scale = h // lq_centre.shape[2]
+    frames = hq[:, :, 0].detach().float().cpu().numpy()
+    flows = [dense_flow(pair[0], pair[1]) for pair in frames]
+    f01 = torch.from_numpy(np.stack([f[0] for f in flows])).to(hq.device, hq.dtype)
+    f10 = torch.from_numpy(np.stack([f[1] for f in flows])).to(hq.device, hq.dtype)
+    if tau is None:
+        coarse = torch.linspace(0, 1, TAU_COARSE, dtype=hq.dtype, device=hq.device)
+        best = _best_tau(hq, f01, f10, lq_centre, coarse.expand(b, -1), scale)
+        steps = torch.arange(-5, 6, dtype=hq.dtype, device=hq.device) * TAU_FINE_STEP
+        fine = (best[:, None] + steps[None]).clamp(0, 1)
+        tau = _best_tau(hq, f01, f10, lq_centre, fine, scale)
+    else:
+        tau = tau.to(hq.device, hq.dtype).reshape(b)
+    return _warped_pair(hq, f01, f10, tau)
