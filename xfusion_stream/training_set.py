@@ -47,6 +47,10 @@ class TrainingSetSpec:
             raise ValueError(f"at most {VAL_OFFSET} clips per split (seed spacing)")
         if self.frames < 3:
             raise ValueError("clips need at least 3 frames")
+        for name in ("motion_px", "feature_px"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"{name} must be a range 0 <= lo <= hi, got {(lo, hi)}")
 
 
 def clip_seed(base_seed: int, index: int, *, validation: bool = False) -> int:
@@ -138,6 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-clips", type=int, default=2, help="validation clips")
     parser.add_argument("--frames", type=int, default=48, help="Shimadzu frames per clip")
     parser.add_argument("--shape", type=int, nargs=2, default=(64, 64), help="Shimadzu rows cols")
+    parser.add_argument(
+        "--motion-px", type=float, nargs=2, default=TrainingSetSpec.motion_px,
+        metavar=("LO", "HI"), help="sample speed range, px per Phantom frame",
+    )  # fmt: skip
+    parser.add_argument(
+        "--feature-px", type=float, nargs=2, default=TrainingSetSpec.feature_px,
+        metavar=("LO", "HI"), help="droplet/jet speed range, px per Phantom frame",
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     spec = TrainingSetSpec(
@@ -146,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         val_clips=args.val_clips,
         frames=args.frames,
         shimadzu_shape=(args.shape[0], args.shape[1]),
+        motion_px=(args.motion_px[0], args.motion_px[1]),
+        feature_px=(args.feature_px[0], args.feature_px[1]),
     )
     result = build_training_set(args.out, spec, progress=not args.no_progress)
     print(json.dumps({k: v for k, v in result.items() if k != "train_scene_seeds"}))

@@ -151,7 +151,7 @@ def test_warp_gate_cache_path_equals_forward_and_sums_to_one(make_window):
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got_att, want_att, rtol=1e-5, atol=1e-5)
     assert (other - want).abs().max() > 1e-3
-    assert w.shape == (2, 3, 32, 48)
+    assert w.shape == (2, 4, 32, 48)
     torch.testing.assert_close(w.sum(1), torch.ones(2, 32, 48))
     with pytest.raises(ValueError, match="needs hq="):
         model.fuse(lr, hr, lq[:, 1])
@@ -169,12 +169,18 @@ def test_plain_weights_load_into_the_warp_gate_only_when_allowed(tmp_path, make_
         xm.load_checkpoint(model, path, allow_missing_prefix="hr_gate")
     xm.load_checkpoint(model, path, allow_missing_prefix="hr_warp")
     lq, hq = make_window(1, 8, 8)
-    with torch.no_grad():  # the start gate gives the three frames equal weight
+    with torch.no_grad():  # the start gate is the time-weighted blend of the warped frames
+        from xfusion_models.archs._hr_gate import WARP_START_OTHERS
         from xfusion_models.ops import phantom_at_t
 
         at_t = phantom_at_t(hq, lq[:, 1])
-        want = (plain(lq, hq) + at_t.before + at_t.after) / 3
+        tau = at_t.tau.view(-1, 1, 1, 1)
+        lq_up = torch.nn.functional.interpolate(lq[:, 1], scale_factor=4, mode="bilinear")
+        other = torch.tensor(WARP_START_OTHERS).exp()
+        want = other * (plain(lq, hq) + lq_up) + (1 - tau) * at_t.before + tau * at_t.after
+        want = want / (1 + 2 * other)
         torch.testing.assert_close(model(lq, hq), want, rtol=0, atol=1e-5)
+        assert (model(lq, hq) - at_t.blend()).abs().max() < 0.04
     saved = tmp_path / "warp.pth"
     xm.save_checkpoint(model, saved)
     again = xm.build_model(saved)

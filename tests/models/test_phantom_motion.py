@@ -101,3 +101,32 @@ def test_bad_shapes_name_the_tensor():
         phantom_at_t(hq[:, :1], lq)
     with pytest.raises(ValueError, match="lq_centre must be"):
         phantom_at_t(hq, lq[:, :, :-1])
+
+
+def test_flow_is_computed_once_per_phantom_pair(monkeypatch):
+    import xfusion_models.ops._phantom_motion as motion
+
+    calls = []
+    real = motion.dense_flow
+    monkeypatch.setattr(motion, "dense_flow", lambda a, b: calls.append(1) or real(a, b))
+    monkeypatch.setattr(motion, "_FLOWS", motion._FlowCache(size=2))
+    hq, lq, _ = _window(0.3, seed=3)
+    first = phantom_at_t(hq, lq)
+    again = phantom_at_t(hq, F.avg_pool2d(torch.from_numpy(_window(0.6, seed=3)[2])[None, None], 4))
+    assert len(calls) == 1  # two windows between one Phantom pair: one flow
+    assert again.tau.item() > first.tau.item() + 0.2
+    for seed in (4, 5):  # two other pairs push the first out of a 2-entry cache
+        phantom_at_t(*_window(0.5, seed=seed)[:2])
+    replay = phantom_at_t(hq, lq)
+    assert len(calls) == 4
+    torch.testing.assert_close(replay.before, first.before, rtol=0, atol=0)
+
+
+def test_reduced_precision_inputs_are_searched_in_float32():
+    hq, lq, truth = _window(0.4, seed=6)
+    full = phantom_at_t(hq, lq)
+    half = phantom_at_t(hq.bfloat16(), lq.bfloat16())
+    assert half.before.dtype == torch.bfloat16 and half.tau.dtype == torch.float32
+    assert half.tau.item() == pytest.approx(full.tau.item(), abs=0.021)
+    inner = (slice(16, -16), slice(16, -16))
+    assert psnr(half.blend()[0, 0].float().numpy()[inner], truth[inner]) > 36.0

@@ -37,7 +37,7 @@ def test_shipped_weights_verify_sha256_and_reject_tampering(shipped, tmp_path):
         xfusion_models.load_checkpoint(model, damaged, sha256=shipped.sha256)
 
 
-def test_shipped_model_beats_bicubic_on_a_held_out_clip(shipped):
+def test_shipped_model_meets_the_quality_targets_on_a_held_out_clip(shipped):
     torch.set_num_threads(2)
     model = xfusion_models.build_model(shipped.name)
     spec = TrainingSetSpec(
@@ -49,7 +49,8 @@ def test_shipped_model_beats_bicubic_on_a_held_out_clip(shipped):
     windows = scoring_windows(hr, lr, 20, layout="continuous", photons=1000.0, seed=seed, stride=6)
     result = summarise(score_windows(model, windows))
     assert result["n_frames"] == 4
-    # measured +1.3 dB on this clip (frames 1, 7, 13, 19: close to a Phantom frame, where
-    # the model gains least); the benchmark's mean over 3 clips is +3.7 dB
-    assert result["gain_db"]["vs_bicubic"] > 0.5
+    # issue 3's targets: >= +3 dB over bicubic and >= +1 dB over the nearest Phantom frame
+    # (v4 measured +17.6 / +11.6 dB on this clip; the v1-v3 models missed the second)
+    assert result["gain_db"]["vs_bicubic"] >= 3.0
+    assert result["gain_db"]["vs_nearest_phantom"] >= 1.0
     assert np.isfinite(result["model"]["ssim"])

@@ -33,3 +33,23 @@ def test_module_command_line(tmp_path, capsys):
     assert main(argv + ["--frames", "3", "--shape", "8", "8", "--no-progress"]) == 0
     assert len(frame_paths(tmp_path / "train" / "hr" / "000")) == 3
     assert '"val_scene_seeds": []' in capsys.readouterr().out
+
+
+def test_speed_ranges_reach_the_scene_and_bad_ranges_are_refused(tmp_path, capsys):
+    import json
+
+    import pytest
+
+    argv = ["--out", str(tmp_path), "--seed", "9", "--clips", "1", "--val-clips", "0"]
+    argv += ["--frames", "3", "--shape", "8", "8", "--no-progress"]
+    assert main(argv + ["--motion-px", "10", "12", "--feature-px", "20", "30"]) == 0
+    spec = json.loads(capsys.readouterr().out)["spec"]
+    assert spec["motion_px"] == [10.0, 12.0] and spec["feature_px"] == [20.0, 30.0]
+    slow = TrainingSetSpec(seed=9, clips=1, val_clips=0, frames=3, shimadzu_shape=(8, 8))
+    fast = TrainingSetSpec(**{**slow.__dict__, "motion_px": (10.0, 12.0)})
+    (slow_hr, _), (fast_hr, _) = render_clip(slow, 9000), render_clip(fast, 9000)
+    assert np.abs(fast_hr[2] - fast_hr[0]).mean() > np.abs(slow_hr[2] - slow_hr[0]).mean()
+    with pytest.raises(
+        ValueError, match=r"motion_px must be a range 0 <= lo <= hi, got \(3.0, 2.0\)"
+    ):
+        TrainingSetSpec(motion_px=(3.0, 2.0))

@@ -22,7 +22,14 @@ from torch import nn
 
 from ..ops import PhantomAtT
 
-__all__ = ["HRGate", "WarpGate", "GATE_START_BIAS", "GATE_IMAGE_INPUTS", "WARP_IMAGE_INPUTS"]
+__all__ = [
+    "HRGate",
+    "WarpGate",
+    "GATE_START_BIAS",
+    "GATE_IMAGE_INPUTS",
+    "WARP_IMAGE_INPUTS",
+    "WARP_START_OTHERS",
+]
 
 #: Start logits (fused, before, after): softmax gives the fused frame ~96.5 % weight,
 #: so a gate added to trained weights starts close to their behaviour.
@@ -33,19 +40,24 @@ GATE_IMAGE_INPUTS = 6
 
 #: fused, before@t, after@t, bilinear LR t, |before@t - after@t|, two LR mismatch maps, tau
 WARP_IMAGE_INPUTS = 8
+#: Start logit of the fused and the bilinear LR frame against log(1 - tau), log(tau) of
+#: the warped Phantom frames: the gate starts within ~4 % of the time-weighted warp blend.
+WARP_START_OTHERS = -4.0
+#: tau is clamped to [TAU_FLOOR, 1 - TAU_FLOOR] in the prior's logarithms.
+TAU_FLOOR = 1e-3
 
 
 def _gate_layers(
-    name: str, inputs: int, feat: int, layers: int, start_bias: tuple[float, float, float]
+    name: str, inputs: int, feat: int, layers: int, start_bias: tuple[float, ...]
 ) -> tuple[nn.Sequential, nn.Conv2d]:
-    """3x3 conv body with LeakyReLU and a zero-weight 3-logit head starting at ``start_bias``."""
+    """3x3 conv body with LeakyReLU and a zero-weight logit head starting at ``start_bias``."""
     if feat < 1 or layers < 2:
         raise ValueError(f"{name} needs feat >= 1 and layers >= 2, got {feat}, {layers}")
     convs: list[nn.Module] = [nn.Conv2d(inputs, feat, 3, 1, 1)]
     for _ in range(layers - 2):
         convs += [nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(feat, feat, 3, 1, 1)]
     convs.append(nn.LeakyReLU(0.1, inplace=True))
-    logits = nn.Conv2d(feat, 3, 3, 1, 1)
+    logits = nn.Conv2d(feat, len(start_bias), 3, 1, 1)
     nn.init.zeros_(logits.weight)
     logits.bias = nn.Parameter(torch.tensor(start_bias))
     return nn.Sequential(*convs), logits
@@ -89,19 +101,29 @@ def _mismatch(warped: torch.Tensor, lq_centre: torch.Tensor) -> torch.Tensor:
 
 
 class WarpGate(nn.Module):
-    """Per-pixel softmax blend of the fused frame and both Phantom frames warped to t.
+    """Per-pixel softmax blend of four candidates for frame t: the network's fused frame,
+    both Phantom frames warped to t, and the bilinear Shimadzu frame t.
 
-    Besides the images it sees where each warped frame disagrees with what the Shimadzu
-    recorded at t (flow failures, things that appeared or vanished between the Phantom
-    frames) and the time fraction ``tau``, so it can prefer the nearer Phantom frame and
-    fall back to the network's own frame where the warp is wrong.
+    The logits start at the time prior: (1 - tau, tau) for the warped frames and
+    ``WARP_START_OTHERS`` for the others, i.e. the Super SloMo blend. From there the gate
+    learns, from where each warped frame disagrees with what the Shimadzu recorded at t
+    (flow failures, things that appeared or vanished between the Phantom frames), how far
+    the warped frames disagree, ``tau`` and the network's head features, when to prefer
+    one Phantom frame, the network's frame, or (when nothing else fits) the Shimadzu frame.
     """
 
     def __init__(self, head_feat: int, feat: int = 16, layers: int = 3) -> None:
         super().__init__()
         self.body, self.logits = _gate_layers(
-            "hr_warp", WARP_IMAGE_INPUTS + head_feat, feat, layers, (0.0, 0.0, 0.0)
+            "hr_warp", WARP_IMAGE_INPUTS + head_feat, feat, layers, (0.0,) * 4
         )
+
+    @staticmethod
+    def prior(tau: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Start logits (B, 4, 1, 1): log-weights of the time-weighted blend of the warps."""
+        t = tau.to(like.dtype).clamp(TAU_FLOOR, 1 - TAU_FLOOR).view(-1, 1)
+        other = torch.full_like(t, WARP_START_OTHERS)
+        return torch.cat((other, (1 - t).log(), t.log(), other), dim=1)[..., None, None]
 
     def weights(
         self,
@@ -111,7 +133,7 @@ class WarpGate(nn.Module):
         lq_centre: torch.Tensor,
         head: torch.Tensor,
     ) -> torch.Tensor:
-        """Blend weights (B, 3, H, W) for (fused, before@t, after@t); they sum to 1 per pixel."""
+        """Blend weights (B, 4, H, W) for (fused, before@t, after@t, bilinear LR t)."""
         before, after = at_t.before, at_t.after
         tau = at_t.tau.view(-1, 1, 1, 1).to(fused.dtype).expand_as(fused)
         x = torch.cat(
@@ -128,7 +150,8 @@ class WarpGate(nn.Module):
             ),
             dim=1,
         )
-        return F.softmax(self.logits(self.body(x)), dim=1)
+        logits = self.logits(self.body(x)) + self.prior(at_t.tau, fused)
+        return F.softmax(logits, dim=1)
 
     def forward(
         self,
@@ -140,5 +163,5 @@ class WarpGate(nn.Module):
     ) -> torch.Tensor:
         """fused, lq_up (B,1,H,W), lq_centre (B,1,h,w), head (B,F,H,W) -> (B,1,H,W)."""
         w = self.weights(fused, at_t, lq_up, lq_centre, head)
-        frames = torch.cat((fused, at_t.before, at_t.after), dim=1)
+        frames = torch.cat((fused, at_t.before, at_t.after, lq_up), dim=1)
         return (w * frames).sum(dim=1, keepdim=True)

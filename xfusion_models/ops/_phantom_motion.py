@@ -22,6 +22,9 @@ frames' device. Nothing here is trained, and nothing here carries gradients.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +86,39 @@ def dense_flow(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.nd
     f01 = dis.calc(a, b, None)
     f10 = dis.calc(b, a, None)
     return f01.transpose(2, 0, 1), f10.transpose(2, 0, 1)
+
+
+class _FlowCache:
+    """The last few Phantom pairs' flows, keyed by a digest of the two frames' bytes.
+
+    In continuous mode every window between two Phantom frames shares their pair, so the
+    flow is computed once per pair instead of once per window. DIS is deterministic, so a
+    cached flow equals a recomputed one bit for bit.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._items: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def flows(self, pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pair = np.ascontiguousarray(pair)
+        key = hashlib.blake2b(pair.tobytes(), digest_size=16, person=str(pair.shape).encode()[:16])
+        digest = key.digest()
+        with self._lock:
+            hit = self._items.get(digest)
+            if hit is not None:
+                self._items.move_to_end(digest)
+                return hit
+        result = dense_flow(pair[0], pair[1])
+        with self._lock:
+            self._items[digest] = result
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return result
+
+
+_FLOWS = _FlowCache()
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -152,7 +188,9 @@ def phantom_at_t(
 
     hq (B, 2, 1, H, W): Phantom frames before/after t, registered to the Shimadzu grid
     x4; lq_centre (B, 1, h, w): Shimadzu frame t. ``tau`` (B,) skips the search when the
-    time fraction is known. Returns the warped frames and the fraction used.
+    time fraction is known. Returns the warped frames (in ``hq``'s dtype) and the
+    fraction used. Everything runs in float32 whatever the model's precision: the
+    correlation that picks ``tau`` and sub-pixel warps are too coarse in 16 bits.
     """
     if hq.ndim != 5 or hq.shape[1:3] != (2, 1):
         raise ValueError(f"hq must be (B,2,1,H,W), got {tuple(hq.shape)}")
@@ -163,16 +201,17 @@ def phantom_at_t(
             f"got {tuple(lq_centre.shape)}"
         )
     scale = h // lq_centre.shape[2]
-    frames = hq[:, :, 0].detach().float().cpu().numpy()
-    flows = [dense_flow(pair[0], pair[1]) for pair in frames]
-    f01 = torch.from_numpy(np.stack([f[0] for f in flows])).to(hq.device, hq.dtype)
-    f10 = torch.from_numpy(np.stack([f[1] for f in flows])).to(hq.device, hq.dtype)
+    dtype, hq, lq_centre = hq.dtype, hq.detach().float(), lq_centre.detach().float()
+    flows = [_FLOWS.flows(pair) for pair in hq[:, :, 0].cpu().numpy()]
+    f01 = torch.from_numpy(np.stack([f[0] for f in flows])).to(hq.device)
+    f10 = torch.from_numpy(np.stack([f[1] for f in flows])).to(hq.device)
     if tau is None:
-        coarse = torch.linspace(0, 1, TAU_COARSE, dtype=hq.dtype, device=hq.device)
+        coarse = torch.linspace(0, 1, TAU_COARSE, device=hq.device)
         best = _best_tau(hq, f01, f10, lq_centre, coarse.expand(b, -1), scale)
-        steps = torch.arange(-5, 6, dtype=hq.dtype, device=hq.device) * TAU_FINE_STEP
+        steps = torch.arange(-5, 6, device=hq.device) * TAU_FINE_STEP
         fine = (best[:, None] + steps[None]).clamp(0, 1)
         tau = _best_tau(hq, f01, f10, lq_centre, fine, scale)
     else:
-        tau = tau.to(hq.device, hq.dtype).reshape(b)
-    return _warped_pair(hq, f01, f10, tau)
+        tau = tau.to(hq.device, torch.float32).reshape(b)
+    at_t = _warped_pair(hq, f01, f10, tau)
+    return PhantomAtT(at_t.before.to(dtype), at_t.after.to(dtype), tau)
