@@ -212,6 +212,10 @@ def _calibration_summary(record: CalibrationRecord, scene: Scene, uid: str) -> d
             4,
         ),
         "residual_max_px": round(record.residuals[-1].max, 3) if record.residuals else None,
+        "shimadzu_gain": round(record.intensity.shimadzu_gain, 4) if record.intensity else None,
+        "shimadzu_offset_counts": (
+            round(record.intensity.shimadzu_offset_counts, 1) if record.intensity else None
+        ),
     }
 
 

@@ -59,3 +59,20 @@ def test_missing_case_is_a_clear_error(tmp_path, capsys) -> None:
     rc = main(["calibrate", "--cal_dir", str(tmp_path), "--cal_id", "nope", "--json"])
     assert rc == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_calibrate_measures_a_shimadzu_with_another_gain(tmp_path, capsys) -> None:
+    out = tmp_path / "sim"
+    assert main(
+        ["simulate", "--out", str(out), "--frames", "10", "--shimadzu-shape", "64", "96",
+         "--shimadzu-full-scale", "0.45", "--shimadzu-dark", "2000", "--json"]
+    ) == 0  # fmt: skip
+    capsys.readouterr()
+    record_path = tmp_path / "record.json"
+    assert main(
+        ["calibrate", "--cal_dir", str(out), "--cal_id", "sim_calibration_grid",
+         "--out", str(record_path), "--quiet", "--json"]
+    ) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["intensity"]["shimadzu_gain"] == pytest.approx(2.0, rel=0.03)
+    assert load_record(record_path).intensity.r2 > 0.98

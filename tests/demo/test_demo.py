@@ -48,3 +48,17 @@ def test_demo_runs_the_whole_beamline(tmp_path, capsys):
     for key in ("montage_png", "gif", "metrics_csv"):
         assert (tmp_path / "demo" / "fused").exists() and summary[key]
     assert (tmp_path / "demo" / "summary.json").exists()
+
+
+def test_a_second_demo_gets_its_own_folder(tmp_path):
+    from xfusion_stream.cli._demo import default_out
+
+    base = tmp_path / "xfusion-demo"
+    assert default_out(base) == base
+    base.mkdir()
+    assert default_out(base) == base  # empty: usable
+    (base / "summary.json").write_text("{}")
+    assert default_out(base) == tmp_path / "xfusion-demo-2"
+    (tmp_path / "xfusion-demo-2").mkdir()
+    (tmp_path / "xfusion-demo-2" / "x").write_text("")
+    assert default_out(base) == tmp_path / "xfusion-demo-3"

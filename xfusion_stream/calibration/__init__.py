@@ -15,6 +15,7 @@ __all__ = [
 
 # spatial calibration (G400 grid), calibration records and registration
 from ._grid_callback import GridCalibrationCallback  # noqa: E402
+from ._intensity import IntensityMatch, match_intensity  # noqa: E402
 from ._record import (  # noqa: E402
     CalibrationRecord,
     Crop,
@@ -34,6 +35,7 @@ __all__ += [
     "CalibrationResult",
     "GridCalibrationCallback",
     "Crop",
+    "IntensityMatch",
     "PixelSizes",
     "Registration",
     "ResidualPass",
@@ -41,6 +43,7 @@ __all__ += [
     "decompose_matrix",
     "import_original",
     "load_record",
+    "match_intensity",
     "record_to_documents",
     "valid_crop",
 ]

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .. import __version__
 from ..errors import CalibrationError, ConfigError
 from ..optics import InterCameraTransform
+from ._intensity import IntensityMatch
 from ._valid_crop import valid_crop
 
 __all__ = [
@@ -84,6 +85,9 @@ class CalibrationRecord(BaseModel):
     crop: Crop
     residuals: list[ResidualPass] = Field(default_factory=list)
     n_pairs: int = Field(ge=0, default=0)
+    #: Shimadzu counts -> Phantom counts, from the same grid run; None (records from
+    #: before it existed, imported original calibrations): the cameras share a scale.
+    intensity: IntensityMatch | None = None
 
     @field_validator("shimadzu_shape", "phantom_shape")
     @classmethod

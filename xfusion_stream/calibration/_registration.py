@@ -51,11 +51,14 @@ class Registration:
         return frame.astype(np.float32, copy=False)
 
     def shimadzu_lr(self, frame: np.ndarray) -> np.ndarray:
-        """Registered Shimadzu frame, float32 (crop_h / ratio, crop_w / ratio), bilinear."""
+        """Registered Shimadzu frame, float32 (crop_h / ratio, crop_w / ratio), bilinear,
+        on the Phantom's count scale when the record carries an intensity match."""
         src = self._check(frame, self.record.shimadzu_shape, "shimadzu")
-        return cv2.remap(
+        out = cv2.remap(
             src, self._map_x, self._map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
+        match = self.record.intensity
+        return out if match is None else match.apply(out)
 
     def phantom_hr(self, frame: np.ndarray) -> np.ndarray:
         """The crop of the Phantom frame, float32 (crop_h, crop_w)."""

@@ -17,8 +17,10 @@ import numpy as np
 from ..errors import CalibrationError
 from ..optics import InterCameraTransform
 from ._grid_segmentation import GridSquares, find_squares
+from ._intensity import match_intensity
 from ._lattice import Lattice, fit_lattice
 from ._record import CalibrationRecord, Crop, PixelSizes, ResidualPass
+from ._registration import Registration
 from ._valid_crop import valid_crop
 
 __all__ = ["CalibrationResult", "calibrate_grid"]
@@ -52,6 +54,7 @@ class CalibrationResult:
             "pixel_size_um": r.pixel_size_um.model_dump() if r.pixel_size_um else None,
             "crop": r.crop.model_dump(),
             "translation_ambiguous": self.translation_ambiguous,
+            "intensity": r.intensity.model_dump() if r.intensity else None,
         }
 
 
@@ -295,6 +298,11 @@ def calibrate_grid(
         residuals=passes,
         n_pairs=len(u),
     )
+    registered = Registration(record)
+    intensity = match_intensity(
+        registered.phantom_hr(phantom), registered.shimadzu_lr(shimadzu), ratio, source=source
+    )
+    record = record.model_copy(update={"intensity": intensity})
     return CalibrationResult(
         record=record,
         phantom_points=v + cp,

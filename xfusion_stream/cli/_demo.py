@@ -13,7 +13,13 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
-    a("--out", type=Path, default=Path("xfusion-demo"), help="work folder (default ./xfusion-demo)")
+    a(
+        "--out",
+        type=Path,
+        default=None,
+        help="work folder, must be new or empty (default ./xfusion-demo, or the first free "
+        "./xfusion-demo-N when earlier runs are there)",
+    )
     a("--seed", type=int, default=7)
     a(
         "--frames",
@@ -42,13 +48,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--quiet", action="store_true")
 
 
+def default_out(base: Path = Path("xfusion-demo")) -> Path:
+    """``base`` when it is absent or empty, else the first absent or empty ``base-N``: a
+    second demo never touches the first one's files."""
+    candidates = [base] + [base.with_name(f"{base.name}-{n}") for n in range(2, 10_000)]
+    for path in candidates:
+        if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+            return path
+    raise FileExistsError(f"{base}: no free folder name left; pass --out")
+
+
 def run(args: argparse.Namespace) -> dict:
     from ..demo import DemoSettings, run_demo
     from ..fusion import load_fusion_model
 
     model = load_fusion_model(args.model_file, device=args.device, precision=args.precision)
     settings = DemoSettings(
-        out=args.out,
+        out=args.out if args.out is not None else default_out(),
         seed=args.seed,
         shimadzu_shape=tuple(args.shimadzu_shape),
         frames=args.frames,

@@ -34,6 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scene.add_argument(
         "--motion-px", type=float, default=4.0, help="sample speed, px per Phantom frame"
     )
+    scene.add_argument(
+        "--shimadzu-full-scale",
+        type=float,
+        default=0.9,
+        help="Shimadzu gain: fraction of the 16-bit range at intensity 1 (Phantom: 0.9)",
+    )
+    scene.add_argument(
+        "--shimadzu-dark", type=float, default=0.0, help="Shimadzu dark offset in counts"
+    )
     scene.add_argument("--pixel-um", type=float, default=3.2, help="Phantom pixel size (um)")
     scene.add_argument("--grid-angle-deg", type=float, default=2.5)
     parser.add_argument("--experiment-name", default="sim_experiment")
@@ -64,6 +73,8 @@ def run(args: argparse.Namespace) -> dict:
         shimadzu_photons=args.shimadzu_photons or None,
         phantom_photons=args.phantom_photons or None,
         motion_px_per_phantom_frame=args.motion_px,
+        shimadzu_full_scale=args.shimadzu_full_scale,
+        shimadzu_dark_counts=args.shimadzu_dark,
         phantom_pixel_um=args.pixel_um,
         grid_angle_deg=args.grid_angle_deg,
     )

@@ -17,17 +17,22 @@ _FULL_SCALE = 65535.0
 
 
 def to_counts(
-    image: np.ndarray, photons: float | None, rng: np.random.Generator, full_scale: float = 0.9
+    image: np.ndarray,
+    photons: float | None,
+    rng: np.random.Generator,
+    full_scale: float = 0.9,
+    dark_counts: float = 0.0,
 ) -> np.ndarray:
     """Intensity in [0, 1] -> uint16 counts with Poisson shot noise.
 
     ``photons`` is the photon count b0 at intensity 1 (None: no noise). ``full_scale``
-    maps intensity 1 to that fraction of the 16-bit range, leaving head-room.
+    maps intensity 1 to that fraction of the 16-bit range, leaving head-room (the
+    camera's gain); ``dark_counts`` is the offset an unexposed pixel reads.
     """
     img = np.clip(image.astype(np.float64), 0.0, 1.0)
     if photons is not None:
         img = rng.poisson(img * photons) / photons
-    counts = np.clip(img * full_scale * _FULL_SCALE, 0, _FULL_SCALE)
+    counts = np.clip(dark_counts + img * full_scale * _FULL_SCALE, 0, _FULL_SCALE)
     return np.round(counts).astype(np.uint16)
 
 
@@ -38,11 +43,14 @@ def render_shimadzu(
     *,
     photons: float | None,
     rng: np.random.Generator,
+    full_scale: float = 0.9,
+    dark_counts: float = 0.0,
 ) -> np.ndarray:
     """Scene on the Phantom grid -> Shimadzu uint16 frame of ``shimadzu_shape`` (rows, cols).
 
     Each Shimadzu HR-grid pixel q samples the scene at ``M q`` (bilinear); then
     ``ratio x ratio`` blocks are averaged (the coarse pixel integrates its area).
+    ``full_scale`` and ``dark_counts`` are the camera's gain and offset (``to_counts``).
     """
     r = transform.ratio
     rows, cols = shimadzu_shape
@@ -56,7 +64,7 @@ def render_shimadzu(
     )
     # INTER_AREA at an integer factor is the exact r x r block mean, ~10x faster than numpy
     lr = cv2.resize(hr, (cols, rows), interpolation=cv2.INTER_AREA)
-    return to_counts(lr, photons, rng)
+    return to_counts(lr, photons, rng, full_scale, dark_counts)
 
 
 def render_phantom(

@@ -66,6 +66,11 @@ class SceneConfig:
     transform: InterCameraTransform = field(default_factory=default_transform)
     shimadzu_photons: float | None = 1000.0
     phantom_photons: float | None = 2000.0
+    #: Shimadzu gain (fraction of the 16-bit range at intensity 1) and dark offset in
+    #: counts; the Phantom reads intensity 1 as 0.9 of the range with no offset, so the
+    #: defaults make the cameras agree and other values need intensity calibration.
+    shimadzu_full_scale: float = 0.9
+    shimadzu_dark_counts: float = 0.0
     content: Literal["sample", "grid"] = "sample"
     motion_px_per_phantom_frame: float = 4.0
     feature_px_per_phantom_frame: float = 8.0
@@ -91,6 +96,11 @@ class SceneConfig:
             problems.append(
                 "jitter must be in [0, 15) ns (Phantom, then quantised to its 10 ns stamp) "
                 "and [0, 5) ns (Shimadzu) so E frames stay within 10 ns"
+            )
+        if not 0 < self.shimadzu_full_scale <= 1 or not 0 <= self.shimadzu_dark_counts < 32768:
+            problems.append(
+                "shimadzu_full_scale must be in (0, 1] and shimadzu_dark_counts in [0, 32768), "
+                f"got {self.shimadzu_full_scale}, {self.shimadzu_dark_counts}"
             )
         if self.content not in ("sample", "grid"):
             problems.append(f"content must be 'sample' or 'grid', got {self.content!r}")
@@ -305,6 +315,8 @@ class Scene:
             self.shimadzu_shape,
             photons=self.config.shimadzu_photons,
             rng=rng,
+            full_scale=self.config.shimadzu_full_scale,
+            dark_counts=self.config.shimadzu_dark_counts,
         )
 
     def phantom_frame(self, i: int) -> np.ndarray:
