@@ -185,3 +185,19 @@ def test_plain_weights_load_into_the_warp_gate_only_when_allowed(tmp_path, make_
     xm.save_checkpoint(model, saved)
     again = xm.build_model(saved)
     assert again.optional_module == "hr_warp" and again.config == model.config
+
+
+def test_a_gated_checkpoint_loads_with_the_gate_allowed_missing(tmp_path):
+    """Fine-tuning a gated model from gated weights: the allowance must not reject the
+    gate it was allowed to miss, and a half-present gate is still an error."""
+    model = _warp_tiny(seed=5)
+    path = tmp_path / "warp.pth"
+    xm.save_checkpoint(model, path)
+    again = xm.edvr_stf("tiny", hr_warp=True, hr_warp_feat=4)
+    xm.load_checkpoint(again, path, allow_missing_prefix="hr_warp")
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[name], value, rtol=0, atol=0)
+    state = {k: v for k, v in model.state_dict().items() if k != "hr_warp.logits.bias"}
+    torch.save({"params": state, "arch": "edvr_stf", "config": model.config}, tmp_path / "half.pth")
+    with pytest.raises(xm.CheckpointError, match="missing keys: hr_warp.logits.bias"):
+        xm.load_checkpoint(again, tmp_path / "half.pth", allow_missing_prefix="hr_warp")

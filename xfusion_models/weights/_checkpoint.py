@@ -182,11 +182,15 @@ def _original_keys(state: dict[str, torch.Tensor], arch: str) -> dict[str, torch
 def _check_keys(
     model: nn.Module, state: dict[str, torch.Tensor], path: Path, allow_missing: str | None = None
 ) -> None:
-    own = model.state_dict()
-    if allow_missing:
-        own = {k: v for k, v in own.items() if not k.startswith(allow_missing + ".")}
+    full = model.state_dict()
+    own = full
+    if allow_missing:  # the module may be absent from the file, or whole in it
+        own = {k: v for k, v in full.items() if not k.startswith(allow_missing + ".")}
+        module = [k for k in full if k not in own]
+        if any(k in state for k in module):
+            own = full
     missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
+    unexpected = [k for k in state if k not in full]
     if missing and len(missing) > len(own) // 2:
         raise CheckpointError(
             f"{path}: does not look like a {model.arch} checkpoint: {len(missing)} of "
@@ -200,7 +204,7 @@ def _check_keys(
         problems.append(f"unexpected keys: {_first(unexpected)}")
     shapes = [
         f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in own.items()
+        for k, v in full.items()
         if k in state and state[k].shape != v.shape
     ]
     if shapes:
