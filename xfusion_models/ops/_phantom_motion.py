@@ -39,12 +39,15 @@ __all__ = [
     "phantom_at_t",
     "TAU_COARSE",
     "TAU_FINE_STEP",
+    "STRETCH_PERCENTILES",
 ]
 
 #: First pass of the tau search: 0, 0.1, ..., 1.
 TAU_COARSE = 11
 #: Second pass: +-0.1 around the best coarse value in steps of 0.02.
 TAU_FINE_STEP = 0.02
+#: Intensity percentiles of the Phantom pair that map to 0 and 255 for the flow.
+STRETCH_PERCENTILES = (0.1, 99.9)
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,8 @@ def dense_flow(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.nd
         raise ValueError(
             f"flow needs two (H, W) frames of one shape, got {first.shape}, {second.shape}"
         )
-    lo = float(min(first.min(), second.min()))
-    hi = float(max(first.max(), second.max()))
+    # percentiles, not min/max: one hot pixel or zinger must not flatten the contrast
+    lo, hi = (float(v) for v in np.percentile(np.stack((first, second)), STRETCH_PERCENTILES))
     a, b = _to_uint8(first, lo, hi), _to_uint8(second, lo, hi)
     # one per call: an instance is not safe to share between fusion threads
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
