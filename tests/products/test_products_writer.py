@@ -223,3 +223,33 @@ def test_frames_from_a_worker_thread(tmp_path):
 def test_bad_settings_name_the_setting(tmp_path, kwargs):
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
         ProductWriter(tmp_path, progress=False, **kwargs)
+
+
+def _video_frames(path):
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame[..., 0])
+    capture.release()
+    return frames
+
+
+def test_mp4_holds_every_frame_in_order(tmp_path):
+    pairs = _frames(6, double=False, attention=True)
+    ramp = np.linspace(0.0, 1.0, 6)
+    for (frame, _), level in zip(pairs, ramp):  # a frame's level says which one it is
+        frame.image[...] = level
+    pairs[0][0].image[0, 0], pairs[0][0].image[0, 1] = 0.0, 1.0  # the display window: 0..1
+    _, summary = _run(tmp_path, pairs)
+    assert summary["mp4"] == str(tmp_path / "out" / "fused.mp4")
+    frames = _video_frames(summary["mp4"])
+    assert len(frames) == 6 and frames[0].shape == (4 * H, 4 * W)
+    means = [float(np.median(f)) for f in frames]
+    assert means == sorted(means) and means[-1] - means[0] > 200  # lossy, but in order
+    _, none = _run(tmp_path / "novideo", pairs, video=False)
+    assert none["mp4"] is None and not (tmp_path / "novideo" / "out" / "fused.mp4").exists()

@@ -69,7 +69,11 @@ def _finite_mean(values: list[float]) -> float | None:
 
 
 class ProductWriter:
-    """Frames, metrics CSV, montage, GIF and plots of one fused run, under ``out_dir``.
+    """Frames, metrics CSV, montage, GIF, MP4 and plots of one fused run, under ``out_dir``.
+
+    The MP4 (``fused.mp4``, MPEG-4 part 2 through OpenCV) holds every fused frame at full
+    resolution in arrival order, on the display window fixed by the first frame, at
+    ``video_fps`` frames per second; ``video=False`` leaves it out.
 
     ``mode`` is the traverse mode ("continuous" or "double"); double mode adds the
     metric columns, ``metrics.png`` and the mean metrics. ``progress_total`` (when the
@@ -90,6 +94,8 @@ class ProductWriter:
         gif_panel_side: int = 256,
         montage_panel_side: int = 512,
         gif_frame_ms: int = 100,
+        video: bool = True,
+        video_fps: int = 10,
     ) -> None:
         from tqdm import tqdm
 
@@ -100,6 +106,7 @@ class ProductWriter:
             ("montage_windows", montage_windows),
             ("gif_panel_side", gif_panel_side),
             ("montage_panel_side", montage_panel_side),
+            ("video_fps", video_fps),
         ):
             if value < 1:
                 raise ConfigError(f"ProductWriter: {name} must be >= 1, got {value}")
@@ -116,6 +123,11 @@ class ProductWriter:
         self._gif: EvenSample[Panels] = EvenSample(gif_max_frames, progress_total)
         self._montage: EvenSample[Panels] = EvenSample(montage_windows, progress_total)
         self._window: DisplayWindow | None = None
+        self.video_path = self.out_dir / "fused.mp4" if video else None
+        self.video_fps = video_fps
+        self._video: Any = None
+        self._video_shape: tuple[int, int] | None = None
+        self._video_frames = 0
         self._columns: list[str] | None = None
         self._csv_file: TextIO | None = None
         self._csv: Any = None
@@ -170,6 +182,32 @@ class ProductWriter:
             self._window = DisplayWindow.from_frames(image, full_views()[1])
         self._gif.offer(lambda: self._panels(frame, image, full_views, self.gif_panel_side))
         self._montage.offer(lambda: self._panels(frame, image, full_views, self.montage_panel_side))
+        if self.video_path is not None:
+            try:
+                self._video_frame(self._window.to_uint8(image))
+            except Exception as exc:  # noqa: BLE001 - the video stops, the rest goes on
+                logger.exception("products: fused.mp4 stopped at window %s", frame.window_index)
+                self._error(f"fused.mp4 at window {frame.window_index}: {exc!r}")
+                self.video_path = None
+
+    def _video_frame(self, image8: np.ndarray) -> None:
+        """Append one 8-bit frame to the MP4 (opened on the first; sides padded to even)."""
+        rows, cols = image8.shape
+        if self._video is None:
+            assert self.video_path is not None
+            size = (cols + cols % 2, rows + rows % 2)
+            fourcc = cv2.VideoWriter.fourcc(*"mp4v")
+            writer = cv2.VideoWriter(str(self.video_path), fourcc, self.video_fps, size, False)
+            if not writer.isOpened():
+                raise OSError(f"{self.out_dir / 'fused.mp4'}: OpenCV cannot write MPEG-4 here")
+            self._video, self._video_shape = writer, (rows, cols)
+        if (rows, cols) != self._video_shape:
+            raise ValueError(
+                f"frame shape {image8.shape} differs from the video's {self._video_shape}"
+            )
+        padded = np.pad(image8, ((0, rows % 2), (0, cols % 2)), mode="edge")
+        self._video.write(np.ascontiguousarray(padded))
+        self._video_frames += 1
 
     def _write_frame(self, image: np.ndarray, shimadzu_index: int) -> None:
         import tifffile
@@ -263,6 +301,7 @@ class ProductWriter:
             "metrics_csv": str(self.metrics_csv),
             "montage_png": self._attempt("montage.png", self._write_montage),
             "gif": self._attempt("fused.gif", self._write_gif),
+            "mp4": self._attempt("fused.mp4", self._close_video),
             "attention_png": self._attempt("attention.png", self._write_attention),
             "n_frames": self.n_frames,
             "mean": self._means(),
@@ -307,6 +346,13 @@ class ProductWriter:
                 path, save_all=True, append_images=images[1:], duration=self.gif_frame_ms, loop=0
             )
         return bool(images)
+
+    def _close_video(self, path: Path) -> bool:
+        if self._video is None:
+            return False
+        self._video.release()
+        self._video = None
+        return self._video_frames > 0 and path.is_file()
 
     def _write_attention(self, path: Path) -> bool:
         if self._attention:
