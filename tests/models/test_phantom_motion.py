@@ -142,3 +142,15 @@ def test_hot_pixels_do_not_spoil_the_flow():
     # stretch squeezes the texture into a few grey levels and gives 0.107 / 0.075 px
     assert np.abs(f01[inner][0] - 2.5).mean() < 0.05
     assert np.abs(f01[inner][1] + 1.5).mean() < 0.05
+
+
+def test_round_trip_error_marks_what_the_flow_cannot_follow():
+    hq, lq, _ = _window(0.4)
+    smooth = phantom_at_t(hq, lq)
+    assert smooth.before_error is not None and smooth.after_error is not None
+    assert smooth.before_error.shape == smooth.before.shape
+    assert float(smooth.before_error[..., 16:-16, 16:-16].median()) < 0.05
+    appeared = hq.clone()
+    appeared[0, 1, 0, 40:60, 50:70] = 0.95  # a bright patch only in the frame after
+    errors = phantom_at_t(appeared, lq).after_error[0, 0]
+    assert float(errors[40:60, 50:70].mean()) > 3 * float(errors[:30].mean())

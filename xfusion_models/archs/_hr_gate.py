@@ -38,8 +38,9 @@ GATE_START_BIAS = (4.0, 0.0, 0.0)
 GATE_IMAGE_INPUTS = 6
 
 
-#: fused, before@t, after@t, bilinear LR t, |before@t - after@t|, two LR mismatch maps, tau
-WARP_IMAGE_INPUTS = 8
+#: fused, before@t, after@t, bilinear LR t, |before@t - after@t|, two LR mismatch maps, tau,
+#: two flow round-trip error maps
+WARP_IMAGE_INPUTS = 10
 #: Start logit of the fused and the bilinear LR frame against log(1 - tau), log(tau) of
 #: the warped Phantom frames: the gate starts within ~4 % of the time-weighted warp blend.
 WARP_START_OTHERS = -4.0
@@ -107,8 +108,9 @@ class WarpGate(nn.Module):
     The logits start at the time prior: (1 - tau, tau) for the warped frames and
     ``WARP_START_OTHERS`` for the others, i.e. the Super SloMo blend. From there the gate
     learns, from where each warped frame disagrees with what the Shimadzu recorded at t
-    (flow failures, things that appeared or vanished between the Phantom frames), how far
-    the warped frames disagree, ``tau`` and the network's head features, when to prefer
+    (flow failures, things that appeared or vanished between the Phantom frames), where
+    the forward and backward flows disagree, how far the warped frames disagree, ``tau``
+    and the network's head features, when to prefer
     one Phantom frame, the network's frame, or (when nothing else fits) the Shimadzu frame.
     """
 
@@ -136,6 +138,10 @@ class WarpGate(nn.Module):
         """Blend weights (B, 4, H, W) for (fused, before@t, after@t, bilinear LR t)."""
         before, after = at_t.before, at_t.after
         tau = at_t.tau.view(-1, 1, 1, 1).to(fused.dtype).expand_as(fused)
+        errors = [
+            torch.zeros_like(fused) if e is None else torch.log1p(e.to(fused.dtype))
+            for e in (at_t.before_error, at_t.after_error)
+        ]
         x = torch.cat(
             (
                 fused,
@@ -146,6 +152,7 @@ class WarpGate(nn.Module):
                 _mismatch(before, lq_centre),
                 _mismatch(after, lq_centre),
                 tau,
+                *errors,
                 head,
             ),
             dim=1,

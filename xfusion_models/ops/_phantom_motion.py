@@ -57,6 +57,10 @@ class PhantomAtT:
     before: torch.Tensor  # (B, 1, H, W) Phantom frame before t, warped to t
     after: torch.Tensor  # (B, 1, H, W) Phantom frame after t, warped to t
     tau: torch.Tensor  # (B,) in [0, 1]: 0 = at the frame before, 1 = at the frame after
+    #: Forward-backward flow inconsistency (px) of each frame's pixels, warped to t like
+    #: the frame: large where the flow failed or content appeared/vanished. None: unknown.
+    before_error: torch.Tensor | None = None
+    after_error: torch.Tensor | None = None
 
     def blend(self) -> torch.Tensor:
         """The time-weighted blend (1 - tau) * before + tau * after, (B, 1, H, W)."""
@@ -216,5 +220,18 @@ def phantom_at_t(
         tau = _best_tau(hq, f01, f10, lq_centre, fine, scale)
     else:
         tau = tau.to(hq.device, torch.float32).reshape(b)
-    at_t = _warped_pair(hq, f01, f10, tau)
-    return PhantomAtT(at_t.before.to(dtype), at_t.after.to(dtype), tau)
+    ft0, ft1 = interpolation_flows(f01, f10, tau)
+    e0, e1 = _round_trip_error(f01, f10), _round_trip_error(f10, f01)
+    return PhantomAtT(
+        warp(hq[:, 0], ft0).to(dtype),
+        warp(hq[:, 1], ft1).to(dtype),
+        tau,
+        warp(e0, ft0).to(dtype),
+        warp(e1, ft1).to(dtype),
+    )
+
+
+def _round_trip_error(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+    """|forward(x) + backward(x + forward(x))| per pixel (B, 1, H, W): 0 where the two flows
+    agree, the size of the disagreement (px) where the match failed or was occluded."""
+    return (forward + warp(backward, forward)).norm(dim=1, keepdim=True)
