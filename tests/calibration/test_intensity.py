@@ -100,3 +100,20 @@ def test_unusable_frames_are_refused_with_the_reason():
         match_intensity(phantom, np.ones((10, 10)), 4)
     match = IntensityMatch(shimadzu_gain=2.0, shimadzu_offset_counts=-10.0, r2=1.0, n_pixels=1)
     np.testing.assert_allclose(match.apply(np.array([5.0, 10.0])), [0.0, 10.0])
+
+
+def test_a_failed_intensity_match_keeps_the_geometry(monkeypatch, caplog):
+    import xfusion_stream.calibration._spatial as spatial
+
+    def refuse(*args, **kwargs):
+        raise CalibrationError("test grid: Phantom saturated")
+
+    monkeypatch.setattr(spatial, "match_intensity", refuse)
+    scene = Scene(_config(0.9, 0.0))
+    result = calibrate_grid(
+        [scene.phantom_frame(i) for i in range(scene.n_phantom)],
+        [scene.shimadzu_frame(k) for k in range(scene.n_shimadzu)],
+    )
+    assert result.record.intensity is None and result.record.n_pairs > 100
+    assert result.report()["intensity_problem"] == "test grid: Phantom saturated"
+    assert "no intensity match" in caplog.text

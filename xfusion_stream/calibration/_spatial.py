@@ -8,6 +8,7 @@ translation; left-right mirror known), so the record and the simulator agree.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ from ._valid_crop import valid_crop
 
 __all__ = ["CalibrationResult", "calibrate_grid"]
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class CalibrationResult:
@@ -37,6 +40,8 @@ class CalibrationResult:
     phantom_mean: np.ndarray = field(repr=False)
     shimadzu_mean: np.ndarray = field(repr=False)
     translation_ambiguous: bool = False
+    #: Why the record has no intensity match (the geometry is kept either way).
+    intensity_problem: str | None = None
 
     def report(self) -> dict:
         r = self.record
@@ -55,6 +60,7 @@ class CalibrationResult:
             "crop": r.crop.model_dump(),
             "translation_ambiguous": self.translation_ambiguous,
             "intensity": r.intensity.model_dump() if r.intensity else None,
+            "intensity_problem": self.intensity_problem,
         }
 
 
@@ -299,10 +305,15 @@ def calibrate_grid(
         n_pairs=len(u),
     )
     registered = Registration(record)
-    intensity = match_intensity(
-        registered.phantom_hr(phantom), registered.shimadzu_lr(shimadzu), ratio, source=source
-    )
-    record = record.model_copy(update={"intensity": intensity})
+    problem = None
+    try:
+        intensity = match_intensity(
+            registered.phantom_hr(phantom), registered.shimadzu_lr(shimadzu), ratio, source=source
+        )
+        record = record.model_copy(update={"intensity": intensity})
+    except CalibrationError as exc:  # a good geometry is not thrown away for it
+        problem = str(exc)
+        logger.warning("calibration %s: no intensity match: %s", record.uid, problem)
     return CalibrationResult(
         record=record,
         phantom_points=v + cp,
@@ -311,4 +322,5 @@ def calibrate_grid(
         phantom_mean=phantom,
         translation_ambiguous=ambiguous,
         shimadzu_mean=shimadzu,
+        intensity_problem=problem,
     )
