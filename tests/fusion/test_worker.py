@@ -194,3 +194,39 @@ def test_model_needing_hr_frames_streams_like_its_plain_forward():
         with torch.inference_mode():
             ref = net(lq, hq)[0, 0].clamp(0, 1).numpy()
         np.testing.assert_allclose(event["data"]["fused_image"], ref, atol=1e-5)
+
+
+def test_motion_compensated_model_reports_tau_and_blend_weights():
+    """EDVR-STF with hr_warp: every fused event carries the time fraction the model placed
+    frame t at and how much of the frame each source gave; a plain model gives NaN."""
+    import xfusion_models as xm
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = xm.edvr_stf("tiny", hr_warp=True, hr_warp_feat=4).eval()
+    model = FusionModel(
+        net=net, name="warp", arch="edvr_stf", sha256="0" * 64, device=torch.device("cpu")
+    )
+    jobs = _jobs(4)
+    docs, _ = _run(model, jobs, queue_size=64, when_full="block", max_batch=2)
+    for job, event in zip(jobs, docs.events(), strict=True):
+        data = event["data"]
+        weights = np.asarray(data["blend_weights"])
+        assert weights.shape == (4,) and abs(float(weights.sum()) - 1) < 1e-4
+        assert 0.0 <= data["tau"] <= 1.0
+        lq = torch.from_numpy(np.stack(job.lr_frames))[None, :, None]
+        hq = torch.from_numpy(np.stack(job.hr_frames))[None, :, None]
+        details: dict = {}
+        with torch.inference_mode():
+            lr = net.encode_lr(lq.flatten(0, 1)).unflatten(0, (1, 3))
+            hr = net.encode_hr(hq.flatten(0, 1)).unflatten(0, (1, 2))
+            net.fuse(lr, hr, lq[:, 1], hq=hq, details=details)
+        assert data["tau"] == pytest.approx(float(details["tau"][0]))
+        np.testing.assert_allclose(weights, details["weights"][0].numpy(), atol=1e-6)
+    plain = FusionModel(
+        net=xm.edvr_stf("tiny").eval(), name="plain", arch="edvr_stf", sha256="0" * 64,
+        device=torch.device("cpu"),
+    )  # fmt: skip
+    docs, _ = _run(plain, _jobs(2), queue_size=64, when_full="block", max_batch=1)
+    event = docs.events()[0]["data"]
+    assert np.isnan(event["tau"]) and np.isnan(event["blend_weights"]).all()

@@ -201,3 +201,18 @@ def test_a_gated_checkpoint_loads_with_the_gate_allowed_missing(tmp_path):
     torch.save({"params": state, "arch": "edvr_stf", "config": model.config}, tmp_path / "half.pth")
     with pytest.raises(xm.CheckpointError, match="missing keys: hr_warp.logits.bias"):
         xm.load_checkpoint(again, tmp_path / "half.pth", allow_missing_prefix="hr_warp")
+
+
+def test_warp_gate_reports_tau_and_mean_blend_weights(make_window):
+    model = _warp_tiny()
+    assert model.reports_details and not xm.edvr_stf("tiny").reports_details
+    lq, hq = make_window(2, 8, 8)
+    details: dict = {}
+    with torch.no_grad():
+        lr = model.encode_lr(lq.flatten(0, 1)).unflatten(0, (2, 3))
+        hr = model.encode_hr(hq.flatten(0, 1)).unflatten(0, (2, 2))
+        out, _ = model.fuse(lr, hr, lq[:, 1], hq=hq, details=details)
+        plain, _ = model.fuse(lr, hr, lq[:, 1], hq=hq)
+    torch.testing.assert_close(out, plain, rtol=0, atol=0)  # asking changes nothing
+    assert details["tau"].shape == (2,) and details["weights"].shape == (2, 4)
+    torch.testing.assert_close(details["weights"].sum(1), torch.ones(2))

@@ -253,3 +253,26 @@ def test_mp4_holds_every_frame_in_order(tmp_path):
     assert means == sorted(means) and means[-1] - means[0] > 200  # lossy, but in order
     _, none = _run(tmp_path / "novideo", pairs, video=False)
     assert none["mp4"] is None and not (tmp_path / "novideo" / "out" / "fused.mp4").exists()
+
+
+def test_csv_carries_tau_and_blend_weights(tmp_path):
+    import dataclasses
+
+    pairs = _frames(3, double=False, attention=True)
+    weights = np.array([0.1, 0.5, 0.3, 0.1], np.float32)
+    pairs = [(dataclasses.replace(f, tau=0.25 * (i + 1), blend_weights=weights), j)
+             for i, (f, j) in enumerate(pairs)]  # fmt: skip
+    pairs.append(_frames(1, double=False, attention=False, seed=1)[0])  # a model without them
+    _, summary = _run(tmp_path, pairs)
+    header, rows = _csv_rows(summary["metrics_csv"])
+    cols = ["tau", "w_network", "w_phantom_before", "w_phantom_after", "w_shimadzu"]
+    assert all(c in header for c in cols)
+    got = [[row[header.index(c)] for c in cols] for row in rows]
+    assert [float(g[0]) for g in got[:3]] == [0.25, 0.5, 0.75]
+    assert [float(v) for v in got[0][1:]] == pytest.approx(weights.tolist())
+    assert all(math.isnan(float(v)) for v in got[3])
+    assert summary["blend_weights_mean"] == pytest.approx(
+        {"network": 0.1, "phantom_before": 0.5, "phantom_after": 0.3, "shimadzu": 0.1}
+    )
+    _, none = _run(tmp_path / "plain", pairs[3:])
+    assert none["blend_weights_mean"] is None

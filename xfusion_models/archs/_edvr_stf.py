@@ -120,6 +120,11 @@ class EDVRSTF(nn.Module):
         return self.hr_gate is not None or self.hr_warp is not None
 
     @property
+    def reports_details(self) -> bool:
+        """True when :meth:`fuse` fills a ``details`` dict (``tau`` and blend ``weights``)."""
+        return self.hr_warp is not None
+
+    @property
     def optional_module(self) -> str | None:
         """Name of the optional full-resolution gate this model has (``hr_gate``/``hr_warp``)."""
         return next((name for name in _GATE_KEYS if getattr(self, name) is not None), None)
@@ -147,11 +152,14 @@ class EDVRSTF(nn.Module):
         hr_feats: torch.Tensor,
         lq_centre: torch.Tensor,
         hq: torch.Tensor | None = None,
+        details: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Cached features of one window batch -> (fused (B,1,4h,4w), attention (B,5)).
 
         ``hq`` (B,2,1,4h,4w), the raw Phantom frames, is needed only with ``hr_gate`` or
-        ``hr_warp`` (``needs_hr_frames``).
+        ``hr_warp`` (``needs_hr_frames``). ``details``, a dict, receives what the model
+        can say about each window beyond attention: with ``hr_warp``, ``tau`` (B,) and the
+        mean blend ``weights`` (B, 4) of (network, before@t, after@t, bilinear Shimadzu).
         """
         check_fuse_inputs(lr_feats, hr_feats, lq_centre, self.num_feat)
         if self.needs_hr_frames:
@@ -179,7 +187,8 @@ class EDVRSTF(nn.Module):
             out = self.hr_gate(out, hq, base, head)
         elif self.hr_warp is not None:
             assert hq is not None  # checked above
-            out = self.hr_warp(out, phantom_at_t(hq, lq_centre), base, lq_centre, head)
+            at_t = phantom_at_t(hq, lq_centre)
+            out = self.hr_warp(out, at_t, base, lq_centre, head, details=details)
         return out, attention
 
     def forward_with_attention(

@@ -167,8 +167,16 @@ class WarpGate(nn.Module):
         lq_up: torch.Tensor,
         lq_centre: torch.Tensor,
         head: torch.Tensor,
+        details: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """fused, lq_up (B,1,H,W), lq_centre (B,1,h,w), head (B,F,H,W) -> (B,1,H,W)."""
+        """fused, lq_up (B,1,H,W), lq_centre (B,1,h,w), head (B,F,H,W) -> (B,1,H,W).
+
+        ``details``, when given, receives per window ``tau`` (B,) and ``weights`` (B, 4):
+        the mean blend weight of (fused, before@t, after@t, bilinear LR t) over the frame.
+        """
         w = self.weights(fused, at_t, lq_up, lq_centre, head)
         frames = torch.cat((fused, at_t.before, at_t.after, lq_up), dim=1)
+        if details is not None:
+            details["tau"] = at_t.tau.detach()
+            details["weights"] = w.detach().mean(dim=(2, 3))
         return (w * frames).sum(dim=1, keepdim=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -30,6 +30,11 @@ class FusedFrame:
     image: np.ndarray  # float32 (4h, 4w), intensity
     attention: np.ndarray  # float32 (5,), NaN where the model has none
     metrics: dict[str, float]
+    #: Fraction of the Phantom interval the model placed frame t at (``hr_warp``), or NaN.
+    tau: float = float("nan")
+    #: Mean blend weight of (network, Phantom before@t, Phantom after@t, Shimadzu) over
+    #: the frame (``hr_warp``): how much of the fused frame each source gave; NaN if none.
+    blend_weights: np.ndarray = field(default_factory=lambda: np.full(4, np.nan, np.float32))
 
 
 _METRIC_KEYS = (
@@ -111,6 +116,13 @@ class FusedRunComposer:
                 "dtype_numpy": "<f4",
                 "shape": [5],
             },
+            "tau": {"source": "xfusion", "dtype": "number", "shape": []},
+            "blend_weights": {
+                "source": "xfusion",
+                "dtype": "array",
+                "dtype_numpy": "<f4",
+                "shape": [4],
+            },
         }
         for key in _METRIC_KEYS:
             data_keys[key] = {"source": "xfusion", "dtype": "number", "shape": []}
@@ -136,6 +148,8 @@ class FusedRunComposer:
             "hr_indices": np.asarray(frame.hr_indices, dtype=np.int64),
             "truth_index": frame.truth_index,
             "attention": frame.attention.astype(np.float32),
+            "tau": float(frame.tau),
+            "blend_weights": np.asarray(frame.blend_weights, dtype=np.float32),
         }
         for key in _METRIC_KEYS:
             data[key] = float(frame.metrics.get(key, float("nan")))

@@ -202,9 +202,9 @@ class FusionWorker:
     def _process(self, jobs: list[WindowJob]) -> None:
         try:
             t0 = time.perf_counter()
-            outputs, attention = self._infer(jobs)
+            outputs, attention, taus, blends = self._infer(jobs)
             self.report.model_seconds += time.perf_counter() - t0
-            for job, image, att in zip(jobs, outputs, attention):
+            for job, image, att, tau, blend in zip(jobs, outputs, attention, taus, blends):
                 frame = FusedFrame(
                     window_index=job.index,
                     shimadzu_index=job.shimadzu_index,
@@ -215,6 +215,8 @@ class FusionWorker:
                     image=image,
                     attention=att,
                     metrics=_metrics(image, job),
+                    tau=tau,
+                    blend_weights=blend,
                 )
                 self.composer.event(frame, time.time())
                 self.report.frames += 1
@@ -231,7 +233,11 @@ class FusionWorker:
             self._failed.set()
 
     @torch.inference_mode()
-    def _infer(self, jobs: list[WindowJob]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _infer(
+        self, jobs: list[WindowJob]
+    ) -> tuple[list[np.ndarray], list[np.ndarray], list[float], list[np.ndarray]]:
+        """Images, attention (5,), tau and blend weights (4,) per job (NaN where the model
+        does not report them)."""
         m = self.model
         net: Any = m.net
         with m.autocast():
@@ -258,16 +264,29 @@ class FusionWorker:
                     )
                 )
             centre = m.to_tensor([job.lr_frames[1] for job in jobs])
-            extra = {}
+            extra: dict[str, Any] = {}
             if getattr(net, "needs_hr_frames", False):  # e.g. EDVR-STF with hr_gate
                 extra["hq"] = torch.stack([m.to_tensor(list(job.hr_frames)) for job in jobs])
+            details: dict[str, torch.Tensor] = {}
+            if getattr(net, "reports_details", False):  # EDVR-STF with hr_warp
+                extra["details"] = details
             out, att = net.fuse(torch.stack(lr_feats), torch.stack(hr_feats), centre, **extra)
         images = [o[0].float().clamp(0, 1).cpu().numpy() for o in out]
         if att is None:
             atts = [np.full(5, np.nan, dtype=np.float32) for _ in jobs]
         else:
             atts = [a.float().cpu().numpy() for a in att]
-        return images, atts
+        nan4 = np.full(4, np.nan, dtype=np.float32)
+        taus = [float(t) for t in details["tau"].float().cpu()] if "tau" in details else None
+        blends = (
+            [w.float().cpu().numpy() for w in details["weights"]] if "weights" in details else None
+        )
+        return (
+            images,
+            atts,
+            taus or [float("nan")] * len(jobs),
+            blends or [nan4.copy() for _ in jobs],
+        )
 
     def _finish(self, stop: _Stop) -> None:
         status, reason = stop.exit_status, stop.reason

@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 METRIC_KEYS = tuple(
     f"{name}{suffix}" for suffix in ("", "_bicubic", "_nearest") for name in ("psnr", "ssim", "aad")
 )
+#: What each blend weight of a motion-compensated model (``hr_warp``) stands for.
+BLEND_SOURCES = ("network", "phantom_before", "phantom_after", "shimadzu")
 CSV_BASE_COLUMNS = (
     "window_index",
     "shimadzu_index",
@@ -54,6 +56,8 @@ CSV_BASE_COLUMNS = (
     "hr_before",
     "hr_after",
     "truth_index",
+    "tau",
+    *(f"w_{source}" for source in BLEND_SOURCES),
     "att_lr_prev",
     "att_lr_centre",
     "att_lr_next",
@@ -134,6 +138,7 @@ class ProductWriter:
         self._x: list[int] = []
         self._metrics: dict[str, list[float]] = {}
         self._attention: list[np.ndarray] = []
+        self._blends: list[np.ndarray] = []
         self.n_frames = 0
         self.n_errors = 0
         self.errors: list[str] = []
@@ -238,6 +243,9 @@ class ProductWriter:
         attention = np.asarray(frame.attention, dtype=np.float32).reshape(-1)
         if attention.shape != (5,):
             raise ValueError(f"attention must have 5 weights, got shape {attention.shape}")
+        blend = np.asarray(frame.blend_weights, dtype=np.float32).reshape(-1)
+        if blend.shape != (4,):
+            raise ValueError(f"blend_weights must have 4 values, got shape {blend.shape}")
         base = [
             frame.window_index,
             frame.shimadzu_index,
@@ -245,6 +253,8 @@ class ProductWriter:
             *frame.lr_indices,
             *frame.hr_indices,
             frame.truth_index,
+            float(frame.tau),
+            *(float(w) for w in blend),
             *(float(a) for a in attention),
         ]
         metric_cols = self._columns[len(CSV_BASE_COLUMNS) :]
@@ -257,6 +267,8 @@ class ProductWriter:
             self._metrics.setdefault(key, []).append(float(frame.metrics.get(key, math.nan)))
         if np.isfinite(attention).any():
             self._attention.append(attention)
+        if np.isfinite(blend).all():
+            self._blends.append(blend)
 
     def _panels(
         self,
@@ -308,6 +320,11 @@ class ProductWriter:
             "attention_mean": (
                 [float(a) for a in np.nanmean(np.stack(self._attention), axis=0)]
                 if self._attention
+                else None
+            ),
+            "blend_weights_mean": (
+                dict(zip(BLEND_SOURCES, (float(w) for w in np.mean(self._blends, axis=0))))
+                if self._blends
                 else None
             ),
         }
