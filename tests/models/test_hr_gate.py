@@ -17,6 +17,13 @@ from xfusion_models.archs import PRESETS
 WEIGHTS = Path(xm.__file__).parent / "weights"
 
 
+def _features(model, lq: torch.Tensor, hq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame features of a window batch, as a streaming caller caches them."""
+    b = lq.shape[0]
+    lr = model.encode_lr(lq.flatten(0, 1)).unflatten(0, (b, 3))
+    return lr, model.encode_hr(hq.flatten(0, 1)).unflatten(0, (b, 2))
+
+
 def _gated_tiny(device="cpu", *, random_gate: bool = True) -> torch.nn.Module:
     torch.manual_seed(0)
     model = xm.edvr_stf("tiny", hr_gate=True, hr_gate_feat=4).to(device).eval()
@@ -48,8 +55,7 @@ def test_gated_cache_path_equals_forward_and_uses_hq(device, make_window):
     lq, hq = make_window(2, 8, 12, device=device)
     with torch.no_grad():
         want, want_att = model.forward_with_attention(lq, hq)
-        lr = model.encode_lr(lq.flatten(0, 1)).unflatten(0, (2, 3))
-        hr = model.encode_hr(hq.flatten(0, 1)).unflatten(0, (2, 2))
+        lr, hr = _features(model, lq, hq)
         got, got_att = model.fuse(lr, hr, lq[:, 1], hq=hq)
         other = model(lq, hq.flip(1))
     assert want.shape == (2, 1, 32, 48) and want_att.shape == (2, 5)
@@ -73,8 +79,7 @@ def test_gated_fuse_without_hq_names_the_problem(make_window):
     model = _gated_tiny()
     lq, hq = make_window(1, 8, 8)
     with torch.no_grad():
-        lr = model.encode_lr(lq.flatten(0, 1)).unflatten(0, (1, 3))
-        hr = model.encode_hr(hq.flatten(0, 1)).unflatten(0, (1, 2))
+        lr, hr = _features(model, lq, hq)
         with pytest.raises(ValueError, match=r"hr_gate/hr_warp on.*needs hq=\(1, 2, 1, 32, 32\)"):
             model.fuse(lr, hr, lq[:, 1])
         with pytest.raises(ValueError, match="hq must be"):
@@ -138,8 +143,7 @@ def test_warp_gate_cache_path_equals_forward_and_sums_to_one(make_window):
     lq, hq = make_window(2, 8, 12)
     with torch.no_grad():
         want, want_att = model.forward_with_attention(lq, hq)
-        lr = model.encode_lr(lq.flatten(0, 1)).unflatten(0, (2, 3))
-        hr = model.encode_hr(hq.flatten(0, 1)).unflatten(0, (2, 2))
+        lr, hr = _features(model, lq, hq)
         got, got_att = model.fuse(lr, hr, lq[:, 1], hq=hq)
         other = model(lq, hq.flip(1))
         from xfusion_models.ops import phantom_at_t
@@ -209,8 +213,7 @@ def test_warp_gate_reports_tau_and_mean_blend_weights(make_window):
     lq, hq = make_window(2, 8, 8)
     details: dict = {}
     with torch.no_grad():
-        lr = model.encode_lr(lq.flatten(0, 1)).unflatten(0, (2, 3))
-        hr = model.encode_hr(hq.flatten(0, 1)).unflatten(0, (2, 2))
+        lr, hr = _features(model, lq, hq)
         out, _ = model.fuse(lr, hr, lq[:, 1], hq=hq, details=details)
         plain, _ = model.fuse(lr, hr, lq[:, 1], hq=hq)
     torch.testing.assert_close(out, plain, rtol=0, atol=0)  # asking changes nothing

@@ -95,20 +95,33 @@ def dense_flow(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.nd
     return f01.transpose(2, 0, 1), f10.transpose(2, 0, 1)
 
 
-class _FlowCache:
-    """The last few Phantom pairs' flows, keyed by a digest of the two frames' bytes.
+#: A Phantom pair's motion: F_01, F_10 (2, H, W) and their round-trip errors (1, H, W).
+PairMotion = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
-    In continuous mode every window between two Phantom frames shares their pair, so the
-    flow is computed once per pair instead of once per window. DIS is deterministic, so a
-    cached flow equals a recomputed one bit for bit.
+
+def pair_motion(first: np.ndarray, second: np.ndarray) -> PairMotion:
+    """Flows both ways between two frames and each frame's round-trip error (px)."""
+    f01, f10 = dense_flow(first, second)
+    t01, t10 = torch.from_numpy(f01)[None], torch.from_numpy(f10)[None]
+    e0 = _round_trip_error(t01, t10)[0].numpy()
+    e1 = _round_trip_error(t10, t01)[0].numpy()
+    return f01, f10, e0, e1
+
+
+class _FlowCache:
+    """The last few Phantom pairs' motion, keyed by a digest of the two frames' bytes.
+
+    In continuous mode every window between two Phantom frames shares their pair, so flow
+    and round-trip errors are computed once per pair instead of once per window. DIS is
+    deterministic, so a cached result equals a recomputed one bit for bit.
     """
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
-        self._items: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._items: OrderedDict[bytes, PairMotion] = OrderedDict()
         self._lock = threading.Lock()
 
-    def flows(self, pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def motion(self, pair: np.ndarray) -> PairMotion:
         pair = np.ascontiguousarray(pair)
         key = hashlib.blake2b(pair.tobytes(), digest_size=16, person=str(pair.shape).encode()[:16])
         digest = key.digest()
@@ -117,7 +130,7 @@ class _FlowCache:
             if hit is not None:
                 self._items.move_to_end(digest)
                 return hit
-        result = dense_flow(pair[0], pair[1])
+        result = pair_motion(pair[0], pair[1])
         with self._lock:
             self._items[digest] = result
             while len(self._items) > self.size:
@@ -209,9 +222,10 @@ def phantom_at_t(
         )
     scale = h // lq_centre.shape[2]
     dtype, hq, lq_centre = hq.dtype, hq.detach().float(), lq_centre.detach().float()
-    flows = [_FLOWS.flows(pair) for pair in hq[:, :, 0].cpu().numpy()]
-    f01 = torch.from_numpy(np.stack([f[0] for f in flows])).to(hq.device)
-    f10 = torch.from_numpy(np.stack([f[1] for f in flows])).to(hq.device)
+    motions = [_FLOWS.motion(pair) for pair in hq[:, :, 0].cpu().numpy()]
+    f01, f10, e0, e1 = (
+        torch.from_numpy(np.stack([m[k] for m in motions])).to(hq.device) for k in range(4)
+    )
     if tau is None:
         coarse = torch.linspace(0, 1, TAU_COARSE, device=hq.device)
         best = _best_tau(hq, f01, f10, lq_centre, coarse.expand(b, -1), scale)
@@ -221,7 +235,6 @@ def phantom_at_t(
     else:
         tau = tau.to(hq.device, torch.float32).reshape(b)
     ft0, ft1 = interpolation_flows(f01, f10, tau)
-    e0, e1 = _round_trip_error(f01, f10), _round_trip_error(f10, f01)
     return PhantomAtT(
         warp(hq[:, 0], ft0).to(dtype),
         warp(hq[:, 1], ft1).to(dtype),
