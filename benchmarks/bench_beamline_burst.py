@@ -25,13 +25,13 @@ def main() -> None:
 
     from xfusion_stream.devices import (
         PhantomTMX7510,
-        SceneConfig,
         ShimadzuHPVX2,
         SimBeam,
         SimPhantomBackend,
         SimShimadzuBackend,
     )
     from xfusion_stream.publishing import EmbeddedTiled, make_tiled_writer
+    from xfusion_stream.simulation import SceneConfig
 
     root = Path(tempfile.mkdtemp(prefix="xfusion-bench-"))
     config = SceneConfig(shimadzu_shape=tuple(args.shape), n_shimadzu=args.frames)

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from xfusion_stream.calibration import Registration, calibrate_grid
-from xfusion_stream.devices import Scene, SceneConfig
+from xfusion_stream.simulation import Scene, SceneConfig
 
 
 def _median_ms(fn, n: int) -> float:

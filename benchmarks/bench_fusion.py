@@ -36,17 +36,17 @@ def main() -> None:
     from xfusion_plans import dual_camera_burst
 
     import xfusion_models as xm
+    from xfusion_stream.app import run_with_fusion
     from xfusion_stream.calibration import CalibrationRecord
     from xfusion_stream.devices import (
         PhantomTMX7510,
-        SceneConfig,
         ShimadzuHPVX2,
         SimBeam,
         SimPhantomBackend,
         SimShimadzuBackend,
     )
     from xfusion_stream.fusion import FusionConfig, FusionModel, load_fusion_model
-    from xfusion_stream.offline import run_with_fusion
+    from xfusion_stream.simulation import SceneConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from xfusion_models.training import LAYOUTS, score_windows, scoring_windows, summarise
-    from xfusion_stream.training_set import TrainingSetSpec, clip_seed, render_clip
+    from xfusion_stream.simulation.training_set import TrainingSetSpec, clip_seed, render_clip
 
     args = _parse(argv)
     torch.set_num_threads(args.threads)

@@ -7,7 +7,8 @@ from typing import Any
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 
-from xfusion_stream.devices import G400_PITCH_UM, BurstCamera
+from xfusion_stream.devices import BurstCamera
+from xfusion_stream.simulation import G400_PITCH_UM
 
 from ._burst import Plan, burst_run
 

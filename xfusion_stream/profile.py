@@ -8,17 +8,20 @@ From IPython::
     bl.tiled_client[uid]
 """
 
-from ._beamline import Beamline, build_beamline
-from ._live_fusion import LiveFusion, attach_fusion, profile_calibration
-from ._profile_model import (
+from .app import (
+    Beamline,
     CameraProfile,
     DevicesProfile,
+    LiveFusion,
     Profile,
     SimSceneProfile,
     TiledProfile,
     ZmqProfile,
+    attach_fusion,
     available_profiles,
+    build_beamline,
     load_profile,
+    profile_calibration,
 )
 
 __all__ = [

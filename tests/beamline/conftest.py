@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from xfusion_testkit import BEAMLINE_SCENE, DocumentLog, sim_cameras
 
-from xfusion_stream.devices import SceneConfig
+from xfusion_stream.simulation import SceneConfig
+from xfusion_stream.testing._kit import BEAMLINE_SCENE, DocumentLog, sim_cameras
 
 SMALL = BEAMLINE_SCENE
 

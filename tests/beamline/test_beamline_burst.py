@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from event_model import DocumentNames, schema_validators
 from xfusion_plans import dual_camera_burst, grid_calibration
-from xfusion_testkit import BEAMLINE_SCENE as SMALL
 
-from xfusion_stream.devices import FRAME_DATASET, Scene
+from xfusion_stream.devices import FRAME_DATASET
 from xfusion_stream.publishing import make_tiled_writer
+from xfusion_stream.simulation import Scene
+from xfusion_stream.testing._kit import BEAMLINE_SCENE as SMALL
 
 
 def _events_in_order(log):

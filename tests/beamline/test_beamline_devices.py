@@ -5,16 +5,16 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from xfusion_testkit import BEAMLINE_SCENE as SMALL
 
 from xfusion_stream.devices import (
     FRAME_DATASET,
     CameraBackend,
     EpicsAreaDetectorBackend,
     PhantomTMX7510,
-    Scene,
     SimPhantomBackend,
 )
+from xfusion_stream.simulation import Scene
+from xfusion_stream.testing._kit import BEAMLINE_SCENE as SMALL
 
 
 def test_sim_backends_satisfy_the_protocol(make_cameras):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from xfusion_plans import dual_camera_burst
 
-from xfusion_stream.errors import ConfigError
+from xfusion_stream.core import ConfigError
 from xfusion_stream.profile import available_profiles, build_beamline, load_profile
 from xfusion_stream.publishing import EmbeddedTiled
 

@@ -9,7 +9,7 @@ import pytest
 from xfusion_plans import dual_camera_burst, recorded_experiment
 
 from xfusion_stream.cli._main import main as xfusion
-from xfusion_stream.errors import RecordedFormatError
+from xfusion_stream.core import RecordedFormatError
 from xfusion_stream.publishing import make_tiled_writer
 from xfusion_stream.recorded import read_case, read_frame
 

@@ -8,15 +8,15 @@ from event_model import DocumentNames, schema_validators
 from xfusion_plans import grid_calibration
 
 from xfusion_stream.calibration import GridCalibrationCallback, load_record, record_to_documents
+from xfusion_stream.core import InterCameraTransform
 from xfusion_stream.devices import (
     PhantomTMX7510,
-    SceneConfig,
     ShimadzuHPVX2,
     SimBeam,
     SimPhantomBackend,
     SimShimadzuBackend,
 )
-from xfusion_stream.optics import InterCameraTransform
+from xfusion_stream.simulation import SceneConfig
 
 TRANSFORM = InterCameraTransform(
     rotation_deg=1.9, translation_px=(-6.0, 4.5), scale_col=1.021, scale_row=0.987

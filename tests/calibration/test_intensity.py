@@ -17,8 +17,8 @@ from xfusion_stream.calibration import (
     load_record,
     match_intensity,
 )
-from xfusion_stream.devices import Scene, SceneConfig
-from xfusion_stream.errors import CalibrationError
+from xfusion_stream.core import CalibrationError
+from xfusion_stream.simulation import Scene, SceneConfig
 
 FULL = 65535.0
 

@@ -16,8 +16,7 @@ from xfusion_stream.calibration import (
     load_record,
     record_to_documents,
 )
-from xfusion_stream.errors import CalibrationError, ConfigError
-from xfusion_stream.optics import InterCameraTransform
+from xfusion_stream.core import CalibrationError, ConfigError, InterCameraTransform
 
 SHIMADZU, PHANTOM = (64, 96), (256, 384)
 TRANSFORM = InterCameraTransform(

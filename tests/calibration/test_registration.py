@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from xfusion_stream.calibration import CalibrationRecord, Registration
-from xfusion_stream.devices import render_shimadzu
-from xfusion_stream.errors import CalibrationError
-from xfusion_stream.optics import InterCameraTransform
+from xfusion_stream.core import CalibrationError, InterCameraTransform
+from xfusion_stream.simulation import render_shimadzu
 
 SHIMADZU, PHANTOM = (48, 80), (192, 320)
 

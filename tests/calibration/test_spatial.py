@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 
 from xfusion_stream.calibration import calibrate_grid
-from xfusion_stream.devices import (
+from xfusion_stream.core import CalibrationError, InterCameraTransform
+from xfusion_stream.simulation import (
     Scene,
     SceneConfig,
     g400_grid_image,
     render_phantom,
     render_shimadzu,
 )
-from xfusion_stream.errors import CalibrationError
-from xfusion_stream.optics import InterCameraTransform
 
 SHIMADZU_SHAPE = (64, 96)
 

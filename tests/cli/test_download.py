@@ -7,9 +7,9 @@ import zipfile
 
 import pytest
 
+from xfusion_stream.app import download
 from xfusion_stream.cli import main
-from xfusion_stream.download import download
-from xfusion_stream.errors import DownloadError
+from xfusion_stream.core import DownloadError
 
 
 def _make_zip() -> bytes:
@@ -133,7 +133,7 @@ def test_not_a_zip_and_missing_file(server, tmp_path):
 
 
 def test_zip_slip_is_refused(tmp_path):
-    from xfusion_stream.download import extract_zip
+    from xfusion_stream.app import extract_zip
 
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as zf:

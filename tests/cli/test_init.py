@@ -4,8 +4,7 @@ import json
 import pytest
 
 from xfusion_stream.cli import main
-from xfusion_stream.config import read_config, update_config
-from xfusion_stream.errors import ConfigError
+from xfusion_stream.core import ConfigError, read_config, update_config
 
 
 def test_init_writes_conf_and_later_commands_update_it(tmp_path, capsys):

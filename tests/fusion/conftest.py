@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from xfusion_testkit import FUSION_SCENE, sim_cameras
 
 from xfusion_stream.calibration import CalibrationRecord
-from xfusion_stream.devices import Scene, SceneConfig
 from xfusion_stream.fusion import FusionModel
+from xfusion_stream.simulation import Scene, SceneConfig
+from xfusion_stream.testing._kit import FUSION_SCENE, sim_cameras
 
 SCENE = FUSION_SCENE
 

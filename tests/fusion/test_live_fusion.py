@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from xfusion_plans import dual_camera_burst
-from xfusion_testkit import DocumentLog as Collector
-from xfusion_testkit import expected_table
 
 from xfusion_stream.fusion import FusionConfig, fusion_router, replay_run
 from xfusion_stream.publishing import make_tiled_writer
+from xfusion_stream.testing._kit import DocumentLog as Collector
+from xfusion_stream.testing._kit import expected_table
 
 
 def _fuse_live(RE, cameras, model, calibration, sinks, config, inline=False):
@@ -124,7 +124,7 @@ def test_corrupt_frame_fails_the_fused_run_not_the_raw_run(
 def test_descriptor_that_does_not_match_calibration_fails_clearly(
     RE, cameras, tiny_model, calibration
 ):
-    from xfusion_stream.devices import SceneConfig
+    from xfusion_stream.simulation import SceneConfig
 
     fused = Collector()
     other = SceneConfig(seed=1, shimadzu_shape=(16, 24), n_shimadzu=32)
@@ -153,7 +153,7 @@ def test_runs_without_cameras_get_no_fused_run(RE, tiny_model, calibration):
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path):
-    from xfusion_stream.errors import ConfigError
+    from xfusion_stream.core import ConfigError
     from xfusion_stream.fusion import load_fusion_model
 
     with pytest.raises(ConfigError, match="model file not found"):

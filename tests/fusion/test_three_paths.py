@@ -9,15 +9,15 @@ import numpy as np
 import tifffile
 import torch
 from xfusion_plans import dual_camera_burst
-from xfusion_testkit import FUSION_SCENE as SCENE
-from xfusion_testkit import DocumentLog as Collector
-from xfusion_testkit import expected_table
 
 from xfusion_stream.calibration import record_to_documents
 from xfusion_stream.cli import main
-from xfusion_stream.devices import write_simulation
 from xfusion_stream.fusion import FusionConfig, fusion_router, load_fusion_model
 from xfusion_stream.publishing import make_tiled_writer
+from xfusion_stream.simulation import write_simulation
+from xfusion_stream.testing._kit import FUSION_SCENE as SCENE
+from xfusion_stream.testing._kit import DocumentLog as Collector
+from xfusion_stream.testing._kit import expected_table
 
 
 def _tiffs(folder) -> dict[int, np.ndarray]:

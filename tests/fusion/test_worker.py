@@ -8,9 +8,8 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from xfusion_testkit import DocumentLog as Collector
 
-from xfusion_stream.errors import DocumentError
+from xfusion_stream.core import DocumentError
 from xfusion_stream.fusion import (
     FrameFiller,
     FusedRunComposer,
@@ -18,6 +17,7 @@ from xfusion_stream.fusion import (
     FusionWorker,
     WindowJob,
 )
+from xfusion_stream.testing._kit import DocumentLog as Collector
 
 H, W = 8, 12
 

@@ -11,7 +11,7 @@ import pytest
 import tifffile
 from PIL import Image, ImageSequence
 
-from xfusion_stream.errors import ConfigError
+from xfusion_stream.core import ConfigError
 from xfusion_stream.fusion import FusedFrame, WindowJob
 from xfusion_stream.products import CSV_BASE_COLUMNS, METRIC_KEYS, ProductWriter
 from xfusion_stream.products._panels import DisplayWindow, lr_upsampled

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from xfusion_stream.errors import RecordedFormatError
+from xfusion_stream.core import RecordedFormatError
 from xfusion_stream.recorded import (
     format_phantom_date,
     format_phantom_time,

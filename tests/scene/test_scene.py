@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from xfusion_stream.devices import Scene, SceneConfig, g400_grid_image
-from xfusion_stream.errors import ConfigError
-from xfusion_stream.optics import InterCameraTransform
+from xfusion_stream.core import ConfigError, InterCameraTransform
+from xfusion_stream.simulation import Scene, SceneConfig, g400_grid_image
 
 SMALL = dict(shimadzu_shape=(32, 48), n_shimadzu=64)
 

@@ -10,8 +10,8 @@ import pytest
 import tifffile
 
 from xfusion_stream.cli import main
-from xfusion_stream.devices import g400_grid_image
 from xfusion_stream.recorded import read_case, read_frame
+from xfusion_stream.simulation import g400_grid_image
 
 ARGS = ["--frames", "48", "--shimadzu-shape", "16", "24", "--seed", "11"]
 

@@ -14,7 +14,7 @@ from xfusion_stream.calibration import (
     frame_time_ns,
     pairing_table,
 )
-from xfusion_stream.errors import CalibrationError
+from xfusion_stream.core import CalibrationError
 from xfusion_stream.recorded import PhantomTiming, ShimadzuTiming
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from xfusion_stream.calibration import StreamingPairer, Window, pairing_table
-from xfusion_stream.errors import CalibrationError
+from xfusion_stream.core import CalibrationError
 from xfusion_stream.recorded import PhantomTiming, ShimadzuTiming, read_case, write_case
 
 PHANTOM_CLOCK = 60_252_729_496_560  # 16:44:12.729 496.56 as ns of day

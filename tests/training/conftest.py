@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from xfusion_models.data import ClipEntry, write_frame, write_meta_info
-from xfusion_stream.training_set import TrainingSetSpec, build_training_set
+from xfusion_stream.simulation.training_set import TrainingSetSpec, build_training_set
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import torch
 
 import xfusion_models
 from xfusion_models.training import score_windows, scoring_windows, summarise
-from xfusion_stream.training_set import TrainingSetSpec, clip_seed, render_clip
+from xfusion_stream.simulation.training_set import TrainingSetSpec, clip_seed, render_clip
 
 TEST_BASE_SEED = 11  # held out: the shipped model's training set used another base seed
 

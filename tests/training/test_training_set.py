@@ -1,7 +1,7 @@
 import numpy as np
 
 from xfusion_models.data import frame_paths, read_frame, read_meta_info
-from xfusion_stream.training_set import TrainingSetSpec, clip_seed, main, render_clip
+from xfusion_stream.simulation.training_set import TrainingSetSpec, clip_seed, main, render_clip
 
 
 def test_layout_meta_info_and_lr_is_area_average(tiny_set):

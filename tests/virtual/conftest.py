@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from xfusion_testkit import DocumentLog
+
+from xfusion_stream.testing._kit import DocumentLog
 
 N_FRAMES, ROWS, COLS = 41, 70, 100  # cropped to 64x96 -> Shimadzu 16x24
 

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import tifffile
 
+from xfusion_stream.app import identity_calibration
 from xfusion_stream.calibration import Registration, pairing_table
+from xfusion_stream.core import ConfigError, RecordedFormatError
 from xfusion_stream.devices import (
     CameraBackend,
     VirtualCaseBackend,
     VirtualOptions,
     VirtualSequence,
 )
-from xfusion_stream.errors import ConfigError, RecordedFormatError
-from xfusion_stream.virtual import identity_calibration
 
 
 def _read_all(backend: VirtualCaseBackend, limit=None):

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from xfusion_plans import virtual_experiment
 
-from xfusion_stream.errors import ConfigError
-from xfusion_stream.virtual import (
+from xfusion_stream.app import (
     find_virtual_sources,
     identity_calibration,
     load_virtual_datasets,
     virtual_windows,
 )
+from xfusion_stream.core import ConfigError
 
 
 def _clip(folder: Path, stack: np.ndarray, n: int = 41) -> Path:

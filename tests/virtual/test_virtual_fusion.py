@@ -9,10 +9,10 @@ import torch
 from xfusion_plans import virtual_experiment
 
 from xfusion_models.metrics import psnr
+from xfusion_stream.app import identity_calibration
 from xfusion_stream.calibration import pairing_table
 from xfusion_stream.devices import VirtualOptions, VirtualSequence
 from xfusion_stream.fusion import FusionConfig, FusionModel, fusion_router
-from xfusion_stream.virtual import identity_calibration
 
 
 @pytest.fixture(scope="module")

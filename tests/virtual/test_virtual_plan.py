@@ -8,16 +8,16 @@ import pytest
 from xfusion_plans import dual_camera_burst, virtual_experiment
 
 from xfusion_stream.calibration import StreamingPairer, pairing_table
+from xfusion_stream.core import ConfigError
 from xfusion_stream.devices import (
     PhantomTMX7510,
-    SceneConfig,
     ShimadzuHPVX2,
     SimBeam,
     SimPhantomBackend,
     SimShimadzuBackend,
     VirtualSequence,
 )
-from xfusion_stream.errors import ConfigError
+from xfusion_stream.simulation import SceneConfig
 
 
 def _run(RE, collector, plan):

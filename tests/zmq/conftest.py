@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from xfusion_testkit import expected_table, sim_cameras
 
-from xfusion_stream.devices import Scene, SceneConfig
+from xfusion_stream.simulation import Scene, SceneConfig
+from xfusion_stream.testing._kit import expected_table, sim_cameras
 
 ZMQ_SCENE = SceneConfig(seed=3, shimadzu_shape=(32, 48), n_shimadzu=64)
 CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -110,7 +110,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def calibration_file(tmp_path_factory) -> Path:
     from xfusion_stream.calibration import CalibrationRecord
-    from xfusion_stream.devices import Scene
+    from xfusion_stream.simulation import Scene
 
     scene = Scene(ZMQ_SCENE)
     record = CalibrationRecord.from_transform(

@@ -7,6 +7,7 @@ import time
 
 from xfusion_plans import dual_camera_burst
 
+from xfusion_stream.app import FusionServer
 from xfusion_stream.calibration import load_record
 from xfusion_stream.fusion import load_fusion_model
 from xfusion_stream.publishing import (
@@ -18,7 +19,6 @@ from xfusion_stream.publishing import (
     make_remote_dispatcher,
     stop_dispatcher,
 )
-from xfusion_stream.serve import FusionServer
 
 
 def _wait(predicate, timeout: float, what: str) -> None:

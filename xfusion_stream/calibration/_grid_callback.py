@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import numpy as np
 from event_model import DocumentRouter
 
-from ..errors import DocumentError, XFusionError
+from ..core import DocumentError, XFusionError
 from ._record import CalibrationRecord
 
 __all__ = ["GridCalibrationCallback", "CAMERA_MODELS"]

@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 from skimage.segmentation import clear_border, expand_labels
 
-from ..errors import CalibrationError
+from ..core import CalibrationError
 
 __all__ = ["GridSquares", "estimate_pitch", "find_squares"]
 

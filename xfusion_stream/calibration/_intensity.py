@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import CalibrationError
+from ..core import CalibrationError
 
 __all__ = ["IntensityMatch", "match_intensity", "MIN_R2"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import CalibrationError
+from ..core import CalibrationError
 
 __all__ = ["Lattice", "fit_lattice"]
 

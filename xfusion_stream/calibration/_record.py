@@ -16,8 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .. import __version__
-from ..errors import CalibrationError, ConfigError
-from ..optics import InterCameraTransform
+from ..core import CalibrationError, ConfigError, InterCameraTransform
 from ._intensity import IntensityMatch
 from ._valid_crop import valid_crop
 
@@ -64,7 +63,7 @@ class ResidualPass(BaseModel):
 
 
 class CalibrationRecord(BaseModel):
-    """Shimadzu HR grid -> Phantom geometry, in the convention of ``xfusion_stream.optics``."""
+    """Shimadzu HR grid -> Phantom geometry, in the convention of ``xfusion_stream.core`` (optics)."""
 
     model_config = ConfigDict(extra="forbid")
     schema_version: Literal[1] = SCHEMA_VERSION

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..errors import CalibrationError
+from ..core import CalibrationError
 from ._record import CalibrationRecord
 
 __all__ = ["Registration"]

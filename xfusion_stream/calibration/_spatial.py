@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..errors import CalibrationError
-from ..optics import InterCameraTransform
+from ..core import CalibrationError, InterCameraTransform
 from ._grid_segmentation import GridSquares, find_squares
 from ._intensity import match_intensity
 from ._lattice import Lattice, fit_lattice

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CalibrationError
+from ..core import CalibrationError
 from ..recorded import PhantomTiming, ShimadzuTiming, parse_rec_speed
 
 __all__ = [

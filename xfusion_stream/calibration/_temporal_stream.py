@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 
-from ..errors import CalibrationError
+from ..core import CalibrationError
 from ._temporal import (
     PairingTable,
     Window,

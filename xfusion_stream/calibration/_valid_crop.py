@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CalibrationError
+from ..core import CalibrationError
 
 __all__ = ["valid_crop"]
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..core import ConfigError
 
 DEFAULT = ("bench_fusion",)
 

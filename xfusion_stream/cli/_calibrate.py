@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     from ..calibration._overlay import write_overlay
     from ..calibration._spatial import calibrate_grid
-    from ..errors import ConfigError
+    from ..core import ConfigError
     from ..recorded import read_case, read_frame
 
     case_dir = Path(args.cal_dir) / args.cal_id
@@ -65,8 +65,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def _remember(record_path: Path) -> bool:
     """Note the record in xfusion.conf (if `xfusion init` made one) for `xfusion inference`."""
-    from ..config import update_config
-    from ..errors import ConfigError
+    from ..core import ConfigError, update_config
 
     try:
         update_config("calibrate", record=record_path)

@@ -59,7 +59,7 @@ def default_out(base: Path = Path("xfusion-demo")) -> Path:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..demo import DemoSettings, run_demo
+    from ..app import DemoSettings, run_demo
     from ..fusion import load_fusion_model
 
     model = load_fusion_model(args.model_file, device=args.device, precision=args.precision)

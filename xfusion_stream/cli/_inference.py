@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..core import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _data_type(args: argparse.Namespace) -> str:
     if args.data_type:
         return args.data_type
-    from ..config import read_config
+    from ..core import read_config
 
     try:
         return read_config(args.home)["general"]["data_type"]
@@ -85,7 +85,7 @@ def _calibration(args: argparse.Namespace, case) -> Any:
         return import_original(
             args.tfm_file, args.meta_file_scale, case.shimadzu_shape, case.phantom_shape
         )
-    from ..config import read_config
+    from ..core import read_config
 
     try:
         recorded = read_config(args.home)["calibrate"].get("record")
@@ -111,7 +111,7 @@ def _tiled_sinks(args: argparse.Namespace) -> tuple[list, list]:
 
 
 def _fuse_case(args, name: str, plan, calibration, n_windows: int, model, config) -> dict:
-    from ..offline import run_with_fusion
+    from ..app import run_with_fusion
     from ..products import ProductWriter
 
     out = args.out / name
@@ -160,7 +160,7 @@ def _actual_cases(args, model, config) -> list[dict]:
 def _virtual_cases(args, model, config) -> list[dict]:
     from xfusion_plans import virtual_experiment
 
-    from ..virtual import find_virtual_sources, identity_calibration, virtual_windows
+    from ..app import find_virtual_sources, identity_calibration, virtual_windows
 
     results = []
     for source in find_virtual_sources(args.opt, args.img_class, args.input_dir):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import configparser
 
-from ..config import DATA_TYPES, MODEL_TYPES, write_config
+from ..core import DATA_TYPES, MODEL_TYPES, write_config
 
 _ARCH = {"EDVRModel": "edvr_stf", "SwinIRModel": "swin_xvr"}
 

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ..errors import XFusionError
+from ..core import XFusionError
 
 # subcommand -> (module under xfusion_stream.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

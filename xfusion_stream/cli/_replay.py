@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _calibration(args, client):
     from ..calibration import CalibrationRecord, load_record
-    from ..errors import ConfigError
+    from ..core import ConfigError
 
     if args.calibration is not None:
         return load_record(args.calibration)

@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 
-from ..errors import ConfigError
+from ..core import ConfigError
 
 
 def _positive_int(text: str) -> int:
@@ -107,10 +107,10 @@ def _check_prefix(flag: str, text: str) -> bytes:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from ..app import FusionServer
     from ..calibration import load_record
     from ..fusion import FusionConfig
     from ..publishing import check_address
-    from ..serve import FusionServer
 
     check_address(args.in_address, "--in-address")
     check_address(args.out_address, "--out-address")

@@ -50,9 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..devices import SceneConfig
-    from ..devices._simulation_cases import write_simulation
-    from ..optics import InterCameraTransform
+    from ..core import InterCameraTransform
+    from ..simulation import SceneConfig, write_simulation
 
     transform = InterCameraTransform(
         rotation_deg=args.rotation_deg,

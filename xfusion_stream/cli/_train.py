@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..core import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> dict:
         train_flow,
     )
 
-    from ..errors import ConfigError
+    from ..core import ConfigError
 
     if args.iters < 1 or args.crop % 16:
         raise ConfigError("--iters must be >= 1 and --crop a multiple of 16")

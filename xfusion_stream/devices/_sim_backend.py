@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..simulation import Scene, SceneConfig
 from ._camera_backend import BurstLifecycle, CameraFrame, CameraSettings
-from ._scene import Scene, SceneConfig
 
 __all__ = ["SimBeam", "SimPhantomBackend", "SimShimadzuBackend", "SIM_TARGETS"]
 

@@ -10,7 +10,7 @@ and fusion callback as real ones, and every fused frame has a ground truth.
 Geometry: HR frames are cropped at the top-left to multiples of ``4 * ratio`` (16
 pixels for x4; the model's two stride-2 stages on the LR grid need multiples of 4),
 so the Phantom grid is exactly ``ratio`` x the Shimadzu grid with coincident LR
-pixel centres (``xfusion_stream.optics`` convention, no mirror): the identity
+pixel centres (``xfusion_stream.core`` (optics) convention, no mirror): the identity
 calibration record registers them without resampling.
 """
 
@@ -24,7 +24,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from ..errors import ConfigError, RecordedFormatError
+from ..core import ConfigError, RecordedFormatError
 from ..recorded import PhantomTiming, ShimadzuTiming
 from ._camera_backend import BurstLifecycle, CameraFrame, CameraSettings
 

@@ -19,7 +19,7 @@ from event_model import DocumentRouter, RunRouter
 
 from .. import __version__
 from ..calibration import CalibrationRecord, Registration, StreamingPairer, Window
-from ..errors import DocumentError
+from ..core import DocumentError
 from ._composer import FusedFrame, FusedRunComposer, Sink
 from ._config import FusionConfig
 from ._filler import ArraySource, FrameFiller

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import h5py
 import numpy as np
 
-from ..errors import DocumentError
+from ..core import DocumentError
 
 __all__ = ["FrameFiller", "ArraySource"]
 

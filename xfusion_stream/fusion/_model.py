@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import yaml
 
-from ..errors import ConfigError
+from ..core import ConfigError
 
 __all__ = ["FusionModel", "load_fusion_model"]
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..calibration import CalibrationRecord
-from ..errors import XFusionError
+from ..core import XFusionError
 from ._callback import FusionCallback, is_calibration_run
 from ._composer import FusedFrame, Sink
 from ._config import FusionConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..errors import DocumentError
+from ..core import DocumentError
 
 __all__ = [
     "CameraStream",

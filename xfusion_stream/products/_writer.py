@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
+from ..core import ConfigError
 from ._panels import (
     DisplayWindow,
     Panels,

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..core import ConfigError
 from ._zmq import FUSED_PREFIX, check_address, make_remote_dispatcher
 
 __all__ = ["RunCount", "DocumentCounter", "listen", "ListenerProcess"]

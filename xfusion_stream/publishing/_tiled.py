@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..core import ConfigError
 
 __all__ = ["EmbeddedTiled", "make_tiled_writer", "register_json_seq_exporter"]
 

@@ -10,7 +10,7 @@ import re
 import threading
 from collections.abc import Callable
 
-from ..errors import ConfigError
+from ..core import ConfigError
 from ._serialization import pack_document, unpack_document
 
 __all__ = [

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if " " in args.prefix:
         print("listen: --prefix may not contain a space", file=sys.stderr)
         return 2
-    from ..errors import XFusionError
+    from ..core import XFusionError
     from ._listener import listen
 
     try:

@@ -2,7 +2,7 @@
 
 A case holds one Shimadzu INI, ``TIFF16/<subdir>/*.tif`` Shimadzu frames, and one
 Phantom folder with an XML header and ``img_NNNNNN.tif`` frames. Everything malformed
-raises :class:`xfusion_stream.errors.RecordedFormatError` naming file and field.
+raises :class:`xfusion_stream.core.RecordedFormatError` naming file and field.
 """
 
 from ._case import DEFAULT_START, RecordedCase, read_case, write_case

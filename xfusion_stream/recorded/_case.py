@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RecordedFormatError
+from ..core import RecordedFormatError
 from ._frames import frame_header, write_frame
 from ._phantom_xml import PhantomTiming, phantom_xml_text, read_phantom_xml
 from ._shimadzu_ini import ShimadzuTiming, read_shimadzu_ini, shimadzu_ini_text

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from ..errors import RecordedFormatError
+from ..core import RecordedFormatError
 
 __all__ = ["read_frame", "write_frame", "frame_header"]
 

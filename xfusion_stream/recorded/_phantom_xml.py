@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..errors import RecordedFormatError
+from ..core import RecordedFormatError
 
 __all__ = [
     "PhantomTiming",

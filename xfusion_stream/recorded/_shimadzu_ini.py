@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RecordedFormatError
+from ..core import RecordedFormatError
 
 __all__ = ["ShimadzuTiming", "read_shimadzu_ini", "shimadzu_ini_text", "parse_rec_speed"]
 

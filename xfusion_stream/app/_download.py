@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .errors import DownloadError
+from ..core import DownloadError
 
 __all__ = ["DownloadResult", "download", "extract_zip", "sha256_of"]
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .calibration import CalibrationRecord, load_record
-from .errors import ConfigError
-from .fusion import FusionCallback, FusionConfig, fusion_router, load_fusion_model
+from ..calibration import CalibrationRecord, load_record
+from ..core import ConfigError
+from ..fusion import FusionCallback, FusionConfig, fusion_router, load_fusion_model
 
 __all__ = ["LiveFusion", "attach_fusion", "profile_calibration"]
 
@@ -57,7 +57,7 @@ def attach_fusion(
     calibration: CalibrationRecord | None = None,
 ) -> LiveFusion:
     """Subscribe a fusion RunRouter to ``beamline.RE``."""
-    from .publishing import make_publisher, make_tiled_writer
+    from ..publishing import make_publisher, make_tiled_writer
 
     profile = beamline.profile
     spec = None if profile.model in ("default", "") else profile.model

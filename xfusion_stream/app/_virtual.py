@@ -30,12 +30,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .calibration import CalibrationRecord, Crop
-from .errors import ConfigError
-from .optics import InterCameraTransform
+from ..calibration import CalibrationRecord, Crop
+from ..core import ConfigError, InterCameraTransform
 
 if TYPE_CHECKING:
-    from .devices import VirtualSequence
+    from ..devices import VirtualSequence
 
 __all__ = [
     "VirtualDataset",
@@ -103,7 +102,7 @@ class VirtualSource:
 
     @cached_property
     def sequence(self) -> VirtualSequence:
-        from .devices import VirtualOptions, VirtualSequence
+        from ..devices import VirtualOptions, VirtualSequence
 
         return VirtualSequence(self.path, VirtualOptions(**self.options), lr_source=self.lr_path)
 
@@ -263,7 +262,7 @@ def identity_calibration(
 
 def virtual_windows(source: VirtualSource | VirtualSequence, mode: str) -> int:
     """How many fused frames a virtual experiment gives in ``mode`` (its pairing table)."""
-    from .calibration import pairing_table
+    from ..calibration import pairing_table
 
     seq = source.sequence if isinstance(source, VirtualSource) else source
     table = pairing_table(seq.phantom_timing(), seq.shimadzu_timing(), mode)

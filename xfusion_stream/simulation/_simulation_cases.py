@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..core import ConfigError
 from ._scene import Scene, SceneConfig
 
 __all__ = ["write_simulation", "TRUTH_FORMAT"]

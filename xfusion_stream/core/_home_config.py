@@ -10,7 +10,7 @@ import configparser
 import os
 from pathlib import Path
 
-from .errors import ConfigError
+from ._errors import ConfigError
 
 __all__ = [
     "CONFIG_NAME",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..optics import InterCameraTransform
+from ..core import InterCameraTransform
 
 __all__ = ["render_shimadzu", "render_phantom", "to_counts"]
 

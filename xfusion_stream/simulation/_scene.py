@@ -20,8 +20,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
-from ..optics import InterCameraTransform
+from ..core import ConfigError, InterCameraTransform
 from ..recorded import PhantomTiming, ShimadzuTiming
 from ._camera_models import render_phantom, render_shimadzu, to_counts
 from ._features import random_features

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .calibration import CalibrationRecord
-from .errors import XFusionError
-from .fusion import FusionCallback, FusionConfig, FusionModel, fusion_router
-from .fusion._composer import Sink
+from ..calibration import CalibrationRecord
+from ..core import XFusionError
+from ..fusion import FusionCallback, FusionConfig, FusionModel, fusion_router
+from ..fusion._composer import Sink
 
 __all__ = ["FusionOutcome", "run_with_fusion", "new_run_engine"]
 

@@ -11,19 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._profile_model import CameraProfile, Profile
-from .devices import (
+from ..core import ConfigError
+from ..devices import (
     EpicsAreaDetectorBackend,
     PhantomTMX7510,
     RecordedCaseBackend,
-    SceneConfig,
     ShimadzuHPVX2,
     SimBeam,
     SimPhantomBackend,
     SimShimadzuBackend,
 )
-from .devices._camera_backend import CameraBackend
-from .errors import ConfigError
+from ..devices._camera_backend import CameraBackend
+from ..simulation import SceneConfig
+from ._profile_model import CameraProfile, Profile
 
 __all__ = ["Beamline", "build_beamline"]
 
@@ -87,7 +87,7 @@ def _backend(
 
 def _tiled(profile: Profile, data_dir: Path) -> tuple[Any, Any]:
     """(server or None, client) as the profile asks."""
-    from .publishing import EmbeddedTiled
+    from ..publishing import EmbeddedTiled
 
     if profile.tiled.uri == "embedded":
         # embedded servers use the process-wide key (see EmbeddedTiled)
@@ -103,7 +103,7 @@ def build_beamline(profile: Profile, *, data_dir: str | Path | None = None) -> B
     """RunEngine + both cameras + Tiled (embedded or remote) + raw TiledWriter."""
     from bluesky import RunEngine
 
-    from .publishing import make_tiled_writer
+    from ..publishing import make_tiled_writer
 
     data = Path(data_dir).expanduser().resolve() if data_dir else profile.resolved_data_dir()
     (data / "raw").mkdir(parents=True, exist_ok=True)
@@ -121,7 +121,7 @@ def build_beamline(profile: Profile, *, data_dir: str | Path | None = None) -> B
         beam = SimBeam(config, grid_frames=s.grid_frames)
     case = None
     if "recorded" in (dev.phantom.backend, dev.shimadzu.backend):
-        from .recorded import read_case
+        from ..recorded import read_case
 
         case = read_case(profile.resolved_recorded_case())
     cameras = {}

@@ -7,7 +7,7 @@ registered). Shot noise is left to the dataset, which draws it per sample. Clip 
 of a set with base seed ``S`` uses scene seed ``S * 1000 + i`` (validation clips
 ``S * 1000 + 500 + i``), so two sets with different base seeds share no scene.
 
-Run ``python -m xfusion_stream.training_set --out DIR --seed S --clips N``.
+Run ``python -m xfusion_stream.simulation.training_set --out DIR --seed S --clips N``.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def clip_seed(base_seed: int, index: int, *, validation: bool = False) -> int:
 
 
 def _scene(spec: TrainingSetSpec, seed: int):
-    from .devices import Scene, SceneConfig
+    from . import Scene, SceneConfig
 
     rng = np.random.default_rng([seed, 77])
     config = SceneConfig(

@@ -1,6 +1,5 @@
-"""What several test rooms share: simulated cameras, a validating document log, the
-pairing table a scene should give. Imported by name (``from xfusion_testkit import``);
-``tests/`` is on sys.path because of ``tests/conftest.py``."""
+"""What tests and benchmarks share: simulated cameras, a validating document log, the
+pairing table a scene should give."""
 
 from __future__ import annotations
 
@@ -8,16 +7,11 @@ from pathlib import Path
 
 from event_model import DocumentNames, schema_validators
 
-from xfusion_stream.calibration import PairingTable, pairing_table
-from xfusion_stream.devices import (
-    PhantomTMX7510,
-    Scene,
-    SceneConfig,
-    ShimadzuHPVX2,
-    SimBeam,
-    SimPhantomBackend,
-    SimShimadzuBackend,
-)
+from ..calibration import PairingTable, pairing_table
+from ..devices import PhantomTMX7510, ShimadzuHPVX2, SimBeam, SimPhantomBackend, SimShimadzuBackend
+from ..simulation import Scene, SceneConfig
+
+__all__ = ["BEAMLINE_SCENE", "FUSION_SCENE", "DocumentLog", "expected_table", "sim_cameras"]
 
 # the small scenes the beamline and fusion rooms run (seconds per burst on 2 cores)
 BEAMLINE_SCENE = SceneConfig(seed=3, shimadzu_shape=(32, 48), n_shimadzu=32)

@@ -20,19 +20,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .calibration import CalibrationRecord, GridCalibrationCallback, record_to_documents
-from .devices import (
-    PhantomTMX7510,
-    Scene,
-    SceneConfig,
-    ShimadzuHPVX2,
-    SimBeam,
-    SimPhantomBackend,
-    SimShimadzuBackend,
-    write_simulation,
-)
-from .errors import XFusionError
-from .fusion import FusedFrame, FusionConfig, FusionModel, WindowJob
+from ..calibration import CalibrationRecord, GridCalibrationCallback, record_to_documents
+from ..core import XFusionError
+from ..devices import PhantomTMX7510, ShimadzuHPVX2, SimBeam, SimPhantomBackend, SimShimadzuBackend
+from ..fusion import FusedFrame, FusionConfig, FusionModel, WindowJob
+from ..simulation import Scene, SceneConfig, write_simulation
 
 __all__ = ["DemoSettings", "TruthScorer", "run_demo"]
 
@@ -103,15 +95,15 @@ def _cameras(beam: SimBeam, data_dir: Path):
 def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
     from xfusion_plans import dual_camera_burst, grid_calibration
 
-    from .offline import close_run_engine, new_run_engine, run_with_fusion
-    from .products import ProductWriter
-    from .publishing import (
+    from ..products import ProductWriter
+    from ..publishing import (
         EmbeddedTiled,
         ListenerProcess,
         ProxyThread,
         make_publisher,
         make_tiled_writer,
     )
+    from ._offline import close_run_engine, new_run_engine, run_with_fusion
 
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +182,7 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
 
 
 def _expected_windows(scene: Scene, mode: str) -> int:
-    from .calibration import pairing_table
+    from ..calibration import pairing_table
 
     return len(pairing_table(*scene.timings(), mode).windows)
 

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .calibration import CalibrationRecord
-from .fusion import FusionCallback, FusionConfig, FusionModel, fusion_router
-from .publishing import (
+from ..calibration import CalibrationRecord
+from ..fusion import FusionCallback, FusionConfig, FusionModel, fusion_router
+from ..publishing import (
     FUSED_PREFIX,
     RAW_PREFIX,
     make_publisher,

@@ -1,0 +1,61 @@
+"""Wiring that starts things: beamline profiles, fusion sessions, the demo, serve, downloads."""
+
+from ._beamline import Beamline, build_beamline
+from ._demo import DemoSettings, TruthScorer, run_demo
+from ._download import DownloadResult, download, extract_zip, sha256_of
+from ._live_fusion import LiveFusion, attach_fusion, profile_calibration
+from ._offline import FusionOutcome, new_run_engine, run_with_fusion
+from ._profile_model import (
+    CameraProfile,
+    DevicesProfile,
+    Profile,
+    SimSceneProfile,
+    TiledProfile,
+    ZmqProfile,
+    available_profiles,
+    load_profile,
+)
+from ._serve import FusionServer
+from ._virtual import (
+    VirtualDataset,
+    VirtualDatasets,
+    VirtualSource,
+    find_virtual_sources,
+    identity_calibration,
+    load_virtual_datasets,
+    virtual_windows,
+)
+
+__all__ = [
+    "attach_fusion",
+    "available_profiles",
+    "Beamline",
+    "build_beamline",
+    "CameraProfile",
+    "DemoSettings",
+    "DevicesProfile",
+    "download",
+    "DownloadResult",
+    "extract_zip",
+    "find_virtual_sources",
+    "FusionOutcome",
+    "FusionServer",
+    "identity_calibration",
+    "LiveFusion",
+    "load_profile",
+    "load_virtual_datasets",
+    "new_run_engine",
+    "Profile",
+    "profile_calibration",
+    "run_demo",
+    "run_with_fusion",
+    "sha256_of",
+    "SimSceneProfile",
+    "TiledProfile",
+    "TruthScorer",
+    "virtual_windows",
+    "VirtualDataset",
+    "VirtualDatasets",
+    "VirtualSource",
+    "ZmqProfile",
+]
