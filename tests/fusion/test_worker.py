@@ -55,7 +55,7 @@ def test_feature_cache_and_batching_do_not_change_results(tiny_model):
     jobs = _jobs(12)
     plain, _ = _run(tiny_model, jobs, queue_size=64, when_full="block", feature_cache=False)
     cached, worker = _run(tiny_model, jobs, queue_size=64, when_full="block")
-    assert worker.cache.hits > 0
+    assert worker.inference.cache.hits > 0
     batched, _ = _run(tiny_model, jobs, queue_size=64, when_full="block", max_batch=4)
     for a, b, c in zip(plain.events(), cached.events(), batched.events(), strict=True):
         np.testing.assert_array_equal(a["data"]["fused_image"], b["data"]["fused_image"])
@@ -185,7 +185,7 @@ def test_model_needing_hr_frames_streams_like_its_plain_forward():
     )
     jobs = _jobs(8)
     cached, worker = _run(model, jobs, queue_size=64, when_full="block", max_batch=3)
-    assert worker.cache.hits > 0
+    assert worker.inference.cache.hits > 0
     events = cached.events()
     assert len(events) == len(jobs)
     for job, event in zip(jobs, events, strict=True):

@@ -12,16 +12,14 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
 from ._composer import FusedFrame, FusedRunComposer
+from ._inference import WindowInference
 from ._model import FusionModel
 
 __all__ = ["WindowJob", "FusionWorker"]
@@ -67,29 +65,6 @@ class WorkerReport:
     latencies: list[float] = field(default_factory=list)  # input complete -> fused event out
 
 
-class _FeatureCache:
-    """Per-frame features keyed by (camera, position), least recently used evicted."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[tuple[str, int], torch.Tensor] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: tuple[str, int], compute) -> torch.Tensor:
-        if key in self._items:
-            self.hits += 1
-            self._items.move_to_end(key)
-            return self._items[key]
-        self.misses += 1
-        value = compute()
-        if self.capacity:
-            self._items[key] = value
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-        return value
-
-
 def _metrics(fused: np.ndarray, job: WindowJob) -> dict[str, float]:
     from xfusion_models.metrics import aad, psnr, ssim
 
@@ -126,7 +101,7 @@ class FusionWorker:
         self.when_full = when_full
         self.max_batch = max_batch
         self.report = WorkerReport()
-        self.cache = _FeatureCache(capacity=16 if feature_cache else 0)
+        self.inference = WindowInference(model, feature_cache=feature_cache)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         # skipped windows (window index, shimadzu index); appended by the callback thread
         # without blocking, turned into ``gaps`` events by the worker
@@ -202,9 +177,9 @@ class FusionWorker:
     def _process(self, jobs: list[WindowJob]) -> None:
         try:
             t0 = time.perf_counter()
-            outputs, attention, taus, blends = self._infer(jobs)
+            outputs = self.inference.run(jobs)
             self.report.model_seconds += time.perf_counter() - t0
-            for job, image, att, tau, blend in zip(jobs, outputs, attention, taus, blends):
+            for job, out in zip(jobs, outputs):
                 frame = FusedFrame(
                     window_index=job.index,
                     shimadzu_index=job.shimadzu_index,
@@ -212,11 +187,11 @@ class FusionWorker:
                     lr_indices=job.lr,
                     hr_indices=job.hr,
                     truth_index=job.truth_index,
-                    image=image,
-                    attention=att,
-                    metrics=_metrics(image, job),
-                    tau=tau,
-                    blend_weights=blend,
+                    image=out.image,
+                    attention=out.attention,
+                    metrics=_metrics(out.image, job),
+                    tau=out.tau,
+                    blend_weights=out.blend_weights,
                 )
                 self.composer.event(frame, time.time())
                 self.report.frames += 1
@@ -231,62 +206,6 @@ class FusionWorker:
         if not self._failed.is_set():
             self.report.failure = reason
             self._failed.set()
-
-    @torch.inference_mode()
-    def _infer(
-        self, jobs: list[WindowJob]
-    ) -> tuple[list[np.ndarray], list[np.ndarray], list[float], list[np.ndarray]]:
-        """Images, attention (5,), tau and blend weights (4,) per job (NaN where the model
-        does not report them)."""
-        m = self.model
-        net: Any = m.net
-        with m.autocast():
-            lr_feats, hr_feats = [], []
-            for job in jobs:
-                lr_feats.append(
-                    torch.cat(
-                        [
-                            self.cache.get(
-                                ("lr", pos), lambda f=frame: net.encode_lr(m.to_tensor([f]))
-                            )
-                            for pos, frame in zip(job.lr, job.lr_frames)
-                        ]
-                    )
-                )
-                hr_feats.append(
-                    torch.cat(
-                        [
-                            self.cache.get(
-                                ("hr", pos), lambda f=frame: net.encode_hr(m.to_tensor([f]))
-                            )
-                            for pos, frame in zip(job.hr, job.hr_frames)
-                        ]
-                    )
-                )
-            centre = m.to_tensor([job.lr_frames[1] for job in jobs])
-            extra: dict[str, Any] = {}
-            if getattr(net, "needs_hr_frames", False):  # e.g. EDVR-STF with hr_gate
-                extra["hq"] = torch.stack([m.to_tensor(list(job.hr_frames)) for job in jobs])
-            details: dict[str, torch.Tensor] = {}
-            if getattr(net, "reports_details", False):  # EDVR-STF with hr_warp
-                extra["details"] = details
-            out, att = net.fuse(torch.stack(lr_feats), torch.stack(hr_feats), centre, **extra)
-        images = [o[0].float().clamp(0, 1).cpu().numpy() for o in out]
-        if att is None:
-            atts = [np.full(5, np.nan, dtype=np.float32) for _ in jobs]
-        else:
-            atts = [a.float().cpu().numpy() for a in att]
-        nan4 = np.full(4, np.nan, dtype=np.float32)
-        taus = [float(t) for t in details["tau"].float().cpu()] if "tau" in details else None
-        blends = (
-            [w.float().cpu().numpy() for w in details["weights"]] if "weights" in details else None
-        )
-        return (
-            images,
-            atts,
-            taus or [float("nan")] * len(jobs),
-            blends or [nan4.copy() for _ in jobs],
-        )
 
     def _finish(self, stop: _Stop) -> None:
         status, reason = stop.exit_status, stop.reason
