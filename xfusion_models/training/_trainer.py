@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -116,15 +117,8 @@ def train(
     model = model_factory(opt.model)
     if pretrain is not None:
         _load_pretrained(model, pretrain)
-    spec = opt.train
-    params = _trainable_parameters(model, spec.trainable)
-    optimizer = torch.optim.Adam(
-        params, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay
-    )
-    sched = spec.scheduler
-    scheduler = CosineRestartSchedule(
-        optimizer, sched.periods, sched.restart_weights, sched.eta_min
-    )
+    spec, sched = opt.train, opt.train.scheduler
+    params, optimizer, scheduler = _optimisation(model, opt)
     ema = WeightEMA(model, spec.ema_decay) if spec.ema_decay is not None else None
     log = TrainLog(out / "metrics.csv", out / "training.png")
     start = 0
@@ -161,12 +155,8 @@ def train(
         if at_val or done % max(1, opt.val.every // 10) == 0:
             row = {"iter": done, "loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0]}
             if at_val:
-                scores = validate(
-                    ema.model if ema else model, val_set, opt.seed, opt.val.max_samples
-                )
-                row |= {"val_psnr": scores["psnr"], "val_ssim": scores["ssim"]}
-            row["elapsed_s"] = time.perf_counter() - t0
-            log.append(row)
+                row |= _validation_row(ema.model if ema else model, val_set, opt)
+            log.append(row | {"elapsed_s": time.perf_counter() - t0})
             running = []
         if done % opt.checkpoint_every == 0 or done == spec.iters:
             _save_state(out / STATE_FILE, done, model, ema, optimizer, scheduler)
@@ -178,6 +168,26 @@ def train(
     _export(ema.model if ema else model, weights, opt, ema is not None)
     last = log.last_validation()
     return {"iters": spec.iters, "resumed_from": start, "weights": str(weights), **last}
+
+
+def _validation_row(model: torch.nn.Module, val_set: Any, opt: TrainOptions) -> dict[str, float]:
+    scores = validate(model, val_set, opt.seed, opt.val.max_samples)
+    return {"val_psnr": scores["psnr"], "val_ssim": scores["ssim"]}
+
+
+def _optimisation(
+    model: torch.nn.Module, opt: TrainOptions
+) -> tuple[list[torch.nn.Parameter], torch.optim.Adam, CosineRestartSchedule]:
+    """The parameters that train, their Adam optimiser and its cosine-restart schedule."""
+    spec, sched = opt.train, opt.train.scheduler
+    params = _trainable_parameters(model, spec.trainable)
+    optimizer = torch.optim.Adam(
+        params, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay
+    )
+    scheduler = CosineRestartSchedule(
+        optimizer, sched.periods, sched.restart_weights, sched.eta_min
+    )
+    return params, optimizer, scheduler
 
 
 def _trainable_parameters(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -221,6 +222,107 @@ def _pairs(
     return np.array(ip, dtype=int), np.array(is_, dtype=int)
 
 
+def _pair_squares(
+    phantom: np.ndarray,
+    shimadzu_hr: np.ndarray,
+    flip: np.ndarray,
+    cs: np.ndarray,
+    cp: np.ndarray,
+) -> tuple[Lattice, Lattice, bool, np.ndarray, np.ndarray]:
+    """Both lattices, the mirrored linear map and the indices of squares paired across them."""
+    sq_p: GridSquares = find_squares(phantom)
+    sq_s: GridSquares = find_squares(shimadzu_hr)
+    lat_p = fit_lattice(sq_p.centres - cp, np.zeros(2), "phantom")
+    lat_s = fit_lattice((sq_s.centres - cs) * flip, np.zeros(2), "shimadzu")
+    linear = lat_p.basis @ np.linalg.inv(lat_s.basis)  # mirrored Shimadzu -> Phantom
+    unmirrored = linear @ np.diag(flip)
+    t_phase = _phase_translation(phantom, shimadzu_hr, unmirrored, cs, cp)
+    t0, ambiguous = _lattice_translation(
+        phantom, shimadzu_hr, unmirrored, t_phase, lat_p.basis, cs, cp
+    )
+    ip, is_ = _pairs(lat_p, lat_s, linear, t0)
+    if len(ip) < 6:
+        raise CalibrationError(f"only {len(ip)} grid squares paired across the cameras")
+    return lat_p, lat_s, ambiguous, ip, is_
+
+
+def _robust_fit(
+    u: np.ndarray, v: np.ndarray, lat_p: Lattice, lat_s: Lattice
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any], list[ResidualPass], np.ndarray]:
+    """Fit, then drop squares cut by a field edge or a defect (they centre badly) and refit."""
+    s0 = lat_p.pitch_px / lat_s.pitch_px
+    params, passes, err = _fit(u, v, s0)
+    for _ in range(3):
+        d = np.linalg.norm(err, axis=1)
+        keep = d <= max(1.0, 5.0 * np.median(d))
+        if keep.all() or keep.sum() < 6:
+            break
+        u, v = u[keep], v[keep]
+        params, passes, err = _fit(u, v, s0)
+    return u, v, params, passes, err
+
+
+def _geometry_record(
+    params: dict[str, Any],
+    passes: list[ResidualPass],
+    phantom_pitch_px: float,
+    pitch_um: float,
+    n_pairs: int,
+    lr_shape: tuple[int, int],
+    phantom_shape: tuple[int, ...],
+    ratio: int,
+    mirror: bool,
+    source: str,
+) -> CalibrationRecord:
+    transform = InterCameraTransform(
+        rotation_deg=float(np.degrees(params["theta"])),
+        translation_px=(float(params["t"][0]), float(params["t"][1])),
+        scale_col=float(params["scale_col"]),
+        scale_row=float(params["scale_row"]),
+        mirror=mirror,
+        ratio=ratio,
+    )
+    hr_shape = (int(phantom_shape[0]), int(phantom_shape[1]))
+    m = transform.matrix(lr_shape, hr_shape)
+    phantom_um = pitch_um / phantom_pitch_px
+    shimadzu_um = phantom_um * float(np.sqrt(params["scale_col"] * params["scale_row"])) * ratio
+    return CalibrationRecord(
+        source=source,
+        ratio=ratio,
+        mirror=mirror,
+        shimadzu_shape=lr_shape,
+        phantom_shape=hr_shape,
+        matrix=m.tolist(),
+        rotation_deg=transform.rotation_deg,
+        scale_row=transform.scale_row,
+        scale_col=transform.scale_col,
+        translation_px=transform.translation_px,
+        pixel_size_um=PixelSizes(phantom=phantom_um, shimadzu=shimadzu_um),
+        crop=Crop(**valid_crop(m, lr_shape, hr_shape, ratio)),
+        residuals=passes,
+        n_pairs=n_pairs,
+    )
+
+
+def _with_intensity(
+    record: CalibrationRecord, phantom: np.ndarray, shimadzu: np.ndarray
+) -> tuple[CalibrationRecord, str | None]:
+    """The record with the Shimadzu -> Phantom intensity match, or unchanged and why not:
+    a good geometry is not thrown away for a failed intensity match."""
+    registered = Registration(record)
+    try:
+        intensity = match_intensity(
+            registered.phantom_hr(phantom),
+            registered.shimadzu_lr(shimadzu),
+            record.ratio,
+            source=record.source,
+        )
+    except CalibrationError as exc:
+        logger.warning("calibration %s: no intensity match: %s", record.uid, exc)
+        return record, str(exc)
+    return record.model_copy(update={"intensity": intensity}), None
+
+
 def calibrate_grid(
     phantom_frames: Sequence[np.ndarray] | np.ndarray,
     shimadzu_frames: Sequence[np.ndarray] | np.ndarray,
@@ -245,74 +347,25 @@ def calibrate_grid(
     flip = np.array([-1.0 if mirror else 1.0, 1.0])
     steps.update()
 
-    sq_p: GridSquares = find_squares(phantom)
-    sq_s: GridSquares = find_squares(shimadzu_hr)
-    lat_p = fit_lattice(sq_p.centres - cp, np.zeros(2), "phantom")
-    lat_s = fit_lattice((sq_s.centres - cs) * flip, np.zeros(2), "shimadzu")
+    lat_p, lat_s, ambiguous, ip, is_ = _pair_squares(phantom, shimadzu_hr, flip, cs, cp)
     steps.update()
-
-    linear = lat_p.basis @ np.linalg.inv(lat_s.basis)  # mirrored Shimadzu -> Phantom
-    unmirrored = linear @ np.diag(flip)
-    t_phase = _phase_translation(phantom, shimadzu_hr, unmirrored, cs, cp)
-    t0, ambiguous = _lattice_translation(
-        phantom, shimadzu_hr, unmirrored, t_phase, lat_p.basis, cs, cp
-    )
-    ip, is_ = _pairs(lat_p, lat_s, linear, t0)
-    if len(ip) < 6:
-        raise CalibrationError(f"only {len(ip)} grid squares paired across the cameras")
-    steps.update()
-
-    u, v = lat_s.centres[is_], lat_p.centres[ip]
-    s0 = lat_p.pitch_px / lat_s.pitch_px
-    params, passes, err = _fit(u, v, s0)
-    for _ in range(3):
-        # Squares cut by a field edge or a defect centre badly; drop and refit.
-        d = np.linalg.norm(err, axis=1)
-        keep = d <= max(1.0, 5.0 * np.median(d))
-        if keep.all() or keep.sum() < 6:
-            break
-        u, v = u[keep], v[keep]
-        params, passes, err = _fit(u, v, s0)
+    u, v, params, passes, err = _robust_fit(lat_s.centres[is_], lat_p.centres[ip], lat_p, lat_s)
     steps.update()
     steps.close()
 
-    transform = InterCameraTransform(
-        rotation_deg=float(np.degrees(params["theta"])),
-        translation_px=(float(params["t"][0]), float(params["t"][1])),
-        scale_col=float(params["scale_col"]),
-        scale_row=float(params["scale_row"]),
-        mirror=mirror,
-        ratio=ratio,
+    record = _geometry_record(
+        params,
+        passes,
+        lat_p.pitch_px,
+        pitch_um,
+        len(u),
+        lr_shape,
+        phantom.shape,
+        ratio,
+        mirror,
+        source,
     )
-    m = transform.matrix(lr_shape, phantom.shape)
-    phantom_um = pitch_um / lat_p.pitch_px
-    shimadzu_um = phantom_um * float(np.sqrt(params["scale_col"] * params["scale_row"])) * ratio
-    record = CalibrationRecord(
-        source=source,
-        ratio=ratio,
-        mirror=mirror,
-        shimadzu_shape=lr_shape,
-        phantom_shape=(int(phantom.shape[0]), int(phantom.shape[1])),
-        matrix=m.tolist(),
-        rotation_deg=transform.rotation_deg,
-        scale_row=transform.scale_row,
-        scale_col=transform.scale_col,
-        translation_px=transform.translation_px,
-        pixel_size_um=PixelSizes(phantom=phantom_um, shimadzu=shimadzu_um),
-        crop=Crop(**valid_crop(m, lr_shape, phantom.shape, ratio)),
-        residuals=passes,
-        n_pairs=len(u),
-    )
-    registered = Registration(record)
-    problem = None
-    try:
-        intensity = match_intensity(
-            registered.phantom_hr(phantom), registered.shimadzu_lr(shimadzu), ratio, source=source
-        )
-        record = record.model_copy(update={"intensity": intensity})
-    except CalibrationError as exc:  # a good geometry is not thrown away for it
-        problem = str(exc)
-        logger.warning("calibration %s: no intensity match: %s", record.uid, problem)
+    record, problem = _with_intensity(record, phantom, shimadzu)
     return CalibrationResult(
         record=record,
         phantom_points=v + cp,
