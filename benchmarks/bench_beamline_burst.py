@@ -20,9 +20,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     args = parser.parse_args()
 
-    from bluesky import RunEngine
     from xfusion_plans import dual_camera_burst
 
+    from xfusion_stream.app import close_run_engine, new_run_engine
     from xfusion_stream.devices import (
         PhantomTMX7510,
         ShimadzuHPVX2,
@@ -45,7 +45,7 @@ def main() -> None:
     )
     with EmbeddedTiled(root / "tiled", readable_storage=[root / "raw"]) as server:
         client = server.client()
-        RE = RunEngine({})
+        RE = new_run_engine()
         docs: list[tuple[float, str]] = []
         RE.subscribe(lambda name, doc: docs.append((time.perf_counter(), name)))
         RE.subscribe(make_tiled_writer(client, batch_size=args.batch_size))
@@ -58,8 +58,7 @@ def main() -> None:
         n_ph = run["phantom"]["phantom_image"][:].shape[0]
         n_sh = run["shimadzu"]["shimadzu_image"][:].shape[0]
         t_read = time.perf_counter() - t2
-        RE.loop.call_soon_threadsafe(RE.loop.stop)
-        RE._th.join()
+        close_run_engine(RE)
     n_events = n_ph + n_sh
     print(
         json.dumps(

@@ -36,7 +36,7 @@ def main() -> None:
     from xfusion_plans import dual_camera_burst
 
     import xfusion_models as xm
-    from xfusion_stream.app import run_with_fusion
+    from xfusion_stream.app import FusionSession
     from xfusion_stream.calibration import CalibrationRecord
     from xfusion_stream.devices import (
         PhantomTMX7510,
@@ -76,12 +76,8 @@ def main() -> None:
             beam.scene.transform, beam.scene.shimadzu_shape, beam.scene.phantom_shape
         )
         t0 = time.perf_counter()
-        outcome = run_with_fusion(
-            dual_camera_burst(phantom, shimadzu),
-            model=model,
-            calibration=record,
-            config=FusionConfig(traverse_mode=args.mode),
-        )
+        session = FusionSession(model, record, config=FusionConfig(traverse_mode=args.mode))
+        outcome = session.run_plan(dual_camera_burst(phantom, shimadzu))
         wall = time.perf_counter() - t0
     report_latency = outcome.latencies
     result = {

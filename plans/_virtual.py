@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from xfusion_stream.core import ConfigError
 from xfusion_stream.devices import (
-    DEFAULT_PHOTONS,
     PhantomTMX7510,
     ShimadzuHPVX2,
     VirtualCaseBackend,
@@ -19,6 +19,9 @@ from xfusion_stream.devices import (
 from ._burst import Plan, burst_run, camera_pair
 
 __all__ = ["virtual_experiment", "virtual_cameras"]
+
+# the plan's keyword defaults are VirtualOptions' own (declared there once)
+_DEFAULT = VirtualOptions()
 
 
 def virtual_cameras(
@@ -32,24 +35,26 @@ def virtual_cameras(
 ) -> tuple[PhantomTMX7510, ShimadzuHPVX2]:
     """The two virtual cameras, named ``phantom`` and ``shimadzu``, sharing one sequence.
 
-    ``options`` are :class:`VirtualOptions` fields. ``data_dir`` gets the burst HDF5
-    files; default for a folder source: ``<source>_raw`` next to it.
+    ``options`` are :class:`VirtualOptions` fields (with a shared sequence they must
+    agree with its own). ``data_dir`` gets the burst HDF5 files; default for a folder
+    source: ``<source>_raw`` next to it.
     """
     if isinstance(source, VirtualSequence):
         sequence = source
-        if options or lr_source is not None:
-            raise ValueError("options and lr_source belong to the given VirtualSequence")
+        if lr_source is not None:
+            raise ConfigError("lr_source belongs to the given VirtualSequence")
     else:
         sequence = VirtualSequence(source, VirtualOptions(**options), lr_source=lr_source)
+        options = {}  # now the sequence's
     if data_dir is None and not inline:
         if isinstance(sequence.source, np.ndarray):
-            raise ValueError("an in-memory virtual source needs data_dir (or inline=True)")
+            raise ConfigError("an in-memory virtual source needs data_dir (or inline=True)")
         folder = Path(sequence.source)
         data_dir = folder.parent / f"{folder.name}_raw"
     shimadzu_pixel_um = phantom_pixel_um * sequence.options.ratio
     return camera_pair(
-        VirtualCaseBackend(sequence, "phantom", pixel_size_um=phantom_pixel_um),
-        VirtualCaseBackend(sequence, "shimadzu", pixel_size_um=shimadzu_pixel_um),
+        VirtualCaseBackend(sequence, "phantom", pixel_size_um=phantom_pixel_um, **options),
+        VirtualCaseBackend(sequence, "shimadzu", pixel_size_um=shimadzu_pixel_um, **options),
         data_dir=data_dir,
         inline=inline,
     )
@@ -59,12 +64,12 @@ def virtual_experiment(
     source: str | Path | np.ndarray | VirtualSequence,
     *,
     md: dict[str, Any] | None = None,
-    phantom_every: int = 20,
-    ratio: int = 4,
-    photons: float | tuple[float, float] | None = DEFAULT_PHOTONS,
-    seed: int = 0,
-    frame_ns: int = 200,
-    downsample: Literal["bicubic", "area"] = "bicubic",
+    phantom_every: int = _DEFAULT.phantom_every,
+    ratio: int = _DEFAULT.ratio,
+    photons: float | tuple[float, float] | None = _DEFAULT.photons,
+    seed: int = _DEFAULT.seed,
+    frame_ns: int = _DEFAULT.frame_ns,
+    downsample: Literal["bicubic", "area"] = _DEFAULT.downsample,
     lr_source: str | Path | np.ndarray | None = None,
     data_dir: str | Path | None = None,
     inline: bool = False,
@@ -74,15 +79,29 @@ def virtual_experiment(
 
     The start document adds ``data_type: "virtual"``, ``virtual_source``,
     ``phantom_every`` and a ``virtual`` block (ratio, photons, seed, frame time,
-    downsampling, HR crop). Bad sources raise ``ConfigError`` /
-    ``RecordedFormatError`` naming the folder or file before any document is emitted.
+    downsampling, HR crop). The option keywords are :class:`VirtualOptions` fields, with
+    its defaults; a ``VirtualSequence`` source carries its own. Bad sources raise
+    ``ConfigError`` / ``RecordedFormatError`` naming the folder or file before any
+    document is emitted.
     """
+    fields: dict[str, Any] = {
+        "phantom_every": phantom_every,
+        "ratio": ratio,
+        "photons": photons,
+        "seed": seed,
+        "frame_ns": frame_ns,
+        "downsample": downsample,
+    }
     if isinstance(source, VirtualSequence):
         sequence = source
+        # fields left at their defaults say nothing; others must agree with the sequence
+        given = {k: v for k, v in fields.items() if v != getattr(_DEFAULT, k)}
     else:
-        options = VirtualOptions(ratio, phantom_every, photons, seed, frame_ns, downsample)
-        sequence = VirtualSequence(source, options, lr_source=lr_source)
-    phantom, shimadzu = virtual_cameras(sequence, data_dir=data_dir, inline=inline)
+        sequence = VirtualSequence(source, VirtualOptions(**fields), lr_source=lr_source)
+        given, lr_source = {}, None
+    phantom, shimadzu = virtual_cameras(
+        sequence, data_dir=data_dir, inline=inline, lr_source=lr_source, **given
+    )
     run_md: dict[str, Any] = sequence.start_metadata()
     run_md.update(md or {})
     return (

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real embedded Tiled server, a RunEngine per test, no leaked threads.
+"""Shared fixtures: a real embedded Tiled server, a RunEngine per test, no leaked threads
+(nor RunEngines left running).
 
 ``tiled_server`` is one SimpleTiledServer for the whole session (it takes seconds to
 start on a small machine); it may read any file under pytest's base temp folder, so
@@ -7,7 +8,6 @@ HDF5 files a test writes to its ``tmp_path`` are servable. Look runs up by uid.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
@@ -41,23 +41,10 @@ def tiled_client(tiled_server):
 @pytest.fixture
 def RE(request):
     """A RunEngine on its own event loop; the loop is stopped and closed afterwards."""
-    from bluesky import RunEngine
-    from bluesky.utils import TransitionError
+    from xfusion_stream.app import close_run_engine, new_run_engine
 
-    loop = asyncio.new_event_loop()
-    engine = RunEngine({}, call_returns_result=False, loop=loop)
-
-    def stop() -> None:
-        if engine.state not in ("idle", "panicked"):
-            try:
-                engine.halt()
-            except TransitionError:
-                pass
-        loop.call_soon_threadsafe(loop.stop)
-        engine._th.join(timeout=10)
-        loop.close()
-
-    request.addfinalizer(stop)
+    engine = new_run_engine()
+    request.addfinalizer(lambda: close_run_engine(engine))
     return engine
 
 
@@ -67,20 +54,26 @@ def RE(request):
 _POOL_THREAD_PREFIXES = ("AnyIO worker thread", "ThreadPoolExecutor-")
 
 
+# a RunEngine's loop thread is a daemon, but one left running means a RunEngine nobody
+# closed (``close_run_engine``): counted as a leak too
+_RUN_ENGINE_THREAD = "bluesky-run-engine"
+
+
 def _leaked(before: set[threading.Thread]) -> list[threading.Thread]:
     return [
         t
         for t in threading.enumerate()
         if t not in before
         and t.is_alive()
-        and not t.daemon
+        and (not t.daemon or t.name == _RUN_ENGINE_THREAD)
         and not t.name.startswith(_POOL_THREAD_PREFIXES)
     ]
 
 
 @pytest.fixture(autouse=True)
 def no_leaked_threads():
-    """Fail a test that leaves a non-daemon thread running (it would hang the exit)."""
+    """Fail a test that leaves a non-daemon thread (it would hang the exit) or a
+    RunEngine's loop thread running."""
     before = set(threading.enumerate())
     yield
     deadline = time.monotonic() + 5.0

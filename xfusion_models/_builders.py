@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from torch import nn
-
-from .archs import ARCHS, PRESETS
+from .archs import ARCHS, EDVRSTF, PRESETS, SwinXVR
 from .weights import CheckpointError, WeightsEntry, get_weights, list_weights
 from .weights._checkpoint import load_state_from, read_checkpoint
 
@@ -47,7 +45,9 @@ def _config(arch: str, preset: str | None, base: dict[str, Any] | None, override
     return dict(base)
 
 
-def _build(arch: str, preset: str | None, weights: WeightsSpec, overrides: dict) -> nn.Module:
+def _build(
+    arch: str, preset: str | None, weights: WeightsSpec, overrides: dict
+) -> EDVRSTF | SwinXVR:
     source = _resolve(weights)
     obj = path = None
     base: dict[str, Any] | None = None
@@ -75,18 +75,22 @@ def _build(arch: str, preset: str | None, weights: WeightsSpec, overrides: dict)
     return model
 
 
-def edvr_stf(preset: str | None = None, *, weights: WeightsSpec = None, **overrides: Any):
+def edvr_stf(
+    preset: str | None = None, *, weights: WeightsSpec = None, **overrides: Any
+) -> EDVRSTF:
     """EDVR-STF at ``preset`` (``paper``/``small``/``tiny``; default ``small``, or the
     weights' own preset), optionally loaded from ``weights`` (registry name, entry, path)."""
-    return _build("edvr_stf", preset, weights, overrides)
+    return cast(EDVRSTF, _build("edvr_stf", preset, weights, overrides))
 
 
-def swin_xvr(preset: str | None = None, *, weights: WeightsSpec = None, **overrides: Any):
+def swin_xvr(
+    preset: str | None = None, *, weights: WeightsSpec = None, **overrides: Any
+) -> SwinXVR:
     """SWIN-XVR, with the same arguments as :func:`edvr_stf`."""
-    return _build("swin_xvr", preset, weights, overrides)
+    return cast(SwinXVR, _build("swin_xvr", preset, weights, overrides))
 
 
-def build_model(spec: WeightsEntry | str | os.PathLike) -> nn.Module:
+def build_model(spec: WeightsEntry | str | os.PathLike) -> EDVRSTF | SwinXVR:
     """A ready-to-run model (eval mode) from a registry name, entry, entry JSON or checkpoint."""
     source = _resolve(spec)
     if source is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from xfusion_stream.simulation import SceneConfig
-from xfusion_stream.testing._kit import BEAMLINE_SCENE, DocumentLog, sim_cameras
+from xfusion_stream.testing import BEAMLINE_SCENE, DocumentLog, sim_cameras
 
 SMALL = BEAMLINE_SCENE
 

@@ -13,7 +13,7 @@ from xfusion_plans import dual_camera_burst, grid_calibration
 from xfusion_stream.devices import FRAME_DATASET
 from xfusion_stream.publishing import make_tiled_writer
 from xfusion_stream.simulation import Scene
-from xfusion_stream.testing._kit import BEAMLINE_SCENE as SMALL
+from xfusion_stream.testing import BEAMLINE_SCENE as SMALL
 
 
 def _events_in_order(log):

@@ -14,7 +14,7 @@ from xfusion_stream.devices import (
     SimPhantomBackend,
 )
 from xfusion_stream.simulation import Scene
-from xfusion_stream.testing._kit import BEAMLINE_SCENE as SMALL
+from xfusion_stream.testing import BEAMLINE_SCENE as SMALL
 
 
 def test_sim_backends_satisfy_the_protocol(make_cameras):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import runpy
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,17 @@ import pytest
 from xfusion_plans import dual_camera_burst
 
 from xfusion_stream.core import ConfigError
+from xfusion_stream.fusion import FusionConfig
 from xfusion_stream.profile import available_profiles, build_beamline, load_profile
-from xfusion_stream.publishing import EmbeddedTiled
+from xfusion_stream.publishing import (
+    RAW_PREFIX,
+    EmbeddedTiled,
+    ProxyThread,
+    dispatch_in_thread,
+    make_remote_dispatcher,
+    stop_dispatcher,
+)
+from xfusion_stream.simulation import SceneConfig
 
 SMALL_PROFILE = """
 name: test-sim
@@ -36,14 +46,18 @@ def test_shipped_profiles_load():
     sim = load_profile("sim")
     assert sim.devices.phantom.backend == "sim" and sim.tiled.uri == "embedded"
     assert sim.devices.sim.shimadzu_shape == (250, 400) and sim.devices.sim.n_shimadzu == 128
-    assert sim.zmq.raw_in.startswith("tcp://127.0.0.1:")
+    assert sim.zmq is not None and sim.zmq.raw_in.startswith("tcp://127.0.0.1:")
+    assert sim.fusion.traverse_mode == "continuous"
     assert load_profile("epics_example").devices.shimadzu.prefix == "32ID:HPVX2:"
 
 
 @pytest.mark.parametrize(
     ("text", "field"),
     [
-        ("name: x\ntraverse: sideways\n", "traverse"),
+        ("name: x\nfusion: {traverse_mode: sideways}\n", "fusion.traverse_mode"),
+        ("name: x\ntraverse: continuous\n", "traverse: Extra inputs"),
+        ("name: x\ndevices: {sim: {phantom_jitter_ns: 40}}\n", "devices.sim.phantom_jitter_ns"),
+        ("name: x\ndevices: {sim: {grid_frames: 1}}\n", "devices.sim.grid_frames"),
         ("name: x\ndevices: {phantom: {backend: tango}}\n", "devices.phantom.backend"),
         ("name: x\ndevices: {sim: {shimadzu_shape: [2, 24]}}\n", "devices.sim.shimadzu_shape"),
         ("name: x\nzmq: {fused: 'udp://1.2.3.4'}\n", "zmq.fused"),
@@ -59,6 +73,46 @@ def test_bad_profiles_name_file_and_field(tmp_path, text, field):
     with pytest.raises(ConfigError) as info:
         load_profile(path)
     assert str(path) in str(info.value) and field in str(info.value)
+
+
+def test_sim_block_is_the_scene_config_plus_grid_frames(tmp_path):
+    text = SMALL_PROFILE.replace(
+        "n_shimadzu: 24}", "n_shimadzu: 24, shimadzu_photons: null, grid_frames: 12}"
+    )
+    sim = load_profile(_write(tmp_path, text)).devices.sim
+    scene = sim.scene_config()
+    assert type(scene) is SceneConfig and sim.grid_frames == 12
+    assert scene == SceneConfig(
+        seed=5, shimadzu_shape=(16, 24), n_shimadzu=24, shimadzu_photons=None
+    )
+
+
+def test_fusion_block_is_the_fusion_config(tmp_path):
+    text = SMALL_PROFILE + "fusion: {traverse_mode: double, queue_size: 4, when_full: skip}\n"
+    fusion = load_profile(_write(tmp_path, text)).fusion
+    assert fusion == FusionConfig(traverse_mode="double", queue_size=4, when_full="skip")
+
+
+def test_zmq_block_publishes_the_raw_documents(tmp_path):
+    received: list[tuple[str, dict]] = []
+    with ProxyThread() as proxy:
+        text = SMALL_PROFILE + f"zmq: {{raw_in: '{proxy.in_address}'}}\n"
+        dispatcher = make_remote_dispatcher(proxy.out_address, prefix=RAW_PREFIX)
+        thread = dispatch_in_thread(dispatcher, lambda name, doc: received.append((name, doc)))
+        try:
+            with build_beamline(load_profile(_write(tmp_path, text))) as bl:
+                publisher = bl.raw_publisher
+                time.sleep(0.5)  # slow joiner: let both ends reach the proxy
+                (uid,) = bl.RE(dual_camera_burst(bl.phantom, bl.shimadzu))
+                deadline = time.monotonic() + 30
+                while ("stop" not in [n for n, _ in received]) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            assert publisher._context.closed  # Beamline.close closed it
+        finally:
+            stop_dispatcher(dispatcher, thread)
+    names = [name for name, _ in received]
+    assert names[0] == "start" and names[-1] == "stop" and "descriptor" in names
+    assert received[0][1]["uid"] == uid and received[0][1]["beamline_profile"] == "test-sim"
 
 
 def test_unknown_profile_lists_the_shipped_ones():
@@ -82,6 +136,7 @@ def test_build_beamline_runs_a_burst_into_its_own_tiled(tmp_path):
     threads_before = set(threading.enumerate())
     with build_beamline(load_profile(_write(tmp_path, SMALL_PROFILE))) as bl:
         assert bl.phantom.prefix == "XF:T:PH:" and bl.raw_dir == tmp_path / "data" / "raw"
+        assert bl.raw_publisher is None  # no zmq: block, no 0MQ
         (uid,) = bl.RE(dual_camera_burst(bl.phantom, bl.shimadzu))
         run = bl.tiled_client[uid]
         assert run.metadata["start"]["beamline_profile"] == "test-sim"
@@ -92,7 +147,9 @@ def test_build_beamline_runs_a_burst_into_its_own_tiled(tmp_path):
         assert server.uri.startswith("http://127.0.0.1:")
         assert (tmp_path / "data" / "tiled" / "catalog.db").is_file()
     # closing the beamline stopped the RunEngine loop and the embedded server
-    assert not bl.RE._th.is_alive()
+    assert bl.RE.loop.is_closed()
+    started = [t for t in threading.enumerate() if t not in threads_before]
+    assert not [t for t in started if t.name == "bluesky-run-engine"]  # its loop thread ended
     bl.close()  # idempotent
     server.close()
     new = [t for t in threading.enumerate() if t not in threads_before and not t.daemon]

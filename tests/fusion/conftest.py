@@ -8,7 +8,7 @@ import torch
 from xfusion_stream.calibration import CalibrationRecord
 from xfusion_stream.fusion import FusionModel
 from xfusion_stream.simulation import Scene, SceneConfig
-from xfusion_stream.testing._kit import FUSION_SCENE, sim_cameras
+from xfusion_stream.testing import FUSION_SCENE, sim_cameras
 
 SCENE = FUSION_SCENE
 

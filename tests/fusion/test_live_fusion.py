@@ -6,23 +6,19 @@ import numpy as np
 import pytest
 from xfusion_plans import dual_camera_burst
 
-from xfusion_stream.fusion import FusionConfig, fusion_router, replay_run
+from xfusion_stream.app import FusionSession
+from xfusion_stream.fusion import FusionConfig
 from xfusion_stream.publishing import make_tiled_writer
-from xfusion_stream.testing._kit import DocumentLog as Collector
-from xfusion_stream.testing._kit import expected_table
+from xfusion_stream.testing import DocumentLog as Collector
+from xfusion_stream.testing import expected_table
 
 
 def _fuse_live(RE, cameras, model, calibration, sinks, config, inline=False):
-    callbacks = []
-    token = RE.subscribe(
-        fusion_router(model, calibration, sinks, config, on_callback=callbacks.append)
-    )
+    session = FusionSession(model, calibration, sinks, config)
     phantom, shimadzu = cameras(inline=inline)
-    (uid,) = RE(dual_camera_burst(phantom, shimadzu, md={"sample": "sim"}))
-    RE.unsubscribe(token)
-    (cb,) = callbacks
-    assert cb.join(120), "fusion did not finish"
-    return uid, cb
+    plan = dual_camera_burst(phantom, shimadzu, md={"sample": "sim"})
+    result = session.run_plan(plan, RE=RE, timeout=120)  # raises if fusion did not finish
+    return result.raw_uid, result
 
 
 @pytest.mark.parametrize("mode", ["continuous", "double"])
@@ -31,7 +27,7 @@ def test_live_fusion_matches_pairing_table(
 ):
     fused = Collector()
     RE.subscribe(make_tiled_writer(tiled_client))
-    uid, cb = _fuse_live(
+    uid, result = _fuse_live(
         RE,
         cameras,
         tiny_model,
@@ -59,7 +55,8 @@ def test_live_fusion_matches_pairing_table(
     else:
         assert np.isnan(events[0]["data"]["psnr"])
     # the fused run sits in Tiled, linked to the raw run, one row per fused frame
-    stored = tiled_client[cb.fused_uid]
+    assert result.frames == len(events) and result.exit_status == "success"
+    stored = tiled_client[result.fused_uid]
     assert stored.metadata["start"]["raw_uid"] == uid
     assert stored["fused"]["fused_image"].shape[0] == len(table.windows)
     assert tiled_client[uid].metadata["stop"]["exit_status"] == "success"
@@ -70,10 +67,9 @@ def test_replay_from_tiled_is_bit_identical(RE, cameras, tiny_model, calibration
     RE.subscribe(make_tiled_writer(tiled_client))
     uid, _ = _fuse_live(RE, cameras, tiny_model, calibration, [live], FusionConfig())
     replayed = Collector()
-    cb = replay_run(
-        tiled_client, uid, tiny_model, calibration, [replayed], FusionConfig(), timeout=120
-    )
-    assert cb.fused_uid != live.of("start")[0]["uid"]
+    session = FusionSession(tiny_model, calibration, [replayed], FusionConfig())
+    result = session.replay(tiled_client, uid, timeout=120)
+    assert result.fused_uid == replayed.of("start")[0]["uid"] != live.of("start")[0]["uid"]
     a, b = live.events(), replayed.events()
     assert len(a) == len(b) > 0
     for ea, eb in zip(a, b):
@@ -94,7 +90,7 @@ def test_corrupt_frame_fails_the_fused_run_not_the_raw_run(
 ):
     """A frame mangled on the fusion path: the raw run completes, the fused run fails."""
     fused, raw = Collector(), Collector()
-    router = fusion_router(tiny_model, calibration, [fused], FusionConfig())
+    router = FusionSession(tiny_model, calibration, [fused], FusionConfig()).router()
 
     def mangling(name, doc):
         if name == "event" and doc["seq_num"] == 9 and "shimadzu_image" in doc["data"]:
@@ -128,15 +124,10 @@ def test_descriptor_that_does_not_match_calibration_fails_clearly(
 
     fused = Collector()
     other = SceneConfig(seed=1, shimadzu_shape=(16, 24), n_shimadzu=32)
-    callbacks = []
-    RE.subscribe(
-        fusion_router(
-            tiny_model, calibration, [fused], FusionConfig(), on_callback=callbacks.append
-        )
-    )
+    session = FusionSession(tiny_model, calibration, [fused], FusionConfig())
     phantom, shimadzu = cameras(inline=True, config=other)
-    RE(dual_camera_burst(phantom, shimadzu))
-    assert callbacks[0].join(30)
+    result = session.run_plan(dual_camera_burst(phantom, shimadzu), RE=RE, timeout=30)
+    assert result.exit_status == "fail" and "calibration" in result.reason
     (stop,) = fused.of("stop")
     assert stop["exit_status"] == "fail" and "calibration" in stop["reason"]
     assert "(16, 24)" in stop["reason"] or "(64, 96)" in stop["reason"]
@@ -147,9 +138,12 @@ def test_runs_without_cameras_get_no_fused_run(RE, tiny_model, calibration):
     from ophyd.sim import det
 
     fused = Collector()
-    RE.subscribe(fusion_router(tiny_model, calibration, [fused], FusionConfig()))
-    RE(count([det], num=3))
+    session = FusionSession(tiny_model, calibration, [fused], FusionConfig())
+    session.subscribe(RE)
+    (uid,) = RE(count([det], num=3))
     assert fused.docs == []
+    (result,) = session.results
+    assert result.raw_uid == uid and result.fused_uid is None and result.exit_status is None
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path):

@@ -10,14 +10,15 @@ import tifffile
 import torch
 from xfusion_plans import dual_camera_burst
 
+from xfusion_stream.app import FusionSession
 from xfusion_stream.calibration import record_to_documents
 from xfusion_stream.cli import main
-from xfusion_stream.fusion import FusionConfig, fusion_router, load_fusion_model
+from xfusion_stream.fusion import FusionConfig, load_fusion_model
 from xfusion_stream.publishing import make_tiled_writer
 from xfusion_stream.simulation import write_simulation
-from xfusion_stream.testing._kit import FUSION_SCENE as SCENE
-from xfusion_stream.testing._kit import DocumentLog as Collector
-from xfusion_stream.testing._kit import expected_table
+from xfusion_stream.testing import FUSION_SCENE as SCENE
+from xfusion_stream.testing import DocumentLog as Collector
+from xfusion_stream.testing import expected_table
 
 
 def _tiffs(folder) -> dict[int, np.ndarray]:
@@ -45,14 +46,11 @@ def test_live_replay_and_inference_are_bit_identical(
     # live
     live = Collector()
     RE.subscribe(make_tiled_writer(tiled_client))
-    RE.subscribe(fusion_router(model, calibration, [live], FusionConfig()))
+    session = FusionSession(model, calibration, [live], FusionConfig())
+    session.subscribe(RE)
     phantom, shimadzu = cameras()
     (uid,) = RE(dual_camera_burst(phantom, shimadzu))
-    import time
-
-    deadline = time.monotonic() + 120
-    while not live.of("stop") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert session.wait(120) is not None, "live fusion did not finish"
     live_frames = {e["data"]["shimadzu_index"]: e["data"]["fused_image"] for e in live.events()}
     assert len(live_frames) == len(expected_table(scene, "continuous").windows)
 

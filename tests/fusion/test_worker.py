@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from xfusion_stream.core import DocumentError
+from xfusion_stream.documents import FrameFiller
 from xfusion_stream.fusion import (
-    FrameFiller,
     FusedRunComposer,
     FusionModel,
     FusionWorker,
     WindowJob,
 )
-from xfusion_stream.testing._kit import DocumentLog as Collector
+from xfusion_stream.testing import DocumentLog as Collector
 
 H, W = 8, 12
 
@@ -55,7 +55,7 @@ def test_feature_cache_and_batching_do_not_change_results(tiny_model):
     jobs = _jobs(12)
     plain, _ = _run(tiny_model, jobs, queue_size=64, when_full="block", feature_cache=False)
     cached, worker = _run(tiny_model, jobs, queue_size=64, when_full="block")
-    assert worker.inference.cache.hits > 0
+    assert worker.inference.feature_cache.hits > 0
     batched, _ = _run(tiny_model, jobs, queue_size=64, when_full="block", max_batch=4)
     for a, b, c in zip(plain.events(), cached.events(), batched.events(), strict=True):
         np.testing.assert_array_equal(a["data"]["fused_image"], b["data"]["fused_image"])
@@ -76,18 +76,26 @@ class _GatedNet(torch.nn.Module):
         super().__init__()
         self.net, self.gate, self.fail_on, self.calls = net, gate, fail_on, 0
 
+    @property
+    def num_feat(self):
+        return self.net.num_feat
+
+    @property
+    def needs_hr_frames(self):
+        return self.net.needs_hr_frames
+
     def encode_lr(self, x):
         return self.net.encode_lr(x)
 
     def encode_hr(self, y):
         return self.net.encode_hr(y)
 
-    def fuse(self, *a):
+    def fuse(self, *a, **kw):
         self.gate.wait(30)
         self.calls += 1
         if self.calls == self.fail_on:
             raise RuntimeError("CUDA out of memory (simulated)")
-        return self.net.fuse(*a)
+        return self.net.fuse(*a, **kw)
 
 
 def _gated(tiny_model, gate, fail_on=None) -> FusionModel:
@@ -185,7 +193,7 @@ def test_model_needing_hr_frames_streams_like_its_plain_forward():
     )
     jobs = _jobs(8)
     cached, worker = _run(model, jobs, queue_size=64, when_full="block", max_batch=3)
-    assert worker.inference.cache.hits > 0
+    assert worker.inference.feature_cache.hits > 0
     events = cached.events()
     assert len(events) == len(jobs)
     for job, event in zip(jobs, events, strict=True):
@@ -208,7 +216,9 @@ def test_motion_compensated_model_reports_tau_and_blend_weights():
         net=net, name="warp", arch="edvr_stf", sha256="0" * 64, device=torch.device("cpu")
     )
     jobs = _jobs(4)
-    docs, _ = _run(model, jobs, queue_size=64, when_full="block", max_batch=2)
+    docs, worker = _run(model, jobs, queue_size=64, when_full="block", max_batch=2)
+    motion = worker.inference.motion_cache  # the worker's own: 4 windows, 1 Phantom pair
+    assert (motion.misses, motion.hits) == (1, 3)
     for job, event in zip(jobs, docs.events(), strict=True):
         data = event["data"]
         weights = np.asarray(data["blend_weights"])
@@ -216,13 +226,12 @@ def test_motion_compensated_model_reports_tau_and_blend_weights():
         assert 0.0 <= data["tau"] <= 1.0
         lq = torch.from_numpy(np.stack(job.lr_frames))[None, :, None]
         hq = torch.from_numpy(np.stack(job.hr_frames))[None, :, None]
-        details: dict = {}
         with torch.inference_mode():
             lr = net.encode_lr(lq.flatten(0, 1)).unflatten(0, (1, 3))
             hr = net.encode_hr(hq.flatten(0, 1)).unflatten(0, (1, 2))
-            net.fuse(lr, hr, lq[:, 1], hq=hq, details=details)
-        assert data["tau"] == pytest.approx(float(details["tau"][0]))
-        np.testing.assert_allclose(weights, details["weights"][0].numpy(), atol=1e-6)
+            fused = net.fuse(lr, hr, lq[:, 1], hr_frames=hq)
+        assert data["tau"] == pytest.approx(float(fused.tau[0]))
+        np.testing.assert_allclose(weights, fused.blend_weights[0].numpy(), atol=1e-6)
     plain = FusionModel(
         net=xm.edvr_stf("tiny").eval(), name="plain", arch="edvr_stf", sha256="0" * 64,
         device=torch.device("cpu"),

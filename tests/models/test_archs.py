@@ -50,12 +50,14 @@ def test_cached_features_equal_plain_forward(arch, device):
             lq = lr_frames[t - 1 : t + 2].unsqueeze(0)
             hq = hr_frames[[hb, ha]].unsqueeze(0)
             want, want_att = model.forward_with_attention(lq, hq)
-            got, got_att = model.fuse(
+            got = model.fuse(
                 lr_cache[t - 1 : t + 2].unsqueeze(0), hr_cache[[hb, ha]].unsqueeze(0), lq[:, 1]
             )
-            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-            if want_att is not None:
-                torch.testing.assert_close(got_att, want_att, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(got.image, want, rtol=1e-5, atol=1e-5)
+            if want_att is None:
+                assert got.attention is None
+            else:
+                torch.testing.assert_close(got.attention, want_att, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("arch", ARCH_NAMES)
@@ -94,7 +96,7 @@ def test_fuse_and_encoders_reject_bad_shapes(arch):
         model.encode_hr(torch.zeros(2, 1, 30, 32))
     with pytest.raises(ValueError, match="hr_feats must be"):
         model.fuse(torch.zeros(1, 3, c, 8, 8), torch.zeros(1, 2, c, 4, 8), torch.zeros(1, 1, 8, 8))
-    with pytest.raises(ValueError, match="lq_centre must be"):
+    with pytest.raises(ValueError, match="lr_centre must be"):
         model.fuse(torch.zeros(1, 3, c, 8, 8), torch.zeros(1, 2, c, 8, 8), torch.zeros(1, 8, 8))
 
 

@@ -1,7 +1,7 @@
 """The optional full-resolution Phantom gates of EDVR-STF (``hr_gate`` on raw Phantom
 frames, ``hr_warp`` on Phantom frames warped to t): off changes nothing, on keeps the
-cached-feature protocol (with raw ``hq``), and ungated weights load into them only when
-asked to."""
+cached-feature protocol (with the raw HR frames), and ungated weights load into them only
+when asked to."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch
 
 import xfusion_models as xm
 from xfusion_models.archs import PRESETS
+from xfusion_models.ops import phantom_at_t
 
 WEIGHTS = Path(xm.__file__).parent / "weights"
 
@@ -56,11 +57,12 @@ def test_gated_cache_path_equals_forward_and_uses_hq(device, make_window):
     with torch.no_grad():
         want, want_att = model.forward_with_attention(lq, hq)
         lr, hr = _features(model, lq, hq)
-        got, got_att = model.fuse(lr, hr, lq[:, 1], hq=hq)
+        got = model.fuse(lr, hr, lq[:, 1], hr_frames=hq)
         other = model(lq, hq.flip(1))
     assert want.shape == (2, 1, 32, 48) and want_att.shape == (2, 5)
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(got_att, want_att, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.image, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.attention, want_att, rtol=1e-5, atol=1e-5)
+    assert got.tau is None and got.blend_weights is None  # hr_gate reports no blend
     assert (other - want).abs().max() > 1e-3  # the raw Phantom frames reach the output
 
 
@@ -80,10 +82,12 @@ def test_gated_fuse_without_hq_names_the_problem(make_window):
     lq, hq = make_window(1, 8, 8)
     with torch.no_grad():
         lr, hr = _features(model, lq, hq)
-        with pytest.raises(ValueError, match=r"hr_gate/hr_warp on.*needs hq=\(1, 2, 1, 32, 32\)"):
+        with pytest.raises(
+            ValueError, match=r"hr_gate/hr_warp on.*needs hr_frames=\(1, 2, 1, 32, 32\)"
+        ):
             model.fuse(lr, hr, lq[:, 1])
-        with pytest.raises(ValueError, match="hq must be"):
-            model.fuse(lr, hr, lq[:, 1], hq=hq[:, :1])
+        with pytest.raises(ValueError, match="hr_frames must be"):
+            model.fuse(lr, hr, lq[:, 1], hr_frames=hq[:, :1])
 
 
 def test_ungated_weights_load_into_gate_only_when_allowed(tmp_path, make_window):
@@ -144,7 +148,7 @@ def test_warp_gate_cache_path_equals_forward_and_sums_to_one(make_window):
     with torch.no_grad():
         want, want_att = model.forward_with_attention(lq, hq)
         lr, hr = _features(model, lq, hq)
-        got, got_att = model.fuse(lr, hr, lq[:, 1], hq=hq)
+        got = model.fuse(lr, hr, lq[:, 1], hr_frames=hq)
         other = model(lq, hq.flip(1))
         from xfusion_models.ops import phantom_at_t
 
@@ -152,12 +156,12 @@ def test_warp_gate_cache_path_equals_forward_and_sums_to_one(make_window):
         fused = torch.rand(2, 1, 32, 48)
         head = torch.rand(2, model.config["upsample_feat"], 32, 48)
         w = model.hr_warp.weights(fused, at_t, fused, lq[:, 1], head)
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(got_att, want_att, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.image, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.attention, want_att, rtol=1e-5, atol=1e-5)
     assert (other - want).abs().max() > 1e-3
     assert w.shape == (2, 4, 32, 48)
     torch.testing.assert_close(w.sum(1), torch.ones(2, 32, 48))
-    with pytest.raises(ValueError, match="needs hq="):
+    with pytest.raises(ValueError, match="needs hr_frames="):
         model.fuse(lr, hr, lq[:, 1])
 
 
@@ -209,13 +213,19 @@ def test_a_gated_checkpoint_loads_with_the_gate_allowed_missing(tmp_path):
 
 def test_warp_gate_reports_tau_and_mean_blend_weights(make_window):
     model = _warp_tiny()
-    assert model.reports_details and not xm.edvr_stf("tiny").reports_details
     lq, hq = make_window(2, 8, 8)
-    details: dict = {}
     with torch.no_grad():
         lr, hr = _features(model, lq, hq)
-        out, _ = model.fuse(lr, hr, lq[:, 1], hq=hq, details=details)
-        plain, _ = model.fuse(lr, hr, lq[:, 1], hq=hq)
-    torch.testing.assert_close(out, plain, rtol=0, atol=0)  # asking changes nothing
-    assert details["tau"].shape == (2,) and details["weights"].shape == (2, 4)
-    torch.testing.assert_close(details["weights"].sum(1), torch.ones(2))
+        fused = model.fuse(lr, hr, lq[:, 1], hr_frames=hq)
+        forward = model(lq, hq)
+        at_t = phantom_at_t(hq, lq[:, 1])
+    torch.testing.assert_close(fused.image, forward, rtol=1e-5, atol=1e-5)
+    assert fused.tau is not None and fused.blend_weights is not None
+    assert fused.tau.shape == (2,) and fused.blend_weights.shape == (2, 4)
+    torch.testing.assert_close(fused.tau, at_t.tau, rtol=0, atol=0)
+    torch.testing.assert_close(fused.blend_weights.sum(1), torch.ones(2))
+    plain = xm.edvr_stf("tiny").eval()
+    with torch.no_grad():
+        lr, hr = _features(plain, lq, hq)
+        reported = plain.fuse(lr, hr, lq[:, 1])
+    assert reported.tau is None and reported.blend_weights is None

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from xfusion_models.metrics import psnr
-from xfusion_models.ops import dense_flow, phantom_at_t, warp
+from xfusion_models.ops import PhantomMotionCache, dense_flow, phantom_at_t, warp
 
 
 def _texture(shape=(96, 128), seed=0) -> np.ndarray:
@@ -97,29 +97,64 @@ def test_batch_windows_are_independent():
 
 def test_bad_shapes_name_the_tensor():
     hq, lq, _ = _window(0.5)
-    with pytest.raises(ValueError, match=r"hq must be \(B,2,1,H,W\)"):
+    with pytest.raises(ValueError, match=r"hr_frames must be \(B,2,1,H,W\)"):
         phantom_at_t(hq[:, :1], lq)
-    with pytest.raises(ValueError, match="lq_centre must be"):
+    with pytest.raises(ValueError, match="lr_centre must be"):
         phantom_at_t(hq, lq[:, :, :-1])
 
 
-def test_flow_is_computed_once_per_phantom_pair(monkeypatch):
+def test_flow_is_computed_once_per_phantom_pair_by_the_callers_cache(monkeypatch):
     import xfusion_models.ops._phantom_motion as motion
 
     calls = []
     real = motion.dense_flow
     monkeypatch.setattr(motion, "dense_flow", lambda a, b: calls.append(1) or real(a, b))
-    monkeypatch.setattr(motion, "_FLOWS", motion._FlowCache(size=2))
+    cache = PhantomMotionCache(size=2)
     hq, lq, _ = _window(0.3, seed=3)
-    first = phantom_at_t(hq, lq)
-    again = phantom_at_t(hq, F.avg_pool2d(torch.from_numpy(_window(0.6, seed=3)[2])[None, None], 4))
+    first = phantom_at_t(hq, lq, cache=cache)
+    lq_later = F.avg_pool2d(torch.from_numpy(_window(0.6, seed=3)[2])[None, None], 4)
+    again = phantom_at_t(hq, lq_later, cache=cache)
     assert len(calls) == 1  # two windows between one Phantom pair: one flow
+    assert (cache.hits, cache.misses, len(cache)) == (1, 1, 1)
     assert again.tau.item() > first.tau.item() + 0.2
     for seed in (4, 5):  # two other pairs push the first out of a 2-entry cache
-        phantom_at_t(*_window(0.5, seed=seed)[:2])
-    replay = phantom_at_t(hq, lq)
-    assert len(calls) == 4
+        phantom_at_t(*_window(0.5, seed=seed)[:2], cache=cache)
+    assert len(cache) == 2
+    replay = phantom_at_t(hq, lq, cache=cache)
+    assert len(calls) == 4 and cache.misses == 4
     torch.testing.assert_close(replay.before, first.before, rtol=0, atol=0)
+
+
+def test_without_a_cache_nothing_is_kept_and_the_result_is_the_same(monkeypatch):
+    import xfusion_models.ops._phantom_motion as motion
+
+    calls = []
+    real = motion.dense_flow
+    monkeypatch.setattr(motion, "dense_flow", lambda a, b: calls.append(1) or real(a, b))
+    hq, lq, _ = _window(0.3, seed=3)
+    cached = phantom_at_t(hq, lq, cache=PhantomMotionCache())
+    plain = [phantom_at_t(hq, lq) for _ in range(2)]
+    assert len(calls) == 3  # one per call without a cache: no hidden process-wide state
+    for field in ("before", "after", "tau", "before_error", "after_error"):
+        torch.testing.assert_close(getattr(plain[1], field), getattr(cached, field), rtol=0, atol=0)
+    assert not hasattr(motion, "_FLOWS")
+    with pytest.raises(ValueError, match="at least one pair"):
+        PhantomMotionCache(size=0)
+
+
+def test_the_one_warp_serves_calibration_and_carries_flow_gradients():
+    """Calibration trains a flow net through ``warp``: the flow must get gradients, and the
+    calibration package must call this warp, not a copy with other conventions."""
+    import xfusion_models.calibration as calibration
+    import xfusion_models.calibration._train as calibration_train
+    import xfusion_models.calibration._virtual_pairs as calibration_pairs
+
+    assert calibration.warp is warp
+    assert calibration_train.warp is warp and calibration_pairs.warp is warp
+    img = torch.rand(1, 1, 12, 16)
+    flow = torch.full((1, 2, 12, 16), 0.25, requires_grad=True)
+    warp(img, flow).sum().backward()
+    assert flow.grad is not None and flow.grad.abs().sum() > 0
 
 
 def test_reduced_precision_inputs_are_searched_in_float32():

@@ -30,7 +30,7 @@ def test_worker_feeds_products_in_window_order(tmp_path):
     )
     docs: list[tuple[str, dict]] = []
     composer = FusedRunComposer([lambda name, doc: docs.append((name, doc))], {"purpose": "test"})
-    writer = ProductWriter(tmp_path, mode="double", progress=False, progress_total=4)
+    writer = ProductWriter(tmp_path, traverse_mode="double", progress=False, progress_total=4)
     worker = FusionWorker(model, composer, queue_size=2, when_full="block", on_frame=writer)
     rng = np.random.default_rng(0)
     shimadzu = [rng.uniform(0.2, 0.8, (8, 8)).astype(np.float32) for _ in range(7)]

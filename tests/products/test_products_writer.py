@@ -46,15 +46,17 @@ def _frames(n: int, *, double: bool, attention: bool, seed: int = 0):
             metrics = {key: float(rng.uniform(20, 40)) for key in METRIC_KEYS}
         att = rng.dirichlet(np.ones(5)).astype(np.float32) if attention else np.full(5, np.nan)
         frame = FusedFrame(
-            window_index=k,
-            shimadzu_index=s,
-            shimadzu_time_ns=200 * s,
-            lr_indices=job.lr,
-            hr_indices=job.hr,
-            truth_index=job.truth_index,
-            image=image,
-            attention=att.astype(np.float32),
-            metrics=metrics,
+            {
+                "window_index": k,
+                "shimadzu_index": s,
+                "shimadzu_time_ns": 200 * s,
+                "lr_indices": job.lr,
+                "hr_indices": job.hr,
+                "truth_index": job.truth_index,
+                "fused_image": image,
+                "attention": att.astype(np.float32),
+                **metrics,
+            }
         )
         out.append((frame, job))
     return out
@@ -131,7 +133,7 @@ def test_continuous_products(tmp_path):
 
 def test_double_products_with_swin_nan_attention(tmp_path):
     pairs = _frames(7, double=True, attention=False)
-    _, summary = _run(tmp_path, pairs, mode="double", save_frames=False, progress_total=7)
+    _, summary = _run(tmp_path, pairs, traverse_mode="double", save_frames=False, progress_total=7)
     out = tmp_path / "out"
     assert summary["frames_dir"] is None and not (out / "frames").exists()
     assert summary["attention_png"] is None and summary["attention_mean"] is None
@@ -172,9 +174,8 @@ def test_gif_is_bounded_and_shrunk_when_total_unknown(tmp_path):
 
 def test_infinite_psnr_is_left_out_of_the_mean(tmp_path):
     pairs = _frames(3, double=True, attention=True)
-    frame = pairs[1][0]
-    frame.metrics["psnr"] = math.inf  # identical frames
-    _, summary = _run(tmp_path, pairs, mode="double")
+    pairs[1] = (pairs[1][0].replace(psnr=math.inf), pairs[1][1])  # identical frames
+    _, summary = _run(tmp_path, pairs, traverse_mode="double")
     assert summary["mean"]["psnr"] == pytest.approx(
         np.mean([pairs[0][0].metrics["psnr"], pairs[2][0].metrics["psnr"]])
     )
@@ -183,7 +184,7 @@ def test_infinite_psnr_is_left_out_of_the_mean(tmp_path):
 def test_bad_frame_is_reported_not_raised(tmp_path):
     pairs = _frames(3, double=False, attention=True)
     bad_frame, bad_job = _frames(1, double=False, attention=True, seed=1)[0]
-    bad = FusedFrame(**{**bad_frame.__dict__, "window_index": 99, "image": np.zeros((2, 3, 4))})
+    bad = bad_frame.replace(window_index=99, fused_image=np.zeros((2, 3, 4)))
     writer = ProductWriter(tmp_path / "out", progress=False)
     writer(*pairs[0])
     writer(bad, bad_job)
@@ -197,7 +198,7 @@ def test_bad_frame_is_reported_not_raised(tmp_path):
 
 
 def test_no_frames_leaves_header_only_csv(tmp_path):
-    _, summary = _run(tmp_path, [], mode="double")
+    _, summary = _run(tmp_path, [], traverse_mode="double")
     header, rows = _csv_rows(summary["metrics_csv"])
     assert header == [*CSV_BASE_COLUMNS, *METRIC_KEYS] and rows == []
     assert summary["montage_png"] is None and summary["gif"] is None
@@ -208,7 +209,7 @@ def test_no_frames_leaves_header_only_csv(tmp_path):
 def test_frames_from_a_worker_thread(tmp_path):
     """The hook runs on another thread; close() runs on this one."""
     pairs = _frames(6, double=True, attention=True)
-    writer = ProductWriter(tmp_path / "out", mode="double", progress=False)
+    writer = ProductWriter(tmp_path / "out", traverse_mode="double", progress=False)
     worker = threading.Thread(target=lambda: [writer(f, j) for f, j in pairs])
     worker.start()
     worker.join()
@@ -218,7 +219,7 @@ def test_frames_from_a_worker_thread(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"mode": "triple"}, {"gif_max_frames": 0}, {"montage_windows": 0}]
+    "kwargs", [{"traverse_mode": "triple"}, {"gif_max_frames": 0}, {"montage_windows": 0}]
 )
 def test_bad_settings_name_the_setting(tmp_path, kwargs):
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
@@ -256,11 +257,9 @@ def test_mp4_holds_every_frame_in_order(tmp_path):
 
 
 def test_csv_carries_tau_and_blend_weights(tmp_path):
-    import dataclasses
-
     pairs = _frames(3, double=False, attention=True)
     weights = np.array([0.1, 0.5, 0.3, 0.1], np.float32)
-    pairs = [(dataclasses.replace(f, tau=0.25 * (i + 1), blend_weights=weights), j)
+    pairs = [(f.replace(tau=0.25 * (i + 1), blend_weights=weights), j)
              for i, (f, j) in enumerate(pairs)]  # fmt: skip
     pairs.append(_frames(1, double=False, attention=False, seed=1)[0])  # a model without them
     _, summary = _run(tmp_path, pairs)

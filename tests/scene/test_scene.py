@@ -178,3 +178,16 @@ def test_config_errors_name_the_field() -> None:
 def test_config_round_trips_through_dict() -> None:
     cfg = SceneConfig(seed=9, content="grid", grid_offset_px=(1.0, 2.0))
     assert SceneConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_config_is_a_frozen_hashable_validated_model() -> None:
+    import json
+
+    cfg = SceneConfig(seed=2)
+    assert cfg.replace(seed=3) == SceneConfig(seed=3) and hash(cfg) == hash(SceneConfig(seed=2))
+    with pytest.raises(ConfigError, match="SceneConfig: shimadzu_jitter_ns: .*less than 5"):
+        cfg.replace(shimadzu_jitter_ns=5.0)
+    with pytest.raises(ConfigError, match=r"SceneConfig: shimadzu_shape: .*\[3, 8\]"):
+        SceneConfig(shimadzu_shape=(3, 8))
+    d = json.loads(json.dumps(cfg.to_dict()))
+    assert d["transform"]["translation_px"] == [3.5, -2.0] and d["shimadzu_shape"] == [250, 400]

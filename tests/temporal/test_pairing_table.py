@@ -37,7 +37,7 @@ P_FLAGS = [False, False, True, True, True, True, False, False]
 
 def test_continuous_small_case_by_hand() -> None:
     table = pairing_table(phantom(P_TIMES, P_FLAGS), shimadzu(20), "continuous")
-    assert table.mode == "continuous" and len(table) == 15  # t = 0..2800 < 3000
+    assert table.traverse_mode == "continuous" and len(table) == 15  # t = 0..2800 < 3000
     w = table.windows
     assert w[0] == Window(0, "continuous", 0, 0, (0, 0, 1), (2, 3), None)
     assert w[4] == Window(4, "continuous", 4, 800, (3, 4, 5), (2, 3), None)
@@ -83,7 +83,7 @@ def test_csv_round_trip(tmp_path: Path) -> None:
         path = table.to_csv(tmp_path / f"{mode}.csv")
         assert PairingTable.from_csv(path) == table
         rows = table.as_rows()
-        assert rows[0]["mode"] == mode and set(rows[0]) >= {"lr_prev", "hr_after", "truth"}
+        assert rows[0]["traverse_mode"] == mode and set(rows[0]) >= {"lr_prev", "hr_after", "truth"}
     assert "truth" in path.read_text().splitlines()[0]
 
 
@@ -162,14 +162,14 @@ STREAM_ERRORS = {
     "gamma": (dict(phantom_gamma=0.5), "Gamma"),
     "non-ns frame time": (dict(shimadzu_frame_ns="200us"), "not ns"),
     "Shimadzu not faster": (dict(shimadzu_frame_ns=2000, phantom_frame_rate_hz=1e6), "faster"),
-    "tolerance": (dict(mode="double", tolerance_ns=150, shimadzu_frame_ns=200), "half"),
+    "tolerance": (dict(traverse_mode="double", tolerance_ns=150, shimadzu_frame_ns=200), "half"),
 }
 
 
 @pytest.mark.parametrize("name", list(STREAM_ERRORS))
 def test_streaming_pairer_checks_descriptor_values(name: str) -> None:
     kwargs, message = STREAM_ERRORS[name]
-    kwargs = {"mode": "continuous", **kwargs}
+    kwargs = {"traverse_mode": "continuous", **kwargs}
     with pytest.raises(CalibrationError, match=message):
         StreamingPairer(**kwargs)
 

@@ -75,7 +75,7 @@ def expected_step(w: Window, ph, sh, evs, *, announced: bool) -> int:
             return arrival[("s", s + 1)]
         return arrival[("s", s)] if announced else len(evs)
 
-    if w.mode == "continuous":
+    if w.traverse_mode == "continuous":
         return max(arrival[("p", w.hr[1])], shimadzu_ready(w.shimadzu_index))
     # double: the match of the next matched frame (hr[1]) must be final
     e_next = int(ph.times_ns[w.hr[1]])

@@ -1,6 +1,7 @@
 import numpy as np
 
 from xfusion_models.data import frame_paths, read_frame, read_meta_info
+from xfusion_stream.core import ConfigError
 from xfusion_stream.simulation.training_set import TrainingSetSpec, clip_seed, main, render_clip
 
 
@@ -46,10 +47,21 @@ def test_speed_ranges_reach_the_scene_and_bad_ranges_are_refused(tmp_path, capsy
     spec = json.loads(capsys.readouterr().out)["spec"]
     assert spec["motion_px"] == [10.0, 12.0] and spec["feature_px"] == [20.0, 30.0]
     slow = TrainingSetSpec(seed=9, clips=1, val_clips=0, frames=3, shimadzu_shape=(8, 8))
-    fast = TrainingSetSpec(**{**slow.__dict__, "motion_px": (10.0, 12.0)})
+    fast = slow.replace(motion_px=(10.0, 12.0))
     (slow_hr, _), (fast_hr, _) = render_clip(slow, 9000), render_clip(fast, 9000)
     assert np.abs(fast_hr[2] - fast_hr[0]).mean() > np.abs(slow_hr[2] - slow_hr[0]).mean()
     with pytest.raises(
-        ValueError, match=r"motion_px must be a range 0 <= lo <= hi, got \(3.0, 2.0\)"
+        ConfigError, match=r"motion_px: must be a range 0 <= lo <= hi, got \(3.0, 2.0\)"
     ):
         TrainingSetSpec(motion_px=(3.0, 2.0))
+
+
+def test_spec_refuses_empty_sets_and_too_many_clips():
+    import pytest
+
+    with pytest.raises(ConfigError, match="at least one clip"):
+        TrainingSetSpec(clips=0, val_clips=0)
+    with pytest.raises(ConfigError, match="clips: .*less than or equal to 500"):
+        TrainingSetSpec(clips=501)
+    with pytest.raises(ConfigError, match="frames: .*greater than or equal to 3"):
+        TrainingSetSpec(frames=2)

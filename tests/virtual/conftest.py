@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from xfusion_stream.testing._kit import DocumentLog
+from xfusion_stream.testing import DocumentLog
 
 N_FRAMES, ROWS, COLS = 41, 70, 100  # cropped to 64x96 -> Shimadzu 16x24
 

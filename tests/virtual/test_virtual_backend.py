@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
+from pydantic import ValidationError
 
 from xfusion_stream.app import identity_calibration
 from xfusion_stream.calibration import Registration, pairing_table
@@ -165,8 +166,8 @@ def test_bad_frames_name_the_file(hr_folder):
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"phantom_every": 1}, "phantom_every must be >= 2"),
-        ({"photons": 0.0}, "photons must be > 0"),
+        ({"phantom_every": 1}, "phantom_every: .*greater than or equal to 2"),
+        ({"photons": 0.0}, "photons: must be > 0"),
         ({"photons": (3.0, 1.0)}, "e0 <= e1"),
         ({"downsample": "nearest"}, "downsample"),
         ({"frame_ns": 0}, "frame_ns"),
@@ -193,3 +194,21 @@ def test_shared_sequence_refuses_conflicting_options(hr_stack):
         VirtualCaseBackend(seq, "phantom", phantom_every=15)
     with pytest.raises(ValueError, match="camera must be"):
         VirtualCaseBackend(seq, "both")  # type: ignore[arg-type]
+
+
+def test_shared_sequence_accepts_agreeing_options_and_refuses_unknown_ones(hr_stack):
+    seq = VirtualSequence(hr_stack, VirtualOptions(phantom_every=10, photons=(1.0, 2.0)))
+    backend = VirtualCaseBackend(seq, "shimadzu", phantom_every=10, photons=[1.0, 2.0])
+    assert backend.sequence is seq
+    with pytest.raises(ConfigError, match="VirtualOptions: phantom_evry: Extra inputs"):
+        VirtualCaseBackend(seq, "phantom", phantom_evry=10)
+
+
+def test_options_are_a_frozen_validated_config():
+    options = VirtualOptions(photons=[1, 2])
+    assert options.photons == (1.0, 2.0) and options.multiple == 16
+    assert options.replace(seed=4) == VirtualOptions(photons=(1.0, 2.0), seed=4)
+    with pytest.raises(ConfigError, match="ratio"):
+        options.replace(ratio=0)
+    with pytest.raises(ValidationError, match="frozen"):
+        options.seed = 5  # type: ignore[misc]

@@ -74,7 +74,7 @@ def test_dataset_name_selects_its_clips(tmp_path, data_root):
 def test_clip_name_and_clip_list(tmp_path, data_root):
     opt = _yaml(tmp_path, GOOD)
     (b,) = find_virtual_sources(opt, "b", None)
-    assert b.path == data_root / "hr" / "b" and b.options["seed"] == 7
+    assert b.path == data_root / "hr" / "b" and b.options.seed == 7
     listed = _yaml(tmp_path, "datasets:\n  d:\n    hr_dir: ../data/hr\n    clips: [b]\n")
     assert [s.name for s in find_virtual_sources(listed, None, None)] == ["b"]
     with_lr = _yaml(
@@ -163,5 +163,19 @@ def test_shipped_example_parses():
     example = Path(xfusion_profiles.__file__).with_name("virtual_example.yaml")
     config = load_virtual_datasets(example)
     assert set(config.datasets) == {"dataset1", "dataset2"}
-    assert config.datasets["dataset2"].noise() == (3.0, 4.0)
+    assert config.datasets["dataset2"].photons == (3.0, 4.0)  # photons_log10 in the file
     assert config.datasets["dataset1"].hr_dir == example.parent / "tomobank" / "rad_00001"
+
+
+def test_dataset_options_are_the_virtual_options(tmp_path, data_root):
+    """The dataset declares no option of its own: the plan sees VirtualOptions' fields."""
+    from xfusion_stream.devices import VirtualOptions
+
+    opt = _yaml(tmp_path, GOOD)
+    ds = load_virtual_datasets(opt).datasets["dataset1"]
+    assert isinstance(ds, VirtualOptions)
+    (a, _) = find_virtual_sources(opt, "dataset1", None)
+    assert type(a.options) is VirtualOptions
+    assert a.options == VirtualOptions(phantom_every=20, photons=(3.0, 4.0), seed=7)
+    kwargs = a.plan_kwargs()
+    assert set(kwargs) == {*VirtualOptions.model_fields, "lr_source"}

@@ -130,3 +130,26 @@ def test_bad_source_fails_before_any_document(RE, collector, tmp_path):
     with pytest.raises(ConfigError, match="sequence folder not found"):
         RE(virtual_experiment(tmp_path / "missing"))
     assert log.docs == []
+
+
+def test_plan_takes_the_option_fields_as_keywords(RE, collector, hr_stack, tmp_path):
+    _, log = _run(
+        RE,
+        collector,
+        virtual_experiment(hr_stack, phantom_every=10, photons=[1.0, 2.0], seed=3, inline=True),
+    )
+    (start,) = log.of("start")
+    assert start["phantom_every"] == 10 and start["virtual"]["photons"] == [1.0, 2.0]
+    assert start["virtual"]["seed"] == 3
+    with pytest.raises(ConfigError, match="VirtualOptions: downsample"):
+        RE(virtual_experiment(hr_stack, downsample="nearest", inline=True))  # type: ignore[arg-type]
+
+
+def test_plan_options_must_agree_with_a_given_sequence(RE, collector, hr_stack):
+    from xfusion_stream.devices import VirtualOptions
+
+    seq = VirtualSequence(hr_stack, VirtualOptions(phantom_every=10))
+    _, log = _run(RE, collector, virtual_experiment(seq, phantom_every=10, inline=True))
+    assert log.of("start")[0]["phantom_every"] == 10
+    with pytest.raises(ConfigError, match="phantom_every=5 differs"):
+        RE(virtual_experiment(seq, phantom_every=5, inline=True))

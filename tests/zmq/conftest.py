@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from xfusion_stream.simulation import Scene, SceneConfig
-from xfusion_stream.testing._kit import expected_table, sim_cameras
+from xfusion_stream.testing import expected_table, sim_cameras
 
 ZMQ_SCENE = SceneConfig(seed=3, shimadzu_shape=(32, 48), n_shimadzu=64)
 CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

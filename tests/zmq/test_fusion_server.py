@@ -1,4 +1,4 @@
-"""FusionServer in-process: a run cut off by shutdown still ends, as 'abort', on the wire."""
+"""FusionSession.serve in-process: a run cut off by shutdown still ends, as 'abort', on the wire."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 from xfusion_plans import dual_camera_burst
 
-from xfusion_stream.app import FusionServer
+from xfusion_stream.app import FusionSession
 from xfusion_stream.calibration import load_record
 from xfusion_stream.fusion import load_fusion_model
 from xfusion_stream.publishing import (
@@ -38,18 +38,17 @@ def test_shutdown_mid_run_ends_the_fused_run_with_abort(
     assert docs[-1][0] == "stop"
 
     with ProxyThread() as proxy:
-        server = FusionServer(
-            load_fusion_model(tiny_checkpoint),
-            load_record(calibration_file),
-            subscribe_address=proxy.out_address,
-            publish_address=proxy.in_address,
-            ready_file=tmp_path / "ready",
-        )
+        session = FusionSession(load_fusion_model(tiny_checkpoint), load_record(calibration_file))
         counter = DocumentCounter(runs=1)
         listener = make_remote_dispatcher(proxy.out_address)
         listener_thread = dispatch_in_thread(listener, counter)
         result: dict = {}
-        serving = threading.Thread(target=lambda: result.update(server.serve()), daemon=True)
+
+        def serve() -> None:
+            ready = tmp_path / "ready"
+            result.update(session.serve(proxy.out_address, proxy.in_address, ready_file=ready))
+
+        serving = threading.Thread(target=serve, daemon=True)
         serving.start()
         publisher = make_publisher(proxy.in_address, RAW_PREFIX)
         try:
@@ -57,18 +56,14 @@ def test_shutdown_mid_run_ends_the_fused_run_with_abort(
             time.sleep(0.5)  # slow joiner: let both subscriptions reach the proxy
             for name, doc in docs[:-1]:  # everything but the raw stop
                 publisher(name, doc)
-            _wait(
-                lambda: server.callbacks and server.callbacks[0].windows_submitted > 0,
-                30,
-                "a window",
-            )
-            server.shutdown("test")
+            _wait(lambda: _fused_events(counter) > 0, 30, "a fused frame on the wire")
+            session.shutdown("test")
             serving.join(60)
             assert not serving.is_alive()
             _wait(counter.done.is_set, 10, "the fused stop on the wire")
         finally:
             publisher.close()
-            server.shutdown("test")
+            session.shutdown("test")
             stop_dispatcher(listener, listener_thread)
 
     (run,) = result["runs"]
@@ -78,3 +73,9 @@ def test_shutdown_mid_run_ends_the_fused_run_with_abort(
     (seen,) = counter.runs.values()
     assert seen.raw_uid == raw_uid and seen.exit_status == "abort"
     assert seen.events.get("fused", 0) == run["frames"] > 0
+    (aborted,) = session.results  # the session reports the same run the same way
+    assert aborted.exit_status == "abort" and aborted.frames == run["frames"]
+
+
+def _fused_events(counter: DocumentCounter) -> int:
+    return sum(run.events.get("fused", 0) for run in list(counter.runs.values()))

@@ -17,8 +17,9 @@ import time
 import pytest
 from xfusion_plans import dual_camera_burst
 
+from xfusion_stream.app import FusionSession
 from xfusion_stream.calibration import Registration, load_record
-from xfusion_stream.fusion import FusionConfig, fusion_router, load_fusion_model
+from xfusion_stream.fusion import FusionConfig, load_fusion_model
 from xfusion_stream.publishing import (
     FUSED_PREFIX,
     RAW_PREFIX,
@@ -62,22 +63,17 @@ def test_in_process_fusion_reaches_a_separate_process_and_tiled(
     record = load_record(calibration_file)
     model = load_fusion_model(tiny_checkpoint)
     publisher = make_publisher(in_address, FUSED_PREFIX)
-    callbacks = []
-    router = fusion_router(
-        model,
-        record,
-        [publisher, make_tiled_writer(tiled_server.client())],
-        FusionConfig(),
-        on_callback=callbacks.append,
+    session = FusionSession(
+        model, record, [publisher, make_tiled_writer(tiled_server.client())], FusionConfig()
     )
-    RE.subscribe(make_tiled_writer(tiled_server.client()))
-    RE.subscribe(router)
+    raw_writer = make_tiled_writer(tiled_server.client())
     phantom, shimadzu, _ = make_cameras(inline=False)
     try:
         with ListenerProcess(out_address, tmp_path, runs=1, timeout=60, env=child_env) as listener:
             listener.wait_ready()
-            (raw_uid,) = RE(dual_camera_burst(phantom, shimadzu))
-            assert callbacks[0].join(60)
+            plan = dual_camera_burst(phantom, shimadzu)
+            result = session.run_plan(plan, RE=RE, raw_sinks=[raw_writer], timeout=60)
+            raw_uid = result.raw_uid
             summary = listener.result(60)
     finally:
         publisher.close()
@@ -87,7 +83,7 @@ def test_in_process_fusion_reaches_a_separate_process_and_tiled(
     assert fused["purpose"] == "fused" and fused["exit_status"] == "success"
     assert fused["events"]["fused"] == expected_windows
     assert tuple(fused["first_fused_shape"]) == hr_shape
-    assert fused["start_uid"] == callbacks[0].fused_uid
+    assert fused["start_uid"] == result.fused_uid and result.frames == expected_windows
     _check_tiled(tiled_server.client(), fused["start_uid"], raw_uid, expected_windows, hr_shape)
 
 

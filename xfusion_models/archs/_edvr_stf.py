@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import phantom_at_t
+from .._protocol import FusedOutput
+from ..ops import PhantomMotionCache, phantom_at_t
 from ._blocks import PhantomBranch, residual_stack
 from ._hr_gate import HRGate, WarpGate
 from ._pcd import PCDAlignment
@@ -30,7 +31,7 @@ from ._window import (
 
 __all__ = ["EDVRSTFConfig", "EDVRSTF", "EDVR_STF_PRESETS"]
 
-#: Index of the LR frame t among the 5 stacked frames (t-1 lo, t lo, t+1 lo, hi before, hi after).
+#: Index of the LR frame t among the 5 stacked frames (t-1 lr, t lr, t+1 lr, hr before, hr after).
 CENTRE = 1
 
 
@@ -83,7 +84,10 @@ EDVR_STF_PRESETS: dict[str, dict[str, int]] = {
 
 
 class EDVRSTF(nn.Module):
-    """3 LR + 2 HR frames -> the HR frame at LR time t, plus TSA attention per input frame."""
+    """3 LR + 2 HR frames -> the HR frame at LR time t, plus TSA attention per input frame.
+
+    Satisfies :class:`xfusion_models.StreamingFusionNet`.
+    """
 
     arch = "edvr_stf"
 
@@ -116,13 +120,8 @@ class EDVRSTF(nn.Module):
 
     @property
     def needs_hr_frames(self) -> bool:
-        """True when :meth:`fuse` needs the raw Phantom frames ``hq`` besides features."""
+        """True when :meth:`fuse` needs the raw HR frames besides their features."""
         return self.hr_gate is not None or self.hr_warp is not None
-
-    @property
-    def reports_details(self) -> bool:
-        """True when :meth:`fuse` fills a ``details`` dict (``tau`` and blend ``weights``)."""
-        return self.hr_warp is not None
 
     @property
     def optional_module(self) -> str | None:
@@ -150,20 +149,20 @@ class EDVRSTF(nn.Module):
         self,
         lr_feats: torch.Tensor,
         hr_feats: torch.Tensor,
-        lq_centre: torch.Tensor,
-        hq: torch.Tensor | None = None,
-        details: dict[str, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cached features of one window batch -> (fused (B,1,4h,4w), attention (B,5)).
+        lr_centre: torch.Tensor,
+        hr_frames: torch.Tensor | None = None,
+        *,
+        motion_cache: PhantomMotionCache | None = None,
+    ) -> FusedOutput:
+        """Cached features of one window batch -> fused frames, TSA attention (B, 5) and,
+        with ``hr_warp``, ``tau`` and the mean blend weights (see ``StreamingFusionNet``).
 
-        ``hq`` (B,2,1,4h,4w), the raw Phantom frames, is needed only with ``hr_gate`` or
-        ``hr_warp`` (``needs_hr_frames``). ``details``, a dict, receives what the model
-        can say about each window beyond attention: with ``hr_warp``, ``tau`` (B,) and the
-        mean blend ``weights`` (B, 4) of (network, before@t, after@t, bilinear Shimadzu).
+        ``hr_frames`` (B,2,1,4h,4w), the raw HR frames, is needed only with ``hr_gate`` or
+        ``hr_warp`` (``needs_hr_frames``); ``motion_cache`` serves ``hr_warp`` only.
         """
-        check_fuse_inputs(lr_feats, hr_feats, lq_centre, self.num_feat)
+        check_fuse_inputs(lr_feats, hr_feats, lr_centre, self.num_feat)
         if self.needs_hr_frames:
-            check_gate_frames(hq, lq_centre)
+            check_gate_frames(hr_frames, lr_centre)
         feats = torch.cat((lr_feats, hr_feats), dim=1)
         b, t, c, h, w = feats.shape
         nbr = self._pyramid(feats.reshape(b * t, c, h, w))
@@ -181,26 +180,31 @@ class EDVRSTF(nn.Module):
         out = self.lrelu(self.pixel_shuffle(self.upconv2(out)))
         head = self.lrelu(self.conv_hr(out))
         out = self.conv_last(head)
-        base = F.interpolate(lq_centre, scale_factor=SCALE, mode="bilinear", align_corners=False)
+        base = F.interpolate(lr_centre, scale_factor=SCALE, mode="bilinear", align_corners=False)
         out = out + base
         if self.hr_gate is not None:
-            out = self.hr_gate(out, hq, base, head)
+            assert hr_frames is not None  # checked above
+            out = self.hr_gate(out, hr_frames, base, head)
         elif self.hr_warp is not None:
-            assert hq is not None  # checked above
-            at_t = phantom_at_t(hq, lq_centre)
-            out = self.hr_warp(out, at_t, base, lq_centre, head, details=details)
-        return out, attention
+            assert hr_frames is not None  # checked above
+            at_t = phantom_at_t(hr_frames, lr_centre, cache=motion_cache)
+            out, blend = self.hr_warp(out, at_t, base, lr_centre, head)
+            return FusedOutput(out, attention, at_t.tau.detach(), blend)
+        return FusedOutput(out, attention)
 
     def forward_with_attention(
         self, lq: torch.Tensor, hq: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Plain forward that also returns TSA attention (t-1 lo, t lo, t+1 lo, hi-, hi+)."""
+        """Plain forward that also returns TSA attention (B, 5) per input frame (t-1 lr,
+        t lr, t+1 lr, hr before, hr after). ``lq``/``hq`` are BasicSR's names."""
         check_window(lq, hq, like=self.conv_first.weight)
         b, _, _, h, w = lq.shape
         lr = self.encode_lr(lq.reshape(b * NUM_LR, 1, h, w)).view(b, NUM_LR, -1, h, w)
         hr = self.encode_hr(hq.reshape(b * NUM_HR, 1, SCALE * h, SCALE * w))
-        return self.fuse(lr, hr.view(b, NUM_HR, -1, h, w), lq[:, CENTRE], hq)
+        fused = self.fuse(lr, hr.view(b, NUM_HR, -1, h, w), lq[:, CENTRE], hq)
+        assert fused.attention is not None  # EDVR-STF always has TSA attention
+        return fused.image, fused.attention
 
     def forward(self, lq: torch.Tensor, hq: torch.Tensor) -> torch.Tensor:
-        """lq (B,3,1,h,w), hq (B,2,1,4h,4w) -> fused frame t (B,1,4h,4w)."""
+        """lq (B,3,1,h,w) LR frames, hq (B,2,1,4h,4w) HR frames -> fused frame t (B,1,4h,4w)."""
         return self.forward_with_attention(lq, hq)[0]

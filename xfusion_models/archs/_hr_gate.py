@@ -74,29 +74,37 @@ class HRGate(nn.Module):
         )
 
     def weights(
-        self, fused: torch.Tensor, hq: torch.Tensor, lq_up: torch.Tensor, head: torch.Tensor
+        self,
+        fused: torch.Tensor,
+        hr_frames: torch.Tensor,
+        lr_up: torch.Tensor,
+        head: torch.Tensor,
     ) -> torch.Tensor:
         """Blend weights (B, 3, H, W) for (fused, before, after); they sum to 1 per pixel."""
-        before, after = hq[:, 0], hq[:, 1]
+        before, after = hr_frames[:, 0], hr_frames[:, 1]
         x = torch.cat(
-            (fused, before, after, lq_up, (before - fused).abs(), (after - fused).abs(), head),
+            (fused, before, after, lr_up, (before - fused).abs(), (after - fused).abs(), head),
             dim=1,
         )
         return F.softmax(self.logits(self.body(x)), dim=1)
 
     def forward(
-        self, fused: torch.Tensor, hq: torch.Tensor, lq_up: torch.Tensor, head: torch.Tensor
+        self,
+        fused: torch.Tensor,
+        hr_frames: torch.Tensor,
+        lr_up: torch.Tensor,
+        head: torch.Tensor,
     ) -> torch.Tensor:
-        """fused, lq_up (B,1,H,W), hq (B,2,1,H,W), head (B,F,H,W) -> blended (B,1,H,W)."""
-        w = self.weights(fused, hq, lq_up, head)
-        frames = torch.cat((fused, hq[:, 0], hq[:, 1]), dim=1)
+        """fused, lr_up (B,1,H,W), hr_frames (B,2,1,H,W), head (B,F,H,W) -> blend (B,1,H,W)."""
+        w = self.weights(fused, hr_frames, lr_up, head)
+        frames = torch.cat((fused, hr_frames[:, 0], hr_frames[:, 1]), dim=1)
         return (w * frames).sum(dim=1, keepdim=True)
 
 
-def _mismatch(warped: torch.Tensor, lq_centre: torch.Tensor) -> torch.Tensor:
+def _mismatch(warped: torch.Tensor, lr_centre: torch.Tensor) -> torch.Tensor:
     """|area-averaged warped frame - Shimadzu frame t|, smoothed 3x3, back at full size."""
-    scale = warped.shape[-1] // lq_centre.shape[-1]
-    diff = (F.avg_pool2d(warped, scale) - lq_centre).abs()
+    scale = warped.shape[-1] // lr_centre.shape[-1]
+    diff = (F.avg_pool2d(warped, scale) - lr_centre).abs()
     diff = F.avg_pool2d(diff, 3, stride=1, padding=1, count_include_pad=False)
     return F.interpolate(diff, scale_factor=scale, mode="bilinear", align_corners=False)
 
@@ -131,8 +139,8 @@ class WarpGate(nn.Module):
         self,
         fused: torch.Tensor,
         at_t: PhantomAtT,
-        lq_up: torch.Tensor,
-        lq_centre: torch.Tensor,
+        lr_up: torch.Tensor,
+        lr_centre: torch.Tensor,
         head: torch.Tensor,
     ) -> torch.Tensor:
         """Blend weights (B, 4, H, W) for (fused, before@t, after@t, bilinear LR t)."""
@@ -147,10 +155,10 @@ class WarpGate(nn.Module):
                 fused,
                 before,
                 after,
-                lq_up,
+                lr_up,
                 (before - after).abs(),
-                _mismatch(before, lq_centre),
-                _mismatch(after, lq_centre),
+                _mismatch(before, lr_centre),
+                _mismatch(after, lr_centre),
                 tau,
                 *errors,
                 head,
@@ -164,19 +172,13 @@ class WarpGate(nn.Module):
         self,
         fused: torch.Tensor,
         at_t: PhantomAtT,
-        lq_up: torch.Tensor,
-        lq_centre: torch.Tensor,
+        lr_up: torch.Tensor,
+        lr_centre: torch.Tensor,
         head: torch.Tensor,
-        details: dict[str, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
-        """fused, lq_up (B,1,H,W), lq_centre (B,1,h,w), head (B,F,H,W) -> (B,1,H,W).
-
-        ``details``, when given, receives per window ``tau`` (B,) and ``weights`` (B, 4):
-        the mean blend weight of (fused, before@t, after@t, bilinear LR t) over the frame.
-        """
-        w = self.weights(fused, at_t, lq_up, lq_centre, head)
-        frames = torch.cat((fused, at_t.before, at_t.after, lq_up), dim=1)
-        if details is not None:
-            details["tau"] = at_t.tau.detach()
-            details["weights"] = w.detach().mean(dim=(2, 3))
-        return (w * frames).sum(dim=1, keepdim=True)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """fused, lr_up (B,1,H,W), lr_centre (B,1,h,w), head (B,F,H,W) -> the blend
+        (B,1,H,W) and, per window, the mean weight (B, 4) of (fused, before@t, after@t,
+        bilinear LR t) over the frame (detached: a report, not a training signal)."""
+        w = self.weights(fused, at_t, lr_up, lr_centre, head)
+        frames = torch.cat((fused, at_t.before, at_t.after, lr_up), dim=1)
+        return (w * frames).sum(dim=1, keepdim=True), w.detach().mean(dim=(2, 3))

@@ -8,19 +8,21 @@ outputs the HR frame itself.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._protocol import FusedOutput
+from ..ops import PhantomMotionCache
 from ._blocks import PhantomBranch
 from ._swin3d import ResidualSwinStage, per_frame_conv
 from ._window import NUM_HR, NUM_LR, SCALE, check_frames, check_fuse_inputs, check_window
 
 __all__ = ["SwinXVRConfig", "SwinXVR", "SWIN_XVR_PRESETS"]
 
-#: Index of the LR frame t among the 5 stacked frames (t-1 lo, t lo, t+1 lo, hi before, hi after).
+#: Index of the LR frame t among the 5 stacked frames (t-1 lr, t lr, t+1 lr, hr before, hr after).
 CENTRE = 1
 
 
@@ -70,11 +72,14 @@ def _init_transformer(module: nn.Module) -> None:
 
 
 class SwinXVR(nn.Module):
-    """3 LR + 2 HR frames -> the HR frame at LR time t, by 3D-window self-attention."""
+    """3 LR + 2 HR frames -> the HR frame at LR time t, by 3D-window self-attention.
+
+    Satisfies :class:`xfusion_models.StreamingFusionNet`.
+    """
 
     arch = "swin_xvr"
 
-    def __init__(self, **hparams) -> None:
+    def __init__(self, **hparams: Any) -> None:
         super().__init__()
         cfg = SwinXVRConfig(**hparams)
         self.config = asdict(cfg)
@@ -113,6 +118,11 @@ class SwinXVR(nn.Module):
         heads = cfg.num_heads  # __post_init__ made it a list
         return heads if isinstance(heads, list) else [heads] * len(cfg.depths)
 
+    @property
+    def needs_hr_frames(self) -> bool:
+        """Always False: SWIN-XVR sees the HR frames only through their features."""
+        return False
+
     def encode_lr(self, x: torch.Tensor) -> torch.Tensor:
         """Shimadzu frames (N, 1, h, w) -> features (N, C, h, w)."""
         check_frames(x, "LR frames")
@@ -127,10 +137,19 @@ class SwinXVR(nn.Module):
         return norm(x.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)
 
     def fuse(
-        self, lr_feats: torch.Tensor, hr_feats: torch.Tensor, lq_centre: torch.Tensor
-    ) -> tuple[torch.Tensor, None]:
-        """Cached features of one window batch -> (fused (B,1,4h,4w), None)."""
-        check_fuse_inputs(lr_feats, hr_feats, lq_centre, self.num_feat)
+        self,
+        lr_feats: torch.Tensor,
+        hr_feats: torch.Tensor,
+        lr_centre: torch.Tensor,
+        hr_frames: torch.Tensor | None = None,
+        *,
+        motion_cache: PhantomMotionCache | None = None,
+    ) -> FusedOutput:
+        """Cached features of one window batch -> fused frames; nothing else to report.
+
+        ``hr_frames`` and ``motion_cache`` are accepted for the protocol and not used.
+        """
+        check_fuse_inputs(lr_feats, hr_feats, lr_centre, self.num_feat)
         stack = torch.cat((lr_feats, hr_feats), dim=1).transpose(1, 2)  # (B, C, 5, h, w)
         h, w = stack.shape[-2:]
         ph, pw = -h % self.window_size[1], -w % self.window_size[2]
@@ -144,18 +163,18 @@ class SwinXVR(nn.Module):
         y = per_frame_conv(self.conv_after_body, self._channel_norm(self.norm, y)) + stack
         centre = y[:, :, CENTRE, :h, :w]
         out = self.conv_last(self.upsample(self.conv_before_upsample(centre)))
-        return out, None
+        return FusedOutput(out)
 
     def forward_with_attention(
         self, lq: torch.Tensor, hq: torch.Tensor
     ) -> tuple[torch.Tensor, None]:
-        """Plain forward; SWIN-XVR has no per-frame attention to report, so ``None``."""
+        """Plain forward (BasicSR's ``lq``/``hq``); no per-frame attention, so ``None``."""
         check_window(lq, hq, like=self.conv_first.weight)
         b, _, _, h, w = lq.shape
         lr = self.encode_lr(lq.reshape(b * NUM_LR, 1, h, w)).view(b, NUM_LR, -1, h, w)
         hr = self.encode_hr(hq.reshape(b * NUM_HR, 1, SCALE * h, SCALE * w))
-        return self.fuse(lr, hr.view(b, NUM_HR, -1, h, w), lq[:, CENTRE])
+        return self.fuse(lr, hr.view(b, NUM_HR, -1, h, w), lq[:, CENTRE]).image, None
 
     def forward(self, lq: torch.Tensor, hq: torch.Tensor) -> torch.Tensor:
-        """lq (B,3,1,h,w), hq (B,2,1,4h,4w) -> fused frame t (B,1,4h,4w)."""
+        """lq (B,3,1,h,w) LR frames, hq (B,2,1,4h,4w) HR frames -> fused frame t (B,1,4h,4w)."""
         return self.forward_with_attention(lq, hq)[0]

@@ -1,8 +1,10 @@
 """The fusion window every architecture takes, and its shape checks.
 
 A window is ``lq`` (B, 3, 1, h, w): Shimadzu (LR) frames t-1, t, t+1, and ``hq``
-(B, 2, 1, 4h, 4w): the Phantom (HR) frames before and after t. Checks run before any
-compute so a caller sees which tensor is wrong instead of a conv error deep inside.
+(B, 2, 1, 4h, 4w): the Phantom (HR) frames before and after t (``lq``/``hq`` are
+BasicSR's names, kept for ``forward``; the streaming ``fuse`` says lr/hr). Checks run
+before any compute so a caller sees which tensor is wrong instead of a conv error deep
+inside.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def check_frames(x: torch.Tensor, name: str, scale: int = 1, multiple: int = 4) 
 
 
 def check_fuse_inputs(
-    lr_feats: torch.Tensor, hr_feats: torch.Tensor, lq_centre: torch.Tensor, num_feat: int
+    lr_feats: torch.Tensor, hr_feats: torch.Tensor, lr_centre: torch.Tensor, num_feat: int
 ) -> None:
     """Cached per-frame features must line up with each other and the LR centre frame."""
     if lr_feats.ndim != 5 or lr_feats.shape[1] != NUM_LR or lr_feats.shape[2] != num_feat:
@@ -76,23 +78,25 @@ def check_fuse_inputs(
     b, _, c, h, w = lr_feats.shape
     if _shape(hr_feats) != (b, NUM_HR, c, h, w):
         raise ValueError(f"hr_feats must be {(b, NUM_HR, c, h, w)}, got {_shape(hr_feats)}")
-    if _shape(lq_centre) != (b, 1, h, w):
-        raise ValueError(f"lq_centre must be {(b, 1, h, w)}, got {_shape(lq_centre)}")
+    if _shape(lr_centre) != (b, 1, h, w):
+        raise ValueError(f"lr_centre must be {(b, 1, h, w)}, got {_shape(lr_centre)}")
 
 
-def check_gate_frames(hq: torch.Tensor | None, lq_centre: torch.Tensor) -> None:
-    """A model with a full-resolution gate needs the raw Phantom frames in ``fuse``."""
-    b, _, h, w = lq_centre.shape
+def check_gate_frames(hr_frames: torch.Tensor | None, lr_centre: torch.Tensor) -> None:
+    """A model with a full-resolution gate needs the raw HR frames in ``fuse``."""
+    b, _, h, w = lr_centre.shape
     want = (b, NUM_HR, 1, SCALE * h, SCALE * w)
-    if hq is None:
+    if hr_frames is None:
         raise ValueError(
             "this model has hr_gate/hr_warp on (needs_hr_frames is True): fuse(...) needs "
-            f"hq={want}, the raw Phantom frames before/after, got hq=None"
+            f"hr_frames={want}, the raw Phantom frames before/after, got hr_frames=None"
         )
-    if _shape(hq) != want:
-        raise ValueError(f"hq must be (B,2,1,4h,4w) = {want} for the gate, got {_shape(hq)}")
-    if hq.dtype != lq_centre.dtype or hq.device != lq_centre.device:
+    if _shape(hr_frames) != want:
         raise ValueError(
-            f"hq is {hq.dtype} on {hq.device} but lq_centre is {lq_centre.dtype} on "
-            f"{lq_centre.device}; they must match"
+            f"hr_frames must be (B,2,1,4h,4w) = {want} for the gate, got {_shape(hr_frames)}"
+        )
+    if hr_frames.dtype != lr_centre.dtype or hr_frames.device != lr_centre.device:
+        raise ValueError(
+            f"hr_frames are {hr_frames.dtype} on {hr_frames.device} but lr_centre is "
+            f"{lr_centre.dtype} on {lr_centre.device}; they must match"
         )

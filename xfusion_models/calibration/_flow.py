@@ -2,7 +2,8 @@
 
 The original gave its grid pairing an initial correspondence with an optical-flow
 net; this one is deliberately small (a few conv layers at 1/4 resolution) so it trains
-on a CPU in minutes. Flow is in pixels, (dx, dy), with ``warp(lr_up, flow) ~= hr``.
+on a CPU in minutes. Flow is in pixels, (dx, dy), with ``warp(lr_up, flow) ~= hr``
+(``xfusion_models.ops.warp``, the same backward warp the HR motion uses).
 """
 
 from __future__ import annotations
@@ -11,21 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CalibrationFlowNet", "warp"]
-
-
-def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Sample ``image`` (B, C, H, W) at ``p + flow(p)``; flow (B, 2, H, W) in pixels."""
-    b, _, h, w = image.shape
-    ys, xs = torch.meshgrid(
-        torch.arange(h, dtype=image.dtype, device=image.device),
-        torch.arange(w, dtype=image.dtype, device=image.device),
-        indexing="ij",
-    )
-    x = xs + flow[:, 0]
-    y = ys + flow[:, 1]
-    grid = torch.stack([2 * x / max(w - 1, 1) - 1, 2 * y / max(h - 1, 1) - 1], dim=-1)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+__all__ = ["CalibrationFlowNet"]
 
 
 class _Residual(nn.Module):

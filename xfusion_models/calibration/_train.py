@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._flow import CalibrationFlowNet, warp
+from ..ops import warp
+from ._flow import CalibrationFlowNet
 from ._virtual_pairs import VirtualPairs
 
 __all__ = ["evaluator_loss", "train_flow"]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._flow import warp
+from ..ops import warp
 
 __all__ = ["VirtualPairs", "list_images", "random_flow"]
 

@@ -33,7 +33,9 @@ import torch.nn.functional as F
 
 __all__ = [
     "PhantomAtT",
+    "PhantomMotionCache",
     "dense_flow",
+    "pair_motion",
     "warp",
     "interpolation_flows",
     "phantom_at_t",
@@ -108,28 +110,40 @@ def pair_motion(first: np.ndarray, second: np.ndarray) -> PairMotion:
     return f01, f10, e0, e1
 
 
-class _FlowCache:
-    """The last few Phantom pairs' motion, keyed by a digest of the two frames' bytes.
+class PhantomMotionCache:
+    """The motion of the last few HR (Phantom) pairs, keyed by a digest of the frames' bytes.
 
     In continuous mode every window between two Phantom frames shares their pair, so flow
     and round-trip errors are computed once per pair instead of once per window. DIS is
-    deterministic, so a cached result equals a recomputed one bit for bit.
+    deterministic, so a cached result equals a recomputed one bit for bit. The caller
+    owns it (one per fusion worker, next to its feature cache), so ``hits``/``misses``
+    are visible and the memory goes with the caller; thread safe.
     """
 
     def __init__(self, size: int = 8) -> None:
+        if size < 1:
+            raise ValueError(f"a motion cache holds at least one pair, got size={size}")
         self.size = size
+        self.hits = 0
+        self.misses = 0
         self._items: OrderedDict[bytes, PairMotion] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def motion(self, pair: np.ndarray) -> PairMotion:
+        """The motion of one HR pair (2, H, W), from the cache when seen lately."""
         pair = np.ascontiguousarray(pair)
         key = hashlib.blake2b(pair.tobytes(), digest_size=16, person=str(pair.shape).encode()[:16])
         digest = key.digest()
         with self._lock:
             hit = self._items.get(digest)
             if hit is not None:
+                self.hits += 1
                 self._items.move_to_end(digest)
                 return hit
+            self.misses += 1
         result = pair_motion(pair[0], pair[1])
         with self._lock:
             self._items[digest] = result
@@ -138,13 +152,12 @@ class _FlowCache:
         return result
 
 
-_FLOWS = _FlowCache()
-
-
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Backward warp: out(y, x) = image(y + flow_y, x + flow_x), bilinear, edges repeated.
 
-    image (N, C, H, W), flow (N, 2, H, W) in pixels with channel 0 = x, 1 = y.
+    image (N, C, H, W), flow (N, 2, H, W) in pixels with channel 0 = x, 1 = y; grid_sample
+    with ``align_corners=True`` (pixel centres at -1 and 1) and border padding. The one
+    warp of the package: the HR motion here and the calibration flow net both use it.
     """
     n, _, h, w = image.shape
     ys = torch.arange(h, dtype=image.dtype, device=image.device).view(1, h, 1)
@@ -177,67 +190,82 @@ def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _warped_pair(
-    hq: torch.Tensor, f01: torch.Tensor, f10: torch.Tensor, tau: torch.Tensor
+    hr_frames: torch.Tensor, f01: torch.Tensor, f10: torch.Tensor, tau: torch.Tensor
 ) -> PhantomAtT:
     ft0, ft1 = interpolation_flows(f01, f10, tau)
-    return PhantomAtT(warp(hq[:, 0], ft0), warp(hq[:, 1], ft1), tau)
+    return PhantomAtT(warp(hr_frames[:, 0], ft0), warp(hr_frames[:, 1], ft1), tau)
 
 
 def _best_tau(
-    hq: torch.Tensor,
+    hr_frames: torch.Tensor,
     f01: torch.Tensor,
     f10: torch.Tensor,
-    lq_centre: torch.Tensor,
+    lr_centre: torch.Tensor,
     candidates: torch.Tensor,
     scale: int,
 ) -> torch.Tensor:
     """For each window, the candidate (B, K) whose warped blend best matches frame t."""
     b, k = candidates.shape
     rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731 - (B, ...) -> (B*K, ...)
-    pair = _warped_pair(rep(hq), rep(f01), rep(f10), candidates.reshape(-1))
+    pair = _warped_pair(rep(hr_frames), rep(f01), rep(f10), candidates.reshape(-1))
     seen = F.avg_pool2d(pair.blend(), scale)  # what the Shimadzu pixels would integrate
-    score = _correlation(seen, rep(lq_centre)).view(b, k)
+    score = _correlation(seen, rep(lr_centre)).view(b, k)
     return candidates.gather(1, score.argmax(dim=1, keepdim=True)).squeeze(1)
+
+
+def _check_window(hr_frames: torch.Tensor, lr_centre: torch.Tensor) -> None:
+    if hr_frames.ndim != 5 or hr_frames.shape[1:3] != (2, 1):
+        raise ValueError(f"hr_frames must be (B,2,1,H,W), got {tuple(hr_frames.shape)}")
+    b, _, _, h, _ = hr_frames.shape
+    if lr_centre.shape[0] != b or lr_centre.shape[1] != 1 or h % lr_centre.shape[2]:
+        raise ValueError(
+            f"lr_centre must be (B,1,h,w) on a divisor grid of {tuple(hr_frames.shape)}, "
+            f"got {tuple(lr_centre.shape)}"
+        )
 
 
 @torch.no_grad()
 def phantom_at_t(
-    hq: torch.Tensor, lq_centre: torch.Tensor, *, tau: torch.Tensor | None = None
+    hr_frames: torch.Tensor,
+    lr_centre: torch.Tensor,
+    *,
+    tau: torch.Tensor | None = None,
+    cache: PhantomMotionCache | None = None,
 ) -> PhantomAtT:
     """Warp the Phantom frames of each window to the time of its Shimadzu frame t.
 
-    hq (B, 2, 1, H, W): Phantom frames before/after t, registered to the Shimadzu grid
-    x4; lq_centre (B, 1, h, w): Shimadzu frame t. ``tau`` (B,) skips the search when the
-    time fraction is known. Returns the warped frames (in ``hq``'s dtype) and the
-    fraction used. Everything runs in float32 whatever the model's precision: the
-    correlation that picks ``tau`` and sub-pixel warps are too coarse in 16 bits.
+    hr_frames (B, 2, 1, H, W): Phantom frames before/after t, registered to the Shimadzu
+    grid x4; lr_centre (B, 1, h, w): Shimadzu frame t. ``tau`` (B,) skips the search
+    when the time fraction is known. ``cache`` reuses the flow of a pair seen before
+    (None: computed afresh; the result is the same). Returns the warped frames (in
+    ``hr_frames``' dtype) and the fraction used. Everything runs in float32 whatever the
+    model's precision: the correlation that picks ``tau`` and sub-pixel warps are too
+    coarse in 16 bits.
     """
-    if hq.ndim != 5 or hq.shape[1:3] != (2, 1):
-        raise ValueError(f"hq must be (B,2,1,H,W), got {tuple(hq.shape)}")
-    b, _, _, h, w = hq.shape
-    if lq_centre.shape[0] != b or lq_centre.shape[1] != 1 or h % lq_centre.shape[2]:
-        raise ValueError(
-            f"lq_centre must be (B,1,h,w) on a divisor grid of {tuple(hq.shape)}, "
-            f"got {tuple(lq_centre.shape)}"
-        )
-    scale = h // lq_centre.shape[2]
-    dtype, hq, lq_centre = hq.dtype, hq.detach().float(), lq_centre.detach().float()
-    motions = [_FLOWS.motion(pair) for pair in hq[:, :, 0].cpu().numpy()]
+    _check_window(hr_frames, lr_centre)
+    b, _, _, h, _ = hr_frames.shape
+    scale = h // lr_centre.shape[2]
+    dtype = hr_frames.dtype
+    hr, lr_centre = hr_frames.detach().float(), lr_centre.detach().float()
+    pairs = hr[:, :, 0].cpu().numpy()
+    motions = [
+        cache.motion(pair) if cache is not None else pair_motion(pair[0], pair[1]) for pair in pairs
+    ]
     f01, f10, e0, e1 = (
-        torch.from_numpy(np.stack([m[k] for m in motions])).to(hq.device) for k in range(4)
+        torch.from_numpy(np.stack([m[k] for m in motions])).to(hr.device) for k in range(4)
     )
     if tau is None:
-        coarse = torch.linspace(0, 1, TAU_COARSE, device=hq.device)
-        best = _best_tau(hq, f01, f10, lq_centre, coarse.expand(b, -1), scale)
-        steps = torch.arange(-5, 6, device=hq.device) * TAU_FINE_STEP
+        coarse = torch.linspace(0, 1, TAU_COARSE, device=hr.device)
+        best = _best_tau(hr, f01, f10, lr_centre, coarse.expand(b, -1), scale)
+        steps = torch.arange(-5, 6, device=hr.device) * TAU_FINE_STEP
         fine = (best[:, None] + steps[None]).clamp(0, 1)
-        tau = _best_tau(hq, f01, f10, lq_centre, fine, scale)
+        tau = _best_tau(hr, f01, f10, lr_centre, fine, scale)
     else:
-        tau = tau.to(hq.device, torch.float32).reshape(b)
+        tau = tau.to(hr.device, torch.float32).reshape(b)
     ft0, ft1 = interpolation_flows(f01, f10, tau)
     return PhantomAtT(
-        warp(hq[:, 0], ft0).to(dtype),
-        warp(hq[:, 1], ft1).to(dtype),
+        warp(hr[:, 0], ft0).to(dtype),
+        warp(hr[:, 1], ft1).to(dtype),
         tau,
         warp(e0, ft0).to(dtype),
         warp(e1, ft1).to(dtype),

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .._validation import validation_problems
 from ..data import SamplingConfig
 
 __all__ = ["ModelSpec", "SchedulerSpec", "TrainSpec", "TrainOptions", "load_options"]
@@ -93,7 +94,4 @@ def load_options(path: str | Path) -> TrainOptions:
     try:
         return TrainOptions.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ValueError(f"{path}: {problems}") from exc
+        raise ValueError(f"{path}: {validation_problems(exc)}") from exc

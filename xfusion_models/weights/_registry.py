@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._validation import validation_problems
 from ._checkpoint import CheckpointError
 
 __all__ = ["WEIGHTS_DIR", "WeightsEntry", "list_weights", "get_weights", "default_weights"]
@@ -58,10 +59,8 @@ class WeightsEntry(BaseModel):
         try:
             return cls(**data, root=path.resolve().parent)
         except ValidationError as exc:
-            fields = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-            )
-            raise CheckpointError(f"{path}: invalid weights entry: {fields}") from exc
+            problems = validation_problems(exc)
+            raise CheckpointError(f"{path}: invalid weights entry: {problems}") from exc
         except TypeError as exc:
             raise CheckpointError(f"{path}: invalid weights entry: {exc}") from exc
 

@@ -4,7 +4,6 @@ from ._beamline import Beamline, build_beamline
 from ._demo import DemoSettings, TruthScorer, run_demo
 from ._download import DownloadResult, download, extract_zip, sha256_of
 from ._live_fusion import LiveFusion, attach_fusion, profile_calibration
-from ._offline import FusionOutcome, new_run_engine, run_with_fusion
 from ._profile_model import (
     CameraProfile,
     DevicesProfile,
@@ -15,7 +14,8 @@ from ._profile_model import (
     available_profiles,
     load_profile,
 )
-from ._serve import FusionServer
+from ._run_engine import close_run_engine, new_run_engine
+from ._session import FusionSession
 from ._virtual import (
     VirtualDataset,
     VirtualDatasets,
@@ -31,6 +31,7 @@ __all__ = [
     "available_profiles",
     "Beamline",
     "build_beamline",
+    "close_run_engine",
     "CameraProfile",
     "DemoSettings",
     "DevicesProfile",
@@ -38,8 +39,7 @@ __all__ = [
     "DownloadResult",
     "extract_zip",
     "find_virtual_sources",
-    "FusionOutcome",
-    "FusionServer",
+    "FusionSession",
     "identity_calibration",
     "LiveFusion",
     "load_profile",
@@ -48,7 +48,6 @@ __all__ = [
     "Profile",
     "profile_calibration",
     "run_demo",
-    "run_with_fusion",
     "sha256_of",
     "SimSceneProfile",
     "TiledProfile",

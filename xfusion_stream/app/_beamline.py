@@ -22,15 +22,15 @@ from ..devices import (
     SimShimadzuBackend,
 )
 from ..devices._camera_backend import CameraBackend
-from ..simulation import SceneConfig
 from ._profile_model import CameraProfile, Profile
+from ._run_engine import close_run_engine
 
 __all__ = ["Beamline", "build_beamline"]
 
 
 @dataclass
 class Beamline:
-    """Everything a session needs; ``close()`` stops the RunEngine loop and Tiled."""
+    """Everything a session needs; ``close()`` stops the RunEngine loop, 0MQ and Tiled."""
 
     profile: Profile
     RE: Any
@@ -42,6 +42,8 @@ class Beamline:
     data_dir: Path
     tiled_server: Any = None
     sim_beam: SimBeam | None = None
+    #: 0MQ Publisher of the raw documents (prefix ``raw``) when the profile has ``zmq:``
+    raw_publisher: Any = None
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -54,11 +56,10 @@ class Beamline:
         self._closed = True
         try:
             self.RE.unsubscribe(self.raw_writer_token)
-            loop = self.RE.loop
-            if loop.is_running():
-                loop.call_soon_threadsafe(loop.stop)
-                self.RE._th.join(timeout=10)
+            close_run_engine(self.RE)
         finally:
+            if self.raw_publisher is not None:
+                self.raw_publisher.close()
             if self.tiled_server is not None:
                 self.tiled_server.close()
             else:
@@ -100,25 +101,21 @@ def _tiled(profile: Profile, data_dir: Path) -> tuple[Any, Any]:
 
 
 def build_beamline(profile: Profile, *, data_dir: str | Path | None = None) -> Beamline:
-    """RunEngine + both cameras + Tiled (embedded or remote) + raw TiledWriter."""
+    """RunEngine + both cameras + Tiled (embedded or remote) + raw TiledWriter.
+
+    A profile with a ``zmq:`` block also publishes the raw documents to ``zmq.raw_in``
+    (prefix ``raw``), where ``xfusion serve`` behind a proxy can fuse them.
+    """
     from bluesky import RunEngine
 
-    from ..publishing import make_tiled_writer
+    from ..publishing import RAW_PREFIX, make_publisher, make_tiled_writer
 
     data = Path(data_dir).expanduser().resolve() if data_dir else profile.resolved_data_dir()
     (data / "raw").mkdir(parents=True, exist_ok=True)
     dev = profile.devices
     beam = None
     if "sim" in (dev.phantom.backend, dev.shimadzu.backend):
-        s = dev.sim
-        config = SceneConfig(
-            seed=s.seed,
-            shimadzu_shape=(s.shimadzu_shape[0], s.shimadzu_shape[1]),
-            n_shimadzu=s.n_shimadzu,
-            shimadzu_frame_ns=s.shimadzu_frame_ns,
-            phantom_every=s.phantom_every,
-        )
-        beam = SimBeam(config, grid_frames=s.grid_frames)
+        beam = SimBeam(dev.sim.scene_config(), grid_frames=dev.sim.grid_frames)
     case = None
     if "recorded" in (dev.phantom.backend, dev.shimadzu.backend):
         from ..recorded import read_case
@@ -142,6 +139,10 @@ def build_beamline(profile: Profile, *, data_dir: str | Path | None = None) -> B
         RE = RunEngine({"beamline_profile": profile.name})
         writer = make_tiled_writer(client, batch_size=profile.tiled.batch_size)
         token = RE.subscribe(writer)
+        publisher = None
+        if profile.zmq is not None:
+            publisher = make_publisher(profile.zmq.raw_in, prefix=RAW_PREFIX)
+            RE.subscribe(publisher)
     except Exception:
         if server is not None:
             server.close()
@@ -157,4 +158,5 @@ def build_beamline(profile: Profile, *, data_dir: str | Path | None = None) -> B
         data_dir=data,
         tiled_server=server,
         sim_beam=beam,
+        raw_publisher=publisher,
     )

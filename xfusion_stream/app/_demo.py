@@ -17,13 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..calibration import CalibrationRecord, GridCalibrationCallback, record_to_documents
 from ..core import XFusionError
 from ..devices import PhantomTMX7510, ShimadzuHPVX2, SimBeam, SimPhantomBackend, SimShimadzuBackend
-from ..fusion import FusedFrame, FusionConfig, FusionModel, WindowJob
+from ..fusion import (
+    FusedFrame,
+    FusionConfig,
+    FusionModel,
+    WindowJob,
+    by_candidate,
+    score_against_truth,
+)
 from ..simulation import Scene, SceneConfig, write_simulation
 
 __all__ = ["DemoSettings", "TruthScorer", "run_demo"]
@@ -58,21 +64,15 @@ class TruthScorer:
         self.rows: list[dict[str, float]] = []
 
     def __call__(self, frame: FusedFrame, job: WindowJob) -> None:
-        from xfusion_models.metrics import aad, psnr, ssim
-
         c = self.crop
         t = float(self.shimadzu_t[frame.shimadzu_index])
         truth = self.scene.truth_counts(t).astype(np.float32) / self.full_scale
         truth = truth[c.y : c.y + c.height, c.x : c.x + c.width]
-        h, w = truth.shape
-        bicubic = np.clip(cv2.resize(job.lr_frames[1], (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
-        dt = [abs(self.phantom_t[p] - t) for p in job.hr]
-        nearest = job.hr_frames[int(np.argmin(dt))]
+        nearer = int(np.argmin([abs(self.phantom_t[p] - t) for p in job.hr]))
+        scores = score_against_truth(frame.image, truth, job.lr_frames[1], job.hr_frames, nearer)
         row: dict[str, float] = {"shimadzu_index": float(frame.shimadzu_index)}
-        for name, image in (("fused", frame.image), ("bicubic", bicubic), ("nearest", nearest)):
-            row[f"psnr_{name}"] = float(psnr(image, truth))
-            row[f"ssim_{name}"] = float(ssim(image, truth))
-            row[f"aad_{name}"] = float(aad(image, truth))
+        for candidate, values in by_candidate(scores).items():  # keys: psnr_fused ...
+            row.update({f"{metric}_{candidate}": v for metric, v in values.items()})
         self.rows.append(row)
 
     def means(self) -> dict[str, float]:
@@ -93,9 +93,8 @@ def _cameras(beam: SimBeam, data_dir: Path):
 
 
 def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
-    from xfusion_plans import dual_camera_burst, grid_calibration
+    from xfusion_plans import grid_calibration
 
-    from ..products import ProductWriter
     from ..publishing import (
         EmbeddedTiled,
         ListenerProcess,
@@ -103,7 +102,7 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
         make_publisher,
         make_tiled_writer,
     )
-    from ._offline import close_run_engine, new_run_engine, run_with_fusion
+    from ._run_engine import close_run_engine, new_run_engine
 
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
@@ -139,37 +138,14 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
             if settings.listener:
                 listener = ListenerProcess(proxy.out_address, out / "listener", timeout=900)
                 listener.wait_ready()
-            publisher = make_publisher(proxy.in_address)
-            scorer = TruthScorer(beam.scene, record, settings.full_scale)
-            products = ProductWriter(
-                out / "fused",
-                mode=settings.traverse_mode,
-                progress_total=_expected_windows(beam.scene, settings.traverse_mode),
-                progress=settings.progress,
+            sinks = [make_publisher(proxy.in_address), make_tiled_writer(client)]
+            summary.update(
+                _fuse_burst(settings, model, record, beam, (phantom, shimadzu), RE, sinks)
             )
-
-            def on_frame(frame: FusedFrame, job: WindowJob) -> None:
-                products(frame, job)
-                scorer(frame, job)
-
-            outcome = run_with_fusion(
-                dual_camera_burst(
-                    phantom, shimadzu, md={"sample": f"simulated, seed {settings.seed}"}
-                ),
-                model=model,
-                calibration=record,
-                config=FusionConfig(traverse_mode=settings.traverse_mode),
-                sinks=[publisher, make_tiled_writer(client)],
-                on_frame=on_frame,
-                finish_products=products.close,
-                RE=RE,
-            )
-            summary.update(outcome.summary())
-            summary["metrics_vs_truth"] = scorer.means()
             summary["received_by_remote_dispatcher"] = _listener_result(listener)
             summary["tiled"] = {
                 "uri": tiled.base_uri,
-                "fused_in_tiled": _fused_rows(client, outcome.fused_uid),
+                "fused_in_tiled": _fused_rows(client, summary["fused_uid"]),
             }
         finally:
             if listener is not None:
@@ -179,6 +155,42 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _fuse_burst(
+    settings: DemoSettings,
+    model: FusionModel,
+    record: CalibrationRecord,
+    beam: SimBeam,
+    cameras: tuple[PhantomTMX7510, ShimadzuHPVX2],
+    RE: Any,  # noqa: N803 - bluesky's name
+    sinks: list[Any],
+) -> dict[str, Any]:
+    """Acquire one burst with live fusion: the fused run's summary, its products (PNG,
+    GIF, CSV) and its scores against the simulated truth."""
+    from xfusion_plans import dual_camera_burst
+
+    from ..products import ProductWriter
+    from ._session import FusionSession
+
+    scorer = TruthScorer(beam.scene, record, settings.full_scale)
+    products = ProductWriter(
+        settings.out / "fused",
+        traverse_mode=settings.traverse_mode,
+        progress_total=_expected_windows(beam.scene, settings.traverse_mode),
+        progress=settings.progress,
+    )
+
+    def on_frame(frame: FusedFrame, job: WindowJob) -> None:
+        products(frame, job)
+        scorer(frame, job)
+
+    session = FusionSession(
+        model, record, sinks, FusionConfig(traverse_mode=settings.traverse_mode), on_frame=on_frame
+    )
+    md = {"sample": f"simulated, seed {settings.seed}"}
+    outcome = session.run_plan(dual_camera_burst(*cameras, md=md), RE=RE)
+    return {**outcome.summary(), **products.close(), "metrics_vs_truth": scorer.means()}
 
 
 def _expected_windows(scene: Scene, mode: str) -> int:

@@ -1,4 +1,4 @@
-"""Attach live fusion to a profile-built beamline: ``RE.subscribe(fusion_router)``.
+"""Attach live fusion to a profile-built beamline: a ``FusionSession`` subscribed to RE.
 
 The profile names the model (registry name, checkpoint, or ``default`` for the shipped
 one), the calibration (a record file, or ``truth`` for a simulated beamline whose
@@ -8,30 +8,36 @@ over 0MQ when a proxy address is given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..calibration import CalibrationRecord, load_record
 from ..core import ConfigError
-from ..fusion import FusionCallback, FusionConfig, fusion_router, load_fusion_model
+from ..fusion import FusedRunResult, FusionConfig, load_fusion_model
+from ._session import FusionSession
 
 __all__ = ["LiveFusion", "attach_fusion", "profile_calibration"]
 
 
 @dataclass
 class LiveFusion:
-    """What ``attach_fusion`` subscribed: the RE token and one callback per raw run."""
+    """What ``attach_fusion`` subscribed: the session fusing every raw run of ``RE``."""
 
-    token: int
-    callbacks: list[FusionCallback] = field(default_factory=list)
+    session: FusionSession
+
+    @property
+    def results(self) -> list[FusedRunResult]:
+        return self.session.results
 
     def wait(self, timeout: float | None = None) -> str | None:
         """Block until the latest raw run is fused; returns its fused uid."""
-        if not self.callbacks:
-            return None
-        last = self.callbacks[-1]
-        return last.fused_uid if last.join(timeout) else None
+        result = self.session.wait(timeout)
+        return result.fused_uid if result is not None else None
+
+    def detach(self) -> None:
+        """Stop fusing the RunEngine's runs (runs already taken finish)."""
+        self.session.unsubscribe()
 
 
 def profile_calibration(beamline: Any) -> CalibrationRecord:
@@ -56,7 +62,7 @@ def attach_fusion(
     config: FusionConfig | None = None,
     calibration: CalibrationRecord | None = None,
 ) -> LiveFusion:
-    """Subscribe a fusion RunRouter to ``beamline.RE``."""
+    """Fuse every raw run of ``beamline.RE`` into its Tiled (and 0MQ, if given)."""
     from ..publishing import make_publisher, make_tiled_writer
 
     profile = beamline.profile
@@ -65,13 +71,11 @@ def attach_fusion(
     sinks = [make_tiled_writer(beamline.tiled_client)]
     if publish_address:
         sinks.append(make_publisher(publish_address))
-    config = config or FusionConfig(traverse_mode=profile.traverse)
-    callbacks: list[FusionCallback] = []
-    router = fusion_router(
+    session = FusionSession(
         model,
         calibration or profile_calibration(beamline),
         sinks,
-        config,
-        on_callback=callbacks.append,
+        config or profile.fusion,
     )
-    return LiveFusion(beamline.RE.subscribe(router), callbacks)
+    session.subscribe(beamline.RE)
+    return LiveFusion(session)

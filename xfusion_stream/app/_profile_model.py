@@ -7,15 +7,16 @@ Relative paths are taken relative to the current working directory, ``~`` is exp
 
 from __future__ import annotations
 
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from ..core import ConfigError
+from ..core import ConfigError, ConfigModel, load_config, read_mapping
+from ..fusion import FusionConfig
+from ..publishing import check_address
+from ..simulation import SceneConfig
 
 __all__ = [
     "CameraProfile",
@@ -28,14 +29,8 @@ __all__ = [
     "load_profile",
 ]
 
-_ZMQ_RE = re.compile(r"^tcp://[A-Za-z0-9_.\-]+:\d{1,5}$")
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CameraProfile(_Strict):
+class CameraProfile(ConfigModel):
     """One camera: which backend drives it and, for EPICS, its PV prefix."""
 
     backend: Literal["sim", "recorded", "epics"] = "sim"
@@ -44,32 +39,28 @@ class CameraProfile(_Strict):
     inline: bool = False
 
 
-class SimSceneProfile(_Strict):
-    """Scene-engine settings for simulated cameras (sizes may be small for tests)."""
+class SimSceneProfile(SceneConfig):
+    """Simulated cameras: the scene engine's own settings, plus the calibration-grid run.
 
-    seed: int = 0
-    shimadzu_shape: tuple[int, int] = (250, 400)
-    n_shimadzu: int = Field(default=128, ge=2)
-    shimadzu_frame_ns: int = Field(default=200, ge=1)
-    phantom_every: int = Field(default=20, ge=1)
+    Every :class:`~xfusion_stream.simulation.SceneConfig` field may be set here (sizes
+    may be small for tests); ``grid_frames`` is the length of a grid-calibration burst.
+    """
+
     grid_frames: int = Field(default=32, ge=2)
 
-    @field_validator("shimadzu_shape")
-    @classmethod
-    def _shape(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if min(value) < 4:
-            raise ValueError(f"must be (rows, cols) of at least 4 pixels, got {list(value)}")
-        return value
+    def scene_config(self) -> SceneConfig:
+        """The scene these settings describe (``grid_frames`` is not the scene's)."""
+        return SceneConfig.from_config(self)
 
 
-class DevicesProfile(_Strict):
+class DevicesProfile(ConfigModel):
     phantom: CameraProfile = CameraProfile()
     shimadzu: CameraProfile = CameraProfile()
     sim: SimSceneProfile = SimSceneProfile()
     recorded_case: Path | None = None
 
 
-class TiledProfile(_Strict):
+class TiledProfile(ConfigModel):
     """``uri: embedded`` starts a Tiled server in the data directory."""
 
     uri: str = "embedded"
@@ -84,8 +75,13 @@ class TiledProfile(_Strict):
         return value
 
 
-class ZmqProfile(_Strict):
-    """0MQ addresses: raw documents into/out of the proxy, fused documents out."""
+class ZmqProfile(ConfigModel):
+    """0MQ addresses; a profile with this block publishes its raw documents to ``raw_in``.
+
+    ``raw_in``/``raw_out`` are the proxy's two sides (the RunEngine publishes into
+    ``raw_in``, ``xfusion serve`` subscribes to ``raw_out``); fused documents go to
+    ``fused``.
+    """
 
     raw_in: str = "tcp://127.0.0.1:5577"
     raw_out: str = "tcp://127.0.0.1:5578"
@@ -94,21 +90,21 @@ class ZmqProfile(_Strict):
     @field_validator("raw_in", "raw_out", "fused")
     @classmethod
     def _address(cls, value: str) -> str:
-        if not _ZMQ_RE.match(value):
-            raise ValueError(f"must look like tcp://127.0.0.1:5577, got {value!r}")
-        return value
+        return check_address(value, "0MQ address")
 
 
-class Profile(_Strict):
+class Profile(ConfigModel):
+    """A whole profile file; ``source`` is the file it came from (set by the loader)."""
+
     name: str
     description: str = ""
     devices: DevicesProfile = DevicesProfile()
     data_dir: Path = Path("xfusion-data")
     tiled: TiledProfile = TiledProfile()
-    zmq: ZmqProfile = ZmqProfile()
+    zmq: ZmqProfile | None = None
     model: str = "default"
     calibration: str = "truth"
-    traverse: Literal["continuous", "double"] = "continuous"
+    fusion: FusionConfig = FusionConfig()
     source: Path | None = None
 
     def resolved_data_dir(self) -> Path:
@@ -145,29 +141,13 @@ def _locate(path_or_name: str | Path) -> Path:
     )
 
 
-def _format_errors(source: Path, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"{source}: {field}: {err['msg']}")
-    return "\n".join(lines)
-
-
 def load_profile(path_or_name: str | Path) -> Profile:
     """Read and validate a profile YAML (a path, or a shipped name such as ``sim``).
 
     Raises ``ConfigError`` naming the file and the field for every problem found.
     """
     source = _locate(path_or_name)
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: (top level): must be a mapping of profile fields")
+    raw = read_mapping(source, what="profile")
     if "source" in raw:
         raise ConfigError(f"{source}: source: set by the loader, not allowed in the file")
-    try:
-        return Profile.model_validate({**raw, "source": source.resolve()})
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(source, exc)) from None
+    return load_config(Profile, {**raw, "source": source.resolve()}, source=source)

@@ -1,114 +1,69 @@
 """Fusion as a service beside the RunEngine: raw documents in from a 0MQ proxy, fused out.
 
 The xpdAn pattern: the RunEngine publishes raw documents to a ``bluesky-0MQ-proxy``
-with prefix ``b"raw"``; this server subscribes at the proxy's OUT address, runs every
-raw run through the same ``fusion_router`` the in-process profile uses, and publishes
-the fused run back to the proxy's IN address with prefix ``b"fused"`` (and to Tiled
-when given a client). It binds nothing: both ends connect to the proxy. A crash or a
-slow model here can never stall acquisition, which is the reason to run it apart.
+with prefix ``b"raw"``; ``FusionSession.serve`` subscribes at the proxy's OUT address,
+runs every raw run through the session's RunRouter (the same one the in-process
+profile hook subscribes), and publishes the fused run back to the proxy's IN address
+with prefix ``b"fused"`` (and to the session's other sinks, e.g. Tiled). It binds
+nothing: both ends connect to the proxy. A crash or a slow model here can never stall
+acquisition, which is the reason to run it apart.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import signal
-import threading
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..calibration import CalibrationRecord
-from ..fusion import FusionCallback, FusionConfig, FusionModel, fusion_router
-from ..publishing import (
-    FUSED_PREFIX,
-    RAW_PREFIX,
-    make_publisher,
-    make_remote_dispatcher,
-    make_tiled_writer,
-)
+from ..fusion import FusedRunResult, FusionCallback
+from ..publishing import make_publisher, make_remote_dispatcher, run_dispatcher, stop_dispatcher
 
-__all__ = ["FusionServer"]
+if TYPE_CHECKING:
+    from ._session import FusionSession
+
+__all__ = ["ZmqFusionService"]
 
 logger = logging.getLogger(__name__)
 
 
-class _SerialSink:
-    """A sink behind a lock: fusion workers of overlapping runs share one 0MQ socket."""
+class ZmqFusionService:
+    """One ``FusionSession.serve`` call: the dispatcher, the runs it took, why it ended.
 
-    def __init__(self, sink: Any, lock: threading.Lock) -> None:
-        self._sink = sink
-        self._lock = lock
-
-    def __call__(self, name: str, doc: dict) -> None:
-        with self._lock:
-            self._sink(name, doc)
-
-    def __repr__(self) -> str:
-        return f"<serialised {type(self._sink).__name__}>"
-
-
-class FusionServer:
-    """Subscribe at ``subscribe_address`` (proxy OUT), publish to ``publish_address`` (proxy IN).
-
-    ``serve()`` blocks until ``max_runs`` raw runs were fused (None: forever), a
-    SIGINT/SIGTERM arrives, or ``shutdown()`` is called from another thread. Runs still
-    open then end with exit_status ``abort``; every worker is joined before it returns.
+    Runs still open when it ends get exit_status ``abort``; every worker is joined
+    before ``run()`` returns its summary.
     """
 
     def __init__(
         self,
-        model: FusionModel,
-        calibration: CalibrationRecord,
-        *,
+        session: FusionSession,
         subscribe_address: str,
-        publish_address: str,
-        config: FusionConfig | None = None,
-        tiled_client: Any = None,
-        tiled_batch_size: int | None = None,
-        max_runs: int | None = None,
-        raw_prefix: bytes = RAW_PREFIX,
-        fused_prefix: bytes = FUSED_PREFIX,
-        ready_file: str | os.PathLike | None = None,
-        join_timeout: float = 600.0,
+        publish_address: str | None,
+        *,
+        raw_prefix: bytes,
+        fused_prefix: bytes,
+        max_runs: int | None,
+        ready_file: str | os.PathLike | None,
+        join_timeout: float,
     ) -> None:
-        self.model = model
-        self.calibration = calibration
-        self.config = config or FusionConfig.model_validate({})
+        self.session = session
         self.subscribe_address = subscribe_address
         self.publish_address = publish_address
-        self.tiled_client = tiled_client
-        self.tiled_batch_size = tiled_batch_size
-        self.max_runs = max_runs
         self.raw_prefix = raw_prefix
         self.fused_prefix = fused_prefix
-        self.ready_file = Path(ready_file) if ready_file is not None else None
+        self.max_runs = max_runs
+        self.ready_file = ready_file
         self.join_timeout = join_timeout
         self.callbacks: list[FusionCallback] = []
-        self._stopped_raw: set[str] = set()
-        self._dispatcher: Any = None
         self.stopped_by = ""
+        self._stopped_raw: set[str] = set()
+        # made here, not in run(): a shutdown() that comes first still ends run() at once
+        self._dispatcher = make_remote_dispatcher(subscribe_address, prefix=raw_prefix)
 
-    # ---- control --------------------------------------------------------------------
     def shutdown(self, why: str = "shutdown") -> None:
-        """End ``serve()`` soon; safe from any thread and from signal handlers."""
-        dispatcher = self._dispatcher
-        if dispatcher is None or dispatcher.loop.is_closed():
-            return
+        """End ``run()`` soon; safe from any thread and from signal handlers."""
         self.stopped_by = self.stopped_by or why
-        try:
-            dispatcher.loop.call_soon_threadsafe(self._cancel)
-        except RuntimeError:  # the loop closed meanwhile: serve() is ending anyway
-            pass
-
-    def _cancel(self) -> None:
-        for task in asyncio.all_tasks(self._dispatcher.loop):
-            task.cancel()
-
-    # ---- documents ------------------------------------------------------------------
-    def _track(self, callback: FusionCallback) -> None:
-        self.callbacks.append(callback)
+        stop_dispatcher(self._dispatcher)
 
     def _watch(self, name: str, doc: dict) -> None:
         if name == "start" and self.callbacks and self.callbacks[-1].raw_uid == doc["uid"]:
@@ -118,50 +73,32 @@ class FusionServer:
         self._stopped_raw.add(doc["run_start"])
         logger.info("raw run %s ended (%s)", doc["run_start"], doc.get("exit_status"))
         if self.max_runs is not None and len(self._stopped_raw) >= self.max_runs:
-            self.stopped_by = self.stopped_by or "max-runs"
-            self._cancel()
+            self.shutdown("max-runs")
 
-    # ---- the loop -------------------------------------------------------------------
-    def _sinks(self) -> tuple[list[Any], list[Any]]:
-        """(sinks, things to close at the end)."""
-        publisher = make_publisher(self.publish_address, self.fused_prefix)
-        sinks: list[Any] = [_SerialSink(publisher, threading.Lock())]
-        if self.tiled_client is not None:
-            writer = make_tiled_writer(self.tiled_client, batch_size=self.tiled_batch_size)
-            sinks.append(_SerialSink(writer, threading.Lock()))
-        return sinks, [publisher]
-
-    def serve(self) -> dict[str, Any]:
-        sinks, closeables = self._sinks()
-        router = fusion_router(
-            self.model, self.calibration, sinks, self.config, on_callback=self._track
-        )
-        dispatcher = make_remote_dispatcher(self.subscribe_address, prefix=self.raw_prefix)
-        dispatcher.subscribe(router)
-        dispatcher.subscribe(self._watch)
-        self._dispatcher = dispatcher
-        loop = dispatcher.loop
-        if self.ready_file is not None:  # first loop turn: after connect + subscribe
-            loop.call_soon(self.ready_file.write_text, "ready\n")
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self.shutdown, signal.Signals(sig).name)
-        logger.info(
-            "xfusion serve: raw from %s (prefix %r), fused to %s (prefix %r)",
-            self.subscribe_address,
-            self.raw_prefix,
-            self.publish_address,
-            self.fused_prefix,
-        )
+    def run(self) -> dict[str, Any]:
+        dispatcher = self._dispatcher
+        publishers: list[Any] = []
         t0 = time.monotonic()
         try:
-            dispatcher.start()
-        except asyncio.CancelledError:
-            pass
+            if self.publish_address is not None:
+                publishers.append(make_publisher(self.publish_address, self.fused_prefix))
+            router = self.session.router(publishers, on_callback=self.callbacks.append)
+            dispatcher.subscribe(router)
+            dispatcher.subscribe(self._watch)
+            logger.info(
+                "xfusion serve: raw from %s (prefix %r), fused to %s (prefix %r)",
+                self.subscribe_address,
+                self.raw_prefix,
+                self.publish_address,
+                self.fused_prefix,
+            )
+            run_dispatcher(dispatcher, ready_file=self.ready_file, on_signal=self.shutdown)
         finally:
+            if not dispatcher.closed:  # never started: release its socket and loop
+                dispatcher.stop()
             self._finish_runs()
-            for thing in closeables:
-                thing.close()
+            for publisher in publishers:
+                publisher.close()
         return self._summary(time.monotonic() - t0)
 
     def _finish_runs(self) -> None:
@@ -177,19 +114,8 @@ class FusionServer:
     def _summary(self, seconds: float) -> dict[str, Any]:
         runs = []
         for cb in self.callbacks:
-            report = cb.worker.report if cb.worker is not None else None
-            stop = (report.stop_doc if report else None) or {}
-            runs.append(
-                {
-                    "raw_uid": cb.raw_uid,
-                    "fused_uid": cb.fused_uid,
-                    "frames": report.frames if report else 0,
-                    "gaps": len(report.gaps) if report else 0,
-                    "exit_status": stop.get("exit_status"),
-                    "reason": stop.get("reason", ""),
-                    "model_seconds": round(report.model_seconds, 3) if report else 0.0,
-                }
-            )
+            fused = FusedRunResult.from_callback(cb).summary()
+            runs.append({("frames" if k == "frames_fused" else k): v for k, v in fused.items()})
         return {
             "subscribed": self.subscribe_address,
             "published": self.publish_address,

@@ -26,15 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from ..calibration import CalibrationRecord, Crop
-from ..core import ConfigError, InterCameraTransform
-
-if TYPE_CHECKING:
-    from ..devices import VirtualSequence
+from ..core import ConfigError, ConfigModel, InterCameraTransform, load_config, read_mapping
+from ..devices import VirtualOptions, VirtualSequence
 
 __all__ = [
     "VirtualDataset",
@@ -49,40 +47,37 @@ __all__ = [
 _FRAME_SUFFIXES = {".png", ".tif", ".tiff"}
 
 
-class VirtualDataset(BaseModel):
-    """One dataset of the testing YAML (see the module docstring)."""
+class VirtualDataset(VirtualOptions):
+    """One dataset of the testing YAML: where its clips are, and how the cameras see them.
 
-    model_config = ConfigDict(extra="forbid")
+    The camera options are :class:`~xfusion_stream.devices.VirtualOptions`' own fields.
+    ``photons_log10: [e0, e1]`` is the YAML's name for a photons range.
+    """
 
     hr_dir: Path
     lr_dir: Path | None = None
-    clips: list[str] | None = None
-    phantom_every: int = Field(default=20, ge=2)
-    photons: float | None = Field(default=10**3.5, gt=0)
-    photons_log10: tuple[float, float] | None = None
-    ratio: int = Field(default=4, ge=1)
-    seed: int = 0
-    frame_ns: int = Field(default=200, gt=0)
-    downsample: Literal["bicubic", "area"] = "bicubic"
+    clips: tuple[str, ...] | None = None
 
-    @model_validator(mode="after")
-    def _one_noise_model(self) -> VirtualDataset:
-        if self.photons_log10 is not None:
-            lo, hi = self.photons_log10
-            if lo > hi:
-                raise ValueError(f"photons_log10 {list(self.photons_log10)} must be [low, high]")
-            if "photons" in self.model_fields_set and self.photons is not None:
-                raise ValueError("give photons (fixed b0) or photons_log10 (range), not both")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _photons_range(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "photons_log10" in data:
+            data = dict(data)
+            log10 = data.pop("photons_log10")
+            if log10 is not None:
+                if data.get("photons") is not None:
+                    raise ValueError("give photons (fixed b0) or photons_log10 (range), not both")
+                data["photons"] = log10
+        return data
 
-    def noise(self) -> float | tuple[float, float] | None:
-        return self.photons_log10 if self.photons_log10 is not None else self.photons
+    def resolved(self, base: Path) -> VirtualDataset:
+        """Relative folders taken from ``base`` (the YAML's folder)."""
+        lr_dir = None if self.lr_dir is None else (base / self.lr_dir.expanduser()).resolve()
+        return self.replace(hr_dir=(base / self.hr_dir.expanduser()).resolve(), lr_dir=lr_dir)
 
 
-class VirtualDatasets(BaseModel):
+class VirtualDatasets(ConfigModel):
     """The whole testing YAML."""
-
-    model_config = ConfigDict(extra="forbid")
 
     datasets: dict[str, VirtualDataset] = Field(min_length=1)
 
@@ -94,17 +89,15 @@ class VirtualSource:
     name: str
     path: Path
     lr_path: Path | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: VirtualOptions = field(default_factory=VirtualOptions)
 
     def plan_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``virtual_experiment`` besides the source."""
-        return {**self.options, "lr_source": self.lr_path}
+        return {**self.options.model_dump(), "lr_source": self.lr_path}
 
     @cached_property
     def sequence(self) -> VirtualSequence:
-        from ..devices import VirtualOptions, VirtualSequence
-
-        return VirtualSequence(self.path, VirtualOptions(**self.options), lr_source=self.lr_path)
+        return VirtualSequence(self.path, self.options, lr_source=self.lr_path)
 
     @property
     def shimadzu_shape(self) -> tuple[int, int]:
@@ -117,30 +110,13 @@ class VirtualSource:
 
 def load_virtual_datasets(path: str | Path) -> VirtualDatasets:
     """Read the testing YAML; errors name the file and the field."""
-    import yaml
-
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: virtual dataset YAML not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with a 'datasets' key")
-    try:
-        config = VirtualDatasets.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+    data = read_mapping(path, what="virtual dataset YAML")
+    config = load_config(VirtualDatasets, data, source=path)
     base = path.resolve().parent
-    for ds in config.datasets.values():
-        ds.hr_dir = (base / ds.hr_dir.expanduser()).resolve()
-        if ds.lr_dir is not None:
-            ds.lr_dir = (base / ds.lr_dir.expanduser()).resolve()
-    return config
+    return config.replace(
+        datasets={name: ds.resolved(base) for name, ds in config.datasets.items()}
+    )
 
 
 def _has_frames(folder: Path) -> bool:
@@ -161,14 +137,7 @@ def _clip_folders(root: Path, where: str) -> list[Path]:
 
 def _dataset_sources(ds: VirtualDataset, where: str) -> list[VirtualSource]:
     """``where`` is ``'<file>: datasets.<name>.'`` (or a folder) for error messages."""
-    options = {
-        "phantom_every": ds.phantom_every,
-        "ratio": ds.ratio,
-        "photons": ds.noise(),
-        "seed": ds.seed,
-        "frame_ns": ds.frame_ns,
-        "downsample": ds.downsample,
-    }
+    options = VirtualOptions.from_config(ds)
     if ds.clips is None:
         folders = _clip_folders(ds.hr_dir, f"{where}hr_dir")
     else:
@@ -212,7 +181,7 @@ def find_virtual_sources(
             if ds.clips is not None and img_class not in ds.clips:
                 continue
             if (ds.hr_dir / img_class).is_dir():
-                found = ds.model_copy(update={"clips": [img_class]})
+                found = ds.replace(clips=(img_class,))
                 return _dataset_sources(found, f"{opt}: datasets.{name}.")
         raise ConfigError(
             f"{opt}: --img-class {img_class!r} is neither a dataset ({names}) nor a clip of one"

@@ -1,8 +1,8 @@
 """Calibrate live: collect a ``grid_calibration`` run's frames, fit and save on stop.
 
-Streams are recognised by the camera model in the descriptor's configuration (a key
-ending in ``_camera_model``), images by the data key ending in ``_image``; frames come
-inline in events or from the HDF5 file a StreamResource/StreamDatum pair points at.
+Streams are recognised and frames filled by the documents room, as for fusion: the
+camera model in the descriptor's configuration, the data key ending in ``_image``,
+frames inline in events or in the HDF5 file a StreamResource/StreamDatum pair names.
 """
 
 from __future__ import annotations
@@ -10,40 +10,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 from event_model import DocumentRouter
 
 from ..core import DocumentError, XFusionError
+from ..documents import FrameFiller, camera_of
 from ._record import CalibrationRecord
 
-__all__ = ["GridCalibrationCallback", "CAMERA_MODELS"]
+__all__ = ["GridCalibrationCallback"]
 
 log = logging.getLogger(__name__)
-
-CAMERA_MODELS = {"Phantom TMX7510": "phantom", "Shimadzu HPV-X2": "shimadzu"}
-
-
-def _camera_of(descriptor: dict) -> str | None:
-    for device in descriptor.get("configuration", {}).values():
-        for key, value in device.get("data", {}).items():
-            if key.endswith("_camera_model") and value in CAMERA_MODELS:
-                return CAMERA_MODELS[value]
-    return None
-
-
-def _hdf5_rows(resource: dict, start: int, stop: int) -> np.ndarray:
-    import h5py
-
-    uri = urlparse(resource["uri"])
-    if uri.scheme not in ("file", ""):
-        raise DocumentError(
-            "stream_resource", resource.get("uid"), f"cannot read {resource['uri']}"
-        )
-    dataset = resource.get("parameters", {}).get("dataset", "/entry/data/data")
-    with h5py.File(uri.path, "r") as h5:
-        return np.asarray(h5[dataset][start:stop])
 
 
 class GridCalibrationCallback(DocumentRouter):
@@ -70,12 +47,15 @@ class GridCalibrationCallback(DocumentRouter):
         self.record: CalibrationRecord | None = None
         self.record_path: Path | None = None
         self.error: Exception | None = None
+        self._filler = FrameFiller()
         self._reset()
 
     def _reset(self) -> None:
         self._start: dict | None = None
         self._streams: dict[str, tuple[str, str]] = {}  # descriptor uid -> (camera, key)
-        self._resources: dict[str, dict] = {}
+        self._filler.close()  # files of a run that never stopped
+        self._filler = FrameFiller()
+        self._data_keys: dict[str, str | None] = {}  # stream resource uid -> data key
         self._frames: dict[str, list[np.ndarray]] = {"phantom": [], "shimadzu": []}
 
     def start(self, doc):
@@ -85,7 +65,7 @@ class GridCalibrationCallback(DocumentRouter):
         return doc
 
     def descriptor(self, doc):
-        camera = _camera_of(doc)
+        camera = camera_of(doc)
         keys = [k for k in doc.get("data_keys", {}) if k.endswith("_image")]
         if camera is not None and keys:
             self._streams[doc["uid"]] = (camera, keys[0])
@@ -100,26 +80,27 @@ class GridCalibrationCallback(DocumentRouter):
         return doc
 
     def stream_resource(self, doc):
-        self._resources[doc["uid"]] = doc
+        self._filler.stream_resource(doc)
+        self._data_keys[doc["uid"]] = doc.get("data_key")
         return doc
 
     def stream_datum(self, doc):
         stream = self._streams.get(doc["descriptor"])
-        resource = self._resources.get(doc["stream_resource"])
-        if stream is None or resource is None or resource.get("data_key") != stream[1]:
+        if stream is None or self._data_keys.get(doc["stream_resource"]) != stream[1]:
             return doc
-        rows = _hdf5_rows(resource, doc["indices"]["start"], doc["indices"]["stop"])
-        self._frames[stream[0]].extend(rows)
+        self._frames[stream[0]].extend(self._filler.stream_datum_frames(doc))
         return doc
 
     def stop(self, doc):
-        if self._start is None or doc.get("exit_status") != "success":
-            return doc
+        start = self._start
         try:
-            self._calibrate()
+            if start is not None and doc.get("exit_status") == "success":
+                self._calibrate()
         except XFusionError as exc:
             self.error = exc
-            log.error("grid calibration of run %s failed: %s", self._start["uid"], exc)
+            log.error("grid calibration of run %s failed: %s", start["uid"] if start else "?", exc)
+        finally:
+            self._filler.close()
         return doc
 
     def _calibrate(self) -> None:

@@ -6,17 +6,22 @@ name the calibration it used by ``uid`` and a scientist can read what was measur
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .. import __version__
-from ..core import CalibrationError, ConfigError, InterCameraTransform
+from ..core import (
+    CalibrationError,
+    ConfigError,
+    InterCameraTransform,
+    load_config,
+    read_mapping,
+)
 from ._intensity import IntensityMatch
 from ._valid_crop import valid_crop
 
@@ -157,28 +162,12 @@ class CalibrationRecord(BaseModel):
 
 def load_record(path: str | Path) -> CalibrationRecord:
     """Read a record (JSON or YAML); errors name the file and the offending field."""
-    import yaml
-
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: calibration record not found")
-    try:
-        text = path.read_text()
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not valid JSON/YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a calibration record must be a mapping")
+    data = read_mapping(path, what="calibration record")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise ConfigError(f"{path}: schema_version: expected {SCHEMA_VERSION}, got {version!r}")
-    try:
-        return CalibrationRecord.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from exc
+    return load_config(CalibrationRecord, data, source=path)
 
 
 def decompose_matrix(

@@ -35,7 +35,7 @@ __all__ = [
 MODES = ("continuous", "double")
 _CSV_FIELDS = (
     "index",
-    "mode",
+    "traverse_mode",
     "shimadzu_index",
     "shimadzu_time_ns",
     "lr_prev",
@@ -52,7 +52,7 @@ class Window:
     """One fused output: LR Shimadzu positions and HR Phantom positions (0-based)."""
 
     index: int
-    mode: str
+    traverse_mode: str
     shimadzu_index: int
     shimadzu_time_ns: int
     lr: tuple[int, int, int]
@@ -62,7 +62,7 @@ class Window:
     def as_row(self) -> dict:
         return {
             "index": self.index,
-            "mode": self.mode,
+            "traverse_mode": self.traverse_mode,
             "shimadzu_index": self.shimadzu_index,
             "shimadzu_time_ns": self.shimadzu_time_ns,
             "lr_prev": self.lr[0],
@@ -78,7 +78,7 @@ class Window:
 class PairingTable:
     """All windows of one recording in one traverse mode, in output order."""
 
-    mode: str
+    traverse_mode: str
     windows: tuple[Window, ...]
 
     def __len__(self) -> int:
@@ -108,7 +108,7 @@ class PairingTable:
                 windows.append(_window_from_row(row))
             except (KeyError, TypeError, ValueError) as exc:
                 raise CalibrationError(f"{path}: row {row}: {exc}") from None
-        return cls(windows[0].mode, tuple(windows))
+        return cls(windows[0].traverse_mode, tuple(windows))
 
 
 def _window_from_row(row: dict) -> Window:
@@ -117,7 +117,7 @@ def _window_from_row(row: dict) -> Window:
 
     return Window(
         index=num("index"),
-        mode=check_mode(row["mode"]),
+        traverse_mode=check_mode(row["traverse_mode"]),
         shimadzu_index=num("shimadzu_index"),
         shimadzu_time_ns=num("shimadzu_time_ns"),
         lr=(num("lr_prev"), num("lr_centre"), num("lr_next")),
@@ -126,10 +126,10 @@ def _window_from_row(row: dict) -> Window:
     )
 
 
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise CalibrationError(f"traverse mode {mode!r} is not one of {MODES}")
-    return mode
+def check_mode(traverse_mode: str) -> str:
+    if traverse_mode not in MODES:
+        raise CalibrationError(f"traverse mode {traverse_mode!r} is not one of {MODES}")
+    return traverse_mode
 
 
 def frame_time_ns(value: int | np.integer | str) -> int:
@@ -232,21 +232,21 @@ def _checked_inputs(
 def pairing_table(
     phantom: PhantomTiming,
     shimadzu: ShimadzuTiming,
-    mode: str,
+    traverse_mode: str,
     tolerance_ns: int = 10,
 ) -> PairingTable:
     """The pairing table of a whole recording (file path; see :class:`StreamingPairer`)."""
-    check_mode(mode)
+    check_mode(traverse_mode)
     tolerance_ns = check_tolerance(tolerance_ns)
     e_pos, e_times, s_times = _checked_inputs(phantom, shimadzu, tolerance_ns)
-    if mode == "continuous":
+    if traverse_mode == "continuous":
         windows = _continuous(e_pos, e_times, s_times)
     else:
         check_matching_tolerance(tolerance_ns, shimadzu.frame_ns)
         if s_times.size > 1:
             check_matching_tolerance(tolerance_ns, float(s_times[1]))
         windows = _double(e_pos, e_times, s_times, tolerance_ns)
-    return PairingTable(mode, tuple(windows))
+    return PairingTable(traverse_mode, tuple(windows))
 
 
 def _continuous(e_pos: np.ndarray, e_times: np.ndarray, s_times: np.ndarray) -> list[Window]:
@@ -291,7 +291,7 @@ def double_window(
     p, s = matches[i]
     return Window(
         index=i - 1,
-        mode="double",
+        traverse_mode="double",
         shimadzu_index=s,
         shimadzu_time_ns=int(s_times[s]),
         lr=clamped_lr(s, n),

@@ -42,7 +42,7 @@ class StreamingPairer:
 
     def __init__(
         self,
-        mode: str,
+        traverse_mode: str,
         *,
         tolerance_ns: int = 10,
         n_shimadzu: int | None = None,
@@ -50,7 +50,7 @@ class StreamingPairer:
         phantom_frame_rate_hz: float | None = None,
         phantom_gamma: float = 0.0,
     ) -> None:
-        self.mode = check_mode(mode)
+        self.traverse_mode = check_mode(traverse_mode)
         self.tolerance_ns = check_tolerance(tolerance_ns)
         if n_shimadzu is not None and n_shimadzu < 1:
             raise CalibrationError(f"n_shimadzu {n_shimadzu} is not >= 1")
@@ -59,7 +59,7 @@ class StreamingPairer:
         frame_ns = None if shimadzu_frame_ns is None else frame_time_ns(shimadzu_frame_ns)
         if frame_ns is not None and phantom_frame_rate_hz is not None:
             check_rates(frame_ns, 1e9 / phantom_frame_rate_hz, "declared")
-        if frame_ns is not None and mode == "double":
+        if frame_ns is not None and traverse_mode == "double":
             check_matching_tolerance(self.tolerance_ns, frame_ns)
         self._p_last: tuple[int, int] | None = None  # (position, absolute time)
         self._e_origin: int | None = None
@@ -122,7 +122,7 @@ class StreamingPairer:
                 f"Shimadzu frame {position}: time {time_ns} ns is not after the previous frame"
             )
         self._s_times.append(relative)
-        if self.mode == "double" and len(self._s_times) == 2:
+        if self.traverse_mode == "double" and len(self._s_times) == 2:
             check_matching_tolerance(self.tolerance_ns, self._s_times[1])
         self._check_observed()
         return self._advance()
@@ -140,9 +140,9 @@ class StreamingPairer:
         if not self._s_times:
             raise CalibrationError("stream ended without a Shimadzu frame")
         out = self._advance()
-        if self.mode == "continuous" and not self._emitted:
+        if self.traverse_mode == "continuous" and not self._emitted:
             raise no_windows_error()
-        if self.mode == "double" and len(self._matches) < 3:
+        if self.traverse_mode == "double" and len(self._matches) < 3:
             raise too_few_matches_error(len(self._matches))
         return out
 
@@ -153,7 +153,7 @@ class StreamingPairer:
         return tuple(sorted(self._emitted, key=lambda w: w.index))
 
     def table(self) -> PairingTable:
-        return PairingTable(self.mode, self.windows)
+        return PairingTable(self.traverse_mode, self.windows)
 
     # -- logic --------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -177,7 +177,11 @@ class StreamingPairer:
         )
 
     def _advance(self) -> list[Window]:
-        out = self._advance_continuous() if self.mode == "continuous" else self._advance_double()
+        out = (
+            self._advance_continuous()
+            if self.traverse_mode == "continuous"
+            else self._advance_double()
+        )
         self._emitted.extend(out)
         return out
 

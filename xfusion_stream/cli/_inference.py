@@ -111,28 +111,25 @@ def _tiled_sinks(args: argparse.Namespace) -> tuple[list, list]:
 
 
 def _fuse_case(args, name: str, plan, calibration, n_windows: int, model, config) -> dict:
-    from ..app import run_with_fusion
+    from ..app import FusionSession
     from ..products import ProductWriter
 
     out = args.out / name
     writer = ProductWriter(
         out,
-        mode=config.traverse_mode,
+        traverse_mode=config.traverse_mode,
         progress_total=n_windows,
         progress=not (args.quiet or args.json),
     )
     raw_sinks, fused_sinks = _tiled_sinks(args)
-    outcome = run_with_fusion(
-        plan,
-        model=model,
-        calibration=calibration,
-        config=config,
-        sinks=fused_sinks,
-        raw_sinks=raw_sinks,
-        on_frame=writer,
-        finish_products=writer.close,
-    )
-    summary = {"case": name, "calibration_uid": calibration.uid, **outcome.summary()}
+    session = FusionSession(model, calibration, fused_sinks, config, on_frame=writer)
+    result = session.run_plan(plan, raw_sinks=raw_sinks)
+    summary = {
+        "case": name,
+        "calibration_uid": calibration.uid,
+        **result.summary(),
+        **writer.close(),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
 

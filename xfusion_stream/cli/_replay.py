@@ -46,7 +46,8 @@ def _calibration(args, client):
 def run(args: argparse.Namespace) -> dict:
     from tiled.client import from_uri
 
-    from ..fusion import FusionConfig, load_fusion_model, replay_run
+    from ..app import FusionSession
+    from ..fusion import FusionConfig, load_fusion_model
     from ..publishing import make_publisher, make_tiled_writer
 
     client = from_uri(args.tiled_uri)
@@ -59,26 +60,18 @@ def run(args: argparse.Namespace) -> dict:
     if args.out is not None:
         from ..products import ProductWriter
 
-        writer = ProductWriter(args.out, mode=args.traverse_mode, progress=not args.json)
-    cb = replay_run(
-        client,
-        args.uid,
-        model,
-        calibration,
-        sinks,
-        FusionConfig(traverse_mode=args.traverse_mode),
-        on_frame=writer,
-        timeout=args.timeout,
+        writer = ProductWriter(args.out, traverse_mode=args.traverse_mode, progress=not args.json)
+    session = FusionSession(
+        model, calibration, sinks, FusionConfig(traverse_mode=args.traverse_mode), on_frame=writer
     )
-    report = cb.worker.report if cb.worker else None
-    stop = (report.stop_doc if report else None) or {}
+    fused = session.replay(client, args.uid, timeout=args.timeout)
     result = {
         "raw_uid": args.uid,
-        "fused_uid": cb.fused_uid,
+        "fused_uid": fused.fused_uid,
         "calibration_uid": calibration.uid,
-        "frames_fused": report.frames if report else 0,
-        "exit_status": stop.get("exit_status"),
-        "reason": stop.get("reason", ""),
+        "frames_fused": fused.frames,
+        "exit_status": fused.exit_status,
+        "reason": fused.reason,
     }
     if writer is not None:
         result["products"] = writer.close()

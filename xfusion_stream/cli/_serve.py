@@ -107,10 +107,10 @@ def _check_prefix(flag: str, text: str) -> bytes:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..app import FusionServer
+    from ..app import FusionSession
     from ..calibration import load_record
     from ..fusion import FusionConfig
-    from ..publishing import check_address
+    from ..publishing import check_address, make_tiled_writer
 
     check_address(args.in_address, "--in-address")
     check_address(args.out_address, "--out-address")
@@ -135,20 +135,17 @@ def run(args: argparse.Namespace) -> dict:
     log = logging.getLogger("xfusion_stream")
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    server = FusionServer(
-        model,
-        calibration,
-        subscribe_address=args.out_address,
-        publish_address=args.in_address,
-        config=config,
-        tiled_client=client,
-        max_runs=args.max_runs,
-        raw_prefix=raw_prefix,
-        fused_prefix=fused_prefix,
-        ready_file=args.ready_file,
-    )
+    sinks = [make_tiled_writer(client)] if client is not None else []
+    session = FusionSession(model, calibration, sinks, config)
     try:
-        result = server.serve()
+        result = session.serve(
+            args.out_address,
+            args.in_address,
+            raw_prefix=raw_prefix,
+            fused_prefix=fused_prefix,
+            max_runs=args.max_runs,
+            ready_file=args.ready_file,
+        )
     finally:
         log.removeHandler(handler)
         if client is not None:

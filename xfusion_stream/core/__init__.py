@@ -1,5 +1,6 @@
-"""Shared ground of every room: the error hierarchy, inter-camera optics, the home config file."""
+"""Shared ground of every room: errors, config loading, inter-camera optics, the home config."""
 
+from ._config import ConfigModel, format_validation_error, load_config, read_mapping
 from ._errors import (
     CalibrationError,
     ConfigError,
@@ -12,6 +13,8 @@ from ._home_config import (
     CONFIG_NAME,
     DATA_TYPES,
     MODEL_TYPES,
+    GeneralSection,
+    HomeConfig,
     config_path,
     read_config,
     update_config,
@@ -24,14 +27,20 @@ __all__ = [
     "CONFIG_NAME",
     "config_path",
     "ConfigError",
+    "ConfigModel",
     "DATA_TYPES",
     "DocumentError",
     "DownloadError",
+    "format_validation_error",
+    "GeneralSection",
+    "HomeConfig",
     "hr_to_lr_coordinate",
     "InterCameraTransform",
+    "load_config",
     "lr_centre_to_hr",
     "MODEL_TYPES",
     "read_config",
+    "read_mapping",
     "RecordedFormatError",
     "update_config",
     "write_config",

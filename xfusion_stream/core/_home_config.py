@@ -1,7 +1,8 @@
 """``xfusion.conf``: the INI file ``xfusion init`` writes and later commands update.
 
 Lives in the home directory as the original's did; ``--home`` or ``XFUSION_HOME``
-relocate it (tests, shared beamline accounts).
+relocate it (tests, shared beamline accounts). The file stays INI (the original's
+format); what is read is validated by :class:`HomeConfig` like every other config.
 """
 
 from __future__ import annotations
@@ -9,13 +10,19 @@ from __future__ import annotations
 import configparser
 import os
 from pathlib import Path
+from typing import Literal, get_args
 
+from pydantic import ConfigDict
+
+from ._config import ConfigModel, load_config
 from ._errors import ConfigError
 
 __all__ = [
     "CONFIG_NAME",
     "MODEL_TYPES",
     "DATA_TYPES",
+    "GeneralSection",
+    "HomeConfig",
     "config_path",
     "read_config",
     "write_config",
@@ -23,8 +30,33 @@ __all__ = [
 ]
 
 CONFIG_NAME = "xfusion.conf"
-MODEL_TYPES = ("EDVRModel", "SwinIRModel")
-DATA_TYPES = ("virtual", "actual")
+ModelType = Literal["EDVRModel", "SwinIRModel"]
+DataType = Literal["virtual", "actual"]
+MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
+DATA_TYPES: tuple[str, ...] = get_args(DataType)
+
+
+class GeneralSection(ConfigModel):
+    """``[general]``: the model family and the data type ``xfusion init`` chose.
+
+    Other keys are kept as text: files written by the original carry more of them.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, str]
+
+    model_type: ModelType
+    data_type: DataType
+    arch: Literal["edvr_stf", "swin_xvr"] | None = None
+
+
+class HomeConfig(ConfigModel):
+    """The whole file: ``[general]`` checked, every other section free ``key = text`` pairs."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, dict[str, str]]
+
+    general: GeneralSection
 
 
 def config_path(home: str | os.PathLike | None = None) -> Path:
@@ -33,6 +65,7 @@ def config_path(home: str | os.PathLike | None = None) -> Path:
 
 
 def read_config(home: str | os.PathLike | None = None) -> configparser.ConfigParser:
+    """The parsed file, after :class:`HomeConfig` accepted it (``ConfigError`` naming the key)."""
     path = config_path(home)
     if not path.exists():
         raise ConfigError(f"{path}: not found; run `xfusion init` first")
@@ -41,11 +74,8 @@ def read_config(home: str | os.PathLike | None = None) -> configparser.ConfigPar
         parser.read(path, encoding="utf-8")
     except configparser.Error as exc:
         raise ConfigError(f"{path}: not a valid INI file: {exc}") from exc
-    general = parser["general"] if parser.has_section("general") else {}
-    for key, allowed in (("model_type", MODEL_TYPES), ("data_type", DATA_TYPES)):
-        value = general.get(key)
-        if value not in allowed:
-            raise ConfigError(f"{path}: [general] {key}: {value!r} is not one of {allowed}")
+    sections = {name: dict(parser[name]) for name in parser.sections()}
+    load_config(HomeConfig, sections, source=path)
     return parser
 
 

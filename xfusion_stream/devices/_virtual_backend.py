@@ -17,14 +17,14 @@ calibration record registers them without resampling.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field, field_validator
 
-from ..core import ConfigError, RecordedFormatError
+from ..core import ConfigError, ConfigModel, RecordedFormatError
 from ..recorded import PhantomTiming, ShimadzuTiming
 from ._camera_backend import BurstLifecycle, CameraFrame, CameraSettings
 
@@ -36,42 +36,31 @@ FULL_SCALE = 65535.0
 Photons = float | tuple[float, float] | None
 
 
-@dataclass(frozen=True)
-class VirtualOptions:
+class VirtualOptions(ConfigModel):
     """How the pretend cameras see the sequence.
 
     ``photons``: photon count ``b0`` at full intensity for the Shimadzu's shot noise;
     a pair ``(e0, e1)`` draws ``b0 = 10**U(e0, e1)`` per frame; None adds no noise.
     Noise for Shimadzu frame ``k`` is drawn from ``default_rng([seed, k])``, so any
-    frame can be regenerated alone.
+    frame can be regenerated alone. ``phantom_every`` is at least 2: the Shimadzu is
+    the faster camera.
     """
 
-    ratio: int = 4
-    phantom_every: int = 20
+    ratio: int = Field(default=4, ge=1)
+    phantom_every: int = Field(default=20, ge=2)
     photons: Photons = DEFAULT_PHOTONS
     seed: int = 0
-    frame_ns: int = 200
+    frame_ns: int = Field(default=200, gt=0, description="Shimadzu frame time")
     downsample: Literal["bicubic", "area"] = "bicubic"
 
-    def __post_init__(self) -> None:
-        if int(self.ratio) < 1:
-            raise ConfigError(f"ratio must be >= 1, got {self.ratio}")
-        if int(self.phantom_every) < 2:
-            raise ConfigError(
-                f"phantom_every must be >= 2 (the Shimadzu is the faster camera), "
-                f"got {self.phantom_every}"
-            )
-        if int(self.frame_ns) <= 0:
-            raise ConfigError(f"frame_ns must be a positive number of ns, got {self.frame_ns}")
-        if self.downsample not in ("bicubic", "area"):
-            raise ConfigError(f"downsample must be 'bicubic' or 'area', got {self.downsample!r}")
-        photons = self.photons
-        if isinstance(photons, (tuple, list)):
-            if len(photons) != 2 or not float(photons[0]) <= float(photons[1]):
-                raise ConfigError(f"photons range must be (e0, e1) with e0 <= e1, got {photons}")
-            object.__setattr__(self, "photons", (float(photons[0]), float(photons[1])))
-        elif photons is not None and not float(photons) > 0:
-            raise ConfigError(f"photons must be > 0 (or None for no noise), got {photons}")
+    @field_validator("photons")
+    @classmethod
+    def _photons(cls, value: Photons) -> Photons:
+        if isinstance(value, tuple) and not value[0] <= value[1]:
+            raise ValueError(f"a range must be (e0, e1) with e0 <= e1, got {list(value)}")
+        if isinstance(value, float) and not value > 0:
+            raise ValueError(f"must be > 0 (or None for no noise), got {value}")
+        return value
 
     @property
     def multiple(self) -> int:
@@ -251,7 +240,7 @@ class VirtualSequence:
 
     def ground_truth(self, shimadzu_index: int) -> np.ndarray:
         """The held-out truth for Shimadzu frame ``shimadzu_index``: uint16, Phantom grid."""
-        return to_counts(self.hr_unit(shimadzu_index))
+        return unit_to_uint16(self.hr_unit(shimadzu_index))
 
     def phantom_frame(self, k: int) -> np.ndarray:
         """Phantom frame ``k`` (HR frame ``k * phantom_every``), uint16."""
@@ -270,7 +259,7 @@ class VirtualSequence:
 
     def shimadzu_frame(self, index: int) -> np.ndarray:
         """Shimadzu frame ``index``: downsampled, shot noise, uint16."""
-        return to_counts(shot_noise(self.shimadzu_clean(index), self.options, index))
+        return unit_to_uint16(shot_noise(self.shimadzu_clean(index), self.options, index))
 
     def start_metadata(self) -> dict[str, object]:
         """What a run's start document records about this virtual experiment."""
@@ -307,7 +296,8 @@ def shot_noise(image: np.ndarray, options: VirtualOptions, index: int) -> np.nda
     return np.clip(noisy, 0.0, 1.0).astype(np.float32)
 
 
-def to_counts(image: np.ndarray) -> np.ndarray:
+def unit_to_uint16(image: np.ndarray) -> np.ndarray:
+    """Intensity in [0, 1] -> uint16 over the full 16-bit range, rounded (no noise, no gain)."""
     return np.round(np.clip(image, 0.0, 1.0) * FULL_SCALE).astype(np.uint16)
 
 
@@ -315,8 +305,9 @@ class VirtualCaseBackend(BurstLifecycle):
     """One virtual camera (``"phantom"`` or ``"shimadzu"``) of a :class:`VirtualSequence`.
 
     ``source`` is a sequence folder, an array stack, or a ``VirtualSequence`` (share
-    one between the two cameras of a plan; its options then win and any option given
-    here that differs from both the default and the sequence's is an error).
+    one between the two cameras of a plan; its options then win and an option given
+    here that differs from the sequence's is an error). ``options`` are
+    :class:`VirtualOptions` fields.
     Phantom frames: numbers 0, 1, ..., all 'E', at ``k * phantom_every * frame_ns``;
     Shimadzu frames: numbers 1..N at ``k * frame_ns``.
     """
@@ -328,25 +319,20 @@ class VirtualCaseBackend(BurstLifecycle):
         source: str | Path | np.ndarray | VirtualSequence,
         camera: Literal["phantom", "shimadzu"],
         *,
-        ratio: int = 4,
-        phantom_every: int = 20,
-        photons: Photons = DEFAULT_PHOTONS,
-        seed: int = 0,
-        frame_ns: int = 200,
-        downsample: Literal["bicubic", "area"] = "bicubic",
         lr_source: str | Path | np.ndarray | None = None,
         pixel_size_um: float = 0.0,
+        **options: Any,
     ) -> None:
         if camera not in ("phantom", "shimadzu"):
-            raise ValueError(f"camera must be 'phantom' or 'shimadzu', got {camera!r}")
-        options = VirtualOptions(ratio, phantom_every, photons, seed, frame_ns, downsample)
+            raise ConfigError(f"camera must be 'phantom' or 'shimadzu', got {camera!r}")
+        given = VirtualOptions(**options)
         if isinstance(source, VirtualSequence):
             if lr_source is not None:
-                raise ValueError("lr_source belongs to the shared VirtualSequence, not here")
-            _check_shared(source.options, options)
+                raise ConfigError("lr_source belongs to the shared VirtualSequence, not here")
+            _check_shared(source.options, given)
             self.sequence = source
         else:
-            self.sequence = VirtualSequence(source, options, lr_source=lr_source)
+            self.sequence = VirtualSequence(source, given, lr_source=lr_source)
         self.camera = camera
         self.pixel_size_um = float(pixel_size_um)
 
@@ -389,11 +375,10 @@ class VirtualCaseBackend(BurstLifecycle):
 
 
 def _check_shared(have: VirtualOptions, given: VirtualOptions) -> None:
-    default = VirtualOptions()
-    for f in fields(VirtualOptions):
-        value = getattr(given, f.name)
-        if value != getattr(default, f.name) and value != getattr(have, f.name):
-            raise ValueError(
-                f"{f.name}={value!r} differs from the shared VirtualSequence's "
-                f"{getattr(have, f.name)!r}; set options on the sequence only"
+    for name in sorted(given.model_fields_set):
+        value = getattr(given, name)
+        if value != getattr(have, name):
+            raise ConfigError(
+                f"{name}={value!r} differs from the shared VirtualSequence's "
+                f"{getattr(have, name)!r}; set options on the sequence only"
             )

@@ -1,4 +1,4 @@
-"""Fill frame arrays the fusion callback needs: inline, HDF5 assets, or a Tiled run.
+"""Fill camera frames from documents: inline, HDF5 assets, or a Tiled run.
 
 Handles both asset schemes a detector may use: StreamResource/StreamDatum (one datum
 covers a range of events of one descriptor) and legacy Resource/Datum (one datum id per
@@ -58,6 +58,16 @@ class FrameFiller:
             (int(seq["start"]), int(seq["stop"]), resource["uid"], int(idx["start"]))
         )
 
+    def stream_datum_frames(self, doc: dict[str, Any]) -> np.ndarray:
+        """Every frame a StreamDatum covers, (n, rows, cols), in index order."""
+        resource = self._stream_resources.get(doc["stream_resource"])
+        if resource is None:
+            raise DocumentError(
+                "stream_datum", doc.get("uid"), f"unknown stream_resource {doc['stream_resource']}"
+            )
+        start, stop = int(doc["indices"]["start"]), int(doc["indices"]["stop"])
+        return self._read_stream(resource["uid"], slice(start, stop))
+
     def resource(self, doc: dict[str, Any]) -> None:
         self._resources[doc["uid"]] = doc
 
@@ -97,7 +107,7 @@ class FrameFiller:
             self._files[path] = h5
         return h5
 
-    def _read_stream(self, resource_uid: str, row: int) -> np.ndarray:
+    def _read_stream(self, resource_uid: str, row: int | slice) -> np.ndarray:
         res = self._stream_resources[resource_uid]
         path = _local_path(res["uri"], res["uid"])
         dataset = res.get("parameters", {}).get("dataset", "/entry/data/data")

@@ -11,6 +11,7 @@ __all__ = [
     "CameraStream",
     "PHANTOM_MODELS",
     "SHIMADZU_MODELS",
+    "camera_of",
     "camera_stream",
     "declares_camera",
 ]
@@ -35,7 +36,6 @@ class CameraStream:
     frame_shape: tuple[int, int]
     frame_time_ns: float | None
     n_frames: int | None
-    external: bool
 
 
 def _config_value(config: dict[str, Any], suffix: str) -> Any:
@@ -56,12 +56,20 @@ def _find_key(
     return hits[0] if hits else None
 
 
+def camera_of(descriptor: dict[str, Any]) -> Literal["phantom", "shimadzu"] | None:
+    """Which camera the descriptor's configuration declares (by camera model), if any."""
+    for config in (descriptor.get("configuration") or {}).values():
+        model = _config_value(config, "_camera_model")
+        if model in PHANTOM_MODELS:
+            return "phantom"
+        if model in SHIMADZU_MODELS:
+            return "shimadzu"
+    return None
+
+
 def declares_camera(descriptor: dict[str, Any]) -> bool:
-    """Whether the descriptor says it comes from a camera fusion knows."""
-    return any(
-        _config_value(config, "_camera_model") in PHANTOM_MODELS | SHIMADZU_MODELS
-        for config in (descriptor.get("configuration") or {}).values()
-    )
+    """Whether the descriptor says it comes from a camera this package knows."""
+    return camera_of(descriptor) is not None
 
 
 def camera_stream(descriptor: dict[str, Any]) -> CameraStream | None:
@@ -104,5 +112,4 @@ def _stream(
         frame_shape=(shape[0], shape[1]),
         frame_time_ns=float(frame_time) if frame_time else None,
         n_frames=int(n_frames) if n_frames else None,
-        external=bool(descriptor["data_keys"][image_key].get("external")),
     )

@@ -3,26 +3,32 @@
 from ._callback import FusionCallback, fusion_router, is_calibration_run
 from ._composer import FusedFrame, FusedRunComposer
 from ._config import FusionConfig
-from ._filler import FrameFiller
 from ._model import FusionModel, load_fusion_model
-from ._replay import replay_run, tiled_array_source
+from ._replay import stored_raw_run, tiled_array_source
+from ._result import FusedRunResult
 from ._runner import FusionWorker, WindowJob
-from ._streams import CameraStream, camera_stream
+from ._schema import BLEND_SOURCES, FUSED_FRAME, FrameField, FrameSchema
+from ._truth import by_candidate, metric_key, score_against_truth
 
 __all__ = [
-    "CameraStream",
-    "FrameFiller",
+    "BLEND_SOURCES",
+    "FUSED_FRAME",
+    "FrameField",
+    "FrameSchema",
     "FusedFrame",
+    "FusedRunResult",
     "FusedRunComposer",
     "FusionCallback",
     "FusionConfig",
     "FusionModel",
     "FusionWorker",
     "WindowJob",
-    "camera_stream",
+    "by_candidate",
     "fusion_router",
     "is_calibration_run",
     "load_fusion_model",
-    "replay_run",
+    "metric_key",
+    "score_against_truth",
+    "stored_raw_run",
     "tiled_array_source",
 ]

@@ -1,6 +1,7 @@
 """FusionCallback: raw dual-camera documents in, a fused derived run out.
 
-One instance per raw run (``fusion_router`` wraps it in an event-model RunRouter).
+One instance per raw run (``fusion_router`` wraps it in an event-model RunRouter for
+the app's ``FusionSession``).
 Steps per frame, in the caller's thread: fill -> register (one remap) -> normalise ->
 ring buffer -> temporal pairing; each window complete at that moment goes to the
 worker. Nothing here raises into the RunEngine: any error becomes the fused run's
@@ -10,7 +11,6 @@ worker. Nothing here raises into the RunEngine: any error becomes the fused run'
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,12 +20,11 @@ from event_model import DocumentRouter, RunRouter
 from .. import __version__
 from ..calibration import CalibrationRecord, Registration, StreamingPairer, Window
 from ..core import DocumentError
+from ..documents import ArraySource, CameraStream, FrameFiller, camera_stream, declares_camera
 from ._composer import FusedFrame, FusedRunComposer, Sink
 from ._config import FusionConfig
-from ._filler import ArraySource, FrameFiller
 from ._model import FusionModel
 from ._runner import FusionWorker, WindowJob
-from ._streams import CameraStream, camera_stream, declares_camera
 
 __all__ = ["FusionCallback", "fusion_router", "is_calibration_run"]
 
@@ -277,18 +276,6 @@ class FusionCallback(DocumentRouter):
         self._guard(self._filler.datum, doc)
 
 
-def _serialised(sink: Sink, lock: threading.Lock) -> Sink:
-    """Runs fused concurrently (one worker each) must not call a sink at the same time:
-    a 0MQ socket or a Tiled writer is not thread-safe."""
-
-    def call(name: str, doc: dict) -> Any:
-        with lock:
-            return sink(name, doc)
-
-    call.__name__ = call.__qualname__ = f"serialised({sink!r})"
-    return call
-
-
 def fusion_router(
     model: FusionModel,
     calibration: CalibrationRecord,
@@ -299,9 +286,12 @@ def fusion_router(
     on_callback: Callable[[FusionCallback], None] | None = None,
     on_frame: Callable[[FusedFrame, WindowJob], None] | None = None,
 ) -> RunRouter:
-    """A RunRouter that gives every raw (non-calibration) run its own FusionCallback."""
-    lock = threading.Lock()
-    sinks = [_serialised(sink, lock) for sink in sinks]
+    """A RunRouter that gives every raw (non-calibration) run its own FusionCallback.
+
+    The workers of overlapping runs call ``sinks`` from their own threads: callers
+    that may overlap runs hand in sinks that take turns (``FusionSession`` does).
+    """
+    sinks = list(sinks)
     registration = Registration(calibration)
 
     def factory(name: str, start: dict) -> tuple[list, list]:

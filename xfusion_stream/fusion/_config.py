@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ..core import ConfigModel
 
 __all__ = ["FusionConfig"]
 
 
-class FusionConfig(BaseModel):
-    """What a beamline profile or a command line sets for live fusion.
+class FusionConfig(ConfigModel):
+    """What a beamline profile (its ``fusion:`` block) or a command line sets for fusion.
 
     ``queue_size`` bounds the windows waiting for the model. When it is full the
     ``when_full`` policy decides: ``block`` holds the document callback (and so the
@@ -22,8 +24,6 @@ class FusionConfig(BaseModel):
     ready together in one batch; 1 keeps live, replayed and offline output
     bit-identical whatever the arrival timing.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     traverse_mode: Literal["continuous", "double"] = "continuous"
     tolerance_ns: int = Field(10, ge=0)

@@ -1,18 +1,22 @@
-"""The model side of a fusion worker: per-frame feature cache and the batched forward.
+"""The model side of a fusion worker: its caches and the batched streaming forward.
 
-Owns everything that is cached between windows, so a worker's caches are visible
-(``feature_cache.hits`` ...) and end with it.
+Owns everything that is cached between windows (per-frame features, the motion of
+Phantom pairs), so a worker's caches are visible (``feature_cache.hits``,
+``motion_cache.misses`` ...) and end with it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+from xfusion_models import FusedOutput, PhantomMotionCache
 
 from ._model import FusionModel
 
@@ -20,6 +24,9 @@ if TYPE_CHECKING:
     from ._runner import WindowJob
 
 __all__ = ["WindowInference", "WindowOutput"]
+
+#: Per-frame features kept (both cameras together); a window needs 3 Shimadzu + 2 Phantom.
+FEATURE_CACHE_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -55,59 +62,71 @@ class _FeatureCache:
         return value
 
 
+def _rows(values: torch.Tensor | None, n: int, width: int) -> list[np.ndarray]:
+    """One float32 row per window, or NaN rows where the model reports nothing."""
+    if values is None:
+        return [np.full(width, np.nan, dtype=np.float32) for _ in range(n)]
+    return [row.float().cpu().numpy() for row in values]
+
+
+def _window_outputs(fused: FusedOutput, n: int) -> list[WindowOutput]:
+    images = [o[0].float().clamp(0, 1).cpu().numpy() for o in fused.image]
+    if fused.tau is None:
+        taus = [float("nan")] * n
+    else:
+        taus = [float(t) for t in fused.tau.float().cpu()]
+    attention, blends = _rows(fused.attention, n, 5), _rows(fused.blend_weights, n, 4)
+    return [WindowOutput(*fields) for fields in zip(images, attention, taus, blends)]
+
+
 class WindowInference:
-    """Runs windows through one model, reusing features of frames shared by windows."""
+    """Runs windows through one model, reusing what windows share: the features of a frame
+    (up to three windows per Shimadzu frame) and the motion of a Phantom pair (every
+    window between the two frames). Neither cache changes a result."""
 
     def __init__(self, model: FusionModel, *, feature_cache: bool = True) -> None:
         self.model = model
-        self.cache = _FeatureCache(capacity=16 if feature_cache else 0)
+        self.feature_cache = _FeatureCache(capacity=FEATURE_CACHE_SIZE if feature_cache else 0)
+        self.motion_cache = PhantomMotionCache()
+
+    def _encode(
+        self, encode: Callable[[torch.Tensor], torch.Tensor], frame: np.ndarray
+    ) -> torch.Tensor:
+        return encode(self.model.to_tensor([frame]))
+
+    def _features(
+        self,
+        camera: str,
+        positions: Sequence[int],
+        frames: Sequence[np.ndarray],
+        encode: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """(n, C, h, w) features of one window's frames of one camera, cached per frame."""
+        return torch.cat(
+            [
+                self.feature_cache.get(
+                    (camera, pos), functools.partial(self._encode, encode, frame)
+                )
+                for pos, frame in zip(positions, frames)
+            ]
+        )
 
     @torch.inference_mode()
     def run(self, jobs: Sequence[WindowJob]) -> list[WindowOutput]:
         """One output per job, in order (NaN where the model does not report a value)."""
-        m = self.model
-        net: Any = m.net
+        m, net = self.model, self.model.net
         with m.autocast():
-            lr_feats, hr_feats = [], []
-            for job in jobs:
-                lr_feats.append(
-                    torch.cat(
-                        [
-                            self.cache.get(
-                                ("lr", pos), lambda f=frame: net.encode_lr(m.to_tensor([f]))
-                            )
-                            for pos, frame in zip(job.lr, job.lr_frames)
-                        ]
-                    )
-                )
-                hr_feats.append(
-                    torch.cat(
-                        [
-                            self.cache.get(
-                                ("hr", pos), lambda f=frame: net.encode_hr(m.to_tensor([f]))
-                            )
-                            for pos, frame in zip(job.hr, job.hr_frames)
-                        ]
-                    )
-                )
+            lr_feats = [self._features("lr", j.lr, j.lr_frames, net.encode_lr) for j in jobs]
+            hr_feats = [self._features("hr", j.hr, j.hr_frames, net.encode_hr) for j in jobs]
             centre = m.to_tensor([job.lr_frames[1] for job in jobs])
-            extra: dict[str, Any] = {}
-            if getattr(net, "needs_hr_frames", False):  # e.g. EDVR-STF with hr_gate
-                extra["hq"] = torch.stack([m.to_tensor(list(job.hr_frames)) for job in jobs])
-            details: dict[str, torch.Tensor] = {}
-            if getattr(net, "reports_details", False):  # EDVR-STF with hr_warp
-                extra["details"] = details
-            out, att = net.fuse(torch.stack(lr_feats), torch.stack(hr_feats), centre, **extra)
-        images = [o[0].float().clamp(0, 1).cpu().numpy() for o in out]
-        if att is None:
-            atts = [np.full(5, np.nan, dtype=np.float32) for _ in jobs]
-        else:
-            atts = [a.float().cpu().numpy() for a in att]
-        nan4 = np.full(4, np.nan, dtype=np.float32)
-        taus = [float(t) for t in details["tau"].float().cpu()] if "tau" in details else None
-        blends = (
-            [w.float().cpu().numpy() for w in details["weights"]] if "weights" in details else None
-        )
-        taus = taus or [float("nan")] * len(jobs)
-        blends = blends or [nan4.copy() for _ in jobs]
-        return [WindowOutput(*fields) for fields in zip(images, atts, taus, blends)]
+            hr_frames = None
+            if net.needs_hr_frames:  # a full-resolution gate (hr_gate, hr_warp)
+                hr_frames = torch.stack([m.to_tensor(list(job.hr_frames)) for job in jobs])
+            fused = net.fuse(
+                torch.stack(lr_feats),
+                torch.stack(hr_feats),
+                centre,
+                hr_frames,
+                motion_cache=self.motion_cache,
+            )
+        return _window_outputs(fused, len(jobs))

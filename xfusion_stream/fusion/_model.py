@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+
+from xfusion_models import StreamingFusionNet, file_sha256
 
 from ..core import ConfigError
 
@@ -24,16 +25,24 @@ _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 class FusionModel:
     """A loaded network plus what a fused run must record about it."""
 
-    net: torch.nn.Module
+    net: StreamingFusionNet
     name: str
     arch: str
     sha256: str
     device: torch.device
     precision: str = "fp32"
 
-    @property
-    def has_attention(self) -> bool:
-        return self.arch == "edvr_stf"
+    def __post_init__(self) -> None:
+        if not isinstance(self.net, StreamingFusionNet):
+            missing = [
+                name
+                for name in ("num_feat", "needs_hr_frames", "encode_lr", "encode_hr", "fuse")
+                if not hasattr(self.net, name)
+            ]
+            raise ConfigError(
+                f"{type(self.net).__name__} is not a streaming fusion network "
+                f"(xfusion_models.StreamingFusionNet); it lacks {', '.join(missing)}"
+            )
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
@@ -52,14 +61,6 @@ class FusionModel:
             "device": str(self.device),
             "precision": self.precision,
         }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _arch_options(path: Path) -> dict[str, Any]:
@@ -112,7 +113,7 @@ def load_fusion_model(
             net=net.to(dev).eval(),
             name=path.stem,
             arch=arch,
-            sha256=_sha256(path),
+            sha256=file_sha256(path),
             device=dev,
             precision=precision,
         )
@@ -133,7 +134,7 @@ def load_fusion_model(
         name, arch, sha = source.name, source.arch, source.sha256
     else:
         path = Path(source)
-        name, sha = path.stem, _sha256(path)
+        name, sha = path.stem, file_sha256(path)
         arch = ""
     try:
         net = xm.build_model(source).to(dev).eval()

@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from ._composer import FusedFrame, FusedRunComposer
 from ._inference import WindowInference
 from ._model import FusionModel
+from ._truth import score_against_truth
 
 __all__ = ["WindowJob", "FusionWorker"]
 
@@ -66,19 +66,10 @@ class WorkerReport:
 
 
 def _metrics(fused: np.ndarray, job: WindowJob) -> dict[str, float]:
-    from xfusion_models.metrics import aad, psnr, ssim
-
+    """Truth scores of a double-mode window (nearest baseline: the Phantom frame before)."""
     if job.truth is None:
         return {}
-    h, w = fused.shape
-    bicubic = cv2.resize(job.lr_frames[1], (w, h), interpolation=cv2.INTER_CUBIC)
-    candidates = {"": fused, "_bicubic": np.clip(bicubic, 0, 1), "_nearest": job.hr_frames[0]}
-    out: dict[str, float] = {}
-    for suffix, image in candidates.items():
-        out["psnr" + suffix] = float(psnr(image, job.truth))
-        out["ssim" + suffix] = float(ssim(image, job.truth))
-        out["aad" + suffix] = float(aad(image, job.truth))
-    return out
+    return score_against_truth(fused, job.truth, job.lr_frames[1], job.hr_frames, nearer=0)
 
 
 class FusionWorker:
@@ -180,19 +171,7 @@ class FusionWorker:
             outputs = self.inference.run(jobs)
             self.report.model_seconds += time.perf_counter() - t0
             for job, out in zip(jobs, outputs):
-                frame = FusedFrame(
-                    window_index=job.index,
-                    shimadzu_index=job.shimadzu_index,
-                    shimadzu_time_ns=job.shimadzu_time_ns,
-                    lr_indices=job.lr,
-                    hr_indices=job.hr,
-                    truth_index=job.truth_index,
-                    image=out.image,
-                    attention=out.attention,
-                    metrics=_metrics(out.image, job),
-                    tau=out.tau,
-                    blend_weights=out.blend_weights,
-                )
+                frame = self.composer.schema.record(job, out, _metrics(out.image, job))
                 self.composer.event(frame, time.time())
                 self.report.frames += 1
                 self.report.latencies.append(time.perf_counter() - job.ready_at)

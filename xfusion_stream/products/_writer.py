@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from ..core import ConfigError
+from ..fusion import BLEND_SOURCES, FUSED_FRAME, FrameSchema
 from ._panels import (
     DisplayWindow,
     Panels,
@@ -34,36 +35,17 @@ from ._panels import (
 from ._plots import write_attention, write_metrics_plot, write_montage
 from ._sample import EvenSample
 
-if TYPE_CHECKING:  # the fusion room imports torch; products need only its record types
+if TYPE_CHECKING:
     from ..fusion import FusedFrame, WindowJob
 
 __all__ = ["ProductWriter", "METRIC_KEYS", "CSV_BASE_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
-METRIC_KEYS = tuple(
-    f"{name}{suffix}" for suffix in ("", "_bicubic", "_nearest") for name in ("psnr", "ssim", "aad")
-)
-#: What each blend weight of a motion-compensated model (``hr_warp``) stands for.
-BLEND_SOURCES = ("network", "phantom_before", "phantom_after", "shimadzu")
-CSV_BASE_COLUMNS = (
-    "window_index",
-    "shimadzu_index",
-    "shimadzu_time_ns",
-    "lr_prev",
-    "lr_centre",
-    "lr_next",
-    "hr_before",
-    "hr_after",
-    "truth_index",
-    "tau",
-    *(f"w_{source}" for source in BLEND_SOURCES),
-    "att_lr_prev",
-    "att_lr_centre",
-    "att_lr_next",
-    "att_hr_before",
-    "att_hr_after",
-)
+#: The truth scores of the default schema (metric columns of a double-mode run).
+METRIC_KEYS = FUSED_FRAME.metric_names
+#: The CSV columns every row of the default schema has, in order.
+CSV_BASE_COLUMNS = FUSED_FRAME.csv_columns
 _MAX_ERRORS_KEPT = 20
 
 
@@ -79,17 +61,18 @@ class ProductWriter:
     resolution in arrival order, on the display window fixed by the first frame, at
     ``video_fps`` frames per second; ``video=False`` leaves it out.
 
-    ``mode`` is the traverse mode ("continuous" or "double"); double mode adds the
+    ``traverse_mode`` is "continuous" or "double"; double mode adds the
     metric columns, ``metrics.png`` and the mean metrics. ``progress_total`` (when the
     number of windows is known) sizes the progress bar and lets the GIF/montage pick
-    their frames without over-collecting.
+    their frames without over-collecting. ``schema`` (default ``FUSED_FRAME``) gives
+    the CSV columns: every field with columns, then its truth scores.
     """
 
     def __init__(
         self,
         out_dir: Path | str,
         *,
-        mode: str = "continuous",
+        traverse_mode: str = "continuous",
         save_frames: bool = True,
         gif_max_frames: int = 64,
         montage_windows: int = 4,
@@ -100,11 +83,15 @@ class ProductWriter:
         gif_frame_ms: int = 100,
         video: bool = True,
         video_fps: int = 10,
+        schema: FrameSchema = FUSED_FRAME,
     ) -> None:
         from tqdm import tqdm
 
-        if mode not in ("continuous", "double"):
-            raise ConfigError(f"ProductWriter: mode must be 'continuous' or 'double', not {mode!r}")
+        if traverse_mode not in ("continuous", "double"):
+            raise ConfigError(
+                f"ProductWriter: traverse_mode must be 'continuous' or 'double', "
+                f"not {traverse_mode!r}"
+            )
         for name, value in (
             ("gif_max_frames", gif_max_frames),
             ("montage_windows", montage_windows),
@@ -116,7 +103,8 @@ class ProductWriter:
                 raise ConfigError(f"ProductWriter: {name} must be >= 1, got {value}")
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.mode = mode
+        self.mode = traverse_mode
+        self.schema = schema
         self.frames_dir = self.out_dir / "frames" if save_frames else None
         if self.frames_dir is not None:
             self.frames_dir.mkdir(exist_ok=True)
@@ -224,11 +212,10 @@ class ProductWriter:
         if not cv2.imwrite(str(stem.with_suffix(".png")), png):
             raise OSError(f"{stem.with_suffix('.png')}: PNG could not be written")
 
-    def _columns_for(self, frame: FusedFrame) -> list[str]:
-        metric_cols = list(METRIC_KEYS) if self.mode == "double" else []
-        metric_cols += [k for k in METRIC_KEYS if k in frame.metrics and k not in metric_cols]
-        metric_cols += sorted(k for k in frame.metrics if k not in metric_cols)
-        return [*CSV_BASE_COLUMNS, *metric_cols]
+    def _metric_columns(self, frame: FusedFrame | None) -> list[str]:
+        """Every truth score in double mode, else those the first frame has."""
+        names = self.schema.metric_names
+        return [k for k in names if self.mode == "double" or (frame is not None and k in frame)]
 
     def _open_csv(self, columns: list[str]) -> None:
         self._columns = columns
@@ -238,33 +225,18 @@ class ProductWriter:
 
     def _write_row(self, frame: FusedFrame) -> None:
         if self._columns is None:
-            self._open_csv(self._columns_for(frame))
+            self._open_csv([*self.schema.csv_columns, *self._metric_columns(frame)])
         assert self._columns is not None
+        metric_cols = self._columns[len(self.schema.csv_columns) :]
+        row = self.schema.csv_row(frame, metric_cols)  # checks array lengths first
         attention = np.asarray(frame.attention, dtype=np.float32).reshape(-1)
-        if attention.shape != (5,):
-            raise ValueError(f"attention must have 5 weights, got shape {attention.shape}")
         blend = np.asarray(frame.blend_weights, dtype=np.float32).reshape(-1)
-        if blend.shape != (4,):
-            raise ValueError(f"blend_weights must have 4 values, got shape {blend.shape}")
-        base = [
-            frame.window_index,
-            frame.shimadzu_index,
-            frame.shimadzu_time_ns,
-            *frame.lr_indices,
-            *frame.hr_indices,
-            frame.truth_index,
-            float(frame.tau),
-            *(float(w) for w in blend),
-            *(float(a) for a in attention),
-        ]
-        metric_cols = self._columns[len(CSV_BASE_COLUMNS) :]
-        values = [float(frame.metrics[k]) if k in frame.metrics else "" for k in metric_cols]
-        self._csv.writerow(base + values)
+        self._csv.writerow(row)
         assert self._csv_file is not None
         self._csv_file.flush()
         self._x.append(frame.shimadzu_index)
         for key in metric_cols:
-            self._metrics.setdefault(key, []).append(float(frame.metrics.get(key, math.nan)))
+            self._metrics.setdefault(key, []).append(float(frame[key]))
         if np.isfinite(attention).any():
             self._attention.append(attention)
         if np.isfinite(blend).all():
@@ -303,7 +275,7 @@ class ProductWriter:
             return self._summary
         self._bar.close()
         if self._csv_file is None:  # no frame at all: still leave a header-only CSV
-            self._open_csv([*CSV_BASE_COLUMNS, *(METRIC_KEYS if self.mode == "double" else ())])
+            self._open_csv([*self.schema.csv_columns, *self._metric_columns(None)])
         assert self._csv_file is not None
         self._csv_file.close()
         summary: dict[str, Any] = {

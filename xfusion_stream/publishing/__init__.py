@@ -14,6 +14,7 @@ from ._zmq import (  # noqa: E402
     dispatch_in_thread,
     make_publisher,
     make_remote_dispatcher,
+    run_dispatcher,
     stop_dispatcher,
 )
 
@@ -27,6 +28,7 @@ __all__ += [
     "make_remote_dispatcher",
     "pack_document",
     "unpack_document",
+    "run_dispatcher",
     "stop_dispatcher",
     "check_address",
     "DocumentCounter",

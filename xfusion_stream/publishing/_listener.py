@@ -9,10 +9,8 @@ timeout, and exits. Tests and ``xfusion demo`` run it as
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from ..core import ConfigError
-from ._zmq import FUSED_PREFIX, check_address, make_remote_dispatcher
+from ._zmq import (
+    FUSED_PREFIX,
+    check_address,
+    make_remote_dispatcher,
+    run_dispatcher,
+    stop_dispatcher,
+)
 
 __all__ = ["RunCount", "DocumentCounter", "listen", "ListenerProcess"]
 
@@ -106,12 +110,6 @@ class DocumentCounter:
         }
 
 
-def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel the dispatcher's poll task; ``start()`` then closes its socket and loop."""
-    for task in asyncio.all_tasks(loop):
-        task.cancel()
-
-
 def listen(
     address: str,
     prefix: bytes = FUSED_PREFIX,
@@ -130,35 +128,25 @@ def listen(
     counter = DocumentCounter(runs)
     dispatcher = make_remote_dispatcher(check_address(address), prefix=prefix)
     dispatcher.subscribe(counter)
-    loop = dispatcher.loop
     state: dict[str, Any] = {"timed_out": False, "signal": None}
 
     def on_doc(name: str, doc: dict) -> None:
         if counter.done.is_set():
-            loop.call_soon(_cancel_all, loop)
+            stop_dispatcher(dispatcher)
 
     def on_timeout() -> None:
         state["timed_out"] = True
-        _cancel_all(loop)
+        stop_dispatcher(dispatcher)
 
-    def on_signal(signum: int) -> None:
-        state["signal"] = signal.Signals(signum).name
-        _cancel_all(loop)
+    def on_signal(name: str) -> None:
+        state["signal"] = name
+        stop_dispatcher(dispatcher)
 
     dispatcher.subscribe(on_doc)
-    if ready_file is not None:  # runs on the loop, i.e. after connect + subscribe
-        loop.call_soon(Path(ready_file).write_text, "ready\n")
     if timeout is not None:
-        loop.call_later(float(timeout), on_timeout)
-    in_main = threading.current_thread() is threading.main_thread()
-    if in_main:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal, sig)
+        dispatcher.loop.call_later(float(timeout), on_timeout)
     t0 = time.monotonic()
-    try:
-        dispatcher.start()
-    except asyncio.CancelledError:
-        pass
+    run_dispatcher(dispatcher, ready_file=ready_file, on_signal=on_signal)
     result = {
         "address": address,
         "prefix": prefix.decode(),

@@ -6,9 +6,12 @@ the safe msgpack wire format and loopback addresses unless told otherwise.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from ..core import ConfigError
 from ._serialization import pack_document, unpack_document
@@ -20,6 +23,7 @@ __all__ = [
     "make_remote_dispatcher",
     "ProxyThread",
     "dispatch_in_thread",
+    "run_dispatcher",
     "stop_dispatcher",
     "check_address",
 ]
@@ -123,18 +127,38 @@ class ProxyThread:
         self.close()
 
 
-def dispatch_in_thread(dispatcher, callback: Callable[[str, dict], None]) -> threading.Thread:
-    """Subscribe ``callback`` and run ``dispatcher`` in a daemon thread (end: ``stop_dispatcher``)."""
+def run_dispatcher(
+    dispatcher,
+    *,
+    ready_file: str | os.PathLike | None = None,
+    on_signal: Callable[[str], None] | None = None,
+) -> None:
+    """Block in ``dispatcher.start()`` until ``stop_dispatcher`` ends it.
+
+    ``ready_file`` is written on the loop's first turn, i.e. once the SUB socket is
+    connected and subscribed. ``on_signal`` (main thread only) receives the name of a
+    SIGINT/SIGTERM; it should call ``stop_dispatcher``.
+    """
     import asyncio
 
-    def run() -> None:
-        try:
-            dispatcher.start()
-        except asyncio.CancelledError:  # stop_dispatcher cancelled the poll task
-            pass
+    loop = dispatcher.loop
+    if ready_file is not None:
+        loop.call_soon(Path(ready_file).write_text, "ready\n")
+    if on_signal is not None and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, signal.Signals(sig).name)
+    try:
+        dispatcher.start()
+    except asyncio.CancelledError:  # stop_dispatcher cancelled the poll task
+        pass
 
+
+def dispatch_in_thread(dispatcher, callback: Callable[[str, dict], None]) -> threading.Thread:
+    """Subscribe ``callback`` and run ``dispatcher`` in a daemon thread (end: ``stop_dispatcher``)."""
     dispatcher.subscribe(callback)
-    thread = threading.Thread(target=run, name="xfusion-0mq-dispatch", daemon=True)
+    thread = threading.Thread(
+        target=run_dispatcher, args=(dispatcher,), name="xfusion-0mq-dispatch", daemon=True
+    )
     thread.start()
     return thread
 
@@ -142,10 +166,12 @@ def dispatch_in_thread(dispatcher, callback: Callable[[str, dict], None]) -> thr
 def stop_dispatcher(
     dispatcher, thread: threading.Thread | None = None, timeout: float = 5.0
 ) -> None:
-    """Stop a RemoteDispatcher started in another thread (``dispatch_in_thread``).
+    """The one way to end a RemoteDispatcher that ``run_dispatcher`` is running.
 
-    ``dispatcher.stop()`` from outside closes a loop that is still running; cancelling
-    its poll task on its own loop lets ``start()`` return and clean up itself.
+    Safe from any thread, from its own loop's callbacks and before the loop starts.
+    ``dispatcher.stop()`` from outside would close a loop that is still running;
+    cancelling the poll task on its own loop lets ``start()`` return and clean up.
+    ``thread`` (as ``dispatch_in_thread`` returns) is joined when given.
     """
     import asyncio
 
@@ -161,5 +187,5 @@ def stop_dispatcher(
         loop.call_soon_threadsafe(cancel)
     except RuntimeError:  # closed between the check and the call
         return
-    if thread is not None:
+    if thread is not None and thread is not threading.current_thread():
         thread.join(timeout)

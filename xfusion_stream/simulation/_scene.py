@@ -14,13 +14,13 @@ from its own generator, so frames can be rendered in any order or in parallel.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import cv2
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
-from ..core import ConfigError, InterCameraTransform
+from ..core import ConfigModel, InterCameraTransform
 from ..recorded import PhantomTiming, ShimadzuTiming
 from ._camera_models import render_phantom, render_shimadzu, to_counts
 from ._features import random_features
@@ -46,65 +46,55 @@ def default_transform() -> InterCameraTransform:
     )
 
 
-@dataclass(frozen=True)
-class SceneConfig:
+class SceneConfig(ConfigModel):
     """Everything that defines one simulated dual-camera recording.
 
     Speeds are in Phantom pixels per Phantom frame period; photon counts are b0 at
     intensity 1 (None: noise-free). ``grid_pitch_px`` None means G400 pitch / pixel size.
+    Jitter stays below what the 10 ns pairing tolerance forgives: the Phantom's is then
+    quantised to its 10 ns time stamp, so E frames stay within 10 ns of their Shimadzu
+    frame.
     """
 
     seed: int = 0
     shimadzu_shape: tuple[int, int] = (250, 400)
-    ratio: int = 4
-    n_shimadzu: int = 128
-    shimadzu_frame_ns: int = 200
-    phantom_every: int = 20
-    n_pre_trigger: int = 2
-    n_post_trigger: int = 2
-    transform: InterCameraTransform = field(default_factory=default_transform)
-    shimadzu_photons: float | None = 1000.0
-    phantom_photons: float | None = 2000.0
+    ratio: int = Field(default=4, ge=1)
+    n_shimadzu: int = Field(default=128, ge=2)
+    shimadzu_frame_ns: int = Field(default=200, ge=1)
+    phantom_every: int = Field(default=20, ge=1)
+    n_pre_trigger: int = Field(default=2, ge=0)
+    n_post_trigger: int = Field(default=2, ge=0)
+    transform: InterCameraTransform = Field(default_factory=default_transform)
+    shimadzu_photons: float | None = Field(default=1000.0, gt=0)
+    phantom_photons: float | None = Field(default=2000.0, gt=0)
     #: Shimadzu gain (fraction of the 16-bit range at intensity 1) and dark offset in
     #: counts; the Phantom reads intensity 1 as 0.9 of the range with no offset, so the
     #: defaults make the cameras agree and other values need intensity calibration.
-    shimadzu_full_scale: float = 0.9
-    shimadzu_dark_counts: float = 0.0
+    shimadzu_full_scale: float = Field(default=0.9, gt=0, le=1)
+    shimadzu_dark_counts: float = Field(default=0.0, ge=0, lt=32768)
     content: Literal["sample", "grid"] = "sample"
     motion_px_per_phantom_frame: float = 4.0
     feature_px_per_phantom_frame: float = 8.0
-    phantom_jitter_ns: float = 3.0
-    shimadzu_jitter_ns: float = 0.0
-    phantom_pixel_um: float = 3.2
-    grid_pitch_px: float | None = None
+    phantom_jitter_ns: float = Field(default=3.0, ge=0, lt=15)
+    shimadzu_jitter_ns: float = Field(default=0.0, ge=0, lt=5)
+    phantom_pixel_um: float = Field(default=3.2, gt=0)
+    grid_pitch_px: float | None = Field(default=None, gt=0)
     grid_bar_fraction: float = 0.25
     grid_angle_deg: float = 2.5
     grid_offset_px: tuple[float, float] = (0.0, 0.0)
 
-    def __post_init__(self) -> None:
-        problems = []
-        if len(self.shimadzu_shape) != 2 or min(self.shimadzu_shape) < 4:
-            problems.append(f"shimadzu_shape must be (rows, cols) >= 4, got {self.shimadzu_shape}")
+    @field_validator("shimadzu_shape")
+    @classmethod
+    def _shape(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) < 4:
+            raise ValueError(f"must be (rows, cols) of at least 4 pixels, got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_ratio(self) -> SceneConfig:
         if self.transform.ratio != self.ratio:
-            problems.append(f"transform.ratio {self.transform.ratio} != ratio {self.ratio}")
-        if self.n_shimadzu < 2 or self.phantom_every < 1 or self.shimadzu_frame_ns < 1:
-            problems.append("n_shimadzu >= 2, phantom_every >= 1, shimadzu_frame_ns >= 1 required")
-        if self.n_pre_trigger < 0 or self.n_post_trigger < 0:
-            problems.append("n_pre_trigger and n_post_trigger must be >= 0")
-        if not 0 <= self.phantom_jitter_ns < 15 or not 0 <= self.shimadzu_jitter_ns < 5:
-            problems.append(
-                "jitter must be in [0, 15) ns (Phantom, then quantised to its 10 ns stamp) "
-                "and [0, 5) ns (Shimadzu) so E frames stay within 10 ns"
-            )
-        if not 0 < self.shimadzu_full_scale <= 1 or not 0 <= self.shimadzu_dark_counts < 32768:
-            problems.append(
-                "shimadzu_full_scale must be in (0, 1] and shimadzu_dark_counts in [0, 32768), "
-                f"got {self.shimadzu_full_scale}, {self.shimadzu_dark_counts}"
-            )
-        if self.content not in ("sample", "grid"):
-            problems.append(f"content must be 'sample' or 'grid', got {self.content!r}")
-        if problems:
-            raise ConfigError("SceneConfig: " + "; ".join(problems))
+            raise ValueError(f"transform.ratio {self.transform.ratio} != ratio {self.ratio}")
+        return self
 
     @property
     def phantom_shape(self) -> tuple[int, int]:
@@ -118,24 +108,12 @@ class SceneConfig:
         return G400_PITCH_UM / self.phantom_pixel_um
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["transform"] = self.transform.to_dict()
-        d["shimadzu_shape"] = list(self.shimadzu_shape)
-        d["grid_offset_px"] = list(self.grid_offset_px)
-        return d
+        """JSON-ready (lists for tuples, the transform as a dict)."""
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, d: dict) -> SceneConfig:
-        d = dict(d)
-        if "transform" in d and isinstance(d["transform"], dict):
-            d["transform"] = InterCameraTransform.from_dict(d["transform"])
-        for key in ("shimadzu_shape", "grid_offset_px"):
-            if key in d:
-                d[key] = tuple(d[key])
         return cls(**d)
-
-    def replace(self, **changes) -> SceneConfig:
-        return replace(self, **changes)
 
 
 class Scene:
@@ -214,7 +192,6 @@ class Scene:
         s_jit[0] = 0.0  # ImageRelative is relative to frame 1
         self._shimadzu_times = np.round(k * cfg.shimadzu_frame_ns + s_jit).astype(np.int64)
         n_e = -(-(cfg.n_shimadzu - 1) // cfg.phantom_every) + 1
-        self._n_e = n_e
         numbers = np.arange(-cfg.n_pre_trigger, n_e + cfg.n_post_trigger, dtype=np.int64)
         p_jit = rng.uniform(-cfg.phantom_jitter_ns, cfg.phantom_jitter_ns, len(numbers))
         p_jit[numbers == 0] = 0.0  # the first E frame is the Phantom's time reference

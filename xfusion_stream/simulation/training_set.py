@@ -1,6 +1,6 @@
 """Training and validation clips rendered from the scene engine (virtual experiments).
 
-Each clip is one seeded :class:`~xfusion_stream.devices.Scene` sampled at every
+Each clip is one seeded :class:`~xfusion_stream.simulation.Scene` sampled at every
 Shimadzu frame time: HR = the noise-free ground truth on the Phantom grid, LR = its
 ``ratio x ratio`` area average (the Shimadzu's pixel integration, perfectly
 registered). Shot noise is left to the dataset, which draws it per sample. Clip ``i``
@@ -15,42 +15,47 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from ..core import ConfigModel
 
 __all__ = ["TrainingSetSpec", "clip_seed", "render_clip", "build_training_set", "main"]
 
 VAL_OFFSET = 500
 
 
-@dataclass(frozen=True)
-class TrainingSetSpec:
-    """What to render; speeds are drawn per clip from the ranges (Phantom px / frame)."""
+class TrainingSetSpec(ConfigModel):
+    """What to render; speeds are drawn per clip from the ranges (Phantom px / frame).
+
+    At most ``VAL_OFFSET`` clips per split, so the two splits' scene seeds never meet.
+    """
 
     seed: int = 1
-    clips: int = 24
-    val_clips: int = 2
-    frames: int = 48
+    clips: int = Field(default=24, ge=0, le=VAL_OFFSET)
+    val_clips: int = Field(default=2, ge=0, le=VAL_OFFSET)
+    frames: int = Field(default=48, ge=3)
     shimadzu_shape: tuple[int, int] = (64, 64)
-    ratio: int = 4
-    phantom_every: int = 20
+    ratio: int = Field(default=4, ge=1)
+    phantom_every: int = Field(default=20, ge=1)
     motion_px: tuple[float, float] = (2.0, 6.0)
     feature_px: tuple[float, float] = (4.0, 12.0)
     bits: int = 16
 
-    def __post_init__(self) -> None:
-        if self.clips < 0 or self.val_clips < 0 or self.clips + self.val_clips == 0:
+    @field_validator("motion_px", "feature_px")
+    @classmethod
+    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= value[0] <= value[1]:
+            raise ValueError(f"must be a range 0 <= lo <= hi, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _some_clips(self) -> TrainingSetSpec:
+        if self.clips + self.val_clips == 0:
             raise ValueError("training set needs at least one clip")
-        if self.clips > VAL_OFFSET or self.val_clips > VAL_OFFSET:
-            raise ValueError(f"at most {VAL_OFFSET} clips per split (seed spacing)")
-        if self.frames < 3:
-            raise ValueError("clips need at least 3 frames")
-        for name in ("motion_px", "feature_px"):
-            lo, hi = getattr(self, name)
-            if not 0 <= lo <= hi:
-                raise ValueError(f"{name} must be a range 0 <= lo <= hi, got {(lo, hi)}")
+        return self
 
 
 def clip_seed(base_seed: int, index: int, *, validation: bool = False) -> int:
@@ -125,7 +130,7 @@ def build_training_set(
         train_seeds = _write_split(spec, out / "train", spec.clips, False, bar)
         val_seeds = _write_split(spec, out / "val", spec.val_clips, True, bar)
     record = {
-        "spec": asdict(spec),
+        "spec": spec.model_dump(mode="json"),
         "train_scene_seeds": train_seeds,
         "val_scene_seeds": val_seeds,
         "layout": "REDS: <split>/<hr|lr>/<clip>/<frame:08d>.png + <split>/meta_info.txt",
@@ -135,19 +140,28 @@ def build_training_set(
 
 
 def main(argv: list[str] | None = None) -> int:
+    defaults = TrainingSetSpec()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--seed", type=int, default=1, help="base seed (scene seed = S*1000+i)")
-    parser.add_argument("--clips", type=int, default=24, help="training clips")
-    parser.add_argument("--val-clips", type=int, default=2, help="validation clips")
-    parser.add_argument("--frames", type=int, default=48, help="Shimadzu frames per clip")
-    parser.add_argument("--shape", type=int, nargs=2, default=(64, 64), help="Shimadzu rows cols")
     parser.add_argument(
-        "--motion-px", type=float, nargs=2, default=TrainingSetSpec.motion_px,
+        "--seed", type=int, default=defaults.seed, help="base seed (scene seed = S*1000+i)"
+    )
+    parser.add_argument("--clips", type=int, default=defaults.clips, help="training clips")
+    parser.add_argument(
+        "--val-clips", type=int, default=defaults.val_clips, help="validation clips"
+    )
+    parser.add_argument(
+        "--frames", type=int, default=defaults.frames, help="Shimadzu frames per clip"
+    )
+    parser.add_argument(
+        "--shape", type=int, nargs=2, default=defaults.shimadzu_shape, help="Shimadzu rows cols"
+    )
+    parser.add_argument(
+        "--motion-px", type=float, nargs=2, default=defaults.motion_px,
         metavar=("LO", "HI"), help="sample speed range, px per Phantom frame",
     )  # fmt: skip
     parser.add_argument(
-        "--feature-px", type=float, nargs=2, default=TrainingSetSpec.feature_px,
+        "--feature-px", type=float, nargs=2, default=defaults.feature_px,
         metavar=("LO", "HI"), help="droplet/jet speed range, px per Phantom frame",
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true")

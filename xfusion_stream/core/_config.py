@@ -1,0 +1,143 @@
+"""One way to configure anything: a frozen pydantic model, validated once, errors that say where.
+
+Profiles, scene settings, virtual-experiment options, calibration records and the home
+``xfusion.conf`` all go through here, so a scientist always reads the same kind of
+message: ``<file or config>: <field.path>: <problem>``, one line per problem, raised as
+the project's :class:`ConfigError` (never a bare pydantic ``ValidationError``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ._errors import ConfigError
+
+__all__ = [
+    "ConfigModel",
+    "format_validation_error",
+    "load_config",
+    "read_mapping",
+]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_SCALARS = (str, int, float, bool, type(None))
+# pydantic errors whose message already says enough without the offending input
+_NO_INPUT = {"missing", "value_error", "assertion_error", "extra_forbidden"}
+
+
+def _field_path(loc: Sequence[int | str]) -> str:
+    """``('datasets', 'd', 'clips', 1)`` -> ``datasets.d.clips[1]``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _problem(err: Mapping[str, Any]) -> str:
+    if err["type"] == "value_error" and "error" in err.get("ctx", {}):
+        return str(err["ctx"]["error"])  # our validators' own words, no "Value error, "
+    message = str(err["msg"])
+    value = err.get("input")
+    if err["type"] not in _NO_INPUT and isinstance(value, _SCALARS):
+        message += f" (got {value!r})"
+    return message
+
+
+def format_validation_error(exc: ValidationError, *, source: object) -> str:
+    """One ``<source>: <field.path>: <problem>`` line per problem pydantic found.
+
+    A problem of the whole model (a cross-field check) has no field path.
+    """
+    lines = []
+    for err in exc.errors():
+        where = f"{source}: {_field_path(err['loc'])}" if err["loc"] else str(source)
+        lines.append(f"{where}: {_problem(err)}")
+    return "\n".join(lines)
+
+
+def read_mapping(path: str | os.PathLike[str], *, what: str = "configuration file") -> dict:
+    """The mapping a YAML (or, by suffix, JSON) file holds; ``ConfigError`` naming the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: (top level): expected a mapping of fields, got {type(data).__name__}"
+        )
+    return data
+
+
+def load_config(
+    model_cls: type[ModelT],
+    data_or_path: Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    source: object = None,
+) -> ModelT:
+    """Validate a mapping, or read a YAML/JSON file and validate what it holds.
+
+    ``source`` names the document in messages (default: the file, or the model's name).
+    """
+    if isinstance(data_or_path, Mapping):
+        data: Mapping[str, Any] = data_or_path
+        where = model_cls.__name__ if source is None else source
+    else:
+        data = read_mapping(data_or_path)
+        where = Path(data_or_path) if source is None else source
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source=where)) from None
+
+
+class ConfigModel(BaseModel):
+    """Base of every configuration: frozen, unknown keys refused, ``ConfigError`` on bad input.
+
+    Constructing one with keywords raises ``ConfigError`` naming the class and the
+    fields; documents go through :func:`load_config`, which names the file instead.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, source=type(self).__name__)) from None
+
+    # Validation (model_validate, a config nested in another) need not go through this
+    # __init__: it only changes the error type. Marked as pydantic marks its own, as
+    # RootModel does, so nested errors stay field errors of the outer document.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    def replace(self, **changes: Any) -> Self:
+        """A validated copy with ``changes`` (``model_copy`` would skip validation).
+
+        Fields left at their defaults stay unset, so validators that ask which fields
+        were given see the same answer as for the original.
+        """
+        kept = {name: getattr(self, name) for name in self.model_fields_set}
+        return type(self)(**{**kept, **changes})
+
+    @classmethod
+    def from_config(cls, other: BaseModel) -> Self:
+        """This model's fields read from a richer config that declares them too."""
+        return cls(**{name: getattr(other, name) for name in cls.model_fields})
