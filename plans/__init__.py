@@ -2,15 +2,13 @@
 
 from ._burst import burst_run, dual_camera_burst
 from ._calibration import grid_calibration
-from ._recorded import recorded_cameras, recorded_experiment
-from ._virtual import virtual_cameras, virtual_experiment
+from ._recorded import recorded_experiment
+from ._virtual import virtual_experiment
 
 __all__ = [
     "burst_run",
     "dual_camera_burst",
     "grid_calibration",
-    "recorded_cameras",
     "recorded_experiment",
-    "virtual_cameras",
     "virtual_experiment",
 ]

@@ -9,7 +9,6 @@ live consumer would want them.
 from __future__ import annotations
 
 from collections.abc import Generator
-from pathlib import Path
 from typing import Any
 
 import bluesky.plan_stubs as bps
@@ -20,31 +19,11 @@ from xfusion_stream.devices import (
     PHANTOM_MODEL,
     SHIMADZU_MODEL,
     BurstCamera,
-    CameraBackend,
-    PhantomTMX7510,
-    ShimadzuHPVX2,
 )
 
 __all__ = ["dual_camera_burst", "burst_run"]
 
 Plan = Generator[Msg, Any, Any]
-
-
-def camera_pair(
-    phantom_backend: CameraBackend,
-    shimadzu_backend: CameraBackend,
-    *,
-    data_dir: str | Path | None,
-    inline: bool,
-) -> tuple[PhantomTMX7510, ShimadzuHPVX2]:
-    """Both burst cameras over the given backends, named ``phantom`` and ``shimadzu``."""
-    phantom = PhantomTMX7510(
-        name="phantom", backend=phantom_backend, data_dir=data_dir, inline=inline
-    )
-    shimadzu = ShimadzuHPVX2(
-        name="shimadzu", backend=shimadzu_backend, data_dir=data_dir, inline=inline
-    )
-    return phantom, shimadzu
 
 
 def _check_cameras(phantom: BurstCamera, shimadzu: BurstCamera) -> None:

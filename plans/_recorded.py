@@ -5,36 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from xfusion_stream.devices import PhantomTMX7510, RecordedCaseBackend, ShimadzuHPVX2
-from xfusion_stream.recorded import read_case
+from xfusion_stream.devices import recorded_cameras
 
-from ._burst import Plan, burst_run, camera_pair
+from ._burst import Plan, burst_run
 
-__all__ = ["recorded_experiment", "recorded_cameras"]
-
-
-def recorded_cameras(
-    path: str | Path,
-    *,
-    data_dir: str | Path | None = None,
-    inline: bool = False,
-    phantom_pixel_um: float = 0.0,
-    shimadzu_pixel_um: float = 0.0,
-) -> tuple[PhantomTMX7510, ShimadzuHPVX2]:
-    """The two cameras of a recorded case, named ``phantom`` and ``shimadzu``.
-
-    ``data_dir`` gets the burst HDF5 files; default: ``<case>_raw`` next to the case
-    (not inside it: the case layout allows no extra folders).
-    """
-    case = read_case(path)
-    if data_dir is None and not inline:
-        data_dir = case.path.parent / f"{case.path.name}_raw"
-    return camera_pair(
-        RecordedCaseBackend(case, "phantom", pixel_size_um=phantom_pixel_um),
-        RecordedCaseBackend(case, "shimadzu", pixel_size_um=shimadzu_pixel_um),
-        data_dir=data_dir,
-        inline=inline,
-    )
+__all__ = ["recorded_experiment"]
 
 
 def recorded_experiment(

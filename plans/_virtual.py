@@ -7,57 +7,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from xfusion_stream.core import ConfigError
-from xfusion_stream.devices import (
-    PhantomTMX7510,
-    ShimadzuHPVX2,
-    VirtualCaseBackend,
-    VirtualOptions,
-    VirtualSequence,
-)
+from xfusion_stream.devices import VirtualOptions, VirtualSequence, virtual_cameras
 
-from ._burst import Plan, burst_run, camera_pair
+from ._burst import Plan, burst_run
 
-__all__ = ["virtual_experiment", "virtual_cameras"]
+__all__ = ["virtual_experiment"]
 
 # the plan's keyword defaults are VirtualOptions' own (declared there once)
 _DEFAULT = VirtualOptions()
-
-
-def virtual_cameras(
-    source: str | Path | np.ndarray | VirtualSequence,
-    *,
-    data_dir: str | Path | None = None,
-    inline: bool = False,
-    lr_source: str | Path | np.ndarray | None = None,
-    phantom_pixel_um: float = 0.0,
-    **options: Any,
-) -> tuple[PhantomTMX7510, ShimadzuHPVX2]:
-    """The two virtual cameras, named ``phantom`` and ``shimadzu``, sharing one sequence.
-
-    ``options`` are :class:`VirtualOptions` fields (with a shared sequence they must
-    agree with its own). ``data_dir`` gets the burst HDF5 files; default for a folder
-    source: ``<source>_raw`` next to it.
-    """
-    if isinstance(source, VirtualSequence):
-        sequence = source
-        if lr_source is not None:
-            raise ConfigError("lr_source belongs to the given VirtualSequence")
-    else:
-        sequence = VirtualSequence(source, VirtualOptions(**options), lr_source=lr_source)
-        options = {}  # now the sequence's
-    if data_dir is None and not inline:
-        if isinstance(sequence.source, np.ndarray):
-            raise ConfigError("an in-memory virtual source needs data_dir (or inline=True)")
-        folder = Path(sequence.source)
-        data_dir = folder.parent / f"{folder.name}_raw"
-    shimadzu_pixel_um = phantom_pixel_um * sequence.options.ratio
-    return camera_pair(
-        VirtualCaseBackend(sequence, "phantom", pixel_size_um=phantom_pixel_um, **options),
-        VirtualCaseBackend(sequence, "shimadzu", pixel_size_um=shimadzu_pixel_um, **options),
-        data_dir=data_dir,
-        inline=inline,
-    )
 
 
 def virtual_experiment(

@@ -45,3 +45,8 @@ from ._virtual_backend import (  # noqa: E402
 )
 
 __all__ += ["DEFAULT_PHOTONS", "VirtualCaseBackend", "VirtualOptions", "VirtualSequence"]
+
+# the camera pairs plans take, built for the common sources
+from ._camera_pairs import camera_pair, recorded_cameras, virtual_cameras  # noqa: E402
+
+__all__ += ["camera_pair", "recorded_cameras", "virtual_cameras"]
