@@ -165,3 +165,29 @@ def test_close_run_engine_ends_its_loop_thread():
     close_run_engine(RE)
     assert RE.loop.is_closed() and not loop_thread.is_alive()
     close_run_engine(RE)  # idempotent
+
+
+def test_a_session_carries_an_extended_schema_to_its_fused_runs(
+    RE, cameras, tiny_model, calibration
+):
+    """One FrameField given to the session reaches every fused event of a live run."""
+    from xfusion_stream.fusion import FUSED_FRAME, FrameField
+
+    def phantom_gap(job) -> int:
+        return int(job.hr[1] - job.hr[0])
+
+    schema = FUSED_FRAME.extended(
+        FrameField("phantom_gap", "<i8", "job", phantom_gap, description="after - before")
+    )
+    log = DocumentLog()
+    session = FusionSession(tiny_model, calibration, [log], FusionConfig(), schema=schema)
+    phantom, shimadzu = cameras()
+    result = session.run_plan(dual_camera_burst(phantom, shimadzu), RE=RE, timeout=120)
+    assert result.exit_status == "success" and result.frames > 0
+    (descriptor,) = [d for d in log.of("descriptor") if d["name"] == "fused"]
+    assert descriptor["data_keys"]["phantom_gap"]["dtype"] == "integer"
+    events = _fused_run(log, result.fused_uid)
+    assert len(events) == result.frames
+    gaps = [e["data"]["phantom_gap"] for e in events]
+    assert gaps == [int(e["data"]["hr_indices"][1] - e["data"]["hr_indices"][0]) for e in events]
+    assert all(g > 0 for g in gaps)

@@ -2,7 +2,7 @@
 
 from ._beamline import Beamline, build_beamline
 from ._demo import DemoSettings, TruthScorer, run_demo
-from ._download import DownloadResult, download, extract_zip, sha256_of
+from ._download import DownloadResult, download, extract_zip
 from ._live_fusion import LiveFusion, attach_fusion, profile_calibration
 from ._profile_model import (
     CameraProfile,
@@ -48,7 +48,6 @@ __all__ = [
     "Profile",
     "profile_calibration",
     "run_demo",
-    "sha256_of",
     "SimSceneProfile",
     "TiledProfile",
     "TruthScorer",

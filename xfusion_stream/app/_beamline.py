@@ -7,12 +7,14 @@ anything downstream (fusion), so raw data are never lost when fusion fails.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..core import ConfigError
 from ..devices import (
+    CameraBackend,
     EpicsAreaDetectorBackend,
     PhantomTMX7510,
     RecordedCaseBackend,
@@ -21,7 +23,6 @@ from ..devices import (
     SimPhantomBackend,
     SimShimadzuBackend,
 )
-from ..devices._camera_backend import CameraBackend
 from ._profile_model import CameraProfile, Profile
 from ._run_engine import close_run_engine
 
@@ -44,6 +45,8 @@ class Beamline:
     sim_beam: SimBeam | None = None
     #: 0MQ Publisher of the raw documents (prefix ``raw``) when the profile has ``zmq:``
     raw_publisher: Any = None
+    #: called first by ``close()``, newest first (e.g. ``attach_fusion``'s detach)
+    closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -55,6 +58,8 @@ class Beamline:
             return
         self._closed = True
         try:
+            for closer in reversed(self.closers):
+                closer()
             self.RE.unsubscribe(self.raw_writer_token)
             close_run_engine(self.RE)
         finally:

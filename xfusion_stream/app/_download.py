@@ -6,7 +6,6 @@ request; only a file whose size and sha256 match is renamed into place and unpac
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import urllib.error
 import urllib.parse
@@ -17,9 +16,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from xfusion_models import file_sha256
+
 from ..core import DownloadError
 
-__all__ = ["DownloadResult", "download", "extract_zip", "sha256_of"]
+__all__ = ["DownloadResult", "download", "extract_zip"]
 
 _CHUNK = 1 << 16
 
@@ -32,14 +33,6 @@ class DownloadResult:
     resumed_from: int
     extracted_to: Path | None
     members: int
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _archive_name(url: str) -> str:
@@ -132,7 +125,7 @@ def download(
             f"{url}: size {got_size} bytes, expected {size}"
             + ("; the partial file is kept and the next run resumes" if got_size < size else "")
         )
-    digest = sha256_of(part)
+    digest = file_sha256(part)
     if sha256 is not None and digest != sha256.lower():
         part.unlink()
         raise DownloadError(

@@ -2,13 +2,13 @@
 
 The profile names the model (registry name, checkpoint, or ``default`` for the shipped
 one), the calibration (a record file, or ``truth`` for a simulated beamline whose
-geometry is known) and the traverse mode. Fused runs go to the beamline's Tiled, and
-over 0MQ when a proxy address is given.
+geometry is known) and the fusion settings. Fused runs go to the beamline's Tiled, and
+over 0MQ to ``publish_address`` or, failing that, to the profile's ``zmq.fused``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,16 @@ from ._session import FusionSession
 
 __all__ = ["LiveFusion", "attach_fusion", "profile_calibration"]
 
+#: how long ``detach`` lets the latest run finish before closing the publisher
+_DRAIN_TIMEOUT_S = 600.0
+
 
 @dataclass
 class LiveFusion:
     """What ``attach_fusion`` subscribed: the session fusing every raw run of ``RE``."""
 
     session: FusionSession
+    publisher: Any = field(default=None)  # the fused 0MQ publisher, closed by ``detach``
 
     @property
     def results(self) -> list[FusedRunResult]:
@@ -36,8 +40,13 @@ class LiveFusion:
         return result.fused_uid if result is not None else None
 
     def detach(self) -> None:
-        """Stop fusing the RunEngine's runs (runs already taken finish)."""
+        """Stop fusing the RunEngine's runs; runs already taken finish, then the 0MQ
+        publisher (if any) is closed."""
         self.session.unsubscribe()
+        if self.publisher is not None:
+            self.session.wait(timeout=_DRAIN_TIMEOUT_S)
+            self.publisher.close()
+            self.publisher = None
 
 
 def profile_calibration(beamline: Any) -> CalibrationRecord:
@@ -69,8 +78,11 @@ def attach_fusion(
     spec = None if profile.model in ("default", "") else profile.model
     model = load_fusion_model(spec)
     sinks = [make_tiled_writer(beamline.tiled_client)]
-    if publish_address:
-        sinks.append(make_publisher(publish_address))
+    if publish_address is None and profile.zmq is not None:
+        publish_address = profile.zmq.fused
+    publisher = make_publisher(publish_address) if publish_address else None
+    if publisher is not None:
+        sinks.append(publisher)
     session = FusionSession(
         model,
         calibration or profile_calibration(beamline),
@@ -78,4 +90,8 @@ def attach_fusion(
         config or profile.fusion,
     )
     session.subscribe(beamline.RE)
-    return LiveFusion(session)
+    live = LiveFusion(session, publisher)
+    closers = getattr(beamline, "closers", None)
+    if closers is not None:  # Beamline.close() detaches it
+        closers.append(live.detach)
+    return live

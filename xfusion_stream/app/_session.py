@@ -5,7 +5,9 @@ array source and the per-frame hook, and builds the RunRouter that gives every r
 run its own FusionCallback. Its entry points differ only in where documents come
 from: a RunEngine it is subscribed to (``subscribe``, the profile hook), a plan it
 runs (``run_plan``), a stored run in Tiled (``replay``) or a 0MQ proxy (``serve``).
-Each fused run is reported as a ``FusedRunResult``.
+Each fused run is reported as a ``FusedRunResult``. ``schema`` (default
+``FUSED_FRAME``) says which per-frame fields the fused events carry; hand the same one
+to a ``ProductWriter`` used as ``on_frame``.
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ from ..calibration import CalibrationRecord
 from ..core import XFusionError
 from ..documents import ArraySource
 from ..fusion import (
+    FUSED_FRAME,
+    FrameSchema,
     FusedFrame,
     FusedRunResult,
     FusionCallback,
     FusionConfig,
     FusionModel,
+    Sink,
     WindowJob,
     fusion_router,
     stored_raw_run,
     tiled_array_source,
 )
-from ..fusion._composer import Sink
 from ..publishing import FUSED_PREFIX, RAW_PREFIX
 from ._run_engine import close_run_engine, new_run_engine
 
@@ -67,8 +71,10 @@ class FusionSession:
         *,
         array_source: ArraySource | None = None,
         on_frame: Callable[[FusedFrame, WindowJob], None] | None = None,
+        schema: FrameSchema = FUSED_FRAME,
     ) -> None:
         self.model = model
+        self.schema = schema
         self.calibration = calibration
         self.config = config or FusionConfig()
         self.array_source = array_source
@@ -105,6 +111,7 @@ class FusionSession:
             array_source=self.array_source,
             on_callback=track,
             on_frame=self.on_frame,
+            schema=self.schema,
         )
 
     # ---- results ---------------------------------------------------------------------
@@ -180,6 +187,7 @@ class FusionSession:
             self.config,
             array_source=tiled_array_source(run),
             on_frame=self.on_frame,
+            schema=self.schema,
         )
         self._callbacks.append(callback)
         for name, doc in run.documents():

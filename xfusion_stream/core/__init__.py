@@ -20,7 +20,7 @@ from ._home_config import (
     update_config,
     write_config,
 )
-from ._optics import InterCameraTransform, hr_to_lr_coordinate, lr_centre_to_hr
+from ._optics import InterCameraTransform
 
 __all__ = [
     "CalibrationError",
@@ -34,10 +34,8 @@ __all__ = [
     "format_validation_error",
     "GeneralSection",
     "HomeConfig",
-    "hr_to_lr_coordinate",
     "InterCameraTransform",
     "load_config",
-    "lr_centre_to_hr",
     "MODEL_TYPES",
     "read_config",
     "read_mapping",

@@ -23,21 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = [
-    "InterCameraTransform",
-    "lr_centre_to_hr",
-    "hr_to_lr_coordinate",
-]
-
-
-def lr_centre_to_hr(index: np.ndarray | float, ratio: int) -> np.ndarray | float:
-    """HR-grid coordinate of the centre of LR pixel ``index``."""
-    return ratio * np.asarray(index, dtype=np.float64) + (ratio - 1) / 2.0
-
-
-def hr_to_lr_coordinate(coord: np.ndarray | float, ratio: int) -> np.ndarray | float:
-    """LR pixel coordinate (centre convention) of an HR-grid coordinate."""
-    return (np.asarray(coord, dtype=np.float64) - (ratio - 1) / 2.0) / ratio
+__all__ = ["InterCameraTransform"]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Fusion room: the live callback, its worker, and the fused run it composes."""
 
 from ._callback import FusionCallback, fusion_router, is_calibration_run
-from ._composer import FusedFrame, FusedRunComposer
+from ._composer import FusedFrame, FusedRunComposer, Sink
 from ._config import FusionConfig
 from ._model import FusionModel, load_fusion_model
 from ._replay import stored_raw_run, tiled_array_source
@@ -22,6 +22,7 @@ __all__ = [
     "FusionConfig",
     "FusionModel",
     "FusionWorker",
+    "Sink",
     "WindowJob",
     "by_candidate",
     "fusion_router",

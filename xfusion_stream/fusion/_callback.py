@@ -25,6 +25,7 @@ from ._composer import FusedFrame, FusedRunComposer, Sink
 from ._config import FusionConfig
 from ._model import FusionModel
 from ._runner import FusionWorker, WindowJob
+from ._schema import FUSED_FRAME, FrameSchema
 
 __all__ = ["FusionCallback", "fusion_router", "is_calibration_run"]
 
@@ -48,9 +49,11 @@ class FusionCallback(DocumentRouter):
         array_source: ArraySource | None = None,
         registration: Registration | None = None,
         on_frame: Callable[[FusedFrame, WindowJob], None] | None = None,
+        schema: FrameSchema = FUSED_FRAME,
     ) -> None:
         super().__init__()
         self._on_frame = on_frame
+        self.schema = schema
         self.model = model
         self.calibration = calibration
         self.config = config or FusionConfig()
@@ -127,7 +130,7 @@ class FusionCallback(DocumentRouter):
             tolerance_ns=cfg.tolerance_ns,
             n_shimadzu=int(n_shimadzu) if n_shimadzu else None,
         )
-        composer = FusedRunComposer(self._sinks, metadata)
+        composer = FusedRunComposer(self._sinks, metadata, schema=self.schema)
         self.worker = FusionWorker(
             self.model,
             composer,
@@ -285,6 +288,7 @@ def fusion_router(
     array_source: ArraySource | None = None,
     on_callback: Callable[[FusionCallback], None] | None = None,
     on_frame: Callable[[FusedFrame, WindowJob], None] | None = None,
+    schema: FrameSchema = FUSED_FRAME,
 ) -> RunRouter:
     """A RunRouter that gives every raw (non-calibration) run its own FusionCallback.
 
@@ -305,6 +309,7 @@ def fusion_router(
             array_source=array_source,
             registration=registration,
             on_frame=on_frame,
+            schema=schema,
         )
         if on_callback is not None:
             on_callback(cb)

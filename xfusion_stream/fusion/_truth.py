@@ -53,7 +53,7 @@ def score_against_truth(
     (double mode holds out the frame midway between its two Phantom inputs), the demo
     the input nearer in time.
     """
-    from xfusion_models.metrics import aad, psnr, ssim
+    from xfusion_models.metrics import frame_metrics
 
     rows, cols = truth.shape
     bicubic = cv2.resize(shimadzu_centre, (cols, rows), interpolation=cv2.INTER_CUBIC)
@@ -64,9 +64,8 @@ def score_against_truth(
     }
     scores: dict[str, float] = {}
     for candidate, image in images.items():
-        scores[metric_key("psnr", candidate)] = float(psnr(image, truth))
-        scores[metric_key("ssim", candidate)] = float(ssim(image, truth))
-        scores[metric_key("aad", candidate)] = float(aad(image, truth))
+        for metric, value in frame_metrics(image, truth).items():
+            scores[metric_key(metric, candidate)] = float(value)
     return scores
 
 
