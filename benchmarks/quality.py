@@ -3,12 +3,19 @@
 One command, JSON out::
 
     python benchmarks/quality.py [--weights NAME_OR_PATH] [--seed 7] [--png out.png]
+    python benchmarks/quality.py --scenario fast [--fast-events mixed]
 
 Test clips come from the scene engine at its default speeds (``--motion-px``,
 ``--feature-px`` change them for stress tests) with base seed ``--seed``
 (scene seeds ``seed*1000 + i``), which must differ from the training set's base seed
 recorded in the weights' recipe. Metrics are the original's, on 8 bit, scored by the
 same function as the fused events' (``xfusion_stream.fusion.score_against_truth``).
+
+``--scenario smooth`` (default): motion smooth between Phantom frames, both layouts.
+``--scenario fast``: the same scenes plus events faster than the Phantom samples
+(``--fast-events``), continuous layout, every Shimadzu frame scored, also inside the
+events' truth masks and against the Shimadzu frame itself (see ``_fast_quality.py``).
+Progress goes to stderr, the JSON to stdout.
 """
 
 from __future__ import annotations
@@ -26,12 +33,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", help="registry name, entry JSON or .pth (default: shipped)")
     p.add_argument("--seed", type=int, default=7, help="test-set base seed")
-    p.add_argument("--clips", type=int, default=3)
+    p.add_argument("--scenario", choices=("smooth", "fast"), default="smooth")
+    p.add_argument("--clips", type=int, help="test clips (default: 3 smooth, 2 fast)")
     p.add_argument("--frames", type=int, default=61, help="Shimadzu frames per clip")
     p.add_argument("--shape", type=int, nargs=2, default=(64, 64), help="Shimadzu rows cols")
     p.add_argument("--phantom-every", type=int, default=20)
     p.add_argument("--photons", type=float, default=1000.0, help="Shimadzu b0; 0 = no noise")
-    p.add_argument("--stride", type=int, default=3, help="score every n-th frame")
+    p.add_argument("--stride", type=int, help="score every n-th frame (default 3; fast: always 1)")
+    p.add_argument(
+        "--fast-events", default="mixed", help="fast scenario: a preset or KIND=N,... (mixed)"
+    )
     p.add_argument(
         "--motion-px", type=float, default=4.0, help="sample speed, px per Phantom frame"
     )
@@ -103,18 +114,11 @@ _METHODS = {"model": "fused", "bicubic": "bicubic", "nearest_phantom": "nearest"
 def _score_windows(model, windows, batch: int = 4) -> dict[str, list[dict[str, float]]]:
     """Per-window psnr/ssim/aad of the model and both baselines (nearer Phantom: before on
     a tie), batched forward on the model's plain (non-streaming) path."""
-    import torch
+    from _fast_quality import predict
 
     from xfusion_stream.fusion import by_candidate, score_against_truth
 
-    preds: list[np.ndarray] = []
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(windows), batch):
-            chunk = windows[start : start + batch]
-            lq = torch.from_numpy(np.stack([w.lq for w in chunk]))[:, :, None]
-            hq = torch.from_numpy(np.stack([w.hq for w in chunk]))[:, :, None]
-            preds += list(model(lq, hq)[:, 0].clamp(0, 1).numpy())
+    preds = predict(model, windows, batch)
     out: dict[str, list[dict[str, float]]] = {method: [] for method in _METHODS}
     for pred, w in zip(preds, windows):
         nearer = 0 if w.t - w.before <= w.after - w.t else 1
@@ -135,20 +139,11 @@ def _by_distance(windows, scores) -> dict[str, dict[str, float]]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    import torch
+def _spec(args: argparse.Namespace, fast_events=None):
+    """The test set: one speed each (training drew them from ranges), the engine's defaults."""
+    from xfusion_stream.simulation.training_set import TrainingSetSpec
 
-    from xfusion_models.training import LAYOUTS, scoring_windows, summarise
-    from xfusion_stream.simulation.training_set import TrainingSetSpec, clip_seed, render_clip
-
-    args = _parse(argv)
-    torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    model, info = _model(args.weights)
-    if info.get("training_set_seed") == args.seed:
-        raise SystemExit(f"--seed {args.seed} is the training set's seed; pick another")
-    # one speed each (training drew them from ranges); the defaults are the engine's
-    spec = TrainingSetSpec(
+    return TrainingSetSpec(
         seed=args.seed,
         clips=args.clips,
         val_clips=0,
@@ -157,7 +152,59 @@ def main(argv: list[str] | None = None) -> int:
         phantom_every=args.phantom_every,
         motion_px=(args.motion_px, args.motion_px),
         feature_px=(args.feature_px, args.feature_px),
+        fast_events=fast_events,
     )
+
+
+def _test_set(args: argparse.Namespace, seeds: list[int], photons: float | None) -> dict:
+    return {
+        "base_seed": args.seed,
+        "scene_seeds": seeds,
+        "frames": args.frames,
+        "shimadzu_shape": list(args.shape),
+        "phantom_every": args.phantom_every,
+        "photons": photons,
+        "stride": args.stride,
+        "motion_px_per_phantom_frame": args.motion_px,
+        "feature_px_per_phantom_frame": args.feature_px,
+    }
+
+
+def _fast(args: argparse.Namespace, model, info: dict) -> dict:
+    """The fast-events scenario (``_fast_quality``): continuous, every Shimadzu frame."""
+    from _fast_quality import fast_report, predict, render_fast_windows
+
+    from xfusion_stream.simulation import parse_fast_events
+    from xfusion_stream.simulation.training_set import clip_seed
+
+    events = parse_fast_events(args.fast_events)
+    if events is None:
+        raise SystemExit("--scenario fast needs fast events; --fast-events none has none")
+    spec = _spec(args, events)
+    photons = args.photons or None
+    seeds = [clip_seed(args.seed, i) for i in range(args.clips)]
+    windows, masks = render_fast_windows(spec, seeds, photons)
+    preds = predict(model, windows)
+    test_set = _test_set(args, seeds, photons) | {"fast_events": events.model_dump()}
+    if args.png is not None:  # the frame with the most event area, far from a Phantom frame
+        far = [i for i, w in enumerate(windows) if min(w.t - w.before, w.after - w.t) >= 5]
+        _panel(args.png, windows[max(far or [0], key=lambda i: masks[i].sum())], model)
+        test_set["png"] = str(args.png)
+    return {
+        **info,
+        "scenario": "fast",
+        "layout": "continuous",
+        "fast": fast_report(preds, windows, masks, spec.ratio),
+        "test_set": test_set,
+    }
+
+
+def _smooth(args: argparse.Namespace, model, info: dict) -> dict:
+    """Today's scenario: smooth motion, both layouts, every ``stride``-th frame."""
+    from xfusion_models.training import LAYOUTS, scoring_windows, summarise
+    from xfusion_stream.simulation.training_set import clip_seed, render_clip
+
+    spec = _spec(args)
     photons = args.photons or None
     windows: dict[str, list] = {layout: [] for layout in LAYOUTS}
     seeds = [clip_seed(args.seed, i) for i in range(args.clips)]
@@ -186,18 +233,24 @@ def main(argv: list[str] | None = None) -> int:
         pick = windows["continuous"][len(windows["continuous"]) // 2]
         _panel(args.png, pick, model)
         result["png"] = str(args.png)
-    result["test_set"] = {
-        "base_seed": args.seed,
-        "scene_seeds": seeds,
-        "frames": args.frames,
-        "shimadzu_shape": list(args.shape),
-        "phantom_every": args.phantom_every,
-        "photons": photons,
-        "stride": args.stride,
-        "motion_px_per_phantom_frame": args.motion_px,
-        "feature_px_per_phantom_frame": args.feature_px,
-    }
+    result["test_set"] = _test_set(args, seeds, photons)
     result["targets"] = {"vs_bicubic_db": 3.0, "vs_nearest_phantom_db": 1.0}
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    args = _parse(argv)
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    model, info = _model(args.weights)
+    if info.get("training_set_seed") == args.seed:
+        raise SystemExit(f"--seed {args.seed} is the training set's seed; pick another")
+    fast = args.scenario == "fast"
+    args.clips = args.clips if args.clips is not None else (2 if fast else 3)
+    args.stride = 1 if fast else (args.stride if args.stride is not None else 3)
+    result = _fast(args, model, info) if fast else _smooth(args, model, info)
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(result, indent=1))
     return 0

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from .ops import PhantomMotionCache
+    from .ops import PhantomMotionCache, ShimadzuMeasurement
 
 __all__ = ["FusedOutput", "StreamingFusionNet"]
 
@@ -78,6 +78,7 @@ class StreamingFusionNet(Protocol):
         hr_frames: Tensor | None = None,
         *,
         motion_cache: PhantomMotionCache | None = None,
+        shimadzu: ShimadzuMeasurement | None = None,
     ) -> FusedOutput:
         """Cached features of B windows -> the fused frames and what the model reports.
 
@@ -86,5 +87,8 @@ class StreamingFusionNet(Protocol):
         HR frames, required when ``needs_hr_frames`` and ignored otherwise.
         ``motion_cache`` keeps the optical flow of HR pairs for the windows that share
         them (models that warp HR frames); None computes it afresh for every window.
+        ``shimadzu`` says how the LR camera measures the fused grid (extra blur, noise of
+        the registered frames) for models that check their output against ``lr_centre``;
+        None: area integration only, frames not resampled.
         """
         ...

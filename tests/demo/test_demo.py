@@ -28,6 +28,8 @@ def test_demo_runs_the_whole_beamline(tmp_path, capsys):
             "96",
             "--model_file",
             str(checkpoint),
+            "--overlay",
+            "residual",
             "--json",
         ]
     )
@@ -48,6 +50,9 @@ def test_demo_runs_the_whole_beamline(tmp_path, capsys):
     for key in ("montage_png", "gif", "metrics_csv"):
         assert (tmp_path / "demo" / "fused").exists() and summary[key]
     assert (tmp_path / "demo" / "summary.json").exists()
+    # how far the fused frames are from the Shimadzu frames, in noise units
+    assert summary["shimadzu_residual"] > 0 and summary["shimadzu_residual_p99"] > 0
+    assert summary["overlay"] == "residual" and summary["mp4"] and summary["errors"] == []
 
 
 def test_a_second_demo_gets_its_own_folder(tmp_path):

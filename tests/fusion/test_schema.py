@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from xfusion_models.ops import ShimadzuMeasurement
 from xfusion_stream.fusion import (
     FUSED_FRAME,
     FrameField,
@@ -19,6 +20,7 @@ from xfusion_stream.fusion import (
     by_candidate,
     metric_key,
     score_against_truth,
+    shimadzu_residuals,
 )
 from xfusion_stream.products import ProductWriter
 from xfusion_stream.testing import DocumentLog
@@ -58,10 +60,12 @@ def _fuse(model, jobs, schema: FrameSchema, products: ProductWriter | None = Non
     return docs
 
 
-# The fused stream as it was before the schema existed: keep it this way.
+# The fused stream as it was before the schema existed, plus the residual against the
+# Shimadzu frame (issue 10): keep it this way.
 _ARRAY = {"source": "xfusion", "dtype": "array"}
 _INT = {"source": "xfusion", "dtype": "integer", "shape": []}
 _NUMBER = {"source": "xfusion", "dtype": "number", "shape": []}
+_SIGMA = "shot-noise sigma"
 DATA_KEYS = {
     "fused_image": {
         **_ARRAY, "dtype_numpy": "<f4", "shape": [4 * H, 4 * W], "dims": ["row", "col"],
@@ -76,6 +80,12 @@ DATA_KEYS = {
     "attention": {**_ARRAY, "dtype_numpy": "<f4", "shape": [5]},
     "tau": _NUMBER,
     "blend_weights": {**_ARRAY, "dtype_numpy": "<f4", "shape": [4]},
+    "shimadzu_residual_rms": {**_NUMBER, "units": _SIGMA},
+    "shimadzu_residual_p99": {**_NUMBER, "units": _SIGMA},
+    "shimadzu_residual_map": {
+        **_ARRAY, "dtype_numpy": "<f4", "shape": [H, W], "dims": ["residual_row", "residual_col"],
+        "units": _SIGMA,
+    },
     **{
         f"{m}{s}": _NUMBER
         for s in ("", "_bicubic", "_nearest") for m in ("psnr", "ssim", "aad")
@@ -84,7 +94,8 @@ DATA_KEYS = {
 CSV_COLUMNS = (
     "window_index shimadzu_index shimadzu_time_ns lr_prev lr_centre lr_next hr_before "
     "hr_after truth_index tau w_network w_phantom_before w_phantom_after w_shimadzu "
-    "att_lr_prev att_lr_centre att_lr_next att_hr_before att_hr_after"
+    "att_lr_prev att_lr_centre att_lr_next att_hr_before att_hr_after "
+    "shimadzu_residual_rms shimadzu_residual_p99"
 ).split()
 METRICS = tuple(f"{m}{s}" for s in ("", "_bicubic", "_nearest") for m in ("psnr", "ssim", "aad"))
 
@@ -117,6 +128,14 @@ def test_worker_events_follow_the_schema(tiny_model):
             data["fused_image"], job.truth, job.lr_frames[1], job.hr_frames
         )
         assert {k: data[k] for k in METRICS} == expected
+        # the residual against Shimadzu frame t, of the frame the event carries
+        (residual,) = shimadzu_residuals(
+            [data["fused_image"]], [job.lr_frames[1]], ShimadzuMeasurement()
+        )
+        assert data["shimadzu_residual_rms"] == residual.rms > 0
+        assert data["shimadzu_residual_p99"] == residual.p99 >= 0
+        assert data["shimadzu_residual_map"].dtype == np.float32
+        np.testing.assert_array_equal(data["shimadzu_residual_map"], residual.map)
 
 
 def _centre_mean(job: WindowJob) -> float:
@@ -153,6 +172,10 @@ def test_an_added_field_reaches_descriptor_events_and_csv(tiny_model, tmp_path):
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == [*CSV_COLUMNS, "shimadzu_centre_mean"]
     assert [float(r["shimadzu_centre_mean"]) for r in rows] == [_centre_mean(j) for j in jobs]
+    for key in ("shimadzu_residual_rms", "shimadzu_residual_p99"):
+        assert [float(r[key]) for r in rows] == [e["data"][key] for e in events]
+    rms = [e["data"]["shimadzu_residual_rms"] for e in events]
+    assert summary["shimadzu_residual"] == round(float(np.mean(rms)), 3)
 
 
 def test_array_field_expands_to_labelled_columns():
@@ -207,6 +230,9 @@ def test_record_needs_its_fields_and_defaults_the_optional_ones():
     }  # fmt: skip
     frame = FusedFrame(values)
     assert math.isnan(frame.tau) and frame.blend_weights.shape == (4,)
+    # a frame-dependent array defaults to NaN of its shape in this frame's run
+    assert np.isnan(frame["shimadzu_residual_map"]).all()
+    assert frame["shimadzu_residual_map"].shape == (1, 1)
     assert frame.metrics == {} and "psnr" not in frame and math.isnan(frame["psnr"])
     scored = frame.replace(psnr=30.0)
     assert scored.metrics == {"psnr": 30.0} and scored.image is frame.image

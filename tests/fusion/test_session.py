@@ -68,6 +68,16 @@ def test_subscribe_run_plan_and_replay_fuse_the_same_run_alike(
         ]
         for a, b in zip(reference, run, strict=True):
             np.testing.assert_array_equal(a["data"]["fused_image"], b["data"]["fused_image"])
+            for key in ("shimadzu_residual_rms", "shimadzu_residual_p99"):
+                assert a["data"][key] == b["data"][key]
+            np.testing.assert_array_equal(
+                a["data"]["shimadzu_residual_map"], b["data"]["shimadzu_residual_map"]
+            )
+    # every entry point reports the run's mean residual against the Shimadzu frames
+    rms = [e["data"]["shimadzu_residual_rms"] for e in reference]
+    for result in (live, planned, replayed):
+        assert result.summary()["shimadzu_residual"] == round(float(np.mean(rms)), 3)
+        assert result.summary()["shimadzu_residual_p99"] >= result.shimadzu_residual > 0
 
 
 class ReentryDetector:

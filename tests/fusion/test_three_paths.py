@@ -3,6 +3,7 @@ give bit-identical fused frames for the same data (same device and dtype)."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -60,9 +61,14 @@ def test_live_replay_and_inference_are_bit_identical(
         store(name, doc)
     replay_args = ["--tiled-uri", tiled_server.uri, "--uid", uid, "--out", str(tmp_path / "replay")]
     replay_args += ["--calibration-uid", calibration.uid, "--model_file", str(checkpoint), "--json"]
+    replay_args += ["--overlay", "residual"]  # tints products only, never the fused frames
     assert main(["replay", *replay_args]) == 0
     replay = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert replay["exit_status"] == "success" and replay["frames_fused"] == len(live_frames)
+    live_rms = [e["data"]["shimadzu_residual_rms"] for e in live.events()]
+    assert replay["shimadzu_residual"] == round(float(np.mean(live_rms)), 3)
+    assert replay["products"]["shimadzu_residual"] == replay["shimadzu_residual"]
+    assert replay["products"]["overlay"] == "residual" and replay["products"]["mp4"]
     assert tiled_client[replay["fused_uid"]].metadata["start"]["raw_uid"] == uid
 
     # offline inference of the recorded folder written from the same scene
@@ -89,9 +95,16 @@ def test_live_replay_and_inference_are_bit_identical(
     inference = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     (case,) = inference["cases"]
     assert case["exit_status"] == "success" and case["frames_fused"] == len(live_frames)
+    assert (
+        case["shimadzu_residual"] == inference["shimadzu_residual"] == replay["shimadzu_residual"]
+    )
+    assert inference["shimadzu_residual_p99"] == case["shimadzu_residual_p99"] > 0
 
     for name in ("replay", "inference/sim_experiment"):
         frames = _tiffs(tmp_path / name / "frames")
         assert frames.keys() == live_frames.keys()
         for index, image in live_frames.items():
             np.testing.assert_array_equal(frames[index], image, err_msg=f"{name} frame {index}")
+        with open(tmp_path / name / "metrics.csv", newline="") as fh:
+            rms = [float(row["shimadzu_residual_rms"]) for row in csv.DictReader(fh)]
+        assert rms == live_rms, name  # the residual is as bit-identical as the frames

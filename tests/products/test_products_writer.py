@@ -45,6 +45,9 @@ def _frames(n: int, *, double: bool, attention: bool, seed: int = 0):
         if double:
             metrics = {key: float(rng.uniform(20, 40)) for key in METRIC_KEYS}
         att = rng.dirichlet(np.ones(5)).astype(np.float32) if attention else np.full(5, np.nan)
+        # the residual against the Shimadzu frame: noise, and one unsupported corner
+        residual = rng.normal(0.0, 1.0, (H, W)).astype(np.float32).clip(-2.5, 2.5)
+        residual[: H // 2, : W // 3] = 8.0 if k % 2 else -8.0
         frame = FusedFrame(
             {
                 "window_index": k,
@@ -55,6 +58,9 @@ def _frames(n: int, *, double: bool, attention: bool, seed: int = 0):
                 "truth_index": job.truth_index,
                 "fused_image": image,
                 "attention": att.astype(np.float32),
+                "shimadzu_residual_map": residual,
+                "shimadzu_residual_rms": float(np.sqrt(np.mean(residual**2))),
+                "shimadzu_residual_p99": float(np.percentile(np.abs(residual), 99)),
                 **metrics,
             }
         )
@@ -107,8 +113,13 @@ def test_continuous_products(tmp_path):
     first = dict(zip(header, rows[0]))
     assert (first["lr_prev"], first["lr_centre"], first["lr_next"]) == ("9", "10", "11")
     assert first["truth_index"] == "-1" and first["shimadzu_time_ns"] == "2000"
-    att = [float(first[c]) for c in CSV_BASE_COLUMNS[-5:]]
+    att = [float(first[c]) for c in CSV_BASE_COLUMNS if c.startswith("att_")]
     assert att == [float(a) for a in pairs[0][0].attention]
+    rms = [f["shimadzu_residual_rms"] for f, _ in pairs]
+    assert [float(r[header.index("shimadzu_residual_rms")]) for r in rows] == rms
+    assert summary["shimadzu_residual"] == round(float(np.mean(rms)), 3)
+    assert summary["shimadzu_residual_p99"] > summary["shimadzu_residual"] > 1
+    assert summary["overlay"] is None
 
     mean_att = np.mean([f.attention for f, _ in pairs], axis=0)
     assert summary["attention_mean"] == pytest.approx(mean_att.tolist(), rel=1e-6)
@@ -219,14 +230,15 @@ def test_frames_from_a_worker_thread(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"traverse_mode": "triple"}, {"gif_max_frames": 0}, {"montage_windows": 0}]
+    "kwargs",
+    [{"traverse_mode": "triple"}, {"gif_max_frames": 0}, {"montage_windows": 0}, {"overlay": "x"}],
 )
 def test_bad_settings_name_the_setting(tmp_path, kwargs):
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
         ProductWriter(tmp_path, progress=False, **kwargs)
 
 
-def _video_frames(path):
+def _video_frames(path, colour: bool = False):
     import cv2
 
     capture = cv2.VideoCapture(str(path))
@@ -235,25 +247,40 @@ def _video_frames(path):
         ok, frame = capture.read()
         if not ok:
             break
-        frames.append(frame[..., 0])
+        frames.append(frame[..., ::-1] if colour else frame[..., 0])  # BGR -> RGB
     capture.release()
     return frames
 
 
-def test_mp4_holds_every_frame_in_order(tmp_path):
-    pairs = _frames(6, double=False, attention=True)
-    ramp = np.linspace(0.0, 1.0, 6)
-    for (frame, _), level in zip(pairs, ramp):  # a frame's level says which one it is
-        frame.image[...] = level
-    pairs[0][0].image[0, 0], pairs[0][0].image[0, 1] = 0.0, 1.0  # the display window: 0..1
-    _, summary = _run(tmp_path, pairs)
-    assert summary["mp4"] == str(tmp_path / "out" / "fused.mp4")
-    frames = _video_frames(summary["mp4"])
-    assert len(frames) == 6 and frames[0].shape == (4 * H, 4 * W)
-    means = [float(np.median(f)) for f in frames]
-    assert means == sorted(means) and means[-1] - means[0] > 200  # lossy, but in order
-    _, none = _run(tmp_path / "novideo", pairs, video=False)
-    assert none["mp4"] is None and not (tmp_path / "novideo" / "out" / "fused.mp4").exists()
+def _blue_minus_red(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., 2].astype(int) - rgb[..., 0].astype(int)
+
+
+def test_residual_overlay_tints_gif_and_mp4_where_unsupported(tmp_path):
+    """Frame k's map is -8 (even k) or +8 (odd k) in its top-left 16x16 fused pixels and
+    below 3 elsewhere: only that corner is tinted, blue for -8, red for +8."""
+    pairs = _frames(4, double=False, attention=True)
+    _, summary = _run(tmp_path, pairs, overlay="residual", gif_max_frames=4)
+    assert summary["overlay"] == "residual" and summary["errors"] == []
+    cols = 4 * W
+    gif = [np.asarray(f.convert("RGB")) for f in _gif_rgb_frames(summary["gif"])]
+    mp4 = _video_frames(summary["mp4"], colour=True)
+    assert len(gif) == 4 and len(mp4) == 4
+    for k, (strip, video) in enumerate(zip(gif, mp4)):
+        fused = strip[BAND:, cols + GAP : 2 * cols + GAP]
+        sign = 1 if k % 2 == 0 else -1  # blue above red for a negative residual
+        for image, margin in ((fused, 60), (video, 30)):  # the MP4 is lossy
+            assert sign * _blue_minus_red(image[2:14, 2:14]).min() > margin
+            assert np.abs(_blue_minus_red(image[20:, 20:])).max() < 12  # still grey
+    # without the overlay the same frames stay grey
+    _, plain = _run(tmp_path / "plain", pairs, video=False)
+    for frame in _gif_rgb_frames(plain["gif"]):
+        assert not _blue_minus_red(np.asarray(frame.convert("RGB"))).any()
+
+
+def _gif_rgb_frames(path):
+    with Image.open(path) as gif:
+        return [f.copy() for f in ImageSequence.Iterator(gif)]
 
 
 def test_csv_carries_tau_and_blend_weights(tmp_path):

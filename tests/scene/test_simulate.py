@@ -79,3 +79,47 @@ def test_calibration_case_shows_the_grid(simulated) -> None:
     )
     assert np.corrcoef(mean.ravel(), expected.ravel())[0, 1] > 0.8
     assert truth["transform"]["mirror"] is True and truth["pixel_ratio"] == 4
+
+
+@pytest.fixture(scope="module")
+def simulated_fast(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("sim_fast") / "out"
+    argv = ["--frames", "24", "--shimadzu-shape", "12", "16", "--seed", "3"]
+    code = main(["simulate", "--out", str(out), "--json", "--fast-events", "mixed", *argv])
+    assert code == 0
+    return out, json.loads((out / "truth.json").read_text())
+
+
+def test_simulate_writes_one_event_mask_per_shimadzu_frame(simulated_fast) -> None:
+    from xfusion_stream.simulation import FAST_EVENT_PRESETS, Scene, SceneConfig, read_event_masks
+
+    out, truth = simulated_fast
+    record = truth["experiment"]["scene"]
+    assert record["config"]["fast_events"] == FAST_EVENT_PRESETS["mixed"].model_dump()
+    assert {e["kind"] for e in record["fast_events"]} >= {"keyhole"}
+    masks = read_event_masks(out / truth["event_masks"]["file"])
+    assert masks.shape == (24, 48, 64) and masks.dtype == bool
+    assert truth["event_masks"]["shape"] == [24, 48, 64]
+    scene = Scene(SceneConfig.from_dict(record["config"]))
+    for k in (0, 7, 13, 23):
+        np.testing.assert_array_equal(masks[k], scene.shimadzu_event_mask(k))
+    assert masks.any(axis=(1, 2)).sum() == truth["event_masks"]["frames_with_events"] > 0
+
+
+def test_simulate_without_fast_events_writes_empty_masks(simulated) -> None:
+    from xfusion_stream.simulation import read_event_masks
+
+    out, truth = simulated
+    masks = read_event_masks(out / truth["event_masks"]["file"])
+    assert masks.shape == (48, 64, 96) and not masks.any()
+    assert "fast_events" not in truth["experiment"]["scene"]["config"]
+
+
+def test_simulate_refuses_unknown_fast_events(tmp_path, capsys) -> None:
+    from xfusion_stream.cli._simulate import FAST_EVENTS_HELP
+    from xfusion_stream.simulation import FAST_EVENTS_HELP as ENGINE_HELP
+
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--out", str(tmp_path), "--fast-events", "sparks=2"])
+    assert exc.value.code == 2 and "unknown kind 'sparks'" in capsys.readouterr().err
+    assert FAST_EVENTS_HELP == ENGINE_HELP  # the CLI's copy names the engine's presets

@@ -65,3 +65,28 @@ def test_spec_refuses_empty_sets_and_too_many_clips():
         TrainingSetSpec(clips=501)
     with pytest.raises(ConfigError, match="frames: .*greater than or equal to 3"):
         TrainingSetSpec(frames=2)
+
+
+def test_fast_events_option_reaches_the_clips_and_is_recorded(tmp_path, capsys):
+    import json
+
+    argv = ["--out", str(tmp_path), "--seed", "9", "--clips", "1", "--val-clips", "0"]
+    argv += ["--frames", "12", "--shape", "8", "8", "--no-progress"]
+    assert main(argv + ["--fast-events", "mixed,particles=3"]) == 0
+    printed = json.loads(capsys.readouterr().out)["spec"]["fast_events"]
+    recorded = json.loads((tmp_path / "training_set.json").read_text())["spec"]["fast_events"]
+    assert printed == recorded and recorded["particles"] == 3.0 and recorded["keyholes"] == 1
+    plain = TrainingSetSpec(seed=9, clips=1, val_clips=0, frames=12, shimadzu_shape=(8, 8))
+    fast = TrainingSetSpec.model_validate({**plain.model_dump(), "fast_events": recorded})
+    (plain_hr, _), (fast_hr, _) = render_clip(plain, 9000), render_clip(fast, 9000)
+    assert not np.array_equal(plain_hr, fast_hr)
+    assert plain.fast_events is None
+
+
+def test_fast_events_option_refuses_unknown_kinds(tmp_path, capsys):
+    import pytest
+
+    argv = ["--out", str(tmp_path), "--fast-events", "mixed,sparks=1"]
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert "unknown kind 'sparks'" in capsys.readouterr().err

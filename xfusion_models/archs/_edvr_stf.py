@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._protocol import FusedOutput
-from ..ops import PhantomMotionCache, phantom_at_t
+from ..ops import PhantomMotionCache, ShimadzuMeasurement, phantom_at_t
 from ._blocks import PhantomBranch, residual_stack
+from ._consistency import ShimadzuConsistency
 from ._hr_gate import HRGate, WarpGate
 from ._pcd import PCDAlignment
 from ._tsa import TSAFusion
@@ -50,6 +51,8 @@ class EDVRSTFConfig:
     #: Optional gate over Phantom frames warped to t by optical flow (see ``_hr_gate``).
     hr_warp: bool = False
     hr_warp_feat: int = 16
+    #: Measurement consistency with Shimadzu frame t (see ``_consistency``); nothing to train.
+    consistency: bool = False
 
     def __post_init__(self) -> None:
         if self.num_feat % self.deform_groups:
@@ -72,6 +75,8 @@ def _config_dict(cfg: EDVRSTFConfig) -> dict[str, int]:
         if not out[flag]:
             for key in keys:
                 out.pop(key)
+    if not out["consistency"]:
+        out.pop("consistency")
     return out
 
 
@@ -117,6 +122,7 @@ class EDVRSTF(nn.Module):
         # Built last so an ungated model draws exactly the same initial weights as before.
         self.hr_gate = HRGate(u, cfg.hr_gate_feat) if cfg.hr_gate else None
         self.hr_warp = WarpGate(u, cfg.hr_warp_feat) if cfg.hr_warp else None
+        self.consistency = ShimadzuConsistency() if cfg.consistency else None
 
     @property
     def needs_hr_frames(self) -> bool:
@@ -153,6 +159,7 @@ class EDVRSTF(nn.Module):
         hr_frames: torch.Tensor | None = None,
         *,
         motion_cache: PhantomMotionCache | None = None,
+        shimadzu: ShimadzuMeasurement | None = None,
     ) -> FusedOutput:
         """Cached features of one window batch -> fused frames, TSA attention (B, 5) and,
         with ``hr_warp``, ``tau`` and the mean blend weights (see ``StreamingFusionNet``).
@@ -182,6 +189,7 @@ class EDVRSTF(nn.Module):
         out = self.conv_last(head)
         base = F.interpolate(lr_centre, scale_factor=SCALE, mode="bilinear", align_corners=False)
         out = out + base
+        tau = blend = None
         if self.hr_gate is not None:
             assert hr_frames is not None  # checked above
             out = self.hr_gate(out, hr_frames, base, head)
@@ -189,8 +197,10 @@ class EDVRSTF(nn.Module):
             assert hr_frames is not None  # checked above
             at_t = phantom_at_t(hr_frames, lr_centre, cache=motion_cache)
             out, blend = self.hr_warp(out, at_t, base, lr_centre, head)
-            return FusedOutput(out, attention, at_t.tau.detach(), blend)
-        return FusedOutput(out, attention)
+            tau = at_t.tau.detach()
+        if self.consistency is not None:
+            out = self.consistency(out, lr_centre, shimadzu)
+        return FusedOutput(out, attention, tau, blend)
 
     def forward_with_attention(
         self, lq: torch.Tensor, hq: torch.Tensor

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._protocol import FusedOutput
-from ..ops import PhantomMotionCache
+from ..ops import PhantomMotionCache, ShimadzuMeasurement
 from ._blocks import PhantomBranch
 from ._swin3d import ResidualSwinStage, per_frame_conv
 from ._window import NUM_HR, NUM_LR, SCALE, check_frames, check_fuse_inputs, check_window
@@ -144,10 +144,12 @@ class SwinXVR(nn.Module):
         hr_frames: torch.Tensor | None = None,
         *,
         motion_cache: PhantomMotionCache | None = None,
+        shimadzu: ShimadzuMeasurement | None = None,
     ) -> FusedOutput:
         """Cached features of one window batch -> fused frames; nothing else to report.
 
-        ``hr_frames`` and ``motion_cache`` are accepted for the protocol and not used.
+        ``hr_frames``, ``motion_cache`` and ``shimadzu`` are accepted for the protocol and
+        not used.
         """
         check_fuse_inputs(lr_feats, hr_feats, lr_centre, self.num_feat)
         stack = torch.cat((lr_feats, hr_feats), dim=1).transpose(1, 2)  # (B, C, 5, h, w)

@@ -1,6 +1,14 @@
 """Operators the fusion models need that plain ``torch.nn`` lacks."""
 
 from ._deform_conv import ModulatedDeformConv2d, modulated_deform_conv2d, torchvision_deform_conv2d
+from ._measurement import (
+    SIGMA_FLOOR,
+    ShimadzuMeasurement,
+    measure,
+    noise_sigma,
+    residual_in_noise_units,
+    shot_noise_gain,
+)
 from ._phantom_motion import (
     PhantomAtT,
     PhantomMotionCache,
@@ -11,12 +19,18 @@ from ._phantom_motion import (
 )
 
 __all__ = [
+    "SIGMA_FLOOR",
+    "ShimadzuMeasurement",
     "ModulatedDeformConv2d",
     "PhantomAtT",
     "PhantomMotionCache",
     "dense_flow",
+    "measure",
+    "noise_sigma",
     "modulated_deform_conv2d",
     "pair_motion",
+    "residual_in_noise_units",
+    "shot_noise_gain",
     "phantom_at_t",
     "torchvision_deform_conv2d",
     "warp",

@@ -45,6 +45,7 @@ class DemoSettings:
     listener: bool = True
     progress: bool = True
     full_scale: float = 65535.0
+    overlay: str | None = None  # "residual": tint GIF/MP4 where the Shimadzu disagrees
 
 
 class TruthScorer:
@@ -179,6 +180,7 @@ def _fuse_burst(
         traverse_mode=settings.traverse_mode,
         progress_total=_expected_windows(beam.scene, settings.traverse_mode),
         progress=settings.progress,
+        overlay=settings.overlay,
     )
 
     def on_frame(frame: FusedFrame, job: WindowJob) -> None:

@@ -2,7 +2,9 @@
 
 The calibration is a record file (``--calibration``) or the uid of a calibration
 record stored in the same Tiled (``--calibration-uid``). The fused run is written
-back to that Tiled, linked to the raw uid, and optionally published over 0MQ.
+back to that Tiled, linked to the raw uid, and optionally published over 0MQ. The JSON
+is the fused run's summary (``FusedRunResult.summary``: frames, exit status, the mean
+residual against the Shimadzu frames ``shimadzu_residual`` ...).
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--publish", default=None, help="0MQ proxy in-address to publish fused documents to")
     a("--out", type=Path, default=None, help="also write PNG/GIF/CSV products here")
     a("--timeout", type=float, default=3600.0)
+    a(
+        "--overlay",
+        choices=("residual",),
+        default=None,
+        help="residual: tint the GIF/MP4 fused frames where the Shimadzu frame does not "
+        "support them (|residual| > 3 noise sigma)",
+    )
 
 
 def _calibration(args, client):
@@ -60,19 +69,17 @@ def run(args: argparse.Namespace) -> dict:
     if args.out is not None:
         from ..products import ProductWriter
 
-        writer = ProductWriter(args.out, traverse_mode=args.traverse_mode, progress=not args.json)
+        writer = ProductWriter(
+            args.out,
+            traverse_mode=args.traverse_mode,
+            progress=not args.json,
+            overlay=args.overlay,
+        )
     session = FusionSession(
         model, calibration, sinks, FusionConfig(traverse_mode=args.traverse_mode), on_frame=writer
     )
     fused = session.replay(client, args.uid, timeout=args.timeout)
-    result = {
-        "raw_uid": args.uid,
-        "fused_uid": fused.fused_uid,
-        "calibration_uid": calibration.uid,
-        "frames_fused": fused.frames,
-        "exit_status": fused.exit_status,
-        "reason": fused.reason,
-    }
+    result = {**fused.summary(), "raw_uid": args.uid, "calibration_uid": calibration.uid}
     if writer is not None:
         result["products"] = writer.close()
     return result

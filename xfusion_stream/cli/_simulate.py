@@ -8,6 +8,21 @@ Shimadzu frames at 200 ns, a Phantom frame every 20th Shimadzu frame (250 kfps).
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+#: the presets are ``simulation.FAST_EVENT_PRESETS`` (not imported here: keeps the CLI fast)
+FAST_EVENTS_HELP = (
+    "fast events, faster than the Phantom samples: a preset (none, mixed, dense) and/or "
+    "KIND=N pairs, comma-separated, e.g. 'mixed' or 'spatter=2,particles=1'; keyholes=N "
+    "is a count, the other kinds (spatter, bubbles, pores, particles, cracks, fronts, "
+    "fragmentations) are per Phantom interval"
+)
+
+
+def _fast_events(text: str) -> Any:
+    from ..simulation import fast_events_argument
+
+    return fast_events_argument(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     scene.add_argument("--pixel-um", type=float, default=3.2, help="Phantom pixel size (um)")
     scene.add_argument("--grid-angle-deg", type=float, default=2.5)
+    scene.add_argument(
+        "--fast-events", type=_fast_events, default=None, metavar="SPEC",
+        help=FAST_EVENTS_HELP,
+    )  # fmt: skip
     parser.add_argument("--experiment-name", default="sim_experiment")
     parser.add_argument("--calibration-name", default="sim_calibration_grid")
 
@@ -76,6 +95,7 @@ def run(args: argparse.Namespace) -> dict:
         shimadzu_dark_counts=args.shimadzu_dark,
         phantom_pixel_um=args.pixel_um,
         grid_angle_deg=args.grid_angle_deg,
+        fast_events=args.fast_events,
     )
     doc = write_simulation(
         args.out,
@@ -95,6 +115,8 @@ def run(args: argparse.Namespace) -> dict:
         "ground_truth": str(out / doc["ground_truth"]["file"]),
         "preview": str(out / doc["preview"]),
         "movie": str(out / doc["movie"]),
+        "event_masks": str(out / doc["event_masks"]["file"]),
+        "fast_events": len(doc["experiment"]["scene"].get("fast_events", [])),
         "n_shimadzu": doc["experiment"]["n_shimadzu"],
         "n_phantom": doc["experiment"]["n_phantom"],
         "shimadzu_shape": list(config.shimadzu_shape),

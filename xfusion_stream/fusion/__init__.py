@@ -3,6 +3,7 @@
 from ._callback import FusionCallback, fusion_router, is_calibration_run
 from ._composer import FusedFrame, FusedRunComposer, Sink
 from ._config import FusionConfig
+from ._fidelity import ShimadzuResidual, mean_residual, shimadzu_measurement, shimadzu_residuals
 from ._model import FusionModel, load_fusion_model
 from ._replay import stored_raw_run, tiled_array_source
 from ._result import FusedRunResult
@@ -22,14 +23,18 @@ __all__ = [
     "FusionConfig",
     "FusionModel",
     "FusionWorker",
+    "ShimadzuResidual",
     "Sink",
     "WindowJob",
     "by_candidate",
     "fusion_router",
     "is_calibration_run",
     "load_fusion_model",
+    "mean_residual",
     "metric_key",
     "score_against_truth",
+    "shimadzu_measurement",
+    "shimadzu_residuals",
     "stored_raw_run",
     "tiled_array_source",
 ]

@@ -23,6 +23,7 @@ from ..core import DocumentError
 from ..documents import ArraySource, CameraStream, FrameFiller, camera_stream, declares_camera
 from ._composer import FusedFrame, FusedRunComposer, Sink
 from ._config import FusionConfig
+from ._fidelity import shimadzu_measurement
 from ._model import FusionModel
 from ._runner import FusionWorker, WindowJob
 from ._schema import FUSED_FRAME, FrameSchema
@@ -139,6 +140,7 @@ class FusionCallback(DocumentRouter):
             max_batch=cfg.max_batch,
             feature_cache=cfg.feature_cache,
             on_frame=self._on_frame,
+            shimadzu=shimadzu_measurement(self.calibration, self.registration),
         )
         self.worker.start_run(self.registration.hr_shape, cfg.stream_name)
 

@@ -2,7 +2,9 @@
 
 Owns everything that is cached between windows (per-frame features, the motion of
 Phantom pairs), so a worker's caches are visible (``feature_cache.hits``,
-``motion_cache.misses`` ...) and end with it.
+``motion_cache.misses`` ...) and end with it. Each output also says how far its frame is
+from the Shimadzu frame it fuses (``_fidelity``), measured the way the calibration says
+the Shimadzu measures (``ShimadzuMeasurement``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import numpy as np
 import torch
 
 from xfusion_models import FusedOutput, PhantomMotionCache
+from xfusion_models.ops import ShimadzuMeasurement
 
+from ._fidelity import ShimadzuResidual, shimadzu_residuals
 from ._model import FusionModel
 
 if TYPE_CHECKING:
@@ -37,6 +41,7 @@ class WindowOutput:
     attention: np.ndarray  # float32 (5,), NaN where the model has none
     tau: float  # fraction of the Phantom interval (hr_warp), NaN otherwise
     blend_weights: np.ndarray  # float32 (4,), NaN where the model does not blend
+    residual: ShimadzuResidual  # against Shimadzu frame t, in noise units
 
 
 class _FeatureCache:
@@ -69,23 +74,36 @@ def _rows(values: torch.Tensor | None, n: int, width: int) -> list[np.ndarray]:
     return [row.float().cpu().numpy() for row in values]
 
 
-def _window_outputs(fused: FusedOutput, n: int) -> list[WindowOutput]:
+def _window_outputs(
+    fused: FusedOutput, jobs: Sequence[WindowJob], shimadzu: ShimadzuMeasurement
+) -> list[WindowOutput]:
+    n = len(jobs)
     images = [o[0].float().clamp(0, 1).cpu().numpy() for o in fused.image]
     if fused.tau is None:
         taus = [float("nan")] * n
     else:
         taus = [float(t) for t in fused.tau.float().cpu()]
     attention, blends = _rows(fused.attention, n, 5), _rows(fused.blend_weights, n, 4)
-    return [WindowOutput(*fields) for fields in zip(images, attention, taus, blends)]
+    residuals = shimadzu_residuals(images, [job.lr_frames[1] for job in jobs], shimadzu)
+    return [WindowOutput(*fields) for fields in zip(images, attention, taus, blends, residuals)]
 
 
 class WindowInference:
     """Runs windows through one model, reusing what windows share: the features of a frame
     (up to three windows per Shimadzu frame) and the motion of a Phantom pair (every
-    window between the two frames). Neither cache changes a result."""
+    window between the two frames). Neither cache changes a result. ``shimadzu`` (the
+    calibration's ratio and Shimadzu blur) measures each fused frame against Shimadzu
+    frame t."""
 
-    def __init__(self, model: FusionModel, *, feature_cache: bool = True) -> None:
+    def __init__(
+        self,
+        model: FusionModel,
+        *,
+        feature_cache: bool = True,
+        shimadzu: ShimadzuMeasurement | None = None,
+    ) -> None:
         self.model = model
+        self.shimadzu = shimadzu if shimadzu is not None else ShimadzuMeasurement()
         self.feature_cache = _FeatureCache(capacity=FEATURE_CACHE_SIZE if feature_cache else 0)
         self.motion_cache = PhantomMotionCache()
 
@@ -113,7 +131,8 @@ class WindowInference:
 
     @torch.inference_mode()
     def run(self, jobs: Sequence[WindowJob]) -> list[WindowOutput]:
-        """One output per job, in order (NaN where the model does not report a value)."""
+        """One output per job, in order (NaN where the model does not report a value),
+        each with its residual against Shimadzu frame t."""
         m, net = self.model, self.model.net
         with m.autocast():
             lr_feats = [self._features("lr", j.lr, j.lr_frames, net.encode_lr) for j in jobs]
@@ -128,5 +147,6 @@ class WindowInference:
                 centre,
                 hr_frames,
                 motion_cache=self.motion_cache,
+                shimadzu=self.shimadzu,
             )
-        return _window_outputs(fused, len(jobs))
+        return _window_outputs(fused, jobs, self.shimadzu)

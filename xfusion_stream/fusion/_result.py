@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._callback import FusionCallback
+from ._fidelity import mean_residual
 
 __all__ = ["FusedRunResult"]
 
@@ -18,7 +19,10 @@ __all__ = ["FusedRunResult"]
 @dataclass(frozen=True)
 class FusedRunResult:
     """One raw run's fusion: ``exit_status`` None means no fused run stopped (the raw
-    run had no camera stream, or its worker had not finished)."""
+    run had no camera stream, or its worker had not finished). ``shimadzu_residual`` is
+    the mean over fused frames of their RMS residual against Shimadzu frame t in noise
+    units (~1: the fast camera supports the frames), ``shimadzu_residual_p99`` the mean
+    of their 99th percentiles of |residual|; None without a fused frame."""
 
     raw_uid: str
     fused_uid: str | None
@@ -29,6 +33,8 @@ class FusedRunResult:
     model_seconds: float
     latencies: tuple[float, ...]
     wall_seconds: float | None = None  # plan start -> fused stop, set by ``run_plan``
+    shimadzu_residual: float | None = None
+    shimadzu_residual_p99: float | None = None
 
     @classmethod
     def from_callback(cls, callback: FusionCallback) -> FusedRunResult:
@@ -48,10 +54,13 @@ class FusedRunResult:
             reason=stop.get("reason", ""),
             model_seconds=report.model_seconds,
             latencies=tuple(report.latencies),
+            shimadzu_residual=mean_residual(report.residual_rms),
+            shimadzu_residual_p99=mean_residual(report.residual_p99),
         )
 
     def summary(self) -> dict[str, Any]:
-        """The keys ``xfusion inference`` and ``xfusion demo`` print for a fused run."""
+        """The keys ``xfusion inference``, ``replay``, ``serve`` and ``demo`` print for a
+        fused run."""
         out: dict[str, Any] = {
             "raw_uid": self.raw_uid,
             "fused_uid": self.fused_uid,
@@ -60,6 +69,8 @@ class FusedRunResult:
             "exit_status": self.exit_status,
             "reason": self.reason,
             "model_seconds": round(self.model_seconds, 3),
+            "shimadzu_residual": self.shimadzu_residual,
+            "shimadzu_residual_p99": self.shimadzu_residual_p99,
         }
         if self.wall_seconds is not None:
             out["wall_seconds"] = round(self.wall_seconds, 3)

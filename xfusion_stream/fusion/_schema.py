@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ._fidelity import MAP_REDUCTION, NOISE_UNITS, RESIDUAL_MEANING, residual_map_shape
 from ._truth import CANDIDATES, METRICS, metric_key
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ class FrameField:
     truth scores dict) and returns the value, or None when this window has none; then
     the field is absent from the record and events carry ``default`` (filled to the
     shape for arrays). A field with ``default=None`` is required. ``shape=None`` is the
-    run's fused-frame shape. An array's CSV columns are ``column_prefix + label``, one
+    run's fused-frame shape; a callable ``shape`` gives the field's shape from it (a
+    map on a coarser grid). An array's CSV columns are ``column_prefix + label``, one
     per element; a scalar's is its name.
     """
 
@@ -48,7 +50,7 @@ class FrameField:
     dtype: str  # numpy dtype string, e.g. "<f4"
     source: Source
     get: Callable[[Any], Any]
-    shape: tuple[int, ...] | None = ()
+    shape: tuple[int, ...] | Callable[[tuple[int, int]], tuple[int, ...]] | None = ()
     units: str | None = None
     description: str = ""
     labels: tuple[str, ...] = ()
@@ -65,10 +67,11 @@ class FrameField:
         kind = np.dtype(self.dtype).kind
         if self.shape == () and kind not in _JSON_DTYPES:
             raise ValueError(f"{self.name}: scalar dtype {self.dtype!r} is not a number")
-        if self.in_csv and self.shape is None:
+        if self.in_csv and not isinstance(self.shape, tuple):
             raise ValueError(f"{self.name}: a frame-sized field cannot go to the CSV")
-        if self.in_csv and self.shape and len(self.labels) != math.prod(self.shape):
-            raise ValueError(f"{self.name}: {math.prod(self.shape)} values need as many labels")
+        size = math.prod(self.shape) if isinstance(self.shape, tuple) else 0
+        if self.in_csv and self.shape and len(self.labels) != size:
+            raise ValueError(f"{self.name}: {size} values need as many labels")
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -87,20 +90,29 @@ class FrameField:
         else:
             key["dtype"] = "array"
             key["dtype_numpy"] = np.dtype(self.dtype).str
-        key["shape"] = list(frame_shape if self.shape is None else self.shape)
+        key["shape"] = list(self.shape_for(frame_shape))
         if self.dims is not None:
             key["dims"] = list(self.dims)
         if self.units is not None:
             key["units"] = self.units
         return key
 
-    def missing(self) -> Any:
-        """The value events carry when a window has none (KeyError if required)."""
+    def shape_for(self, frame_shape: tuple[int, int] | None) -> tuple[int, ...]:
+        """Its shape in a run whose fused frames are ``frame_shape`` (() if unknown)."""
+        if isinstance(self.shape, tuple):
+            return self.shape
+        if frame_shape is None:
+            return ()
+        return tuple(frame_shape) if self.shape is None else tuple(self.shape(frame_shape))
+
+    def missing(self, frame_shape: tuple[int, int] | None = None) -> Any:
+        """The value events carry when a window has none (KeyError if required);
+        ``frame_shape`` sizes a frame-dependent array."""
         if self.default is None:
             raise KeyError(f"fused frame has no value for required field {self.name!r}")
         if self.shape == ():
             return self.default
-        return np.full(self.shape or (), self.default, dtype=self.dtype)
+        return np.full(self.shape_for(frame_shape), self.default, dtype=self.dtype)
 
     def event_value(self, value: Any) -> Any:
         """``value`` as an event carries it: a Python scalar or a numpy array of ``dtype``."""
@@ -231,7 +243,8 @@ class FusedFrame:
     def __getitem__(self, name: str) -> Any:
         if name in self.values:
             return self.values[name]
-        return self.schema[name].missing()
+        image = np.asarray(self.values.get("fused_image"))  # sizes frame-dependent defaults
+        return self.schema[name].missing(image.shape if image.ndim == 2 else None)
 
     def __contains__(self, name: object) -> bool:
         return name in self.values
@@ -365,6 +378,21 @@ FUSED_FRAME = FrameSchema(
             labels=("lr_prev", "lr_centre", "lr_next", "hr_before", "hr_after"),
             column_prefix="att_",
             description="TSA attention per input frame (EDVR-STF), NaN where none",
+        ),
+        FrameField(
+            "shimadzu_residual_rms", "<f8", "output", attrgetter("residual.rms"),
+            units=NOISE_UNITS, default=math.nan, description=f"RMS of {RESIDUAL_MEANING}",
+        ),
+        FrameField(
+            "shimadzu_residual_p99", "<f8", "output", attrgetter("residual.p99"),
+            units=NOISE_UNITS, default=math.nan,
+            description=f"99th percentile of |{RESIDUAL_MEANING}|",
+        ),
+        FrameField(
+            "shimadzu_residual_map", "<f4", "output", attrgetter("residual.map"),
+            shape=residual_map_shape, units=NOISE_UNITS, in_csv=False, default=math.nan,
+            dims=("residual_row", "residual_col"),
+            description=f"{RESIDUAL_MEANING}; {MAP_REDUCTION}",
         ),
         *(_metric_field(m, c) for c in CANDIDATES for m in METRICS),
     ]

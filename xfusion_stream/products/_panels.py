@@ -75,28 +75,33 @@ def shrink_to(image: np.ndarray, max_side: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Panels:
-    """Three 8-bit panels of one window and the words that go with them."""
+    """Three 8-bit panels of one window (the fused one RGB when tinted by an overlay),
+    the words that go with them and the window's residual map (noise units) if any."""
 
     lr: np.ndarray
     fused: np.ndarray
     hr: np.ndarray
     label: str  # one line, the GIF caption
     titles: tuple[str, str, str] = ("", "", "")  # montage column titles
+    residual: np.ndarray | None = None  # the montage's residual column
+    residual_title: str = ""
 
     def strip(self, gap: int = 4) -> np.ndarray:
-        """LR | fused | HR side by side with a white gap between them."""
-        rows = self.fused.shape[0]
-        sep = np.full((rows, gap), 255, dtype=np.uint8)
-        return np.concatenate([self.lr, sep, self.fused, sep, self.hr], axis=1)
+        """LR | fused | HR side by side with a white gap between them (RGB if any panel is)."""
+        panels = [self.lr, self.fused, self.hr]
+        if any(p.ndim == 3 for p in panels):
+            panels = [p if p.ndim == 3 else np.repeat(p[..., None], 3, axis=2) for p in panels]
+        sep = np.full((panels[1].shape[0], gap, *panels[1].shape[2:]), 255, dtype=np.uint8)
+        return np.concatenate([panels[0], sep, panels[1], sep, panels[2]], axis=1)
 
 
 def labelled_gif_frame(panels: Panels, band: int = 14):
-    """A PIL image: a caption band over the LR | fused | HR strip."""
+    """A PIL image: a caption band over the LR | fused | HR strip (mode L, or RGB)."""
     from PIL import Image, ImageDraw
 
     strip = panels.strip()
-    canvas = np.zeros((strip.shape[0] + band, strip.shape[1]), dtype=np.uint8)
+    canvas = np.zeros((strip.shape[0] + band, *strip.shape[1:]), dtype=np.uint8)
     canvas[band:] = strip
-    image = Image.fromarray(canvas)  # uint8 2-D: mode L
-    ImageDraw.Draw(image).text((2, 1), panels.label, fill=255)
+    image = Image.fromarray(canvas)  # uint8 2-D: mode L; (rows, cols, 3): RGB
+    ImageDraw.Draw(image).text((2, 1), panels.label, fill=255 if canvas.ndim == 2 else "white")
     return image

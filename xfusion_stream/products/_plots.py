@@ -1,4 +1,5 @@
-"""Matplotlib products: the montage, PSNR/SSIM per frame, mean TSA attention.
+"""Matplotlib products: the montage (with the residual column), PSNR/SSIM per frame,
+mean TSA attention.
 
 Only the object API (``Figure`` + ``FigureCanvasAgg``) is used, never pyplot, so
 plotting touches no global state and is safe whatever thread the fusion worker is.
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ._panels import Panels
+from ._residual import RESIDUAL_COLORMAP, RESIDUAL_LIMIT
 
 __all__ = ["ATTENTION_INPUTS", "write_attention", "write_metrics_plot", "write_montage"]
 
@@ -35,20 +37,39 @@ def _save(fig, path: Path) -> Path:
 
 
 def write_montage(rows: Sequence[Panels], path: Path) -> Path:
-    """One row per window: LR (bicubic x4) | fused | HR, each titled."""
+    """One row per window: LR (bicubic x4) | fused | HR, each titled; then the residual
+    against the Shimadzu frame (noise units, diverging scale) when the rows carry one."""
     if not rows:
         raise ValueError("a montage needs at least one window")
-    h, w = rows[0].fused.shape
+    h, w = rows[0].fused.shape[:2]
+    n_cols = 4 if any(p.residual is not None for p in rows) else 3
     panel_in = 3.2
-    fig = _figure(3 * panel_in, len(rows) * (panel_in * h / w + 0.55))
-    axes = fig.subplots(len(rows), 3, squeeze=False)
+    fig = _figure(n_cols * panel_in, len(rows) * (panel_in * h / w + 0.55))
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
     for row, panels in zip(axes, rows):
         for ax, image, title in zip(row, (panels.lr, panels.fused, panels.hr), panels.titles):
             ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             ax.set_title(title, fontsize=8)
             ax.set_axis_off()
+        if n_cols == 4:
+            _residual_panel(fig, row[3], panels)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _residual_panel(fig, ax, panels: Panels) -> None:
+    """The residual map on +-``RESIDUAL_LIMIT`` noise units, with its colour scale."""
+    ax.set_title(panels.residual_title or "Shimadzu residual: none", fontsize=8)
+    ax.set_axis_off()
+    if panels.residual is None:
+        return
+    limit = RESIDUAL_LIMIT
+    image = ax.imshow(
+        panels.residual, cmap=RESIDUAL_COLORMAP, vmin=-limit, vmax=limit, interpolation="nearest"
+    )
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, ticks=[-limit, -3, 0, 3, limit])
+    bar.ax.tick_params(labelsize=6)
+    bar.set_label("noise sigma", fontsize=6)
 
 
 def write_metrics_plot(

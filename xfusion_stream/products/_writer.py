@@ -6,8 +6,11 @@ once, so a crashed or interrupted run still leaves everything fused so far on di
 The GIF and montage need frames spread over the whole run, whose length is unknown
 while it runs: they keep only small 8-bit panels of an evenly spaced, bounded subset
 (``EvenSample``). ``close`` (main thread, after the worker is done) writes the
-summaries. A failure while writing products is logged and reported by ``close``; it
-never propagates into the worker, so it cannot fail the fused run itself.
+summaries. Every product shows how far each fused frame is from the Shimadzu frame it
+fuses (the residual in noise units the fused events carry): a montage column, a CSV
+column, the run's mean in the summary and, on request, a tint on the GIF and MP4. A
+failure while writing products is logged and reported by ``close``; it never
+propagates into the worker, so it cannot fail the fused run itself.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..core import ConfigError
-from ..fusion import BLEND_SOURCES, FUSED_FRAME, FrameSchema
+from ..fusion import BLEND_SOURCES, FUSED_FRAME, FrameSchema, mean_residual
 from ._panels import (
     DisplayWindow,
     Panels,
@@ -33,7 +36,9 @@ from ._panels import (
     shrink_to,
 )
 from ._plots import write_attention, write_metrics_plot, write_montage
+from ._residual import OVERLAYS, residual_caption, tint_unsupported
 from ._sample import EvenSample
+from ._video import Mp4Writer
 
 if TYPE_CHECKING:
     from ..fusion import FusedFrame, WindowJob
@@ -47,6 +52,7 @@ METRIC_KEYS = FUSED_FRAME.metric_names
 #: The CSV columns every row of the default schema has, in order.
 CSV_BASE_COLUMNS = FUSED_FRAME.csv_columns
 _MAX_ERRORS_KEPT = 20
+_RESIDUAL = ("rms", "p99", "map")  # the fused frame's residual fields, shimadzu_residual_*
 
 
 def _finite_mean(values: list[float]) -> float | None:
@@ -59,7 +65,9 @@ class ProductWriter:
 
     The MP4 (``fused.mp4``, MPEG-4 part 2 through OpenCV) holds every fused frame at full
     resolution in arrival order, on the display window fixed by the first frame, at
-    ``video_fps`` frames per second; ``video=False`` leaves it out.
+    ``video_fps`` frames per second; ``video=False`` leaves it out. ``overlay="residual"``
+    tints the GIF's and the MP4's fused frames where the Shimadzu does not support them
+    (``products._residual``).
 
     ``traverse_mode`` is "continuous" or "double"; double mode adds the
     metric columns, ``metrics.png`` and the mean metrics. ``progress_total`` (when the
@@ -84,6 +92,7 @@ class ProductWriter:
         video: bool = True,
         video_fps: int = 10,
         schema: FrameSchema = FUSED_FRAME,
+        overlay: str | None = None,
     ) -> None:
         from tqdm import tqdm
 
@@ -92,6 +101,8 @@ class ProductWriter:
                 f"ProductWriter: traverse_mode must be 'continuous' or 'double', "
                 f"not {traverse_mode!r}"
             )
+        if overlay not in OVERLAYS:
+            raise ConfigError(f"ProductWriter: overlay must be one of {OVERLAYS}, not {overlay!r}")
         for name, value in (
             ("gif_max_frames", gif_max_frames),
             ("montage_windows", montage_windows),
@@ -105,6 +116,8 @@ class ProductWriter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.mode = traverse_mode
         self.schema = schema
+        self.overlay = overlay
+        self._has_residual = all(f"shimadzu_residual_{x}" in schema for x in _RESIDUAL)
         self.frames_dir = self.out_dir / "frames" if save_frames else None
         if self.frames_dir is not None:
             self.frames_dir.mkdir(exist_ok=True)
@@ -115,11 +128,7 @@ class ProductWriter:
         self._gif: EvenSample[Panels] = EvenSample(gif_max_frames, progress_total)
         self._montage: EvenSample[Panels] = EvenSample(montage_windows, progress_total)
         self._window: DisplayWindow | None = None
-        self.video_path = self.out_dir / "fused.mp4" if video else None
-        self.video_fps = video_fps
-        self._video: Any = None
-        self._video_shape: tuple[int, int] | None = None
-        self._video_frames = 0
+        self._video = Mp4Writer(self.out_dir / "fused.mp4", video_fps) if video else None
         self._columns: list[str] | None = None
         self._csv_file: TextIO | None = None
         self._csv: Any = None
@@ -127,6 +136,7 @@ class ProductWriter:
         self._metrics: dict[str, list[float]] = {}
         self._attention: list[np.ndarray] = []
         self._blends: list[np.ndarray] = []
+        self._residuals: dict[str, list[float]] = {"rms": [], "p99": []}
         self.n_frames = 0
         self.n_errors = 0
         self.errors: list[str] = []
@@ -173,34 +183,24 @@ class ProductWriter:
 
         if self._window is None:
             self._window = DisplayWindow.from_frames(image, full_views()[1])
-        self._gif.offer(lambda: self._panels(frame, image, full_views, self.gif_panel_side))
-        self._montage.offer(lambda: self._panels(frame, image, full_views, self.montage_panel_side))
-        if self.video_path is not None:
+        tint = self.overlay is not None
+        self._gif.offer(lambda: self._panels(frame, image, full_views, self.gif_panel_side, tint))
+        self._montage.offer(
+            lambda: self._panels(frame, image, full_views, self.montage_panel_side, False)
+        )
+        if self._video is not None:
             try:
-                self._video_frame(self._window.to_uint8(image))
+                self._video.write(self._overlaid(frame, self._window.to_uint8(image)))
             except Exception as exc:  # noqa: BLE001 - the video stops, the rest goes on
                 logger.exception("products: fused.mp4 stopped at window %s", frame.window_index)
                 self._error(f"fused.mp4 at window {frame.window_index}: {exc!r}")
-                self.video_path = None
+                self._video = None
 
-    def _video_frame(self, image8: np.ndarray) -> None:
-        """Append one 8-bit frame to the MP4 (opened on the first; sides padded to even)."""
-        rows, cols = image8.shape
-        if self._video is None:
-            assert self.video_path is not None
-            size = (cols + cols % 2, rows + rows % 2)
-            fourcc = cv2.VideoWriter.fourcc(*"mp4v")
-            writer = cv2.VideoWriter(str(self.video_path), fourcc, self.video_fps, size, False)
-            if not writer.isOpened():
-                raise OSError(f"{self.out_dir / 'fused.mp4'}: OpenCV cannot write MPEG-4 here")
-            self._video, self._video_shape = writer, (rows, cols)
-        if (rows, cols) != self._video_shape:
-            raise ValueError(
-                f"frame shape {image8.shape} differs from the video's {self._video_shape}"
-            )
-        padded = np.pad(image8, ((0, rows % 2), (0, cols % 2)), mode="edge")
-        self._video.write(np.ascontiguousarray(padded))
-        self._video_frames += 1
+    def _overlaid(self, frame: FusedFrame, image8: np.ndarray) -> np.ndarray:
+        """The 8-bit frame as the GIF and MP4 show it: tinted by the overlay, if any."""
+        if self.overlay == "residual" and self._has_residual:
+            return tint_unsupported(image8, frame["shimadzu_residual_map"])
+        return image8
 
     def _write_frame(self, image: np.ndarray, shimadzu_index: int) -> None:
         import tifffile
@@ -235,6 +235,9 @@ class ProductWriter:
         assert self._csv_file is not None
         self._csv_file.flush()
         self._x.append(frame.shimadzu_index)
+        if self._has_residual:
+            self._residuals["rms"].append(float(frame["shimadzu_residual_rms"]))
+            self._residuals["p99"].append(float(frame["shimadzu_residual_p99"]))
         for key in metric_cols:
             self._metrics.setdefault(key, []).append(float(frame[key]))
         if np.isfinite(attention).any():
@@ -248,10 +251,13 @@ class ProductWriter:
         image: np.ndarray,
         full_views: Callable[[], tuple[np.ndarray, np.ndarray, str]],
         side: int,
+        tint: bool,
     ) -> Panels:
         assert self._window is not None
         lr_up, ref, kind = full_views()
         lr8, fused8, hr8 = (shrink_to(self._window.to_uint8(a), side) for a in (lr_up, image, ref))
+        if tint:
+            fused8 = self._overlaid(frame, fused8)
         m = frame.metrics
         ref_title = (
             f"truth: Phantom {frame.truth_index}" if kind == "truth" else
@@ -266,7 +272,14 @@ class ProductWriter:
         caption = f"Shimadzu {frame.shimadzu_index}: LR | fused | {ref_title}"
         if "psnr" in m:
             caption += f"  PSNR {m['psnr']:.2f} dB"
-        return Panels(lr8, fused8, hr8, label=caption, titles=(lr_title, fused_title, ref_title))
+        residual, words = None, ""
+        if self._has_residual:
+            residual = np.asarray(frame["shimadzu_residual_map"], dtype=np.float32)
+            words = residual_caption(frame["shimadzu_residual_rms"], frame["shimadzu_residual_p99"])
+            caption += f"  residual {words}" if tint and words else ""
+        titles = (lr_title, fused_title, ref_title)
+        title = f"residual vs Shimadzu {frame.lr_indices[1]}\n{words}" if words else ""
+        return Panels(lr8, fused8, hr8, caption, titles, residual, title)
 
     # ---- main thread, after the worker is done -----------------------------------------
     def close(self) -> dict[str, Any]:
@@ -289,6 +302,9 @@ class ProductWriter:
             "attention_png": self._attempt("attention.png", self._write_attention),
             "n_frames": self.n_frames,
             "mean": self._means(),
+            "shimadzu_residual": mean_residual(self._residuals["rms"]),
+            "shimadzu_residual_p99": mean_residual(self._residuals["p99"]),
+            "overlay": self.overlay,
             "attention_mean": (
                 [float(a) for a in np.nanmean(np.stack(self._attention), axis=0)]
                 if self._attention
@@ -337,11 +353,7 @@ class ProductWriter:
         return bool(images)
 
     def _close_video(self, path: Path) -> bool:
-        if self._video is None:
-            return False
-        self._video.release()
-        self._video = None
-        return self._video_frames > 0 and path.is_file()
+        return self._video is not None and self._video.close()
 
     def _write_attention(self, path: Path) -> bool:
         if self._attention:

@@ -23,6 +23,7 @@ from pydantic import Field, field_validator, model_validator
 from ..core import ConfigModel, InterCameraTransform
 from ..recorded import PhantomTiming, ShimadzuTiming
 from ._camera_models import render_phantom, render_shimadzu, to_counts
+from ._fast_events import EventField, FastEvents, draw_fast_events, fast_event_mask
 from ._features import random_features
 from ._g400 import G400_PITCH_UM, g400_grid_image
 from ._motion import NonrigidMotion
@@ -32,6 +33,7 @@ __all__ = ["SceneConfig", "Scene", "default_transform"]
 
 # independent random streams derived from the seed
 _STREAM_CONTENT, _STREAM_TIMING, _STREAM_SHIMADZU, _STREAM_PHANTOM = 1, 2, 3, 4
+_STREAM_FAST_EVENTS = 5
 
 
 def default_transform() -> InterCameraTransform:
@@ -53,7 +55,8 @@ class SceneConfig(ConfigModel):
     intensity 1 (None: noise-free). ``grid_pitch_px`` None means G400 pitch / pixel size.
     Jitter stays below what the 10 ns pairing tolerance forgives: the Phantom's is then
     quantised to its 10 ns time stamp, so E frames stay within 10 ns of their Shimadzu
-    frame.
+    frame. ``fast_events`` (None: none) adds events faster than the Phantom samples,
+    drawn from their own random stream: the rest of the scene stays as it was.
     """
 
     seed: int = 0
@@ -82,6 +85,7 @@ class SceneConfig(ConfigModel):
     grid_bar_fraction: float = 0.25
     grid_angle_deg: float = 2.5
     grid_offset_px: tuple[float, float] = (0.0, 0.0)
+    fast_events: FastEvents | None = None
 
     @field_validator("shimadzu_shape")
     @classmethod
@@ -108,8 +112,10 @@ class SceneConfig(ConfigModel):
         return G400_PITCH_UM / self.phantom_pixel_um
 
     def to_dict(self) -> dict:
-        """JSON-ready (lists for tuples, the transform as a dict)."""
-        return self.model_dump(mode="json")
+        """JSON-ready (lists for tuples, the transform as a dict); no events, no key."""
+        return self.model_dump(
+            mode="json", exclude={"fast_events"} if not self.fast_events else None
+        )
 
     @classmethod
     def from_dict(cls, d: dict) -> SceneConfig:
@@ -147,6 +153,14 @@ class Scene:
             self.features = random_features(
                 self.canvas_shape, content_rng, cfg.feature_px_per_phantom_frame
             )
+        self._event_field = EventField(
+            self.canvas_shape, self._pad, self._pad, rows, cols,
+            duration=(cfg.n_shimadzu - 1) / cfg.phantom_every, every=cfg.phantom_every,
+        )  # fmt: skip
+        events = cfg.fast_events if self._static is None else None
+        self.fast_events = draw_fast_events(
+            events, (cfg.seed, _STREAM_FAST_EVENTS), self._event_field
+        )
         self._build_timeline()
 
     # ---- geometry -------------------------------------------------------------------
@@ -263,6 +277,11 @@ class Scene:
         )
         for feature in self.features:
             feature.add_depth(depth, tau)
+        if self.fast_events:
+            for event in self.fast_events:
+                for patch in event.patches(tau, self.canvas_shape):
+                    patch.add_to(depth)
+            np.maximum(depth, 0.0, out=depth)  # voids never remove more than is there
         return self._flat * np.exp(-depth)
 
     def truth(self, t_ns: float) -> np.ndarray:
@@ -278,6 +297,18 @@ class Scene:
     def shimadzu_truth(self, k: int) -> np.ndarray:
         """Ground truth on the Phantom grid at the time of Shimadzu frame ``k`` (0-based)."""
         return self.truth(float(self._shimadzu_times[self._check(k, self.n_shimadzu)]))
+
+    def event_mask(self, t_ns: float) -> np.ndarray:
+        """Where fast events change the scene around ``t_ns``: bool, Phantom shape.
+
+        Their footprints at ``t_ns`` and at the two bracketing Phantom frames, dilated
+        by 2 px; all False without events.
+        """
+        return fast_event_mask(self.fast_events, t_ns / self.phantom_period_ns, self._event_field)
+
+    def shimadzu_event_mask(self, k: int) -> np.ndarray:
+        """``event_mask`` at the time of Shimadzu frame ``k`` (0-based)."""
+        return self.event_mask(float(self._shimadzu_times[self._check(k, self.n_shimadzu)]))
 
     # ---- cameras --------------------------------------------------------------------
     def shimadzu_frame(self, k: int) -> np.ndarray:
@@ -322,7 +353,7 @@ class Scene:
             "phantom_times_ns": self._phantom_times.tolist(),
             "phantom_e_flags": self._phantom_e.tolist(),
             "phantom_shimadzu_index": self.phantom_shimadzu_index().tolist(),
-        }
+        } | ({"fast_events": [e.summary() for e in self.fast_events]} if self.fast_events else {})
 
     @staticmethod
     def _check(index: int, n: int) -> int:

@@ -2,7 +2,8 @@
 
 The output is what a beamline would hand over after a run (one case per recording, in
 the original's "actual" layout), plus what only a simulation can give: the ground truth
-at every Shimadzu frame time and the exact geometry and timing, in ``truth.json``.
+at every Shimadzu frame time and the exact geometry and timing, in ``truth.json``, and
+where fast events change the scene (one mask per Shimadzu frame, ``truth/event_masks.npz``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from ..core import ConfigError
 from ._scene import Scene, SceneConfig
 
-__all__ = ["write_simulation", "TRUTH_FORMAT"]
+__all__ = ["write_simulation", "read_event_masks", "TRUTH_FORMAT"]
 
 TRUTH_FORMAT = "xfusion-simulation-truth/1"
 
@@ -79,6 +80,33 @@ def _write_truth_stack(path: Path, gif: Path, scene: Scene, progress: bool) -> N
     images[0].save(gif, save_all=True, append_images=images[1:], duration=80, loop=0)
 
 
+def _write_event_masks(path: Path, scene: Scene) -> dict:
+    """One fast-event mask per Shimadzu frame, bits packed along the columns."""
+    packed, with_events, area = [], 0, 0
+    for k in range(scene.n_shimadzu):
+        mask = scene.shimadzu_event_mask(k)
+        packed.append(np.packbits(mask, axis=-1))  # 1 bit a pixel even at full sensor size
+        with_events += bool(mask.any())
+        area += int(mask.sum())
+    shape = (scene.n_shimadzu, *scene.phantom_shape)
+    np.savez_compressed(path, masks=np.stack(packed), shape=np.array(shape))
+    return {
+        "shape": list(shape),
+        "packing": "numpy.packbits along the last axis; read_event_masks unpacks",
+        "times": "experiment.scene.shimadzu_times_ns (one mask per Shimadzu frame)",
+        "meaning": "footprint at the frame and at both bracketing Phantom frames, dilated 2 px",
+        "frames_with_events": with_events,
+        "mean_fraction": area / float(np.prod(shape)),
+    }
+
+
+def read_event_masks(path: str | Path) -> np.ndarray:
+    """The bool (frames, rows, cols) fast-event masks ``write_simulation`` wrote."""
+    with np.load(path) as data:
+        shape = tuple(int(n) for n in data["shape"])
+        return np.unpackbits(data["masks"], axis=-1, count=shape[-1]).astype(bool)
+
+
 def _write_preview(path: Path, scene: Scene, k: int) -> None:
     """Truth | Phantom frame nearest in time | Shimadzu upsampled, one PNG to look at."""
     import cv2
@@ -106,7 +134,9 @@ def write_simulation(
 
     The calibration case is the same cameras, geometry and timing looking at a static
     G400 grid (seed + 1 for independent noise). Ground truth: ``truth/ground_truth.tif``,
-    a uint16 stack of noise-free counts (same scale as the cameras) at each Shimadzu time.
+    a uint16 stack of noise-free counts (same scale as the cameras) at each Shimadzu time;
+    ``truth/event_masks.npz``, the fast-event masks at the same times (all False without
+    fast events; :func:`read_event_masks`).
     Returns the truth document (paths relative to ``out_dir``).
     """
     config = config or SceneConfig(shimadzu_shape=(64, 96))
@@ -128,6 +158,7 @@ def write_simulation(
         truth_dir / "ground_truth.tif", truth_dir / "truth.gif", experiment, progress
     )
     _write_preview(out / "truth" / "preview.png", experiment, experiment.n_shimadzu // 2)
+    masks = _write_event_masks(truth_dir / "event_masks.npz", experiment)
     doc.update(
         transform=experiment.transform.to_dict(),
         transform_matrix=experiment.describe()["transform_matrix"],
@@ -141,6 +172,7 @@ def write_simulation(
         },
         preview="truth/preview.png",
         movie="truth/truth.gif",
+        event_masks={"file": "truth/event_masks.npz", **masks},
     )
     (out / "truth.json").write_text(json.dumps(doc, indent=1))
     return doc

@@ -6,6 +6,8 @@ Shimadzu frame time: HR = the noise-free ground truth on the Phantom grid, LR = 
 registered). Shot noise is left to the dataset, which draws it per sample. Clip ``i``
 of a set with base seed ``S`` uses scene seed ``S * 1000 + i`` (validation clips
 ``S * 1000 + 500 + i``), so two sets with different base seeds share no scene.
+``--fast-events`` adds events faster than the Phantom samples (spatter, keyholes, ...;
+see ``simulation.FastEvents``), recorded with the rest of the spec in the set's JSON.
 
 Run ``python -m xfusion_stream.simulation.training_set --out DIR --seed S --clips N``.
 """
@@ -16,13 +18,25 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from ..core import ConfigModel
+from ._fast_events import FAST_EVENTS_HELP, FastEvents, fast_events_argument
 
-__all__ = ["TrainingSetSpec", "clip_seed", "render_clip", "build_training_set", "main"]
+if TYPE_CHECKING:
+    from ._scene import Scene
+
+__all__ = [
+    "TrainingSetSpec",
+    "build_training_set",
+    "clip_scene",
+    "clip_seed",
+    "main",
+    "render_clip",
+]
 
 VAL_OFFSET = 500
 
@@ -43,6 +57,7 @@ class TrainingSetSpec(ConfigModel):
     motion_px: tuple[float, float] = (2.0, 6.0)
     feature_px: tuple[float, float] = (4.0, 12.0)
     bits: int = 16
+    fast_events: FastEvents | None = None
 
     @field_validator("motion_px", "feature_px")
     @classmethod
@@ -63,7 +78,8 @@ def clip_seed(base_seed: int, index: int, *, validation: bool = False) -> int:
     return base_seed * 1000 + (VAL_OFFSET if validation else 0) + index
 
 
-def _scene(spec: TrainingSetSpec, seed: int):
+def clip_scene(spec: TrainingSetSpec, seed: int) -> Scene:
+    """The scene clip ``seed`` is rendered from (for its truth masks, its events)."""
     from . import Scene, SceneConfig
 
     rng = np.random.default_rng([seed, 77])
@@ -75,6 +91,7 @@ def _scene(spec: TrainingSetSpec, seed: int):
         phantom_every=spec.phantom_every,
         motion_px_per_phantom_frame=float(rng.uniform(*spec.motion_px)),
         feature_px_per_phantom_frame=float(rng.uniform(*spec.feature_px)),
+        fast_events=spec.fast_events,
     )
     return Scene(config)
 
@@ -88,7 +105,7 @@ def area_downsample(image: np.ndarray, ratio: int) -> np.ndarray:
 
 def render_clip(spec: TrainingSetSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(HR (frames, H, W), LR (frames, H/ratio, W/ratio)) float32 of one scene seed."""
-    scene = _scene(spec, seed)
+    scene = clip_scene(spec, seed)
     times = scene.shimadzu_times_ns()
     hr = np.stack([scene.truth(float(t)) for t in times])
     lr = np.stack([area_downsample(f, spec.ratio) for f in hr])
@@ -164,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         "--feature-px", type=float, nargs=2, default=defaults.feature_px,
         metavar=("LO", "HI"), help="droplet/jet speed range, px per Phantom frame",
     )  # fmt: skip
+    parser.add_argument(
+        "--fast-events", type=fast_events_argument, default=None, metavar="SPEC",
+        help=FAST_EVENTS_HELP,
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     spec = TrainingSetSpec(
@@ -174,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         shimadzu_shape=(args.shape[0], args.shape[1]),
         motion_px=(args.motion_px[0], args.motion_px[1]),
         feature_px=(args.feature_px[0], args.feature_px[1]),
+        fast_events=args.fast_events,
     )
     result = build_training_set(args.out, spec, progress=not args.no_progress)
     print(json.dumps({k: v for k, v in result.items() if k != "train_scene_seeds"}))
