@@ -92,7 +92,7 @@ def test_continuous_products(tmp_path):
     pairs = _frames(10, double=False, attention=True)
     _, summary = _run(tmp_path, pairs, gif_max_frames=4, montage_windows=3)
     out = tmp_path / "out"
-    assert summary["n_frames"] == 10 and summary["mode"] == "continuous"
+    assert summary["n_frames"] == 10 and summary["traverse_mode"] == "continuous"
     assert summary["mean"] == {} and "metrics_png" not in summary
     assert summary["errors"] == [] and summary["n_errors"] == 0
     assert not (out / "metrics.png").exists()

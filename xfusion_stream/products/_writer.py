@@ -114,7 +114,7 @@ class ProductWriter:
                 raise ConfigError(f"ProductWriter: {name} must be >= 1, got {value}")
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.mode = traverse_mode
+        self.traverse_mode = traverse_mode
         self.schema = schema
         self.overlay = overlay
         self._has_residual = all(f"shimadzu_residual_{x}" in schema for x in _RESIDUAL)
@@ -215,7 +215,7 @@ class ProductWriter:
     def _metric_columns(self, frame: FusedFrame | None) -> list[str]:
         """Every truth score in double mode, else those the first frame has."""
         names = self.schema.metric_names
-        return [k for k in names if self.mode == "double" or (frame is not None and k in frame)]
+        return [k for k in names if self.traverse_mode == "double" or (frame is not None and k in frame)]
 
     def _open_csv(self, columns: list[str]) -> None:
         self._columns = columns
@@ -293,7 +293,7 @@ class ProductWriter:
         self._csv_file.close()
         summary: dict[str, Any] = {
             "out_dir": str(self.out_dir),
-            "mode": self.mode,
+            "traverse_mode": self.traverse_mode,
             "frames_dir": str(self.frames_dir) if self.frames_dir is not None else None,
             "metrics_csv": str(self.metrics_csv),
             "montage_png": self._attempt("montage.png", self._write_montage),
@@ -316,7 +316,7 @@ class ProductWriter:
                 else None
             ),
         }
-        if self.mode == "double":
+        if self.traverse_mode == "double":
             summary["metrics_png"] = self._attempt("metrics.png", self._write_metrics_plot)
         summary["n_errors"] = self.n_errors
         summary["errors"] = list(self.errors)
