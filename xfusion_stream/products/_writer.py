@@ -215,7 +215,9 @@ class ProductWriter:
     def _metric_columns(self, frame: FusedFrame | None) -> list[str]:
         """Every truth score in double mode, else those the first frame has."""
         names = self.schema.metric_names
-        return [k for k in names if self.traverse_mode == "double" or (frame is not None and k in frame)]
+        return [
+            k for k in names if self.traverse_mode == "double" or (frame is not None and k in frame)
+        ]
 
     def _open_csv(self, columns: list[str]) -> None:
         self._columns = columns
