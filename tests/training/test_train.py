@@ -113,10 +113,14 @@ def test_shipped_example_options_validate():
         "edvr_stf_small_finetune.yaml",
         "edvr_stf_small_hrgate.yaml",
         "edvr_stf_small_hrwarp.yaml",
+        "edvr_stf_small_hrwarp_consistency.yaml",
         "swin_xvr_small.yaml",
     ]
     warp = load_options(folder / "edvr_stf_small_hrwarp.yaml")
     assert warp.model.overrides["hr_warp"] is True and warp.train.trainable == ["hr_warp"]
+    through = load_options(folder / "edvr_stf_small_hrwarp_consistency.yaml")
+    assert through.model.overrides["consistency"] is True
+    assert through.train.trainable == ["hr_warp"]
     finetune = load_options(folder / "edvr_stf_small_finetune.yaml")
     assert finetune.data.hr_layout == "mixed" and finetune.model.preset == "small"
     swin = load_options(folder / "swin_xvr_small.yaml")

@@ -7,12 +7,12 @@ name the calibration it used by ``uid`` and a scientist can read what was measur
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import __version__
 from ..core import (
@@ -37,12 +37,16 @@ __all__ = [
 ]
 
 SCHEMA_VERSION: Literal[1] = 1
+#: Plausible per-axis magnification of one Shimadzu HR-grid pixel in Phantom pixels
+#: (``ratio`` already makes them ~1): outside it the record is from another geometry or
+#: scaled absurdly, and fusing with it would mix frames that do not overlap.
+PLAUSIBLE_SCALE = (0.5, 2.0)
 
 
 class Crop(BaseModel):
     """Valid rectangle in Phantom pixels (both cameras see all of it)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     x: int = Field(ge=0)
     y: int = Field(ge=0)
     width: int = Field(gt=0)
@@ -52,7 +56,7 @@ class Crop(BaseModel):
 class PixelSizes(BaseModel):
     """Micrometres per pixel: Phantom pixel and Shimadzu sensor (LR) pixel."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     phantom: float = Field(gt=0)
     shimadzu: float = Field(gt=0)
 
@@ -60,7 +64,7 @@ class PixelSizes(BaseModel):
 class ResidualPass(BaseModel):
     """Registration residual (Phantom px) after one fitting pass."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str
     mean: float = Field(ge=0)
     std: float = Field(ge=0)
@@ -70,10 +74,10 @@ class ResidualPass(BaseModel):
 class CalibrationRecord(BaseModel):
     """Shimadzu HR grid -> Phantom geometry, in the convention of ``xfusion_stream.core`` (optics)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     schema_version: Literal[1] = SCHEMA_VERSION
     uid: str = Field(default_factory=lambda: str(uuid.uuid4()))
-    created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     software_version: str = __version__
     source: str
     ratio: int = Field(gt=0)
@@ -113,6 +117,34 @@ class CalibrationRecord(BaseModel):
         if abs(np.linalg.det(m[:2, :2])) < 1e-6:
             raise ValueError("matrix is singular")
         return m.tolist()
+
+    @field_validator("intensity")
+    @classmethod
+    def _finite_intensity(cls, v: IntensityMatch | None) -> IntensityMatch | None:
+        for name, value in (v.model_dump() if v is not None else {}).items():
+            if isinstance(value, float) and not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite number (got {value})")
+        return v
+
+    @model_validator(mode="after")
+    def _plausible(self) -> CalibrationRecord:
+        low, high = PLAUSIBLE_SCALE
+        for name in ("scale_col", "scale_row"):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(
+                    f"{name}: implausible scale {value:g} (Phantom px per Shimadzu HR-grid "
+                    f"px; expected {low:g}..{high:g} with ratio {self.ratio})"
+                )
+        linear = self.matrix_array()[:2, :2]
+        implied = np.linalg.norm(linear, axis=0)  # per axis (col, row)
+        if not np.all((implied >= low) & (implied <= high)):
+            cols, rows = (float(x) * self.ratio for x in implied)
+            raise ValueError(
+                f"matrix: implausible scale: it maps one Shimadzu pixel onto {cols:.3g} x "
+                f"{rows:.3g} Phantom pixels, the record's ratio is {self.ratio}"
+            )
+        return self
 
     def matrix_array(self) -> np.ndarray:
         return np.asarray(self.matrix, dtype=np.float64)

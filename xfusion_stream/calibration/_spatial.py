@@ -15,6 +15,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from pydantic import ValidationError
 
 from ..core import CalibrationError, InterCameraTransform
 from ._grid_segmentation import GridSquares, find_squares
@@ -286,22 +287,27 @@ def _geometry_record(
     m = transform.matrix(lr_shape, hr_shape)
     phantom_um = pitch_um / phantom_pitch_px
     shimadzu_um = phantom_um * float(np.sqrt(params["scale_col"] * params["scale_row"])) * ratio
-    return CalibrationRecord(
-        source=source,
-        ratio=ratio,
-        mirror=mirror,
-        shimadzu_shape=lr_shape,
-        phantom_shape=hr_shape,
-        matrix=m.tolist(),
-        rotation_deg=transform.rotation_deg,
-        scale_row=transform.scale_row,
-        scale_col=transform.scale_col,
-        translation_px=transform.translation_px,
-        pixel_size_um=PixelSizes(phantom=phantom_um, shimadzu=shimadzu_um),
-        crop=Crop(**valid_crop(m, lr_shape, hr_shape, ratio)),
-        residuals=passes,
-        n_pairs=n_pairs,
-    )
+    try:
+        return CalibrationRecord(
+            source=source,
+            ratio=ratio,
+            mirror=mirror,
+            shimadzu_shape=lr_shape,
+            phantom_shape=hr_shape,
+            matrix=m.tolist(),
+            rotation_deg=transform.rotation_deg,
+            scale_row=transform.scale_row,
+            scale_col=transform.scale_col,
+            translation_px=transform.translation_px,
+            pixel_size_um=PixelSizes(phantom=phantom_um, shimadzu=shimadzu_um),
+            crop=Crop(**valid_crop(m, lr_shape, hr_shape, ratio)),
+            residuals=passes,
+            n_pairs=n_pairs,
+        )
+    except ValidationError as exc:  # an absurd fit is a failed calibration, said so
+        raise CalibrationError(
+            f"{source}: the grid fit is not a plausible calibration: {exc}"
+        ) from None
 
 
 def _with_intensity(

@@ -198,6 +198,12 @@ def run(args: argparse.Namespace) -> dict:
         "cases": cases,
     }
     result.update(_pooled_residual(cases))
+    failed = [f"{c['case']}: {c['problem']}" for c in cases if not c.get("ok")]
+    if not cases:
+        failed.append("no case was fused")
+    if failed:  # "ok": false and exit code 1 (cli._main)
+        result["ok"] = False
+        result["error"] = "; ".join(failed)
     if args.traverse_mode == "double":
         result["mean"] = _pooled_means(cases)
     return result

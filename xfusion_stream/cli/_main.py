@@ -1,7 +1,9 @@
 """Entry point: one sub-module per subcommand, each with ``add_arguments`` and ``run``.
 
 ``run(args)`` returns a JSON-serialisable dict; ``--json`` prints it as one line,
-otherwise it is printed as ``key: value`` lines.
+otherwise it is printed as ``key: value`` lines. Exit codes: 0 success; 1 the command
+ran but its result has ``"ok": false`` (with ``error`` saying why); 2 a user or input
+error; 3 not implemented.
 """
 
 from __future__ import annotations
@@ -60,14 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({"ok": False, "error": f"not implemented yet: {exc}"}))
         print(f"xfusion {args.command}: not implemented yet: {exc}", file=sys.stderr)
         return 3
+    # a command that ran to the end but whose result is not a success (a fused run that
+    # failed or fused nothing) says so with "ok": false and exit code 1
     result = {"ok": True, **(result or {})}
+    ok = result["ok"] is True
+    if not ok:
+        why = result.get("error") or result.get("problem") or "the result is not ok"
+        print(f"xfusion {args.command}: failed: {why}", file=sys.stderr)
     if args.json:
         print(json.dumps(result, default=str))
     else:
         for key, value in result.items():
             text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
             print(f"{key}: {text}")
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

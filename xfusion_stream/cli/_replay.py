@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _calibration(args, client):
     from ..calibration import CalibrationRecord, load_record
-    from ..core import ConfigError
+    from ..core import ConfigError, load_config
 
     if args.calibration is not None:
         return load_record(args.calibration)
@@ -49,7 +49,9 @@ def _calibration(args, client):
         raise ConfigError(f"Tiled has no run {args.calibration_uid!r}") from None
     if "calibration" not in start:
         raise ConfigError(f"run {args.calibration_uid} holds no calibration record")
-    return CalibrationRecord.model_validate(start["calibration"])
+    return load_config(
+        CalibrationRecord, start["calibration"], source=f"calibration run {args.calibration_uid}"
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -80,6 +82,13 @@ def run(args: argparse.Namespace) -> dict:
     )
     fused = session.replay(client, args.uid, timeout=args.timeout)
     result = {**fused.summary(), "raw_uid": args.uid, "calibration_uid": calibration.uid}
+    if not fused.ok:  # "ok": false and exit code 1 (cli._main)
+        start = client[args.uid].metadata.get("start", {})
+        if start.get("purpose") == "fused":
+            why = f"it is itself a fused run (of raw run {start.get('raw_uid')}); {fused.problem}"
+        else:
+            why = str(fused.problem)
+        result["error"] = f"replay of run {args.uid}: {why}"
     if writer is not None:
         result["products"] = writer.close()
     return result

@@ -210,6 +210,10 @@ class FusionCallback(DocumentRouter):
                 f"corrupt {stream.model} frame {position}: shape {raw.shape} "
                 f"dtype {raw.dtype}, expected {stream.frame_shape}",
             )
+        if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+            raise DocumentError(
+                "event", doc["uid"], f"non-finite values in {stream.model} frame {position}"
+            )
         scale = 1.0 / self.config.full_scale
         data = doc["data"]
         time_ns = int(data[stream.time_key])

@@ -35,6 +35,27 @@ class FusedRunResult:
     wall_seconds: float | None = None  # plan start -> fused stop, set by ``run_plan``
     shimadzu_residual: float | None = None
     shimadzu_residual_p99: float | None = None
+    sink_errors: tuple[str, ...] = ()
+
+    @property
+    def problem(self) -> str | None:
+        """Why this run is not a success a caller may report, or None: the fused run did
+        not stop with ``success``, fused no frame, or lost a sink on the way."""
+        if self.exit_status is None:
+            return self.reason or "no fused run finished"
+        if self.exit_status != "success":
+            return f"fused run ended with {self.exit_status}: {self.reason}".rstrip(": ")
+        if self.frames == 0:
+            return "the fused run fused 0 frames"
+        if self.sink_errors:
+            return "; ".join(self.sink_errors)
+        return None
+
+    @property
+    def ok(self) -> bool:
+        """True only for a fused run that stopped with ``success`` with at least one
+        fused frame delivered to every sink: what ``ok`` and exit codes report."""
+        return self.problem is None
 
     @classmethod
     def from_callback(cls, callback: FusionCallback) -> FusedRunResult:
@@ -56,12 +77,15 @@ class FusedRunResult:
             latencies=tuple(report.latencies),
             shimadzu_residual=mean_residual(report.residual_rms),
             shimadzu_residual_p99=mean_residual(report.residual_p99),
+            sink_errors=tuple(worker.composer.sink_errors),
         )
 
     def summary(self) -> dict[str, Any]:
         """The keys ``xfusion inference``, ``replay``, ``serve`` and ``demo`` print for a
         fused run."""
         out: dict[str, Any] = {
+            "ok": self.ok,
+            "problem": self.problem,
             "raw_uid": self.raw_uid,
             "fused_uid": self.fused_uid,
             "frames_fused": self.frames,

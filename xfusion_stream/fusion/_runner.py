@@ -178,6 +178,12 @@ class FusionWorker:
             outputs = self.inference.run(jobs)
             self.report.model_seconds += time.perf_counter() - t0
             for job, out in zip(jobs, outputs):
+                if not np.isfinite(out.image).all():  # never published as a fused frame
+                    self.fail(
+                        f"non-finite values in the fused frame of window {job.index} "
+                        f"(Shimadzu frame {job.shimadzu_index})"
+                    )
+                    return
                 frame = self.composer.schema.record(job, out, _metrics(out.image, job))
                 self.composer.event(frame, time.time())
                 self.report.frames += 1
