@@ -6,7 +6,9 @@ anything downstream (fusion), so raw data are never lost when fusion fails.
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,8 +107,29 @@ def _tiled(profile: Profile, data_dir: Path) -> tuple[Any, Any]:
     return None, from_uri(profile.tiled.uri, api_key=api_key)
 
 
+def close_at_exit(close: Callable[[], None]) -> None:
+    """Run ``close`` when the interpreter shuts down, BEFORE it waits for threads.
+
+    An embedded Tiled server runs in non-daemon threads (uvicorn, AnyIO workers), and
+    the interpreter joins those before it runs ``atexit`` hooks: a script that never
+    calls ``close()`` would wait forever. ``threading``'s own pre-join hook (the one
+    ``concurrent.futures`` uses) runs first; ``close`` must be idempotent.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # not CPython 3.9+: the plain hook, and an explicit close()
+        atexit.register(close)
+        return
+    try:
+        register(close)
+    except RuntimeError:  # already shutting down
+        atexit.register(close)
+
+
 def build_beamline(profile: Profile, *, data_dir: str | Path | None = None) -> Beamline:
     """RunEngine + both cameras + Tiled (embedded or remote) + raw TiledWriter.
+
+    ``close()`` ends it; a script that forgets gets it at exit, after the latest fused run
+    attached by ``attach_fusion`` has finished.
 
     A profile with a ``zmq:`` block also publishes the raw documents to ``zmq.raw_in``
     (prefix ``raw``), where ``xfusion serve`` behind a proxy can fuse them.
@@ -152,7 +175,7 @@ def build_beamline(profile: Profile, *, data_dir: str | Path | None = None) -> B
         if server is not None:
             server.close()
         raise
-    return Beamline(
+    beamline = Beamline(
         profile=profile,
         RE=RE,
         phantom=cameras["phantom"],
@@ -165,3 +188,5 @@ def build_beamline(profile: Profile, *, data_dir: str | Path | None = None) -> B
         sim_beam=beam,
         raw_publisher=publisher,
     )
+    close_at_exit(beamline.close)
+    return beamline

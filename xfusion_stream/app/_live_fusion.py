@@ -40,11 +40,11 @@ class LiveFusion:
         return result.fused_uid if result is not None else None
 
     def detach(self) -> None:
-        """Stop fusing the RunEngine's runs; runs already taken finish, then the 0MQ
-        publisher (if any) is closed."""
+        """Stop fusing the RunEngine's runs; the latest run taken finishes (up to
+        ``_DRAIN_TIMEOUT_S``), then the 0MQ publisher (if any) is closed."""
         self.session.unsubscribe()
+        self.session.wait(timeout=_DRAIN_TIMEOUT_S)  # a worker mid-frame must not outlive us
         if self.publisher is not None:
-            self.session.wait(timeout=_DRAIN_TIMEOUT_S)
             self.publisher.close()
             self.publisher = None
 

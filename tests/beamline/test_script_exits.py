@@ -1,0 +1,53 @@
+"""The README's beamline snippet, run as a plain script, ends by itself (issue 12)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROFILE = """
+name: script-sim
+devices:
+  phantom: {backend: sim, prefix: "XF:S:PH:"}
+  shimadzu: {backend: sim, prefix: "XF:S:HPV:"}
+  sim: {seed: 5, shimadzu_shape: [16, 24], n_shimadzu: 24}
+data_dir: DATA
+tiled: {uri: embedded, batch_size: 8}
+"""
+
+SCRIPT = """
+import sys
+from xfusion_plans import dual_camera_burst
+from xfusion_stream.profile import attach_fusion, build_beamline, load_profile
+
+bl = build_beamline(load_profile(sys.argv[1]))
+fusion = attach_fusion(bl)
+(uid,) = bl.RE(dual_camera_burst(bl.phantom, bl.shimadzu))
+print("raw", uid, flush=True)
+if sys.argv[2] == "wait":
+    print("fused", fusion.wait(), flush=True)
+# no bl.close(): the interpreter must still exit, after fusion has finished
+"""
+
+
+@pytest.mark.parametrize("ending", ["wait", "no-wait"])
+def test_snippet_as_a_script_exits_without_close(tmp_path: Path, ending: str) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text(PROFILE.replace("DATA", str(tmp_path / "data")))
+    script = tmp_path / "snippet.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(profile), ending],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.split()
+    assert "raw" in lines
+    if ending == "wait":
+        fused = lines[lines.index("fused") + 1]
+        assert fused != "None" and len(fused) == 36
