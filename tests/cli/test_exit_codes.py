@@ -104,6 +104,6 @@ def test_a_result_that_is_not_ok_exits_non_zero_in_text_mode_too(monkeypatch, ca
     monkeypatch.setattr(_init, "run", lambda args: {"ok": False, "error": "nope"})
     assert main(["init"]) == 1
     captured = capsys.readouterr()
-    assert "ok: False" in captured.out and "nope" in captured.err
+    assert "xfusion init: failed" in captured.out and "nope" in captured.err
     monkeypatch.setattr(_init, "run", lambda args: {"value": 1})
     assert main(["init"]) == 0

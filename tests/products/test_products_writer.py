@@ -13,11 +13,17 @@ from PIL import Image, ImageSequence
 
 from xfusion_stream.core import ConfigError
 from xfusion_stream.fusion import FusedFrame, WindowJob
-from xfusion_stream.products import CSV_BASE_COLUMNS, METRIC_KEYS, ProductWriter
+from xfusion_stream.products import (
+    CSV_BASE_COLUMNS,
+    METRIC_KEYS,
+    TRUTH_REFERENCE_COLUMN,
+    ProductWriter,
+)
+from xfusion_stream.products._label import band_height
 from xfusion_stream.products._panels import DisplayWindow, lr_upsampled
 
 H, W = 8, 12  # LR; fused and Phantom frames are (32, 48)
-GAP, BAND = 4, 14  # the GIF strip's white gap and caption band
+GAP, BAND = 4, band_height(1)  # the GIF strip's white gap and one-line title band
 
 
 def _frames(n: int, *, double: bool, attention: bool, seed: int = 0):
@@ -90,7 +96,7 @@ def _gif_frames(path):
 
 def test_continuous_products(tmp_path):
     pairs = _frames(10, double=False, attention=True)
-    _, summary = _run(tmp_path, pairs, gif_max_frames=4, montage_windows=3)
+    _, summary = _run(tmp_path, pairs, gif_max_frames=4, montage_windows=3, gif_min_width=1)
     out = tmp_path / "out"
     assert summary["n_frames"] == 10 and summary["traverse_mode"] == "continuous"
     assert summary["mean"] == {} and "metrics_png" not in summary
@@ -144,7 +150,10 @@ def test_continuous_products(tmp_path):
 
 def test_double_products_with_swin_nan_attention(tmp_path):
     pairs = _frames(7, double=True, attention=False)
-    _, summary = _run(tmp_path, pairs, traverse_mode="double", save_frames=False, progress_total=7)
+    _, summary = _run(
+        tmp_path, pairs, traverse_mode="double", save_frames=False, progress_total=7,
+        gif_min_width=1,
+    )  # fmt: skip
     out = tmp_path / "out"
     assert summary["frames_dir"] is None and not (out / "frames").exists()
     assert summary["attention_png"] is None and summary["attention_mean"] is None
@@ -153,8 +162,9 @@ def test_double_products_with_swin_nan_attention(tmp_path):
         assert im.format == "PNG"
 
     header, rows = _csv_rows(summary["metrics_csv"])
-    assert header == [*CSV_BASE_COLUMNS, *METRIC_KEYS] and len(rows) == 7
+    assert header == [*CSV_BASE_COLUMNS, *METRIC_KEYS, TRUTH_REFERENCE_COLUMN] and len(rows) == 7
     assert all(r[header.index("att_hr_after")] == "nan" for r in rows)
+    assert [r[-1] for r in rows] == [f"phantom {f.truth_index}" for f, _ in pairs]
     for key in METRIC_KEYS:
         expected = np.mean([f.metrics[key] for f, _ in pairs])
         assert summary["mean"][key] == pytest.approx(expected, rel=1e-12)
@@ -164,14 +174,20 @@ def test_double_products_with_swin_nan_attention(tmp_path):
     assert len(frames) == 7  # fewer than gif_max_frames: every frame
     frame0, job0 = pairs[0]
     window = DisplayWindow.from_frames(frame0.image, job0.truth)
-    right = np.asarray(frames[0])[BAND:, 2 * (4 * W + GAP) :]
+    band = band_height(2)  # titles carry the PSNR on a second line
+    right = np.asarray(frames[0])[band:, 2 * (4 * W + GAP) :]
     assert np.array_equal(right, window.to_uint8(job0.truth))  # the held-out truth
 
 
 def test_gif_is_bounded_and_shrunk_when_total_unknown(tmp_path):
     pairs = _frames(40, double=False, attention=True)
     writer = ProductWriter(
-        tmp_path / "out", progress=False, save_frames=False, gif_max_frames=5, gif_panel_side=16
+        tmp_path / "out",
+        progress=False,
+        save_frames=False,
+        gif_max_frames=5,
+        gif_panel_side=16,
+        gif_min_width=1,
     )
     for frame, job in pairs:
         writer(frame, job)
@@ -211,7 +227,7 @@ def test_bad_frame_is_reported_not_raised(tmp_path):
 def test_no_frames_leaves_header_only_csv(tmp_path):
     _, summary = _run(tmp_path, [], traverse_mode="double")
     header, rows = _csv_rows(summary["metrics_csv"])
-    assert header == [*CSV_BASE_COLUMNS, *METRIC_KEYS] and rows == []
+    assert header == [*CSV_BASE_COLUMNS, *METRIC_KEYS, TRUTH_REFERENCE_COLUMN] and rows == []
     assert summary["montage_png"] is None and summary["gif"] is None
     assert summary["metrics_png"] is None and summary["n_frames"] == 0
     assert summary["mean"] == {}
@@ -260,14 +276,15 @@ def test_residual_overlay_tints_gif_and_mp4_where_unsupported(tmp_path):
     """Frame k's map is -8 (even k) or +8 (odd k) in its top-left 16x16 fused pixels and
     below 3 elsewhere: only that corner is tinted, blue for -8, red for +8."""
     pairs = _frames(4, double=False, attention=True)
-    _, summary = _run(tmp_path, pairs, overlay="residual", gif_max_frames=4)
+    _, summary = _run(tmp_path, pairs, overlay="residual", gif_max_frames=4, gif_min_width=1)
     assert summary["overlay"] == "residual" and summary["errors"] == []
     cols = 4 * W
     gif = [np.asarray(f.convert("RGB")) for f in _gif_rgb_frames(summary["gif"])]
     mp4 = _video_frames(summary["mp4"], colour=True)
     assert len(gif) == 4 and len(mp4) == 4
     for k, (strip, video) in enumerate(zip(gif, mp4)):
-        fused = strip[BAND:, cols + GAP : 2 * cols + GAP]
+        fused = strip[band_height(2) :, cols + GAP : 2 * cols + GAP]  # residual words
+        video = video[BAND:]  # under the label band
         sign = 1 if k % 2 == 0 else -1  # blue above red for a negative residual
         for image, margin in ((fused, 60), (video, 30)):  # the MP4 is lossy
             assert sign * _blue_minus_red(image[2:14, 2:14]).min() > margin

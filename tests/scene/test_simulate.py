@@ -123,3 +123,18 @@ def test_simulate_refuses_unknown_fast_events(tmp_path, capsys) -> None:
         main(["simulate", "--out", str(tmp_path), "--fast-events", "sparks=2"])
     assert exc.value.code == 2 and "unknown kind 'sparks'" in capsys.readouterr().err
     assert FAST_EVENTS_HELP == ENGINE_HELP  # the CLI's copy names the engine's presets
+
+
+def test_truth_preview_is_titled_and_labelled() -> None:
+    from xfusion_stream.simulation import Scene, SceneConfig
+    from xfusion_stream.simulation._simulation_cases import preview_figure
+
+    scene = Scene(SceneConfig(seed=1, shimadzu_shape=(16, 24), n_shimadzu=8))
+    fig = preview_figure(scene, 4)
+    images = [ax for ax in fig.axes if ax.get_images() and ax.get_title()]
+    titles = [ax.get_title() for ax in images]
+    assert len(images) == 3
+    assert titles[0].startswith("truth") and "Phantom frame" in titles[1]
+    assert "Shimadzu frame 4" in titles[2]
+    assert all(ax.get_xlabel() for ax in images) and images[0].get_ylabel()
+    assert fig.get_suptitle()

@@ -30,6 +30,7 @@ from ..fusion import (
     by_candidate,
     score_against_truth,
 )
+from ..products import TruthFrame
 from ..simulation import Scene, SceneConfig, write_simulation
 
 __all__ = ["DemoSettings", "TruthScorer", "run_demo"]
@@ -65,6 +66,11 @@ class TruthScorer:
         self.rows: list[dict[str, float]] = []
 
     def __call__(self, frame: FusedFrame, job: WindowJob) -> None:
+        self.truth_frame(frame, job)
+
+    def truth_frame(self, frame: FusedFrame, job: WindowJob) -> TruthFrame:
+        """Score ``frame`` (kept for ``means``) and hand its truth to the products
+        (``ProductWriter(truth=scorer.truth_frame)``)."""
         c = self.crop
         t = float(self.shimadzu_t[frame.shimadzu_index])
         truth = self.scene.truth_counts(t).astype(np.float32) / self.full_scale
@@ -75,6 +81,8 @@ class TruthScorer:
         for candidate, values in by_candidate(scores).items():  # keys: psnr_fused ...
             row.update({f"{metric}_{candidate}": v for metric, v in values.items()})
         self.rows.append(row)
+        reference = f"simulated scene at Shimadzu {frame.shimadzu_index} (t={t:.0f} ns)"
+        return TruthFrame(truth, reference, scores, nearer)
 
     def means(self) -> dict[str, float]:
         if not self.rows:
@@ -181,14 +189,10 @@ def _fuse_burst(
         progress_total=_expected_windows(beam.scene, settings.traverse_mode),
         progress=settings.progress,
         overlay=settings.overlay,
+        truth=scorer.truth_frame,  # scores every frame: CSV, montage, metrics.png
     )
-
-    def on_frame(frame: FusedFrame, job: WindowJob) -> None:
-        products(frame, job)
-        scorer(frame, job)
-
     session = FusionSession(
-        model, record, sinks, FusionConfig(traverse_mode=settings.traverse_mode), on_frame=on_frame
+        model, record, sinks, FusionConfig(traverse_mode=settings.traverse_mode), on_frame=products
     )
     md = {"sample": f"simulated, seed {settings.seed}"}
     outcome = session.run_plan(dual_camera_burst(*cameras, md=md), RE=RE)

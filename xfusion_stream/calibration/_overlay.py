@@ -1,7 +1,8 @@
 """A picture a scientist can check a grid calibration against.
 
 Phantom in magenta, registered Shimadzu in green (grey where they agree), the valid
-crop outlined, and each pair's residual drawn as a magnified arrow.
+crop outlined, and each pair's residual drawn as a magnified arrow; a legend under
+the picture says so.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from ._spatial import CalibrationResult
 
-__all__ = ["write_overlay"]
+__all__ = ["overlay_figure", "write_overlay"]
 
 
 def _unit(img: np.ndarray) -> np.ndarray:
@@ -23,6 +24,33 @@ def _unit(img: np.ndarray) -> np.ndarray:
 
 def write_overlay(result: CalibrationResult, path: str | Path, magnify: float = 20.0) -> Path:
     """Write the overlay PNG of ``result`` to ``path`` and return the path."""
+    fig = overlay_figure(result, magnify)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def _legend(ax, magnify: float) -> None:
+    """What each colour and mark means, under the picture (it covers none of it)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(color="magenta", label="Phantom only (brighter in Phantom)"),
+        Patch(color="lime", label="registered Shimadzu only (brighter in Shimadzu)"),
+        Patch(color="0.6", label="grey/white: both agree"),
+        Patch(fill=False, edgecolor="yellow", label="valid crop (fused frame area)"),
+        Line2D([], [], color="cyan", marker=">", label=f"pair residual, arrows x{magnify:g}"),
+    ]
+    ax.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=3, fontsize=8,
+        facecolor="white", framealpha=1.0,
+    )  # fmt: skip
+
+
+def overlay_figure(result: CalibrationResult, magnify: float = 20.0):
+    """The overlay as a matplotlib ``Figure`` (object API, no pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -39,7 +67,7 @@ def write_overlay(result: CalibrationResult, path: str | Path, magnify: float = 
     phantom = _unit(result.phantom_mean)
     rgb = np.dstack([phantom, warped, phantom])
 
-    fig = Figure(figsize=(10, 10 * rows / cols + 0.6), dpi=110)
+    fig = Figure(figsize=(10, 10 * rows / cols + 1.3), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.imshow(rgb, interpolation="nearest")
@@ -63,8 +91,6 @@ def write_overlay(result: CalibrationResult, path: str | Path, magnify: float = 
         )
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
+    _legend(ax, magnify)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return fig

@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="run every benchmarks/*.py")
     parser.add_argument("--dir", type=Path, default=None, help="benchmarks folder")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
-    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds per benchmark script"
+    )
 
 
 def _folder(args: argparse.Namespace) -> Path:

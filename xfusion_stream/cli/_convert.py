@@ -17,7 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir-hi-convert", type=Path, help="HR RGB clip folders")
     parser.add_argument("--out-dir-lo", type=Path, help="where gray LR clips go")
     parser.add_argument("--out-dir-hi", type=Path, help="where gray HR clips go")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace) -> dict:
         if source is None or target is None:
             raise ConfigError(f"--dir-{label}-convert and --out-dir-{label} go together")
         try:
-            entries = convert_to_gray(source, target, progress=not args.no_progress)
+            entries = convert_to_gray(source, target, progress=not args.quiet)
         except (FileNotFoundError, ValueError) as exc:
             raise ConfigError(str(exc)) from exc
         meta = Path(target).with_name(Path(target).name + "_meta_info.txt")

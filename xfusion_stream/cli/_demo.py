@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="work folder, must be new or empty (default ./xfusion-demo, or the first free "
         "./xfusion-demo-N when earlier runs are there)",
     )
-    a("--seed", type=int, default=7)
+    a("--seed", type=int, default=7, help="random seed of the simulated scene")
     a(
         "--frames",
         type=int,
@@ -37,17 +37,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=("ROWS", "COLS"),
         help="simulated Shimadzu sensor region (the HPV-X2 is 250 400)",
     )
-    a("--traverse_mode", "--traverse-mode", choices=("continuous", "double"), default="continuous")
+    a(
+        "--traverse_mode",
+        "--traverse-mode",
+        choices=("continuous", "double"),
+        default="continuous",
+        help="continuous: a fused frame per Shimadzu frame; double: per Phantom frame, held out as truth",
+    )
     a(
         "--model_file",
         "--model-file",
         default=None,
         help="checkpoint or registry name (default: shipped)",
     )
-    a("--device", default="cpu")
-    a("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    a("--device", default="cpu", help="cpu, cuda or cuda:N")
+    a("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="model precision")
     a("--no-listener", action="store_true", help="skip the independent 0MQ listener process")
-    a("--quiet", action="store_true")
     a(
         "--overlay",
         choices=("residual",),
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> dict:
         frames=args.frames,
         traverse_mode=args.traverse_mode,
         listener=not args.no_listener,
-        progress=not (args.quiet or args.json),
+        progress=not args.quiet,
         overlay=args.overlay,
     )
     return run_demo(settings, model)

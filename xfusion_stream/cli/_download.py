@@ -9,11 +9,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dir-inf", "--dir_inf", dest="dir_inf", required=True, help="URL of the archive"
     )
-    parser.add_argument("--out-dir-inf", "--out_dir_inf", dest="out_dir_inf", required=True)
+    parser.add_argument(
+        "--out-dir-inf",
+        "--out_dir_inf",
+        dest="out_dir_inf",
+        required=True,
+        help="folder for the archive and its unpacked files",
+    )
     parser.add_argument("--sha256", default=None, help="expected sha256 of the archive")
     parser.add_argument("--size", type=int, default=None, help="expected size in bytes")
     parser.add_argument("--no-extract", action="store_true", help="keep the archive packed")
-    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -26,7 +32,7 @@ def run(args: argparse.Namespace) -> dict:
         size=args.size,
         extract=not args.no_extract,
         timeout=args.timeout,
-        progress=not args.json,
+        progress=not args.quiet,
     )
     return {
         "archive": str(result.archive),

@@ -29,7 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a("--input_dir", "--input-dir", type=Path, help="root of the recorded experiments (actual)")
     a("--case_list", "--case-list", nargs="+", default=None, help="experiment subfolders")
-    a("--traverse_mode", "--traverse-mode", choices=("continuous", "double"), default="double")
+    a(
+        "--traverse_mode",
+        "--traverse-mode",
+        choices=("continuous", "double"),
+        default="double",
+        help="continuous: a fused frame per Shimadzu frame; double: per Phantom frame, held out as truth",
+    )
     a("--calibration", type=Path, default=None, help="record written by `xfusion calibrate`")
     a("--tfm_file", "--tfm-file", type=Path, default=None, help="original tfm_*.npy")
     a(
@@ -56,13 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="virtual: dataset name in --opt (dataset1, dataset2) or a clip folder",
     )
-    a("--machine", default=None, help=argparse.SUPPRESS)  # accepted for the seed's CLI
-    a("--out", type=Path, default=Path("xfusion-inference"))
-    a("--device", default="cpu")
-    a("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    a("--machine", default=None, help="accepted for the original's command line; ignored")
+    a("--out", type=Path, default=Path("xfusion-inference"), help="products, one folder per case")
+    a("--device", default="cpu", help="cpu, cuda or cuda:N")
+    a("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="model precision")
     a("--tiled-uri", default=None, help="also store raw and fused runs in this Tiled")
     a("--home", default=None, help="folder of xfusion.conf")
-    a("--quiet", action="store_true", help="no progress bars")
     a(
         "--overlay",
         choices=("residual",),
@@ -111,11 +116,10 @@ def _calibration(args: argparse.Namespace, case) -> Any:
 def _tiled_sinks(args: argparse.Namespace) -> tuple[list, list]:
     if not args.tiled_uri:
         return [], []
-    from tiled.client import from_uri
-
     from ..publishing import make_tiled_writer
+    from ._tiled import connect
 
-    client = from_uri(args.tiled_uri)
+    client = connect(args.tiled_uri)
     return [make_tiled_writer(client)], [make_tiled_writer(client)]
 
 
@@ -128,7 +132,7 @@ def _fuse_case(args, name: str, plan, calibration, n_windows: int, model, config
         out,
         traverse_mode=config.traverse_mode,
         progress_total=n_windows,
-        progress=not (args.quiet or args.json),
+        progress=not args.quiet,
         overlay=args.overlay,
     )
     raw_sinks, fused_sinks = _tiled_sinks(args)

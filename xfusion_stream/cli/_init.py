@@ -14,8 +14,20 @@ _ARCH = {"EDVRModel": "edvr_stf", "SwinIRModel": "swin_xvr"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model_type", "--model-type", choices=MODEL_TYPES, default="EDVRModel")
-    parser.add_argument("--data_type", "--data-type", choices=DATA_TYPES, default="actual")
+    parser.add_argument(
+        "--model_type",
+        "--model-type",
+        choices=MODEL_TYPES,
+        default="EDVRModel",
+        help="model family: EDVRModel (EDVR-STF) or SwinIRModel (SWIN-XVR)",
+    )
+    parser.add_argument(
+        "--data_type",
+        "--data-type",
+        choices=DATA_TYPES,
+        default="actual",
+        help="actual (two recorded cameras) or virtual (synthesized from one)",
+    )
     parser.add_argument(
         "--home", default=None, help="folder for xfusion.conf (default: ~, or $XFUSION_HOME)"
     )

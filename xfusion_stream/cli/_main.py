@@ -1,9 +1,14 @@
 """Entry point: one sub-module per subcommand, each with ``add_arguments`` and ``run``.
 
-``run(args)`` returns a JSON-serialisable dict; ``--json`` prints it as one line,
-otherwise it is printed as ``key: value`` lines. Exit codes: 0 success; 1 the command
-ran but its result has ``"ok": false`` (with ``error`` saying why); 2 a user or input
-error; 3 not implemented.
+``run(args)`` returns a JSON-serialisable dict. Without ``--json`` a few human lines
+say what was made, where, and the headline numbers (``_summary``); with ``--json`` the
+dict is printed as one JSON line, the only line on stdout. Progress bars go to stderr
+either way; ``--quiet`` (alias ``--no-progress``) silences them in every command.
+Every long option answers to both spellings (``--model_file`` and ``--model-file``),
+and ``--help`` shows every option's default. Errors are one line on stderr, API keys
+masked. Exit codes: 0 success; 1 the command ran but its result has ``"ok": false``
+(with ``error`` saying why); 2 a user or input error, or a server that cannot be
+reached; 3 not implemented.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ..core import XFusionError
+from ..core import XFusionError, mask_secrets
+from ._summary import summary_lines
 
 # subcommand -> (module under xfusion_stream.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -33,48 +39,116 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: ...)`` to every option whose help does not say it already
+    (a default of None or False means "not given" and is not shown)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.required:
+            return text
+        if action.default in (None, False, argparse.SUPPRESS):
+            return text
+        if not action.option_strings and action.nargs not in ("?", "*"):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def add_spellings(parser: argparse.ArgumentParser) -> None:
+    """Let every long option answer to both spellings, ``_`` and ``-`` (the original
+    XFusion mixes them: ``--model_file`` but ``--dir-lo-convert``)."""
+    for action in parser._actions:
+        for option in list(action.option_strings):
+            if not option.startswith("--"):
+                continue
+            for other in ("--" + option[2:].replace("_", "-"), "--" + option[2:].replace("-", "_")):
+                owner = parser._option_string_actions.get(other)
+                if owner is None:
+                    parser._option_string_actions[other] = action
+                    action.option_strings = [*action.option_strings, other]
+                elif owner is not action:
+                    raise ValueError(f"{option} and {other} are two different options")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--json`` and ``--quiet``, the same in every command."""
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as one JSON line, the only line on stdout",
+    )
+    parser.add_argument(
+        "--quiet",
+        "--no-progress",
+        dest="quiet",
+        action="store_true",
+        help="no progress bars (they go to stderr, also with --json)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="xfusion", description="Live spatiotemporal fusion for dual-camera radiography"
+        prog="xfusion",
+        description="Live spatiotemporal fusion for dual-camera radiography",
+        formatter_class=HelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(f"{__package__}.{module_name}")
-        p = sub.add_parser(name, help=help_text, description=module.__doc__)
-        p.add_argument("--json", action="store_true", help="print a one-line JSON result")
+        p = sub.add_parser(
+            name, help=help_text, description=module.__doc__, formatter_class=HelpFormatter
+        )
+        add_common_arguments(p)
         module.add_arguments(p)
+        add_spellings(p)
         p.set_defaults(_module=module)
     return parser
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [ConnectionError]
+    httpx = sys.modules.get("httpx")  # only if a command used it
+    if httpx is not None:
+        errors.append(httpx.TransportError)
+    return tuple(errors)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    message = mask_secrets(message)
+    if args.json:
+        print(json.dumps({"ok": False, "error": message}))
+    print(f"xfusion {args.command}: {message}", file=sys.stderr)
+    return code
+
+
+def _run(args: argparse.Namespace) -> dict | int:
+    try:
+        return {"ok": True, **(args._module.run(args) or {})}
+    except XFusionError as exc:
+        return _fail(args, f"error: {exc}", 2)
+    except NotImplementedError as exc:
+        return _fail(args, f"not implemented yet: {exc}", 3)
+    except _connection_errors() as exc:
+        why = " ".join(str(exc).split()) or type(exc).__name__  # one line
+        return _fail(args, f"error: cannot connect: {why}", 2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        result = args._module.run(args)
-    except XFusionError as exc:
-        if args.json:
-            print(json.dumps({"ok": False, "error": str(exc)}))
-        print(f"xfusion {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except NotImplementedError as exc:
-        if args.json:
-            print(json.dumps({"ok": False, "error": f"not implemented yet: {exc}"}))
-        print(f"xfusion {args.command}: not implemented yet: {exc}", file=sys.stderr)
-        return 3
+    result = _run(args)
+    if isinstance(result, int):
+        return result
     # a command that ran to the end but whose result is not a success (a fused run that
     # failed or fused nothing) says so with "ok": false and exit code 1
-    result = {"ok": True, **(result or {})}
     ok = result["ok"] is True
     if not ok:
         why = result.get("error") or result.get("problem") or "the result is not ok"
-        print(f"xfusion {args.command}: failed: {why}", file=sys.stderr)
+        print(mask_secrets(f"xfusion {args.command}: failed: {why}"), file=sys.stderr)
     if args.json:
-        print(json.dumps(result, default=str))
+        print(mask_secrets(json.dumps(result, default=str)))
     else:
-        for key, value in result.items():
-            text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
-            print(f"{key}: {text}")
+        print(mask_secrets("\n".join(summary_lines(args.command, result))))
     return 0 if ok else 1
 
 

@@ -20,12 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--calibration", type=Path, default=None, help="calibration record file")
     a("--calibration-uid", default=None, help="uid of a calibration record run in Tiled")
     a("--model_file", "--model-file", default=None, help="checkpoint or registry name")
-    a("--traverse_mode", "--traverse-mode", choices=("continuous", "double"), default="continuous")
-    a("--device", default="cpu")
-    a("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    a(
+        "--traverse_mode",
+        "--traverse-mode",
+        choices=("continuous", "double"),
+        default="continuous",
+        help="continuous: a fused frame per Shimadzu frame; double: per Phantom frame, held out as truth",
+    )
+    a("--device", default="cpu", help="cpu, cuda or cuda:N")
+    a("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="model precision")
     a("--publish", default=None, help="0MQ proxy in-address to publish fused documents to")
     a("--out", type=Path, default=None, help="also write PNG/GIF/CSV products here")
-    a("--timeout", type=float, default=3600.0)
+    a("--timeout", type=float, default=3600.0, help="seconds to wait for the fused run")
     a(
         "--overlay",
         choices=("residual",),
@@ -55,13 +61,12 @@ def _calibration(args, client):
 
 
 def run(args: argparse.Namespace) -> dict:
-    from tiled.client import from_uri
-
     from ..app import FusionSession
     from ..fusion import FusionConfig, load_fusion_model
     from ..publishing import make_publisher, make_tiled_writer
+    from ._tiled import connect
 
-    client = from_uri(args.tiled_uri)
+    client = connect(args.tiled_uri)
     calibration = _calibration(args, client)
     model = load_fusion_model(args.model_file, device=args.device, precision=args.precision)
     sinks = [make_tiled_writer(client)]
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> dict:
         writer = ProductWriter(
             args.out,
             traverse_mode=args.traverse_mode,
-            progress=not args.json,
+            progress=not args.quiet,
             overlay=args.overlay,
         )
     session = FusionSession(

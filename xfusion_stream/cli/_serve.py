@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
-from ..core import ConfigError
+from ..core import ConfigError, mask_secrets
+from ._logging import command_handler
 
 
 def _positive_int(text: str) -> int:
@@ -45,9 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model_file", default=None, help="checkpoint path or registry name (default: shipped)"
     )
-    parser.add_argument("--traverse_mode", choices=["continuous", "double"], default="continuous")
+    parser.add_argument(
+        "--traverse_mode",
+        choices=["continuous", "double"],
+        default="continuous",
+        help="continuous: a fused frame per Shimadzu frame; double: per Phantom frame, held out as truth",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    parser.add_argument(
+        "--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="model precision"
+    )
     parser.add_argument(
         "--torch-threads",
         type=_positive_int,
@@ -92,12 +99,9 @@ def _load_model(args: argparse.Namespace):
 def _tiled_client(args: argparse.Namespace):
     if not args.tiled_uri:
         return None
-    from tiled.client import from_uri
+    from ._tiled import connect
 
-    try:
-        return from_uri(args.tiled_uri, api_key=args.api_key)
-    except Exception as exc:  # noqa: BLE001 - httpx/tiled raise many kinds; name the URI
-        raise ConfigError(f"--tiled-uri {args.tiled_uri}: cannot connect: {exc}") from exc
+    return connect(args.tiled_uri, api_key=args.api_key)
 
 
 def _check_prefix(flag: str, text: str) -> bytes:
@@ -130,11 +134,10 @@ def run(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.torch_threads)
     model = _load_model(args)
     client = _tiled_client(args)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s xfusion serve: %(message)s"))
+    handler = command_handler("serve")
     log = logging.getLogger("xfusion_stream")
     log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     sinks = [make_tiled_writer(client)] if client is not None else []
     session = FusionSession(model, calibration, sinks, config)
     try:
@@ -154,6 +157,6 @@ def run(args: argparse.Namespace) -> dict:
         "model": model.metadata(),
         "calibration_uid": calibration.uid,
         "traverse_mode": args.traverse_mode,
-        "tiled_uri": args.tiled_uri.split("?", 1)[0] if args.tiled_uri else None,
+        "tiled_uri": mask_secrets(args.tiled_uri) if args.tiled_uri else None,
         **result,
     }

@@ -27,21 +27,31 @@ def _fast_events(text: str) -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (created; must be empty)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--frames", type=int, default=128, help="Shimadzu frames (default 128)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the scene")
+    parser.add_argument("--frames", type=int, default=128, help="Shimadzu frames")
     parser.add_argument(
-        "--shimadzu-shape", type=int, nargs=2, default=(64, 96), metavar=("ROWS", "COLS")
+        "--shimadzu-shape",
+        type=int,
+        nargs=2,
+        default=(64, 96),
+        metavar=("ROWS", "COLS"),
+        help="Shimadzu sensor region (the HPV-X2 is 250 400)",
     )
     parser.add_argument("--ratio", type=int, default=4, help="Phantom/Shimadzu pixel ratio")
     parser.add_argument("--phantom-every", type=int, default=20, help="Shimadzu frames per Phantom")
     parser.add_argument("--frame-ns", type=int, default=200, help="Shimadzu frame time in ns")
     geometry = parser.add_argument_group("inter-camera transform (Shimadzu HR grid -> Phantom)")
-    geometry.add_argument("--rotation-deg", type=float, default=1.2)
+    geometry.add_argument("--rotation-deg", type=float, default=1.2, help="rotation in degrees")
     geometry.add_argument(
-        "--translation-px", type=float, nargs=2, default=(3.5, -2.0), metavar=("TX", "TY")
+        "--translation-px",
+        type=float,
+        nargs=2,
+        default=(3.5, -2.0),
+        metavar=("TX", "TY"),
+        help="translation in Phantom pixels",
     )
-    geometry.add_argument("--scale-row", type=float, default=0.991)
-    geometry.add_argument("--scale-col", type=float, default=1.012)
+    geometry.add_argument("--scale-row", type=float, default=0.991, help="row scale")
+    geometry.add_argument("--scale-col", type=float, default=1.012, help="column scale")
     geometry.add_argument("--no-mirror", action="store_true", help="Phantom not mirrored")
     scene = parser.add_argument_group("scene")
     scene.add_argument("--shimadzu-photons", type=float, default=1000.0, help="b0; 0 = no noise")
@@ -59,13 +69,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--shimadzu-dark", type=float, default=0.0, help="Shimadzu dark offset in counts"
     )
     scene.add_argument("--pixel-um", type=float, default=3.2, help="Phantom pixel size (um)")
-    scene.add_argument("--grid-angle-deg", type=float, default=2.5)
+    scene.add_argument(
+        "--grid-angle-deg", type=float, default=2.5, help="G400 grid angle in degrees"
+    )
     scene.add_argument(
         "--fast-events", type=_fast_events, default=None, metavar="SPEC",
         help=FAST_EVENTS_HELP,
     )  # fmt: skip
-    parser.add_argument("--experiment-name", default="sim_experiment")
-    parser.add_argument("--calibration-name", default="sim_calibration_grid")
+    parser.add_argument(
+        "--experiment-name", default="sim_experiment", help="experiment folder name"
+    )
+    parser.add_argument(
+        "--calibration-name",
+        default="sim_calibration_grid",
+        help="calibration case folder name",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -102,7 +120,7 @@ def run(args: argparse.Namespace) -> dict:
         config,
         experiment_name=args.experiment_name,
         calibration_name=args.calibration_name,
-        progress=not args.json,
+        progress=not args.quiet,
     )
     from pathlib import Path
 

@@ -30,10 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataroot_context", type=Path, help="actual data: full LR run")
     parser.add_argument("--meta_info_context", type=Path, help="actual data: index map CSV")
     parser.add_argument("--out", type=Path, default=Path("xfusion_train"), help="run folder")
-    parser.add_argument("--iters", type=int, help="override train.iters from the YAML")
-    parser.add_argument("--seed", type=int, help="override seed from the YAML")
+    parser.add_argument(
+        "--iters", type=int, help="override train.iters from the YAML (default: the YAML's)"
+    )
+    parser.add_argument(
+        "--seed", type=int, help="override seed from the YAML (default: the YAML's)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from --out's state")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> dict:
             args.out,
             resume=args.resume,
             pretrain=args.pretrain_network_g,
-            progress=not args.no_progress,
+            progress=not args.quiet,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc

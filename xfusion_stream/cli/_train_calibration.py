@@ -22,13 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evaluator_weights", default=None, help="fusion model checkpoint")
     parser.add_argument("--flow_weights", default=None, help="warm start (matching tensors)")
     parser.add_argument("--full_weights", default=None, help="resume a calibration checkpoint")
-    parser.add_argument("--iters", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--iters", type=int, default=1000, help="training steps")
+    parser.add_argument("--batch-size", type=int, default=4, help="pairs per step")
     parser.add_argument("--crop", type=int, default=64, help="HR crop size (multiple of 16)")
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=1e-4, help="learning rate")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--out", default="calibration_flow.pth", help="checkpoint to write")
-    parser.add_argument("--quiet", action="store_true")
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -21,6 +21,7 @@ from ._home_config import (
     write_config,
 )
 from ._optics import InterCameraTransform
+from ._secrets import SecretFilter, mask_secrets
 
 __all__ = [
     "CalibrationError",
@@ -36,10 +37,12 @@ __all__ = [
     "HomeConfig",
     "InterCameraTransform",
     "load_config",
+    "mask_secrets",
     "MODEL_TYPES",
     "read_config",
     "read_mapping",
     "RecordedFormatError",
+    "SecretFilter",
     "update_config",
     "write_config",
     "XFusionError",

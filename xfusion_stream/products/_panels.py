@@ -14,12 +14,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ._label import labelled
+
 __all__ = [
     "DisplayWindow",
     "Panels",
+    "enlarge_to",
     "labelled_gif_frame",
     "lr_upsampled",
-    "reference_frame",
     "shrink_to",
 ]
 
@@ -56,52 +58,77 @@ def lr_upsampled(lr_centre: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(up, 0.0, 1.0)
 
 
-def reference_frame(hr_frames, truth: np.ndarray | None) -> tuple[np.ndarray, str]:
-    """What the HR panel shows: the held-out truth when there is one, else the Phantom
-    frame before (the callback gives no Phantom times, so "nearer" cannot be decided)."""
-    if truth is not None:
-        return truth, "truth"
-    return hr_frames[0], "before"
-
-
-def shrink_to(image: np.ndarray, max_side: int) -> np.ndarray:
-    """Area-downsample by an integer factor so the longer side is at most ``max_side``."""
+def shrink_to(image: np.ndarray, max_side: int, min_width: int = 0) -> np.ndarray:
+    """Area-downsample by an integer factor so the longer side is at most ``max_side``,
+    but never to fewer than ``min_width`` columns when the image has that many."""
     factor = -(-max(image.shape[:2]) // max_side)
+    while factor > 1 and image.shape[1] // factor < min_width:
+        factor -= 1
     if factor <= 1:
         return image
     rows, cols = image.shape[0] // factor, image.shape[1] // factor
     return cv2.resize(image, (max(cols, 1), max(rows, 1)), interpolation=cv2.INTER_AREA)
 
 
+def enlarge_to(image: np.ndarray, min_width: int) -> np.ndarray:
+    """Nearest-neighbour enlargement by an integer factor when the image is under half
+    ``min_width`` wide (so a tiny frame can carry a readable label); else unchanged."""
+    cols = image.shape[1]
+    if cols <= 0 or 2 * cols > min_width:
+        return image
+    k = -(-min_width // cols)
+    return np.repeat(np.repeat(image, k, axis=0), k, axis=1)
+
+
 @dataclass(frozen=True)
 class Panels:
-    """Three 8-bit panels of one window (the fused one RGB when tinted by an overlay),
-    the words that go with them and the window's residual map (noise units) if any."""
+    """The 8-bit panels of one window (the fused one RGB when tinted by an overlay),
+    their titles, the window's residual map (noise units) and its truth, if any.
+
+    ``hr`` is the Phantom input shown: the nearest-in-time baseline when there is a
+    truth, else the Phantom frame before.
+    """
 
     lr: np.ndarray
     fused: np.ndarray
     hr: np.ndarray
-    label: str  # one line, the GIF caption
-    titles: tuple[str, str, str] = ("", "", "")  # montage column titles
+    titles: tuple[str, str, str] = ("", "", "")  # LR, fused, Phantom
     residual: np.ndarray | None = None  # the montage's residual column
     residual_title: str = ""
+    truth: np.ndarray | None = None
+    truth_title: str = ""
 
-    def strip(self, gap: int = 4) -> np.ndarray:
-        """LR | fused | HR side by side with a white gap between them (RGB if any panel is)."""
-        panels = [self.lr, self.fused, self.hr]
-        if any(p.ndim == 3 for p in panels):
-            panels = [p if p.ndim == 3 else np.repeat(p[..., None], 3, axis=2) for p in panels]
-        sep = np.full((panels[1].shape[0], gap, *panels[1].shape[2:]), 255, dtype=np.uint8)
-        return np.concatenate([panels[0], sep, panels[1], sep, panels[2]], axis=1)
+    def shown(self) -> list[tuple[np.ndarray, str]]:
+        """What the GIF shows: LR | fused | truth, or LR | fused | Phantom without one."""
+        third = (self.hr, self.titles[2]) if self.truth is None else (self.truth, self.truth_title)
+        return [(self.lr, self.titles[0]), (self.fused, self.titles[1]), third]
+
+    def strip(self, gap: int = 4, min_width: int = 0) -> np.ndarray:
+        """The GIF's panels side by side, each under its title, white gaps between
+        (RGB if any panel is); panels narrower than half ``min_width`` are enlarged."""
+        shown = [(enlarge_to(p, min_width), t) for p, t in self.shown()]
+        rgb = any(p.ndim == 3 for p, _ in shown)
+        n_lines = max(t.count("\n") + 1 for _, t in shown)
+        parts = []
+        for k, (panel, title) in enumerate(shown):
+            if rgb and panel.ndim == 2:
+                panel = np.repeat(panel[..., None], 3, axis=2)
+            if k:
+                parts.append(np.full((0, gap, *panel.shape[2:]), 255, dtype=np.uint8))
+            parts.append(labelled(panel, title, n_lines))
+        rows = max(p.shape[0] for p in parts)
+        parts = [_pad_rows(p, rows) for p in parts]
+        return np.concatenate(parts, axis=1)
 
 
-def labelled_gif_frame(panels: Panels, band: int = 14):
-    """A PIL image: a caption band over the LR | fused | HR strip (mode L, or RGB)."""
-    from PIL import Image, ImageDraw
+def _pad_rows(part: np.ndarray, rows: int) -> np.ndarray:
+    """White rows under ``part`` up to ``rows`` (a gap grows to the strip's height)."""
+    pad = np.full((rows - part.shape[0], *part.shape[1:]), 255, dtype=np.uint8)
+    return np.concatenate([part, pad], axis=0)
 
-    strip = panels.strip()
-    canvas = np.zeros((strip.shape[0] + band, *strip.shape[1:]), dtype=np.uint8)
-    canvas[band:] = strip
-    image = Image.fromarray(canvas)  # uint8 2-D: mode L; (rows, cols, 3): RGB
-    ImageDraw.Draw(image).text((2, 1), panels.label, fill=255 if canvas.ndim == 2 else "white")
-    return image
+
+def labelled_gif_frame(panels: Panels, min_width: int = 0):
+    """A PIL image of the GIF strip (mode L, or RGB when a panel is tinted)."""
+    from PIL import Image
+
+    return Image.fromarray(panels.strip(min_width=min_width))

@@ -15,30 +15,27 @@ propagates into the worker, so it cannot fail the fused run itself.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from ..core import ConfigError
 from ..fusion import BLEND_SOURCES, FUSED_FRAME, FrameSchema, mean_residual
-from ._panels import (
-    DisplayWindow,
-    Panels,
-    labelled_gif_frame,
-    lr_upsampled,
-    reference_frame,
-    shrink_to,
-)
+from ._csv import MetricsCsv
+from ._label import labelled
+from ._panels import DisplayWindow, Panels, labelled_gif_frame, lr_upsampled, shrink_to
 from ._plots import write_attention, write_metrics_plot, write_montage
-from ._residual import OVERLAYS, residual_caption, tint_unsupported
+from ._residual import OVERLAYS, tint_unsupported
+from ._run_plots import write_blend_weights, write_fidelity
 from ._sample import EvenSample
+from ._truth import TruthProvider, WindowTruth, window_truth
 from ._video import Mp4Writer
+from ._window_panels import video_label, window_panels
 
 if TYPE_CHECKING:
     from ..fusion import FusedFrame, WindowJob
@@ -70,10 +67,15 @@ class ProductWriter:
     (``products._residual``).
 
     ``traverse_mode`` is "continuous" or "double"; double mode adds the
-    metric columns, ``metrics.png`` and the mean metrics. ``progress_total`` (when the
-    number of windows is known) sizes the progress bar and lets the GIF/montage pick
-    their frames without over-collecting. ``schema`` (default ``FUSED_FRAME``) gives
-    the CSV columns: every field with columns, then its truth scores.
+    metric columns, ``metrics.png`` and the mean metrics. ``truth`` (a
+    ``products.TruthProvider``) gives the truth of windows that have none of their own
+    (a simulation's scene): the same columns, plots and means, and a truth column in the
+    montage. ``progress_total`` (when the number of windows is known) sizes the
+    progress bar and lets the GIF/montage pick their frames without over-collecting.
+    ``schema`` (default ``FUSED_FRAME``) gives the CSV columns: every field with
+    columns, then its truth scores and ``truth_reference`` (what they were scored
+    against). GIF panels are at full resolution up to ``gif_panel_side``, shrunk no
+    narrower than ``gif_min_width`` and enlarged when under half of it.
     """
 
     def __init__(
@@ -82,17 +84,19 @@ class ProductWriter:
         *,
         traverse_mode: str = "continuous",
         save_frames: bool = True,
-        gif_max_frames: int = 64,
+        gif_max_frames: int = 24,
         montage_windows: int = 4,
         progress_total: int | None = None,
         progress: bool = True,
-        gif_panel_side: int = 256,
+        gif_panel_side: int = 512,
         montage_panel_side: int = 512,
         gif_frame_ms: int = 100,
         video: bool = True,
         video_fps: int = 10,
         schema: FrameSchema = FUSED_FRAME,
         overlay: str | None = None,
+        truth: TruthProvider | None = None,
+        gif_min_width: int = 400,
     ) -> None:
         from tqdm import tqdm
 
@@ -107,6 +111,7 @@ class ProductWriter:
             ("gif_max_frames", gif_max_frames),
             ("montage_windows", montage_windows),
             ("gif_panel_side", gif_panel_side),
+            ("gif_min_width", gif_min_width),
             ("montage_panel_side", montage_panel_side),
             ("video_fps", video_fps),
         ):
@@ -129,13 +134,16 @@ class ProductWriter:
         self._montage: EvenSample[Panels] = EvenSample(montage_windows, progress_total)
         self._window: DisplayWindow | None = None
         self._video = Mp4Writer(self.out_dir / "fused.mp4", video_fps) if video else None
-        self._columns: list[str] | None = None
-        self._csv_file: TextIO | None = None
-        self._csv: Any = None
+        self._truth = truth
+        self._csv = MetricsCsv(
+            self.metrics_csv, schema, traverse_mode == "double" or truth is not None
+        )
+        self.gif_min_width = gif_min_width
         self._x: list[int] = []
         self._metrics: dict[str, list[float]] = {}
         self._attention: list[np.ndarray] = []
         self._blends: list[np.ndarray] = []
+        self._blend_x: list[int] = []
         self._residuals: dict[str, list[float]] = {"rms": [], "p99": []}
         self.n_frames = 0
         self.n_errors = 0
@@ -166,31 +174,38 @@ class ProductWriter:
         image = np.asarray(frame.image, dtype=np.float32)
         if image.ndim != 2:
             raise ValueError(f"fused image must be 2-D (rows, cols), got shape {image.shape}")
+        truth = window_truth(frame, job, self._truth)
+        frame = truth.frame
         if self.frames_dir is not None:
             self._write_frame(image, frame.shimadzu_index)
-        self._write_row(frame)
+        self._write_row(frame, truth.reference)
         self.n_frames += 1
         if "psnr" in frame.metrics:
             self._bar.set_postfix(psnr=f"{frame.metrics['psnr']:.2f}", refresh=False)
 
-        views: dict[str, Any] = {}
+        views: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-        def full_views() -> tuple[np.ndarray, np.ndarray, str]:
+        def full_views() -> tuple[np.ndarray, np.ndarray]:
             if not views:
-                ref, kind = reference_frame(job.hr_frames, job.truth)
-                views["v"] = (lr_upsampled(job.lr_frames[1], image.shape), ref, kind)
+                hr = job.hr_frames[truth.nearer if truth.image is not None else 0]
+                views["v"] = (lr_upsampled(job.lr_frames[1], image.shape), hr)
             return views["v"]
 
         if self._window is None:
-            self._window = DisplayWindow.from_frames(image, full_views()[1])
+            ref = truth.image if truth.image is not None else full_views()[1]
+            self._window = DisplayWindow.from_frames(image, ref)
         tint = self.overlay is not None
-        self._gif.offer(lambda: self._panels(frame, image, full_views, self.gif_panel_side, tint))
+        gif = (self.gif_panel_side, self.gif_min_width, tint)
+        self._gif.offer(lambda: self._panels(truth, full_views, *gif))
         self._montage.offer(
-            lambda: self._panels(frame, image, full_views, self.montage_panel_side, False)
+            lambda: self._panels(truth, full_views, self.montage_panel_side, 0, False)
         )
         if self._video is not None:
             try:
-                self._video.write(self._overlaid(frame, self._window.to_uint8(image)))
+                label = video_label(frame, self._has_residual)
+                self._video.write(
+                    labelled(self._overlaid(frame, self._window.to_uint8(image)), label, 1)
+                )
             except Exception as exc:  # noqa: BLE001 - the video stops, the rest goes on
                 logger.exception("products: fused.mp4 stopped at window %s", frame.window_index)
                 self._error(f"fused.mp4 at window {frame.window_index}: {exc!r}")
@@ -212,76 +227,46 @@ class ProductWriter:
         if not cv2.imwrite(str(stem.with_suffix(".png")), png):
             raise OSError(f"{stem.with_suffix('.png')}: PNG could not be written")
 
-    def _metric_columns(self, frame: FusedFrame | None) -> list[str]:
-        """Every truth score in double mode, else those the first frame has."""
-        names = self.schema.metric_names
-        return [
-            k for k in names if self.traverse_mode == "double" or (frame is not None and k in frame)
-        ]
-
-    def _open_csv(self, columns: list[str]) -> None:
-        self._columns = columns
-        self._csv_file = open(self.metrics_csv, "w", newline="")  # noqa: SIM115 - held for the run
-        self._csv = csv.writer(self._csv_file)
-        self._csv.writerow(columns)
-
-    def _write_row(self, frame: FusedFrame) -> None:
-        if self._columns is None:
-            self._open_csv([*self.schema.csv_columns, *self._metric_columns(frame)])
-        assert self._columns is not None
-        metric_cols = self._columns[len(self.schema.csv_columns) :]
-        row = self.schema.csv_row(frame, metric_cols)  # checks array lengths first
+    def _write_row(self, frame: FusedFrame, reference: str) -> None:
+        self._csv.write(frame, reference)
         attention = np.asarray(frame.attention, dtype=np.float32).reshape(-1)
         blend = np.asarray(frame.blend_weights, dtype=np.float32).reshape(-1)
-        self._csv.writerow(row)
-        assert self._csv_file is not None
-        self._csv_file.flush()
         self._x.append(frame.shimadzu_index)
         if self._has_residual:
             self._residuals["rms"].append(float(frame["shimadzu_residual_rms"]))
             self._residuals["p99"].append(float(frame["shimadzu_residual_p99"]))
-        for key in metric_cols:
+        for key in self._csv.metric_columns:
             self._metrics.setdefault(key, []).append(float(frame[key]))
         if np.isfinite(attention).any():
             self._attention.append(attention)
         if np.isfinite(blend).all():
             self._blends.append(blend)
+            self._blend_x.append(frame.shimadzu_index)
 
     def _panels(
         self,
-        frame: FusedFrame,
-        image: np.ndarray,
-        full_views: Callable[[], tuple[np.ndarray, np.ndarray, str]],
+        truth: WindowTruth,
+        views: Callable[[], tuple[np.ndarray, np.ndarray]],
         side: int,
+        min_width: int,
         tint: bool,
     ) -> Panels:
         assert self._window is not None
-        lr_up, ref, kind = full_views()
-        lr8, fused8, hr8 = (shrink_to(self._window.to_uint8(a), side) for a in (lr_up, image, ref))
-        if tint:
-            fused8 = self._overlaid(frame, fused8)
-        m = frame.metrics
-        ref_title = (
-            f"truth: Phantom {frame.truth_index}" if kind == "truth" else
-            f"Phantom before ({frame.hr_indices[0]})"
-        )  # fmt: skip
-        lr_title = f"LR: Shimadzu {frame.lr_indices[1]}, bicubic x4"
-        fused_title = f"fused: window {frame.window_index}, Shimadzu {frame.shimadzu_index}"
-        if "psnr_bicubic" in m:
-            lr_title += f"\nPSNR {m['psnr_bicubic']:.2f} dB"
-        if "psnr" in m:
-            fused_title += f"\nPSNR {m['psnr']:.2f} dB"
-        caption = f"Shimadzu {frame.shimadzu_index}: LR | fused | {ref_title}"
-        if "psnr" in m:
-            caption += f"  PSNR {m['psnr']:.2f} dB"
-        residual, words = None, ""
-        if self._has_residual:
-            residual = np.asarray(frame["shimadzu_residual_map"], dtype=np.float32)
-            words = residual_caption(frame["shimadzu_residual_rms"], frame["shimadzu_residual_p99"])
-            caption += f"  residual {words}" if tint and words else ""
-        titles = (lr_title, fused_title, ref_title)
-        title = f"residual vs Shimadzu {frame.lr_indices[1]}\n{words}" if words else ""
-        return Panels(lr8, fused8, hr8, caption, titles, residual, title)
+        window, frame = self._window, truth.frame
+
+        def to8(image: np.ndarray) -> np.ndarray:
+            return shrink_to(window.to_uint8(image), side, min_width)
+
+        lr_up, hr = views()
+        fused8 = self._overlaid(frame, to8(frame.image)) if tint else to8(frame.image)
+        truth8 = None if truth.image is None else to8(truth.image)
+        return window_panels(
+            frame,
+            (to8(lr_up), fused8, to8(hr), truth8),
+            truth,
+            has_residual=self._has_residual,
+            tinted=tint,
+        )
 
     # ---- main thread, after the worker is done -----------------------------------------
     def close(self) -> dict[str, Any]:
@@ -289,10 +274,7 @@ class ProductWriter:
         if self._summary is not None:
             return self._summary
         self._bar.close()
-        if self._csv_file is None:  # no frame at all: still leave a header-only CSV
-            self._open_csv([*self.schema.csv_columns, *self._metric_columns(None)])
-        assert self._csv_file is not None
-        self._csv_file.close()
+        self._csv.close()
         summary: dict[str, Any] = {
             "out_dir": str(self.out_dir),
             "traverse_mode": self.traverse_mode,
@@ -301,7 +283,8 @@ class ProductWriter:
             "montage_png": self._attempt("montage.png", self._write_montage),
             "gif": self._attempt("fused.gif", self._write_gif),
             "mp4": self._attempt("fused.mp4", self._close_video),
-            "attention_png": self._attempt("attention.png", self._write_attention),
+            "blend_weights_png": self._attempt("blend_weights.png", self._write_blends),
+            "fidelity_png": self._attempt("fidelity.png", self._write_fidelity),
             "n_frames": self.n_frames,
             "mean": self._means(),
             "shimadzu_residual": mean_residual(self._residuals["rms"]),
@@ -318,7 +301,11 @@ class ProductWriter:
                 else None
             ),
         }
-        if self.traverse_mode == "double":
+        # the old key: the per-frame blend weights replace the (saturated) attention bars
+        summary["attention_png"] = summary["blend_weights_png"] or self._attempt(
+            "attention.png", self._write_attention
+        )
+        if self.traverse_mode == "double" or self._truth is not None:
             summary["metrics_png"] = self._attempt("metrics.png", self._write_metrics_plot)
         summary["n_errors"] = self.n_errors
         summary["errors"] = list(self.errors)
@@ -347,7 +334,8 @@ class ProductWriter:
         return bool(rows)
 
     def _write_gif(self, path: Path) -> bool:
-        images = [labelled_gif_frame(panels) for _, panels in self._gif.picks()]
+        picks = self._gif.picks()
+        images = [labelled_gif_frame(panels, self.gif_min_width) for _, panels in picks]
         if images:
             images[0].save(
                 path, save_all=True, append_images=images[1:], duration=self.gif_frame_ms, loop=0
@@ -362,9 +350,23 @@ class ProductWriter:
             write_attention(np.stack(self._attention), path)
         return bool(self._attention)
 
+    def _write_blends(self, path: Path) -> bool:
+        if self._blends:
+            write_blend_weights(np.asarray(self._blend_x), np.stack(self._blends), path)
+        return bool(self._blends)
+
+    def _write_fidelity(self, path: Path) -> bool:
+        rms, p99 = (np.asarray(self._residuals[k], dtype=np.float64) for k in ("rms", "p99"))
+        if not np.isfinite(rms).any():
+            return False
+        write_fidelity(np.asarray(self._x), rms, p99, path)
+        return True
+
     def _write_metrics_plot(self, path: Path) -> bool:
         if not self._x or not any(np.isfinite(v).any() for v in self._metrics.values()):
             return False
         arrays = {k: np.asarray(v, dtype=np.float64) for k, v in self._metrics.items()}
-        write_metrics_plot(np.asarray(self._x), arrays, path)
+        truth = "held-out Phantom frame" if self.traverse_mode == "double" else "truth per frame"
+        title = f"fused vs baselines against the {truth}"
+        write_metrics_plot(np.asarray(self._x), arrays, path, title=title)
         return True

@@ -9,6 +9,7 @@ serialization registry before the app is built.
 
 from __future__ import annotations
 
+import copy
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +34,18 @@ def register_json_seq_exporter() -> None:
 
 
 _PROCESS_API_KEY = secrets.token_hex(16)
+
+
+def _file_log_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Tiled's logging config for the server's access.log and error.log: no ANSI colour
+    codes (they are files) and no API key in a logged URL."""
+    config = copy.deepcopy(config)
+    for formatter in config["formatters"].values():
+        formatter["use_colors"] = False
+    config["filters"]["secrets"] = {"()": "xfusion_stream.core.SecretFilter"}
+    for handler in config["handlers"].values():
+        handler["filters"] = [*handler.get("filters", []), "secrets"]
+    return config
 
 
 class EmbeddedTiled:
@@ -80,11 +93,18 @@ class EmbeddedTiled:
         readable = [str(Path(p).resolve()) for p in readable_storage]
         for path in readable:
             Path(path).mkdir(parents=True, exist_ok=True)
-        self._server: Any = SimpleTiledServer(
-            directory=self.directory,
-            api_key=self.api_key,
-            readable_storage=readable or None,
-        )
+        from tiled.server import logging_config
+
+        default_log_config = logging_config.LOGGING_CONFIG
+        logging_config.LOGGING_CONFIG = _file_log_config(default_log_config)
+        try:  # SimpleTiledServer reads this module attribute to write its log files
+            self._server: Any = SimpleTiledServer(
+                directory=self.directory,
+                api_key=self.api_key,
+                readable_storage=readable or None,
+            )
+        finally:
+            logging_config.LOGGING_CONFIG = default_log_config
         self._clients: list[Any] = []
         self._closed = False
         EmbeddedTiled._open_keys[id(self)] = api_key

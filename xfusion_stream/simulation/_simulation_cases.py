@@ -17,7 +17,7 @@ import numpy as np
 from ..core import ConfigError
 from ._scene import Scene, SceneConfig
 
-__all__ = ["write_simulation", "read_event_masks", "TRUTH_FORMAT"]
+__all__ = ["write_simulation", "read_event_masks", "preview_figure", "TRUTH_FORMAT"]
 
 TRUTH_FORMAT = "xfusion-simulation-truth/1"
 
@@ -109,17 +109,50 @@ def read_event_masks(path: str | Path) -> np.ndarray:
 
 def _write_preview(path: Path, scene: Scene, k: int) -> None:
     """Truth | Phantom frame nearest in time | Shimadzu upsampled, one PNG to look at."""
-    import cv2
+    fig = preview_figure(scene, k)
+    fig.savefig(path)
 
-    truth = scene.truth_counts(scene.shimadzu_times_ns()[k])
-    i = int(np.argmin(np.abs(scene.phantom_times_ns() - scene.shimadzu_times_ns()[k])))
+
+def preview_figure(scene: Scene, k: int):
+    """The preview as a titled matplotlib ``Figure`` (object API): the three views of
+    Shimadzu instant ``k`` on one grey scale (counts), axes in Phantom pixels."""
+    import cv2
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    t = scene.shimadzu_times_ns()[k]
+    truth = scene.truth_counts(t)
+    i = int(np.argmin(np.abs(scene.phantom_times_ns() - t)))
     phantom = scene.phantom_frame(i)
     rows, cols = scene.phantom_shape
-    shimadzu = cv2.resize(scene.shimadzu_frame(k), (cols, rows), interpolation=cv2.INTER_NEAREST)
-    row = np.hstack([truth, phantom, shimadzu]).astype(np.float64)
-    lo, hi = np.percentile(row, [0.5, 99.5])
-    image = np.clip((row - lo) / max(hi - lo, 1.0) * 255, 0, 255).astype(np.uint8)
-    cv2.imwrite(str(path), image)
+    raw = scene.shimadzu_frame(k)
+    shimadzu = cv2.resize(raw, (cols, rows), interpolation=cv2.INTER_NEAREST)
+    dt_us = (scene.phantom_times_ns()[i] - t) / 1e3
+    views = [
+        (truth, f"truth: noise-free scene\nat Shimadzu frame {k} (t = {t / 1e3:.1f} us)"),
+        (
+            phantom,
+            f"Phantom frame {i}\n(nearest in time, dt = {dt_us:+.1f} us)",
+        ),
+        (
+            shimadzu,
+            f"Shimadzu frame {k}\n(nearest-neighbour x{rows // raw.shape[0]})",
+        ),
+    ]
+    lo, hi = np.percentile(np.hstack([v for v, _ in views]).astype(np.float64), [0.5, 99.5])
+    fig = Figure(figsize=(12, 12 / 3 * rows / cols + 1.4), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3, sharey=True)
+    for ax, (image, title) in zip(axes, views):
+        shown = ax.imshow(image, cmap="gray", vmin=lo, vmax=max(hi, lo + 1.0))
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("column (Phantom px)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("row (Phantom px)", fontsize=8)
+    bar = fig.colorbar(shown, ax=list(axes), fraction=0.02, pad=0.01)
+    bar.set_label("counts", fontsize=8)
+    fig.suptitle("simulated truth and what each camera records", fontsize=10)
+    return fig
 
 
 def write_simulation(

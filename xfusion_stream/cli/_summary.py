@@ -1,0 +1,192 @@
+"""What a command prints without ``--json``: a few lines a person reads.
+
+What was made and where, the headline numbers, and the path of ``summary.json`` when
+the command wrote one. Everything else is in ``--json`` (one line, every key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+Lines = list[str]
+_SCALARS = (str, int, float, bool, type(None))
+_WIDTH = 100
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)
+
+
+def _short(value: Any) -> str:
+    text = _number(value)
+    return text if len(text) <= _WIDTH else text[: _WIDTH - 3] + "..."
+
+
+def _pairs(result: dict, keys: Iterable[str]) -> Lines:
+    """``key: value`` for those of ``keys`` that are present and not None."""
+    return [f"{k}: {_short(result[k])}" for k in keys if result.get(k) is not None]
+
+
+def _generic(result: dict) -> Lines:
+    """Scalars as they are; a nested dict or list as its size (``--json`` has them)."""
+    lines = []
+    for key, value in result.items():
+        if key == "ok":
+            continue
+        if isinstance(value, _SCALARS):
+            lines.append(f"{key}: {_short(value)}")
+        elif isinstance(value, dict) and all(isinstance(v, _SCALARS) for v in value.values()):
+            text = ", ".join(f"{k} {_number(v)}" for k, v in value.items())
+            lines.append(f"{key}: {_short(text)}")
+        elif isinstance(value, (dict, list, tuple)):
+            lines.append(f"{key}: {len(value)} entries (--json shows them)")
+    return lines
+
+
+def _fused(r: dict) -> Lines:
+    """The headline of one fused run (``FusedRunResult.summary``)."""
+    line = f"fused {r.get('frames_fused', 0)} frames"
+    if r.get("gaps"):
+        line += f", {r['gaps']} gaps"
+    if r.get("wall_seconds") is not None:
+        line += f" in {_number(r['wall_seconds'])} s"
+    line += f" (exit status {r.get('exit_status')})"
+    if r.get("reason"):
+        line += f": {r['reason']}"
+    lines = [line]
+    if r.get("shimadzu_residual") is not None:
+        p99 = r.get("shimadzu_residual_p99")
+        extra = f", p99 {_number(p99)}" if p99 is not None else ""
+        lines.append(
+            f"residual vs Shimadzu: {_number(r['shimadzu_residual'])} noise sigma{extra}"
+            " (~1: the fast camera supports the fused frames)"
+        )
+    if r.get("fused_uid"):
+        lines.append(f"fused run {r['fused_uid']} (of raw run {r.get('raw_uid')})")
+    return lines
+
+
+def _score(means: dict, metric: str, source: str) -> Any:
+    """A mean score: the fused one is ``psnr`` (products) or ``psnr_fused`` (demo)."""
+    value = means.get(f"{metric}_{source}")
+    return means.get(metric) if value is None and source == "fused" else value
+
+
+def _scores(means: dict | None, label: str = "vs truth") -> Lines:
+    """``PSNR vs truth: fused 31.2, bicubic 28.0, nearest 25.1 dB`` (and SSIM)."""
+    lines = []
+    for metric, unit in (("psnr", " dB"), ("ssim", "")):
+        found = [(s, _score(means or {}, metric, s)) for s in ("fused", "bicubic", "nearest")]
+        text = ", ".join(f"{s} {_number(v, 4)}" for s, v in found if v is not None)
+        if text:
+            lines.append(f"{metric.upper()} {label}: {text}{unit}")
+    return lines
+
+
+def _products(r: dict) -> Lines:
+    keys = ("montage_png", "gif", "mp4", "metrics_csv", "metrics_png", "frames_dir")
+    made = [Path(str(r[k])) for k in keys if r.get(k)]
+    folders = {path.parent for path in made}
+    if len(folders) == 1:  # one folder: name it once
+        names = ", ".join(path.name for path in made)
+        lines = [f"products in {folders.pop()}: {names}"]
+    else:
+        lines = [f"products: {', '.join(str(path) for path in made)}"] if made else []
+    if r.get("errors"):
+        lines.append(f"product errors: {len(r['errors'])}, first: {_short(r['errors'][0])}")
+    return lines
+
+
+def _summary_json(folder: Any) -> Lines:
+    path = Path(str(folder)) / "summary.json" if folder else None
+    return [f"summary: {path}"] if path is not None and path.is_file() else []
+
+
+def _demo(r: dict) -> Lines:
+    lines = [f"out: {r.get('out')}", *_fused(r), *_scores(r.get("metrics_vs_truth"))]
+    cal = r.get("calibration") or {}
+    if cal:
+        lines.append(
+            f"calibration {cal.get('uid')}: rotation error {cal.get('rotation_error_deg')} deg,"
+            f" scale error {cal.get('scale_error_pct')} %"
+        )
+    heard = r.get("received_by_remote_dispatcher") or {}
+    runs = heard.get("runs") or []
+    if runs:
+        events = sum(int((run.get("events") or {}).get("fused", 0)) for run in runs)
+        lines.append(f"an independent 0MQ listener received {events} fused frames")
+    tiled = r.get("tiled") or {}
+    if tiled:
+        lines.append(f"Tiled {tiled.get('uri')} holds {tiled.get('fused_in_tiled')} fused frames")
+    lines += _products(r)
+    if r.get("seconds") is not None:
+        lines.append(f"took {_number(r['seconds'])} s")
+    return lines + _summary_json(r.get("out"))
+
+
+def _inference(r: dict) -> Lines:
+    lines = [f"out: {r.get('out')} ({r.get('data_type')}, {r.get('traverse_mode')})"]
+    for case in r.get("cases") or []:
+        head = _fused(case)
+        lines.append(f"{case.get('case')}: {head[0]}")
+        lines += [f"  {line}" for line in head[1:2] + _scores(case.get("mean"))]
+        lines += [f"  {line}" for line in _products(case)]
+        lines += [f"  {line}" for line in _summary_json(case.get("out_dir"))]
+    if len(r.get("cases") or []) > 1:
+        lines += _scores(r.get("mean"), "over all cases")
+    return lines
+
+
+def _replay(r: dict) -> Lines:
+    lines = _fused(r) + _pairs(r, ("calibration_uid",))
+    products = r.get("products") or {}
+    lines += _scores(products.get("mean")) + _products(products)
+    return lines + _pairs(products, ("out_dir",))
+
+
+def _serve(r: dict) -> Lines:
+    lines = _pairs(r, ("stopped_by", "tiled_uri", "calibration_uid", "traverse_mode"))
+    runs = r.get("runs") or []
+    lines.append(f"raw runs fused: {len(runs)}")
+    for run in runs:
+        lines.append(f"{run.get('raw_uid')}: {_fused(run)[0]}")
+    return lines
+
+
+def _simulate(r: dict) -> Lines:
+    shape = "x".join(str(n) for n in r.get("shimadzu_shape") or ())
+    lines = [
+        f"out: {r.get('out')}",
+        f"{r.get('n_shimadzu')} Shimadzu frames ({shape} px), {r.get('n_phantom')} Phantom "
+        f"frames, {r.get('fast_events', 0)} fast events",
+    ]
+    keys = ("experiment", "calibration", "truth", "preview", "movie")
+    return lines + _pairs(r, keys)
+
+
+def _calibrate(r: dict) -> Lines:
+    lines = _pairs(r, ("record", "png", "uid"))
+    numbers = ("rotation_deg", "scale_row", "scale_col", "n_pairs", "residual_mean_px")
+    lines.append(", ".join(f"{k} {_number(r[k], 4)}" for k in numbers if r.get(k) is not None))
+    return lines + _pairs(r, ("intensity_problem", "note"))
+
+
+SUMMARIES: dict[str, Callable[[dict], Lines]] = {
+    "demo": _demo,
+    "inference": _inference,
+    "replay": _replay,
+    "serve": _serve,
+    "simulate": _simulate,
+    "calibrate": _calibrate,
+}
+
+
+def summary_lines(command: str, result: dict) -> Lines:
+    """The human summary of ``result``: a status line, then the command's few lines."""
+    status = "done" if result.get("ok") is True else "failed"
+    body = SUMMARIES.get(command, _generic)(result)
+    return [f"xfusion {command}: {status}", *(f"  {line}" for line in body if line)]
