@@ -51,3 +51,15 @@ def test_snippet_as_a_script_exits_without_close(tmp_path: Path, ending: str) ->
     if ending == "wait":
         fused = lines[lines.index("fused") + 1]
         assert fused != "None" and len(fused) == 36
+
+
+def test_beamline_is_a_context_manager(tmp_path: Path) -> None:
+    from xfusion_stream.profile import build_beamline, load_profile
+
+    profile = tmp_path / "p.yaml"
+    profile.write_text(PROFILE.replace("DATA", str(tmp_path / "data")))
+    with build_beamline(load_profile(profile)) as bl:
+        assert not bl.RE.loop.is_closed()
+        loop = bl.RE.loop
+    assert loop.is_closed()
+    bl.close()  # closing again is harmless
