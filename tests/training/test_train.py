@@ -110,6 +110,7 @@ def test_shipped_example_options_validate():
     names = sorted(p.name for p in folder.glob("*.yaml"))
     assert names == [
         "edvr_stf_small.yaml",
+        "edvr_stf_small_fast.yaml",
         "edvr_stf_small_finetune.yaml",
         "edvr_stf_small_hrgate.yaml",
         "edvr_stf_small_hrwarp.yaml",
@@ -121,6 +122,8 @@ def test_shipped_example_options_validate():
     through = load_options(folder / "edvr_stf_small_hrwarp_consistency.yaml")
     assert through.model.overrides["consistency"] is True
     assert through.train.trainable == ["hr_warp"]
+    fast = load_options(folder / "edvr_stf_small_fast.yaml")  # the shipped default's recipe
+    assert fast.model.overrides["consistency"] is True and fast.train.trainable is None
     finetune = load_options(folder / "edvr_stf_small_finetune.yaml")
     assert finetune.data.hr_layout == "mixed" and finetune.model.preset == "small"
     swin = load_options(folder / "swin_xvr_small.yaml")
