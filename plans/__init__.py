@@ -2,12 +2,14 @@
 
 from ._burst import burst_run, dual_camera_burst
 from ._calibration import grid_calibration
+from ._fly import fly_dual_camera_burst
 from ._recorded import recorded_experiment
 from ._virtual import virtual_experiment
 
 __all__ = [
     "burst_run",
     "dual_camera_burst",
+    "fly_dual_camera_burst",
     "grid_calibration",
     "recorded_experiment",
     "virtual_experiment",

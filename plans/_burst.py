@@ -6,8 +6,6 @@ consumers find a camera by the ``<name>_camera_model`` configuration value). Wit
 live consumer would want them.
 """
 
-from __future__ import annotations
-
 from collections.abc import Generator
 from typing import Any
 
@@ -21,14 +19,20 @@ from xfusion_stream.devices import (
     BurstCamera,
 )
 
+from ._qserver import CAMERA, queueserver_annotation
+
 __all__ = ["dual_camera_burst", "burst_run"]
 
+# Annotations are evaluated, not postponed: bluesky-queueserver describes a plan's
+# parameters from them, and a string annotation of a custom type fails its validation.
 Plan = Generator[Msg, Any, Any]
 
 
-def _check_cameras(phantom: BurstCamera, shimadzu: BurstCamera) -> None:
+def _check_cameras(phantom: BurstCamera, shimadzu: BurstCamera) -> Plan:
+    """Refuse devices that are not the two cameras (the queueserver hands in any name)."""
     for dev, model in ((phantom, PHANTOM_MODEL), (shimadzu, SHIMADZU_MODEL)):
-        got = getattr(getattr(dev, "camera_model", None), "get", lambda: None)()
+        signal = getattr(dev, "camera_model", None)
+        got = (yield from bps.rd(signal)) if signal is not None else None
         if got != model:
             raise ValueError(
                 f"{getattr(dev, 'name', dev)!r} is not a {model} (camera_model={got!r})"
@@ -46,12 +50,13 @@ def _readout_order(times: dict[str, list[int]], interleave: bool) -> list[tuple[
 
 def _run_metadata(
     phantom: BurstCamera, shimadzu: BurstCamera, counts: dict[str, int], plan_name: str
-) -> dict[str, Any]:
-    p_shape = [int(v) for v in phantom.frame_shape.get()]
-    s_shape = [int(v) for v in shimadzu.frame_shape.get()]
+) -> Plan:
+    """The start document's camera block, read through the RunEngine (``bps.rd``)."""
+    p_shape = [int(v) for v in (yield from bps.rd(phantom.frame_shape))]
+    s_shape = [int(v) for v in (yield from bps.rd(shimadzu.frame_shape))]
     ratio = p_shape[0] / s_shape[0] if s_shape[0] else 0.0
-    p_ns = float(phantom.frame_time_ns.get())
-    s_ns = float(shimadzu.frame_time_ns.get())
+    p_ns = float((yield from bps.rd(phantom.frame_time_ns)))
+    s_ns = float((yield from bps.rd(shimadzu.frame_time_ns)))
     return {
         "plan_name": plan_name,
         "plan_type": "generator",
@@ -63,7 +68,7 @@ def _run_metadata(
         "pixel_ratio": int(ratio) if float(ratio).is_integer() else ratio,
         "phantom_every": round(p_ns / s_ns) if s_ns else 0,
         "shimadzu_frame_ns": s_ns,
-        "phantom_frame_rate_hz": float(phantom.frame_rate_hz.get()),
+        "phantom_frame_rate_hz": float((yield from bps.rd(phantom.frame_rate_hz))),
         "num_points": counts[phantom.name] + counts[shimadzu.name],
     }
 
@@ -77,7 +82,7 @@ def burst_run(
     plan_name: str,
 ) -> Plan:
     """Shared body of every dual-camera plan; returns the run uid."""
-    _check_cameras(phantom, shimadzu)
+    yield from _check_cameras(phantom, shimadzu)
     streams = {phantom.name: "phantom", shimadzu.name: "shimadzu"}
     devices = {phantom.name: phantom, shimadzu.name: shimadzu}
 
@@ -91,7 +96,7 @@ def burst_run(
         for name, dev in devices.items():
             times[name] = list((yield from bps.rd(dev.memory_times_ns, default_value=[])))
         counts = {name: len(t) for name, t in times.items()}
-        run_md = _run_metadata(phantom, shimadzu, counts, plan_name)
+        run_md = yield from _run_metadata(phantom, shimadzu, counts, plan_name)
         run_md["interleaved"] = bool(interleave)
         run_md.update(md or {})
 
@@ -109,6 +114,7 @@ def burst_run(
     return (yield from staged())
 
 
+@queueserver_annotation({"phantom": CAMERA, "shimadzu": CAMERA})
 def dual_camera_burst(
     phantom: BurstCamera,
     shimadzu: BurstCamera,

@@ -1,7 +1,5 @@
 """Grid calibration: a static G400 copper grid seen by both cameras."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import bluesky.plan_stubs as bps
@@ -11,10 +9,12 @@ from xfusion_stream.devices import BurstCamera
 from xfusion_stream.simulation import G400_PITCH_UM
 
 from ._burst import Plan, burst_run
+from ._qserver import CAMERA, queueserver_annotation
 
 __all__ = ["grid_calibration"]
 
 
+@queueserver_annotation({"phantom": CAMERA, "shimadzu": CAMERA})
 def grid_calibration(
     phantom: BurstCamera,
     shimadzu: BurstCamera,

@@ -1,20 +1,24 @@
-"""IPython startup for the simulated beamline: ``%run -i path/to/startup_sim.py``.
+"""Startup for the simulated beamline: IPython (``%run -i``) or a bluesky-queueserver.
 
-Builds RE, ``phantom``, ``shimadzu`` and the raw TiledWriter subscription from the
-profile named by ``XFUSION_PROFILE`` (default: the shipped ``sim`` profile), and
-closes everything at interpreter exit.
+Builds RE, ``phantom``, ``shimadzu`` and the raw TiledWriter (``configure_xfusion``
+underneath) from the profile named by ``XFUSION_PROFILE`` (default: the shipped ``sim``
+profile), and attaches live fusion unless ``XFUSION_NO_FUSION`` is set. Everything is
+closed at interpreter exit, before Python waits for threads, so
+``qserver-list-plans-devices --startup-script`` and an RE Manager's worker exit too.
 """
 
-import atexit
 import os
 
-from xfusion_plans import dual_camera_burst, grid_calibration, recorded_experiment  # noqa: F401
+from xfusion_plans import (  # noqa: F401 - the plans the queueserver lists
+    dual_camera_burst,
+    grid_calibration,
+    recorded_experiment,
+)
 
 from xfusion_stream.profile import attach_fusion, build_beamline, load_profile
 
 profile = load_profile(os.environ.get("XFUSION_PROFILE", "sim"))
 beamline = build_beamline(profile)
-atexit.register(beamline.close)
 
 RE = beamline.RE
 phantom = beamline.phantom

@@ -8,10 +8,15 @@ HDF5 files a test writes to its ``tmp_path`` are servable. Look runs up by uid.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import pytest
+
+# FusionSession sets one thread budget per process (every core to torch by default);
+# the suite shares two cores with its own subprocesses, so one torch thread here.
+os.environ.setdefault("XFUSION_TORCH_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)

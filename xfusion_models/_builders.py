@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, cast
 
-from .archs import ARCHS, EDVRSTF, PRESETS, SwinXVR
+from .archs import ARCHS, EDVRSTF, PRESETS, EDVRSTFConfig, SwinXVR, SwinXVRConfig
 from .weights import CheckpointError, WeightsEntry, get_weights, list_weights
 from .weights._checkpoint import load_state_from, read_checkpoint
 
@@ -14,6 +15,7 @@ __all__ = ["edvr_stf", "swin_xvr", "build_model", "WeightsSpec"]
 
 WeightsSpec = WeightsEntry | str | os.PathLike | None
 DEFAULT_PRESET = "small"
+CONFIGS: dict[str, Any] = {"edvr_stf": EDVRSTFConfig, "swin_xvr": SwinXVRConfig}
 
 
 def _resolve(weights: WeightsSpec) -> WeightsEntry | Path | None:
@@ -33,7 +35,16 @@ def _resolve(weights: WeightsSpec) -> WeightsEntry | Path | None:
     )
 
 
+def _check_names(arch: str, overrides: dict) -> None:
+    """A mistyped hyper-parameter (``num_feats``) is named, with the ones that exist."""
+    known = {f.name for f in dataclasses.fields(CONFIGS[arch])}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown {arch} hyper-parameter(s) {unknown}; known: {sorted(known)}")
+
+
 def _config(arch: str, preset: str | None, base: dict[str, Any] | None, overrides: dict) -> dict:
+    _check_names(arch, overrides)
     if base is None:
         name = preset or DEFAULT_PRESET
         if name not in PRESETS[arch]:

@@ -1,4 +1,5 @@
-"""Beamline profiles: ``load_profile`` reads a YAML file, ``build_beamline`` makes it real.
+"""Beamline profiles: ``load_profile`` reads a YAML file, ``build_beamline`` makes it real;
+``configure_xfusion`` adds fusion to a profile_collection's own RunEngine and Tiled.
 
 From IPython::
 
@@ -16,10 +17,12 @@ from .app import (
     Profile,
     SimSceneProfile,
     TiledProfile,
+    XFusion,
     ZmqProfile,
     attach_fusion,
     available_profiles,
     build_beamline,
+    configure_xfusion,
     load_profile,
     profile_calibration,
 )
@@ -37,5 +40,7 @@ __all__ = [
     "ZmqProfile",
     "available_profiles",
     "build_beamline",
+    "configure_xfusion",
     "load_profile",
+    "XFusion",
 ]

@@ -42,13 +42,29 @@ def _write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
 
 
 def test_shipped_profiles_load():
-    assert {"sim", "epics_example"} <= set(available_profiles())
+    assert {"sim", "sim-full", "epics_example"} <= set(available_profiles())
     sim = load_profile("sim")
     assert sim.devices.phantom.backend == "sim" and sim.tiled.uri == "embedded"
-    assert sim.devices.sim.shimadzu_shape == (250, 400) and sim.devices.sim.n_shimadzu == 128
     assert sim.zmq is not None and sim.zmq.raw_in.startswith("tcp://127.0.0.1:")
     assert sim.fusion.traverse_mode == "continuous"
     assert load_profile("epics_example").devices.shimadzu.prefix == "32ID:HPVX2:"
+
+
+def test_sim_is_the_small_profile_and_sim_full_the_real_sensor():
+    """``sim`` runs the README snippet in about a minute on 2 CPU cores (issue 12);
+    ``sim-full`` is the HPV-X2's 400x250 px sensor and says how long it takes."""
+    sim, full = load_profile("sim"), load_profile("sim-full")
+    rows, cols = sim.devices.sim.shimadzu_shape
+    assert rows * cols <= 100 * 160 and sim.devices.sim.n_shimadzu <= 64
+    assert full.devices.sim.shimadzu_shape == (250, 400) and full.devices.sim.n_shimadzu == 128
+    assert full.name == "sim-full" and full.source is not None
+    assert "minutes" in full.source.read_text().split("name:")[0]  # the header's time
+    # one proxy carries both: fused documents go to the proxy's IN side by default
+    for profile in (sim, full):
+        assert profile.zmq is not None and profile.zmq.fused_address == profile.zmq.raw_in
+    assert {k: v for k, v in sim if k not in ("name", "description", "devices", "source")} == {
+        k: v for k, v in full if k not in ("name", "description", "devices", "source")
+    }
 
 
 @pytest.mark.parametrize(

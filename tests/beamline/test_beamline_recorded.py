@@ -10,6 +10,7 @@ from xfusion_plans import dual_camera_burst, recorded_experiment
 
 from xfusion_stream.cli._main import main as xfusion
 from xfusion_stream.core import RecordedFormatError
+from xfusion_stream.devices import recorded_cameras
 from xfusion_stream.publishing import make_tiled_writer
 from xfusion_stream.recorded import read_case, read_frame
 
@@ -28,7 +29,11 @@ def test_recorded_experiment_reproduces_files_in_tiled(
     case_dir = simulated / "sim_experiment"
     case = read_case(case_dir)
     RE.subscribe(make_tiled_writer(tiled_client))
-    (uid,) = RE(recorded_experiment(case_dir, data_dir=tmp_path / "raw", md={"operator": "t"}))
+    (uid,) = RE(
+        recorded_experiment(
+            *recorded_cameras(case_dir, data_dir=tmp_path / "raw"), md={"operator": "t"}
+        )
+    )
     start = doc_log.of("start")[0]
     assert start["plan_name"] == "recorded_experiment"
     assert start["recorded_case"] == str(case_dir.resolve())
@@ -61,7 +66,11 @@ def test_recorded_experiment_reproduces_files_in_tiled(
 
 
 def test_recorded_documents_look_like_a_live_burst(RE, doc_log, simulated, make_cameras, tmp_path):
-    RE(recorded_experiment(simulated / "sim_experiment", data_dir=tmp_path / "rec"))
+    RE(
+        recorded_experiment(
+            *recorded_cameras(simulated / "sim_experiment", data_dir=tmp_path / "rec")
+        )
+    )
     recorded = _layout(doc_log.docs)
     doc_log.docs.clear()
     phantom, shimadzu, _ = make_cameras()
@@ -81,7 +90,8 @@ def _layout(docs):
 
 
 def test_recorded_experiment_default_data_dir_is_beside_the_case(RE, simulated):
-    (uid,) = RE(recorded_experiment(simulated / "sim_calibration_grid", md={"calibration": "G400"}))
+    cameras = recorded_cameras(simulated / "sim_calibration_grid")
+    (uid,) = RE(recorded_experiment(*cameras, md={"calibration": "G400"}))
     raw = simulated / "sim_calibration_grid_raw"
     assert sorted(p.name.split("_")[0] for p in raw.glob("*.h5")) == ["phantom", "shimadzu"]
     read_case(simulated / "sim_calibration_grid")  # the case folder is untouched and valid
@@ -95,5 +105,16 @@ def test_malformed_case_raises_before_any_document(RE, doc_log, simulated, tmp_p
     ini = next(broken.glob("*.ini"))
     ini.write_text(ini.read_text().replace("RecSpeed=200ns", "RecSpeed=200us"))
     with pytest.raises(RecordedFormatError, match="RecSpeed"):
-        RE(recorded_experiment(broken, data_dir=tmp_path / "raw"))
+        recorded_cameras(broken, data_dir=tmp_path / "raw")  # before any plan runs
+    assert doc_log.docs == []
+
+
+def test_the_plan_takes_recorded_cameras_only(RE, doc_log, simulated, make_cameras, tmp_path):
+    phantom, shimadzu, _ = make_cameras()
+    with pytest.raises(ValueError, match="cameras of a recorded case"):
+        RE(recorded_experiment(phantom, shimadzu))
+    rec_phantom, _ = recorded_cameras(simulated / "sim_experiment", data_dir=tmp_path / "a")
+    _, grid_shimadzu = recorded_cameras(simulated / "sim_calibration_grid", data_dir=tmp_path / "b")
+    with pytest.raises(ValueError, match="different cases"):
+        RE(recorded_experiment(rec_phantom, grid_shimadzu))
     assert doc_log.docs == []

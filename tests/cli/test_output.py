@@ -142,3 +142,62 @@ def test_mask_secrets_keeps_the_text_around_the_key():
     assert mask_secrets("http://h:1/api/v1?api_key=ab12&x=1") == "http://h:1/api/v1?api_key=***&x=1"
     assert mask_secrets('{"api_key": "ab12", "n": 1}') == '{"api_key": "***", "n": 1}'
     assert mask_secrets("GET /api/v1?API_KEY=ab12 HTTP/1.1") == "GET /api/v1?API_KEY=*** HTTP/1.1"
+
+
+@pytest.mark.parametrize("flag", [None, "--quiet", "--no-progress"])
+def test_the_training_set_builder_has_the_one_progress_switch(tmp_path, capsys, flag):
+    from xfusion_stream.simulation.training_set import main as build
+
+    argv = ["--out", str(tmp_path), "--seed", "9", "--clips", "1", "--val-clips", "0"]
+    argv += ["--frames", "3", "--shape", "8", "8"] + ([flag] if flag else [])
+    assert build(argv) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["spec"]["clips"] == 1  # the result, on stdout
+    assert ("clips" in captured.err) is (flag is None)  # the bar, on stderr unless quiet
+
+
+def test_progress_bars_draw_on_the_given_stream_and_enabled_false_silences_them():
+    import io
+
+    from xfusion_stream.app import AcquisitionProgress, FusionProgress
+
+    start = {"uid": "r1", "num_points": 3, "plan_name": "dual_camera_burst"}
+    start.update(n_frames={"phantom": 1, "shimadzu": 2}, phantom_every=20)
+    fused = [
+        ("start", {"uid": "f1", "raw_uid": "r1", "traverse_mode": "continuous"}),
+        ("descriptor", {"uid": "d2", "run_start": "f1", "name": "fused"}),
+        *[("event", {"descriptor": "d2", "data": {"shimadzu_residual_rms": 1.5}})] * 2,
+        ("stop", {"run_start": "f1", "exit_status": "success"}),
+    ]
+    for enabled in (True, False):
+        stream = io.StringIO()
+        acquired = AcquisitionProgress(enabled=enabled, file=stream)
+        for name, doc in [("start", start), ("descriptor", {"uid": "d1", "run_start": "r1"})]:
+            acquired(name, doc)
+        for _ in range(3):
+            acquired("event", {"descriptor": "d1"})
+        acquired("stop", {"run_start": "r1"})
+        bars = FusionProgress(acquired.raw_start, enabled=enabled, file=stream)
+        for name, doc in fused:
+            bars(name, doc)
+        text = stream.getvalue()
+        if not enabled:
+            assert text == ""
+            continue
+        assert "acquired (dual_camera_burst)" in text and "3/3" in text
+        assert "fused" in text and "2/2" in text and "frame/s" in text  # total from raw start
+        assert "residual=1.50" in text
+
+
+def test_serve_and_listen_summaries_count_the_frames():
+    from xfusion_stream.cli._summary import summary_lines
+
+    run = {"raw_uid": "raw1", "frames": 64, "exit_status": "success"}
+    serve = "\n".join(summary_lines("serve", {"ok": True, "runs": [run]}))
+    assert "raw1: fused 64 frames (exit status success)" in serve
+    fused = {"uid": "f1", "frames": 64, "exit_status": "success", "shimadzu_residual": 1.001}
+    listen = summary_lines("listen", {"ok": True, "address": "tcp://h:1", "runs": [fused]})
+    assert listen[1:] == [
+        "  fused runs received: 1 at tcp://h:1",
+        "  f1: 64 frames (success), shimadzu_residual 1.001",
+    ]

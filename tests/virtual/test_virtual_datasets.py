@@ -16,6 +16,7 @@ from xfusion_stream.app import (
     virtual_windows,
 )
 from xfusion_stream.core import ConfigError
+from xfusion_stream.devices import virtual_cameras
 
 
 def _clip(folder: Path, stack: np.ndarray, n: int = 41) -> Path:
@@ -105,7 +106,7 @@ def test_source_runs_as_a_plan(RE, collector, tmp_path, data_root):
     (source,) = find_virtual_sources(_yaml(tmp_path, GOOD), "dataset2", None)
     log = collector()
     RE.subscribe(log)
-    RE(virtual_experiment(source.path, **source.plan_kwargs(), inline=True))
+    RE(virtual_experiment(*virtual_cameras(source.path, **source.plan_kwargs(), inline=True)))
     start = log.of("start")[0]
     assert start["virtual"]["lr_source"] == str(data_root / "single")
     record = identity_calibration(source.shimadzu_shape, source.phantom_shape)

@@ -11,7 +11,7 @@ from xfusion_plans import virtual_experiment
 from xfusion_models.metrics import psnr
 from xfusion_stream.app import identity_calibration
 from xfusion_stream.calibration import pairing_table
-from xfusion_stream.devices import VirtualOptions, VirtualSequence
+from xfusion_stream.devices import VirtualOptions, VirtualSequence, virtual_cameras
 from xfusion_stream.fusion import FusionConfig, FusionModel, fusion_router
 
 
@@ -44,7 +44,7 @@ def test_fused_run_of_a_virtual_experiment(RE, collector, hr_stack, tiny_model, 
             on_callback=callbacks.append,
         )
     )
-    (uid,) = RE(virtual_experiment(seq, inline=True))
+    (uid,) = RE(virtual_experiment(*virtual_cameras(seq, inline=True)))
     (cb,) = callbacks
     assert cb.join(120), "fusion did not finish"
     (stop,) = fused.of("stop")

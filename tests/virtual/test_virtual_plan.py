@@ -16,6 +16,7 @@ from xfusion_stream.devices import (
     SimPhantomBackend,
     SimShimadzuBackend,
     VirtualSequence,
+    virtual_cameras,
 )
 from xfusion_stream.simulation import SceneConfig
 
@@ -43,7 +44,9 @@ def _layout(log) -> dict:
 
 
 def test_documents_match_dual_camera_burst(RE, collector, hr_folder, tmp_path):
-    uid, log = _run(RE, collector, virtual_experiment(hr_folder, md={"sample": "camera"}))
+    uid, log = _run(
+        RE, collector, virtual_experiment(*virtual_cameras(hr_folder), md={"sample": "camera"})
+    )
     (start,) = log.of("start")
     assert start["uid"] == uid and start["plan_name"] == "virtual_experiment"
     assert start["data_type"] == "virtual" and start["virtual_source"] == str(hr_folder)
@@ -73,7 +76,7 @@ def test_documents_match_dual_camera_burst(RE, collector, hr_folder, tmp_path):
 
 def test_inline_events_carry_the_virtual_frames(RE, collector, hr_stack):
     seq = VirtualSequence(hr_stack)
-    _, log = _run(RE, collector, virtual_experiment(seq, inline=True))
+    _, log = _run(RE, collector, virtual_experiment(*virtual_cameras(seq, inline=True)))
     shimadzu = log.events("shimadzu")
     phantom = log.events("phantom")
     np.testing.assert_array_equal(shimadzu[17]["data"]["shimadzu_image"], seq.shimadzu_frame(17))
@@ -88,7 +91,9 @@ def test_inline_events_carry_the_virtual_frames(RE, collector, hr_stack):
 
 def test_hdf5_frames_equal_the_sequence(RE, collector, hr_stack, tmp_path):
     seq = VirtualSequence(hr_stack)
-    _, log = _run(RE, collector, virtual_experiment(seq, data_dir=tmp_path / "raw"))
+    _, log = _run(
+        RE, collector, virtual_experiment(*virtual_cameras(seq, data_dir=tmp_path / "raw"))
+    )
     stored = {}
     for doc in log.of("stream_resource"):
         with h5py.File(doc["uri"].removeprefix("file://localhost"), "r") as f:
@@ -102,7 +107,7 @@ def test_hdf5_frames_equal_the_sequence(RE, collector, hr_stack, tmp_path):
 @pytest.mark.parametrize("mode", ["continuous", "double"])
 def test_streaming_pairer_on_the_events(RE, collector, hr_stack, mode):
     seq = VirtualSequence(hr_stack)
-    _, log = _run(RE, collector, virtual_experiment(seq, inline=True))
+    _, log = _run(RE, collector, virtual_experiment(*virtual_cameras(seq, inline=True)))
     streams = {d["uid"]: d["name"] for d in log.of("descriptor")}
     pairer = StreamingPairer(mode, n_shimadzu=41)
     positions = {"phantom": 0, "shimadzu": 0}
@@ -121,35 +126,53 @@ def test_streaming_pairer_on_the_events(RE, collector, hr_stack, mode):
 
 def test_in_memory_source_needs_a_data_dir(RE, hr_stack):
     with pytest.raises(ValueError, match="needs data_dir"):
-        RE(virtual_experiment(hr_stack))
+        virtual_cameras(hr_stack)
 
 
 def test_bad_source_fails_before_any_document(RE, collector, tmp_path):
     log = collector()
     RE.subscribe(log)
     with pytest.raises(ConfigError, match="sequence folder not found"):
-        RE(virtual_experiment(tmp_path / "missing"))
+        virtual_cameras(tmp_path / "missing")
     assert log.docs == []
 
 
-def test_plan_takes_the_option_fields_as_keywords(RE, collector, hr_stack, tmp_path):
+def test_cameras_take_the_option_fields_as_keywords(RE, collector, hr_stack, tmp_path):
     _, log = _run(
         RE,
         collector,
-        virtual_experiment(hr_stack, phantom_every=10, photons=[1.0, 2.0], seed=3, inline=True),
+        virtual_experiment(
+            *virtual_cameras(hr_stack, phantom_every=10, photons=[1.0, 2.0], seed=3, inline=True)
+        ),
     )
     (start,) = log.of("start")
     assert start["phantom_every"] == 10 and start["virtual"]["photons"] == [1.0, 2.0]
     assert start["virtual"]["seed"] == 3
     with pytest.raises(ConfigError, match="VirtualOptions: downsample"):
-        RE(virtual_experiment(hr_stack, downsample="nearest", inline=True))  # type: ignore[arg-type]
+        virtual_cameras(hr_stack, downsample="nearest", inline=True)
 
 
-def test_plan_options_must_agree_with_a_given_sequence(RE, collector, hr_stack):
+def test_camera_options_must_agree_with_a_given_sequence(RE, collector, hr_stack):
     from xfusion_stream.devices import VirtualOptions
 
     seq = VirtualSequence(hr_stack, VirtualOptions(phantom_every=10))
-    _, log = _run(RE, collector, virtual_experiment(seq, phantom_every=10, inline=True))
+    _, log = _run(
+        RE, collector, virtual_experiment(*virtual_cameras(seq, phantom_every=10, inline=True))
+    )
     assert log.of("start")[0]["phantom_every"] == 10
     with pytest.raises(ConfigError, match="phantom_every=5 differs"):
-        RE(virtual_experiment(seq, phantom_every=5, inline=True))
+        virtual_cameras(seq, phantom_every=5, inline=True)
+
+
+def test_the_plan_takes_the_cameras_of_one_sequence(RE, collector, hr_stack, tmp_path):
+    log = collector()
+    RE.subscribe(log)
+    beam = SimBeam(SceneConfig(seed=1, shimadzu_shape=(16, 24), n_shimadzu=8))
+    sim = PhantomTMX7510(name="phantom", backend=SimPhantomBackend(beam), inline=True)
+    with pytest.raises(ValueError, match="cameras of a virtual sequence"):
+        RE(virtual_experiment(sim, virtual_cameras(hr_stack, inline=True)[1]))
+    phantom, _ = virtual_cameras(hr_stack, inline=True)
+    _, shimadzu = virtual_cameras(hr_stack, inline=True)
+    with pytest.raises(ValueError, match="different sequences"):
+        RE(virtual_experiment(phantom, shimadzu))
+    assert log.docs == []

@@ -133,3 +133,102 @@ def make_cameras(tmp_path):
         return sim_cameras(config, tmp_path / "raw", inline=inline)
 
     return make
+
+
+# ---- issue 13: a small run recorded once, replayed with fresh uids by the wire tests ----
+FUZZ_SCENE = SceneConfig(seed=5, shimadzu_shape=(24, 40), n_shimadzu=10)
+UID_FIELDS = ("uid", "run_start", "descriptor", "stream_resource", "resource", "datum_id")
+
+
+def record_run(config: SceneConfig, data_dir: Path | None) -> list[tuple[str, dict]]:
+    """Every document of one ``dual_camera_burst`` (inline frames when ``data_dir`` is None)."""
+    from xfusion_plans import dual_camera_burst
+
+    from xfusion_stream.app import close_run_engine, new_run_engine
+
+    engine = new_run_engine()
+    docs: list[tuple[str, dict]] = []
+    engine.subscribe(lambda name, doc: docs.append((name, doc)))
+    try:
+        phantom, shimadzu, _ = sim_cameras(config, data_dir, inline=data_dir is None)
+        engine(dual_camera_burst(phantom, shimadzu))
+    finally:
+        close_run_engine(engine)
+    return docs
+
+
+def renamed(docs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The same run under fresh uids (a second start of the same uid is refused)."""
+    import uuid
+
+    new = {d["uid"]: str(uuid.uuid4()) for _, d in docs if "uid" in d}
+    return [
+        (name, {k: new.get(v, v) if k in UID_FIELDS else v for k, v in doc.items()})
+        for name, doc in docs
+    ]
+
+
+class CheckedSink:
+    """A fused-run sink that validates every document and keeps what failed."""
+
+    def __init__(self) -> None:
+        self.docs: list[tuple[str, dict]] = []
+        self.invalid: list[str] = []
+
+    def __call__(self, name: str, doc: dict) -> None:
+        from event_model import DocumentNames, schema_validators
+
+        try:
+            schema_validators[DocumentNames[name]].validate(doc)
+        except Exception as exc:  # noqa: BLE001 - kept and asserted on
+            self.invalid.append(f"{name}: {exc}")
+        self.docs.append((name, doc))
+
+
+@pytest.fixture(scope="session")
+def fuzz_calibration():
+    from xfusion_stream.calibration import CalibrationRecord
+
+    scene = Scene(FUZZ_SCENE)
+    return CalibrationRecord.from_transform(
+        scene.transform, scene.shimadzu_shape, scene.phantom_shape
+    )
+
+
+@pytest.fixture(scope="session")
+def fuzz_model():
+    import torch
+
+    import xfusion_models as xm
+    from xfusion_stream.fusion import FusionModel
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = xm.edvr_stf("tiny").eval()
+    return FusionModel(
+        net=net, name="tiny", arch="edvr_stf", sha256="0" * 64, device=torch.device("cpu")
+    )
+
+
+@pytest.fixture(scope="session")
+def inline_run() -> list[tuple[str, dict]]:
+    return record_run(FUZZ_SCENE, None)
+
+
+@pytest.fixture(scope="session")
+def file_run(tmp_path_factory) -> tuple[list[tuple[str, dict]], Path]:
+    """A run whose frames are in HDF5 files under the returned folder."""
+    raw = tmp_path_factory.mktemp("fuzz-raw")
+    return record_run(FUZZ_SCENE, raw), raw
+
+
+@pytest.fixture(scope="session")
+def fresh_uids():
+    """``renamed``: the same documents under fresh uids."""
+    return renamed
+
+
+@pytest.fixture(scope="session")
+def make_checked_sink():
+    """``CheckedSink``: a sink that validates every document it gets."""
+    return CheckedSink

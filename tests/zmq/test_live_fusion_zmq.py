@@ -132,6 +132,7 @@ def test_xfusion_serve_fuses_raw_documents_from_the_proxy(
     serve = _start_serve(
         in_address, out_address, tmp_path, tiny_checkpoint, calibration_file, child_env,
         "--max-runs", "1", "--tiled-uri", tiled_server.uri,
+        "--data-root", str(tmp_path / "raw"),  # frames come from files: serve may read these
     )  # fmt: skip
     raw_publisher = make_publisher(in_address, RAW_PREFIX)
     RE.subscribe(raw_publisher)

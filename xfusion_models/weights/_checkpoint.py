@@ -124,7 +124,14 @@ def read_checkpoint(path: str | os.PathLike[str], *, sha256: str | None = None) 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for damaged or unsafe files
-        msg = str(exc).splitlines()[0][:200] if str(exc) else ""
+        if type(exc).__name__ == "UnpicklingError":
+            # torch's own text advises weights_only=False, i.e. running code from the file
+            msg = (
+                "not a checkpoint of tensors; files holding other Python objects are refused "
+                "because loading them would run code from the file"
+            )
+        else:
+            msg = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise CheckpointError(
             f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {msg})"
         ) from exc

@@ -1,9 +1,13 @@
 """Wiring that starts things: beamline profiles, fusion sessions, the demo, serve, downloads."""
 
 from ._beamline import Beamline, build_beamline
+from ._bench import TARGETS as BENCH_TARGETS
+from ._bench import BenchSettings, run_benchmarks
+from ._configure import XFusion, configure_xfusion
 from ._demo import DemoSettings, TruthScorer, run_demo
 from ._download import DownloadResult, download, extract_zip
-from ._live_fusion import LiveFusion, attach_fusion, profile_calibration
+from ._listen import FusedRunPrinter, RunSummary, listen_fused, stdout_lines
+from ._live_fusion import LiveFusion, attach_fusion, profile_calibration, profile_model_spec
 from ._profile_model import (
     CameraProfile,
     DevicesProfile,
@@ -14,6 +18,8 @@ from ._profile_model import (
     available_profiles,
     load_profile,
 )
+from ._progress import AcquisitionProgress, FusionProgress, expected_fused_frames
+from ._recovery import RecoveryReport, recover_partial_runs, recover_spool
 from ._run_engine import close_run_engine, new_run_engine
 from ._session import FusionSession
 from ._virtual import (
@@ -27,11 +33,23 @@ from ._virtual import (
 )
 
 __all__ = [
+    "BENCH_TARGETS",
+    "BenchSettings",
+    "run_benchmarks",
+    "AcquisitionProgress",
+    "expected_fused_frames",
+    "FusedRunPrinter",
+    "FusionProgress",
+    "listen_fused",
+    "profile_model_spec",
+    "RunSummary",
+    "stdout_lines",
     "attach_fusion",
     "available_profiles",
     "Beamline",
     "build_beamline",
     "close_run_engine",
+    "configure_xfusion",
     "CameraProfile",
     "DemoSettings",
     "DevicesProfile",
@@ -55,5 +73,9 @@ __all__ = [
     "VirtualDataset",
     "VirtualDatasets",
     "VirtualSource",
+    "XFusion",
     "ZmqProfile",
+    "RecoveryReport",
+    "recover_partial_runs",
+    "recover_spool",
 ]

@@ -25,7 +25,9 @@ from ..devices import (
     SimPhantomBackend,
     SimShimadzuBackend,
 )
+from ._configure import XFusion, configure_xfusion
 from ._profile_model import CameraProfile, Profile
+from ._progress import AcquisitionProgress
 from ._run_engine import close_run_engine
 
 __all__ = ["Beamline", "build_beamline"]
@@ -40,13 +42,16 @@ class Beamline:
     phantom: PhantomTMX7510
     shimadzu: ShimadzuHPVX2
     tiled_client: Any
-    tiled_writer: Any
-    raw_writer_token: int
+    #: ``configure_xfusion``'s handle for the raw TiledWriter and the acquisition bars
+    xfusion: XFusion
     data_dir: Path
     tiled_server: Any = None
     sim_beam: SimBeam | None = None
     #: 0MQ Publisher of the raw documents (prefix ``raw``) when the profile has ``zmq:``
     raw_publisher: Any = None
+    raw_publisher_token: int | None = None
+    #: progress bars on stderr (acquisition here, fusion in ``attach_fusion``)
+    progress: bool = True
     #: called first by ``close()``, newest first (e.g. ``attach_fusion``'s detach)
     closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _closed: bool = field(default=False, repr=False)
@@ -55,14 +60,27 @@ class Beamline:
     def raw_dir(self) -> Path:
         return self.data_dir / "raw"
 
+    @property
+    def tiled_writer(self) -> Any:
+        """The raw runs' TiledWriter."""
+        return self.xfusion.raw_writer
+
+    @property
+    def acquisition_progress(self) -> AcquisitionProgress | None:
+        """The RunEngine subscription that draws the acquisition bars."""
+        return self.xfusion.acquisition_progress
+
     def close(self) -> None:
+        """Detach fusion, then the raw writer; stop the RunEngine, 0MQ and Tiled."""
         if self._closed:
             return
         self._closed = True
         try:
             for closer in reversed(self.closers):
                 closer()
-            self.RE.unsubscribe(self.raw_writer_token)
+            self.xfusion.close()
+            if self.raw_publisher_token is not None:
+                self.RE.unsubscribe(self.raw_publisher_token)
             close_run_engine(self.RE)
         finally:
             if self.raw_publisher is not None:
@@ -125,7 +143,9 @@ def close_at_exit(close: Callable[[], None]) -> None:
         atexit.register(close)
 
 
-def build_beamline(profile: Profile, *, data_dir: str | Path | None = None) -> Beamline:
+def build_beamline(
+    profile: Profile, *, data_dir: str | Path | None = None, progress: bool = True
+) -> Beamline:
     """RunEngine + both cameras + Tiled (embedded or remote) + raw TiledWriter.
 
     ``close()`` ends it; a script that forgets gets it at exit, after the latest fused run
@@ -133,10 +153,13 @@ def build_beamline(profile: Profile, *, data_dir: str | Path | None = None) -> B
 
     A profile with a ``zmq:`` block also publishes the raw documents to ``zmq.raw_in``
     (prefix ``raw``), where ``xfusion serve`` behind a proxy can fuse them.
+    ``progress`` (default True) draws bars on stderr while a burst is read out of camera
+    memory and acquired, and, through ``attach_fusion``, while it is fused; False
+    silences them.
     """
     from bluesky import RunEngine
 
-    from ..publishing import RAW_PREFIX, make_publisher, make_tiled_writer
+    from ..publishing import RAW_PREFIX, make_publisher
 
     data = Path(data_dir).expanduser().resolve() if data_dir else profile.resolved_data_dir()
     (data / "raw").mkdir(parents=True, exist_ok=True)
@@ -161,16 +184,19 @@ def build_beamline(profile: Profile, *, data_dir: str | Path | None = None) -> B
             data_dir=data / "raw",
             inline=cam.inline,
             pixel_size_um=cam.pixel_size_um,
+            progress=progress,
         )
     server, client = _tiled(profile, data)
     try:
         RE = RunEngine({"beamline_profile": profile.name})
-        writer = make_tiled_writer(client, batch_size=profile.tiled.batch_size)
-        token = RE.subscribe(writer)
-        publisher = None
+        # the beamline is one more user of the profile_collection hook: raw writer only
+        raw = configure_xfusion(
+            RE, client, profile=profile, fuse=False, raw_writer=True, progress=progress
+        )
+        publisher, publisher_token = None, None
         if profile.zmq is not None:
             publisher = make_publisher(profile.zmq.raw_in, prefix=RAW_PREFIX)
-            RE.subscribe(publisher)
+            publisher_token = RE.subscribe(publisher)
     except Exception:
         if server is not None:
             server.close()
@@ -181,12 +207,13 @@ def build_beamline(profile: Profile, *, data_dir: str | Path | None = None) -> B
         phantom=cameras["phantom"],
         shimadzu=cameras["shimadzu"],
         tiled_client=client,
-        tiled_writer=writer,
-        raw_writer_token=token,
+        xfusion=raw,
         data_dir=data,
         tiled_server=server,
         sim_beam=beam,
         raw_publisher=publisher,
+        raw_publisher_token=publisher_token,
+        progress=progress,
     )
     close_at_exit(beamline.close)
     return beamline

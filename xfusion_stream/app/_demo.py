@@ -91,12 +91,20 @@ class TruthScorer:
         return {k: round(float(np.mean([r[k] for r in self.rows])), 4) for k in keys}
 
 
-def _cameras(beam: SimBeam, data_dir: Path):
+def _cameras(beam: SimBeam, data_dir: Path, progress: bool):
     phantom = PhantomTMX7510(
-        "XF:DEMO:PH:", name="phantom", backend=SimPhantomBackend(beam), data_dir=data_dir
+        "XF:DEMO:PH:",
+        name="phantom",
+        backend=SimPhantomBackend(beam),
+        data_dir=data_dir,
+        progress=progress,
     )
     shimadzu = ShimadzuHPVX2(
-        "XF:DEMO:HPV:", name="shimadzu", backend=SimShimadzuBackend(beam), data_dir=data_dir
+        "XF:DEMO:HPV:",
+        name="shimadzu",
+        backend=SimShimadzuBackend(beam),
+        data_dir=data_dir,
+        progress=progress,
     )
     return phantom, shimadzu
 
@@ -111,6 +119,7 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
         make_publisher,
         make_tiled_writer,
     )
+    from ._progress import AcquisitionProgress
     from ._run_engine import close_run_engine, new_run_engine
 
     out = settings.out
@@ -121,7 +130,7 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
     )
     simulated = write_simulation(out / "simulated", config, progress=settings.progress)
     beam = SimBeam(config)
-    phantom, shimadzu = _cameras(beam, out / "raw")
+    phantom, shimadzu = _cameras(beam, out / "raw", settings.progress)
     summary: dict[str, Any] = {"out": str(out), "simulated": simulated.get("experiment")}
     with EmbeddedTiled(out / "tiled", readable_storage=[out / "raw"]) as tiled:
         client = tiled.client()
@@ -130,8 +139,9 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
         listener = None
         try:
             RE.subscribe(make_tiled_writer(client))  # raw runs, independent of fusion
+            RE.subscribe(AcquisitionProgress(enabled=settings.progress))
             # 1. calibrate live from the grid run
-            cal = GridCalibrationCallback(out / "calibration")
+            cal = GridCalibrationCallback(out / "calibration", progress=settings.progress)
             token = RE.subscribe(cal)
             (cal_uid,) = RE(grid_calibration(phantom, shimadzu))
             RE.unsubscribe(token)

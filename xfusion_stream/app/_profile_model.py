@@ -76,21 +76,29 @@ class TiledProfile(ConfigModel):
 
 
 class ZmqProfile(ConfigModel):
-    """0MQ addresses; a profile with this block publishes its raw documents to ``raw_in``.
+    """0MQ addresses of one ``bluesky-0MQ-proxy``; with this block a beamline publishes
+    its raw documents to ``raw_in``.
 
-    ``raw_in``/``raw_out`` are the proxy's two sides (the RunEngine publishes into
-    ``raw_in``, ``xfusion serve`` subscribes to ``raw_out``); fused documents go to
-    ``fused``.
+    ``raw_in``/``raw_out`` are the proxy's two sides: the RunEngine publishes raw
+    documents into ``raw_in`` (prefix ``raw``), ``xfusion serve`` subscribes to
+    ``raw_out`` and publishes fused documents (prefix ``fused``) to ``fused``, by
+    default the same proxy's ``raw_in``, so ``xfusion listen`` finds them at ``raw_out``
+    and one proxy carries both.
     """
 
     raw_in: str = "tcp://127.0.0.1:5577"
     raw_out: str = "tcp://127.0.0.1:5578"
-    fused: str = "tcp://127.0.0.1:5579"
+    fused: str | None = None
 
     @field_validator("raw_in", "raw_out", "fused")
     @classmethod
-    def _address(cls, value: str) -> str:
-        return check_address(value, "0MQ address")
+    def _address(cls, value: str | None) -> str | None:
+        return None if value is None else check_address(value, "0MQ address")
+
+    @property
+    def fused_address(self) -> str:
+        """Where fused documents are published: ``fused``, or else ``raw_in``."""
+        return self.fused or self.raw_in
 
 
 class Profile(ConfigModel):

@@ -8,21 +8,35 @@ runs (``run_plan``), a stored run in Tiled (``replay``) or a 0MQ proxy (``serve`
 Each fused run is reported as a ``FusedRunResult``. ``schema`` (default
 ``FUSED_FRAME``) says which per-frame fields the fused events carry; hand the same one
 to a ``ProductWriter`` used as ``on_frame``.
+
+``data_roots`` are the directories files named by asset documents may be read from.
+Unset (None), documents from a RunEngine in this process are trusted to name their own
+files, while ``serve`` (0MQ) and ``replay`` (Tiled) read no file at all: their frames
+must come inline or, for replay, from Tiled's copy.
+
+Every sink gets a delivery thread of its own (``publishing.SinkThread``): one slow or
+dead sink never stalls another, nor the model. A TiledWriter among the sinks becomes a
+``publishing.TiledSink``: with ``spool_dir`` every fused document is on disk before
+Tiled sees it, and spooled runs are re-ingested when the session starts and whenever
+Tiled takes a run again. ``max_open_runs`` and ``idle_timeout`` bound the raw runs a
+router keeps open (``documents.RunGuard``); ``max_open_runs`` also bounds the runs
+being fused at once (a new one waits for a slot, holding its raw documents back).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
-from event_model import RunRouter
-
 from ..calibration import CalibrationRecord
-from ..core import XFusionError
-from ..documents import ArraySource
+from ..core import ThreadBudget, XFusionError
+from ..documents import ArraySource, DataRoots, RunGuard
+from ..documents import data_roots as _roots
 from ..fusion import (
     FUSED_FRAME,
     FrameSchema,
@@ -37,26 +51,30 @@ from ..fusion import (
     stored_raw_run,
     tiled_array_source,
 )
-from ..publishing import FUSED_PREFIX, RAW_PREFIX
+from ..publishing import (
+    DEFAULT_DELIVERY_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    FUSED_PREFIX,
+    RAW_PREFIX,
+    ClientCurve,
+    DeliveringSink,
+    ReingestReport,
+    SinkThread,
+    Spool,
+    TiledSink,
+    is_tiled_writer,
+)
 from ._run_engine import close_run_engine, new_run_engine
 
 __all__ = ["FusionSession"]
 
+logger = logging.getLogger(__name__)
 
-class _TakingTurns:
-    """A sink behind the session's one lock: the workers of overlapping runs share a
-    0MQ socket or a TiledWriter, neither of which may be called from two threads."""
 
-    def __init__(self, sink: Sink, lock: threading.Lock) -> None:
-        self._sink = sink
-        self._lock = lock
-
-    def __call__(self, name: str, doc: dict) -> Any:
-        with self._lock:
-            return self._sink(name, doc)
-
-    def __repr__(self) -> str:
-        return f"<serialised {self._sink!r}>"
+def _label(sink: Any) -> str:
+    """A sink's name in error messages: what it is, not where it lives in memory."""
+    kind = type(sink).__name__
+    return {"Publisher": "0MQ publisher", "TiledWriter": "Tiled"}.get(kind, f"sink {kind}")
 
 
 class FusionSession:
@@ -72,31 +90,70 @@ class FusionSession:
         array_source: ArraySource | None = None,
         on_frame: Callable[[FusedFrame, WindowJob], None] | None = None,
         schema: FrameSchema = FUSED_FRAME,
+        data_roots: Iterable[str | os.PathLike[str]] | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        max_open_runs: int | None = 4,
+        idle_timeout: float | None = 600.0,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        threads: ThreadBudget | None = None,
     ) -> None:
+        # one deliberate thread budget for torch and OpenCV in this process (default: every
+        # core to torch, one to OpenCV; XFUSION_TORCH_THREADS / _OPENCV_THREADS override)
+        self.threads = (threads or ThreadBudget.for_this_process()).apply()
         self.model = model
         self.schema = schema
         self.calibration = calibration
         self.config = config or FusionConfig()
         self.array_source = array_source
         self.on_frame = on_frame
-        self._lock = threading.Lock()
-        self.sinks: list[Sink] = self.serialised(sinks)
+        self.data_roots: DataRoots = _roots(data_roots)
+        self.max_open_runs = max_open_runs
+        # runs being fused at once (their workers hold queued windows): as many as may be open
+        self._slots = threading.BoundedSemaphore(max_open_runs) if max_open_runs else None
+        self.idle_timeout = idle_timeout
+        self.delivery_timeout = float(delivery_timeout)
+        self.spool: Spool | None = Spool(spool_dir) if spool_dir is not None else None
+        self.tiled: TiledSink | None = None
+        self._threads: list[SinkThread] = []
+        self.sinks: list[Sink] = [self._delivering(sink) for sink in sinks]
         self._callbacks: list[FusionCallback] = []
         self._subscription: tuple[Any, int] | None = None
         self._service: Any = None
+        if self.spool is not None and self.tiled is None:
+            logger.warning("spool_dir %s: no Tiled sink to spool for", self.spool.directory)
+        if self.tiled is not None:
+            self.tiled.reingest_in_background()  # what an earlier session left
 
     # ---- building blocks -----------------------------------------------------------
-    def serialised(self, sinks: Iterable[Sink]) -> list[Sink]:
-        """``sinks`` behind this session's one lock (sinks added for one entry point)."""
-        return [_TakingTurns(sink, self._lock) for sink in sinks]
+    def _delivering(self, sink: Sink) -> Sink:
+        """``sink`` with a delivery thread of its own; a TiledWriter as a TiledSink
+        (spooled when the session has a ``spool_dir``)."""
+        if isinstance(sink, DeliveringSink):
+            return sink
+        thread: SinkThread
+        if is_tiled_writer(sink) and self.tiled is None:
+            self.tiled = TiledSink.from_writer(
+                sink, spool=self.spool, delivery_timeout=self.delivery_timeout
+            )
+            thread = self.tiled
+        else:
+            thread = SinkThread(sink, label=_label(sink), delivery_timeout=self.delivery_timeout)
+        self._threads.append(thread)
+        return thread
 
     def router(
         self,
         extra_sinks: Iterable[Sink] = (),
         on_callback: Callable[[FusionCallback], None] | None = None,
-    ) -> RunRouter:
-        """A RunRouter over ``extra_sinks`` (serialised here; e.g. the 0MQ publisher of
-        ``serve``, called first) and the session's sinks."""
+        *,
+        confined: bool = False,
+    ) -> RunGuard:
+        """A guarded RunRouter over ``extra_sinks`` (given delivery threads here unless
+        they have their own; e.g. the 0MQ publisher of ``serve``) and the session's sinks.
+
+        ``confined``: the documents come from outside this process, so files are read
+        only inside ``data_roots`` (none when unset).
+        """
 
         def track(callback: FusionCallback) -> None:
             self._callbacks.append(callback)
@@ -106,13 +163,24 @@ class FusionSession:
         return fusion_router(
             self.model,
             self.calibration,
-            [*self.serialised(extra_sinks), *self.sinks],
+            [*(self._delivering(sink) for sink in extra_sinks), *self.sinks],
             self.config,
             array_source=self.array_source,
             on_callback=track,
             on_frame=self.on_frame,
             schema=self.schema,
+            data_roots=self.file_roots(confined),
+            max_open_runs=self.max_open_runs,
+            idle_timeout=self.idle_timeout,
+            slots=self._slots,
         )
+
+    def file_roots(self, confined: bool) -> DataRoots:
+        """Where asset files may be read: ``data_roots``, or for documents from outside
+        this process (``confined``) nowhere when none were given."""
+        if confined and self.data_roots is None:
+            return ()
+        return self.data_roots
 
     # ---- results ---------------------------------------------------------------------
     @property
@@ -177,8 +245,21 @@ class FusionSession:
         return replace(result, wall_seconds=time.perf_counter() - t0)
 
     # ---- a stored run ----------------------------------------------------------------
-    def replay(self, client: Any, uid: str, *, timeout: float | None = None) -> FusedRunResult:
-        """Fuse the raw run ``uid`` stored in Tiled into a new fused run."""
+    def replay(
+        self,
+        client: Any,
+        uid: str,
+        *,
+        timeout: float | None = None,
+        fused_uid: str | None = None,
+    ) -> FusedRunResult:
+        """Fuse the raw run ``uid`` stored in Tiled into a new fused run.
+
+        Frames come from the files its StreamResources name when they lie inside
+        ``data_roots``, otherwise from Tiled's copy; bad documents are logged and dropped.
+        ``fused_uid`` gives the fused run that uid (completing a run cut off earlier,
+        ``recover_partial_runs``).
+        """
         run = stored_raw_run(client, uid)
         callback = FusionCallback(
             self.model,
@@ -188,10 +269,14 @@ class FusionSession:
             array_source=tiled_array_source(run),
             on_frame=self.on_frame,
             schema=self.schema,
+            data_roots=self.file_roots(confined=True),
+            fused_uid=fused_uid,
+            slots=self._slots,
         )
         self._callbacks.append(callback)
+        guard = RunGuard(callback, on_loss=lambda _run, message: callback.note_loss(message))
         for name, doc in run.documents():
-            callback(name, doc)
+            guard(name, doc)
         if not callback.join(timeout):
             raise XFusionError(f"fusion of replayed run {uid} did not finish in {timeout} s")
         return FusedRunResult.from_callback(callback)
@@ -207,9 +292,16 @@ class FusionSession:
         max_runs: int | None = None,
         ready_file: Any = None,
         join_timeout: float = 600.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        curve: ClientCurve | None = None,
     ) -> dict[str, Any]:
         """Fuse raw runs from a 0MQ proxy (see ``xfusion serve``); blocks until
-        ``max_runs`` raw runs ended, SIGINT/SIGTERM, or ``shutdown()``."""
+        ``max_runs`` raw runs ended, SIGINT/SIGTERM, or ``shutdown()``.
+
+        Messages over ``max_message_bytes`` and malformed ones are logged and dropped;
+        ``curve`` (``publishing.client_curve``) authenticates both sockets to a CURVE
+        proxy. Asset files are read only inside ``data_roots`` (none when unset).
+        """
         from ._serve import ZmqFusionService
 
         service = ZmqFusionService(
@@ -221,12 +313,43 @@ class FusionSession:
             max_runs=max_runs,
             ready_file=ready_file,
             join_timeout=join_timeout,
+            max_message_bytes=max_message_bytes,
+            curve=curve,
         )
         self._service = service
         try:
             return service.run()
         finally:
             self._service = None
+
+    # ---- delivery, spool, end --------------------------------------------------------
+    def reingest(self) -> ReingestReport:
+        """Write the complete runs of the spool into Tiled now (waits for a re-ingest
+        already under way first); an empty report without a spooled Tiled sink."""
+        if self.tiled is None:
+            return ReingestReport()
+        self.tiled.wait_reingest()
+        return self.tiled.reingest()
+
+    def delivery(self) -> dict[str, Any]:
+        """What the sinks delivered and what the spool holds, for summaries."""
+        out: dict[str, Any] = {
+            "sinks": [{"sink": t.label, "delivered": t.delivered_documents} for t in self._threads]
+        }
+        if self.tiled is not None and self.spool is not None:
+            out["spool"] = {
+                "directory": str(self.spool.directory),
+                "documents_spooled": self.spool.documents_spooled,
+                "runs_reingested": len(self.tiled.reingested),
+                "documents_reingested": self.tiled.documents_reingested,
+            }
+        return out
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Deliver what the sinks still have queued (bounded), end their threads."""
+        self.unsubscribe()
+        for thread in self._threads:
+            thread.close(timeout)
 
     def shutdown(self, why: str = "shutdown") -> None:
         """End a ``serve()`` running in another thread; open runs end with ``abort``."""

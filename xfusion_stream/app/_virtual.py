@@ -92,7 +92,7 @@ class VirtualSource:
     options: VirtualOptions = field(default_factory=VirtualOptions)
 
     def plan_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``virtual_experiment`` besides the source."""
+        """Keyword arguments of ``virtual_cameras`` besides the source."""
         return {**self.options.model_dump(), "lr_source": self.lr_path}
 
     @cached_property

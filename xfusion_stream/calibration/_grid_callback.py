@@ -38,8 +38,10 @@ class GridCalibrationCallback(DocumentRouter):
         *,
         ratio: int = 4,
         mirror: bool = True,
+        progress: bool = False,
     ) -> None:
         super().__init__()
+        self.progress = progress  # a bar on stderr over the fit's steps
         self.out_dir = Path(out_dir)
         self.on_record = on_record
         self.ratio = ratio
@@ -120,6 +122,7 @@ class GridCalibrationCallback(DocumentRouter):
             ratio=self.ratio,
             mirror=self.mirror,
             source=f"run:{uid}",
+            progress=self.progress,
         )
         self.record = result.record
         self.record_path = result.record.save(self.out_dir / f"calibration_{uid[:8]}.json")

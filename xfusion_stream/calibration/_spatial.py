@@ -357,7 +357,6 @@ def calibrate_grid(
     steps.update()
     u, v, params, passes, err = _robust_fit(lat_s.centres[is_], lat_p.centres[ip], lat_p, lat_s)
     steps.update()
-    steps.close()
 
     record = _geometry_record(
         params,
@@ -372,6 +371,8 @@ def calibrate_grid(
         source,
     )
     record, problem = _with_intensity(record, phantom, shimadzu)
+    steps.update()  # the fourth step: the intensity match
+    steps.close()
     return CalibrationResult(
         record=record,
         phantom_points=v + cp,

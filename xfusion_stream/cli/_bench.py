@@ -1,7 +1,13 @@
-"""Run benchmark scripts from the checkout's ``benchmarks/`` folder and print their JSON.
+"""Speed of this installation against this machine's own limit.
 
-Each script prints one JSON line; ``xfusion bench`` collects them under the script
-names. Timing targets live there, never in tests.
+Without names, measures in one process (works from an installed package): the fused
+forward's FLOP/s against a large matmul (``efficiency``), the caches against
+recomputing every input (``streaming_speedup``, identical output checked), the live
+path RunEngine -> fusion -> 0MQ + Tiled against the bare model on the same windows
+(``pipeline_ratio``), where a fused frame's time goes (``stage_shares``), Tiled and
+0MQ against h5py (``persistence``), bf16/fp16 against fp32 (``precision``) and kernel
+against user time (``sys_over_user``), each beside its target. Names run scripts from
+a checkout's ``benchmarks/`` folder instead and collect their JSON.
 """
 
 from __future__ import annotations
@@ -14,16 +20,40 @@ from pathlib import Path
 
 from ..core import ConfigError
 
-DEFAULT = ("bench_fusion",)
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "names", nargs="*", help=f"benchmarks to run (default: {', '.join(DEFAULT)})"
+        "names", nargs="*", help="benchmark scripts of a checkout to run instead (see --list)"
     )
-    parser.add_argument("--all", action="store_true", help="run every benchmarks/*.py")
-    parser.add_argument("--dir", type=Path, default=None, help="benchmarks folder")
-    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument(
+        "--model", default=None, help="registry name or checkpoint (default: shipped)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--shape", type=int, nargs=2, default=(64, 96), metavar=("ROWS", "COLS"),
+        help="Shimadzu frame size of the live burst",
+    )  # fmt: skip
+    parser.add_argument("--frames", type=int, default=40, help="Shimadzu frames in the live burst")
+    parser.add_argument(
+        "--presets", nargs="*", default=["tiny", "small"], help="untrained presets for efficiency"
+    )
+    parser.add_argument(
+        "--no-full-sensor",
+        action="store_true",
+        help="skip the efficiency figure at the HPV-X2's 400x250 (slow on a CPU)",
+    )
+    parser.add_argument(
+        "--persistence-frames", type=int, default=32, help="frames per persistence case"
+    )
+    parser.add_argument(
+        "--torch-threads", type=int, default=None, help="torch threads (default: all cores)"
+    )
+    parser.add_argument(
+        "--opencv-threads", type=int, default=None, help="OpenCV threads (default: 1)"
+    )
+    parser.add_argument("--all", action="store_true", help="run every script of benchmarks/")
+    parser.add_argument("--dir", type=Path, default=None, help="benchmarks folder of a checkout")
+    parser.add_argument("--list", action="store_true", help="list the benchmark scripts and exit")
     parser.add_argument(
         "--timeout", type=float, default=1800.0, help="seconds per benchmark script"
     )
@@ -36,12 +66,24 @@ def _folder(args: argparse.Namespace) -> Path:
     return folder
 
 
-def run(args: argparse.Namespace) -> dict:
+def _last_json(text: str) -> object:
+    """The last JSON document a script printed (one line, or an indented block)."""
+    decoder = json.JSONDecoder()
+    found: object = None
+    for start in (i for i, ch in enumerate(text) if ch == "{" and (i == 0 or text[i - 1] == "\n")):
+        try:
+            found, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            continue
+    return found
+
+
+def _scripts(args: argparse.Namespace) -> dict:
     folder = _folder(args)
     available = sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
     if args.list:
         return {"benchmarks": available}
-    names = available if args.all else (args.names or list(DEFAULT))
+    names = available if args.all else args.names
     unknown = sorted(set(names) - set(available))
     if unknown:
         raise ConfigError(f"unknown benchmark(s) {unknown}; available: {available}")
@@ -53,9 +95,36 @@ def run(args: argparse.Namespace) -> dict:
             text=True,
             timeout=args.timeout,
         )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        if proc.returncode != 0 or not lines:
+        found = _last_json(proc.stdout)
+        if proc.returncode != 0 or found is None:
             results[name] = {"error": (proc.stderr or proc.stdout)[-800:], "rc": proc.returncode}
             continue
-        results[name] = json.loads(lines[-1])
+        results[name] = found
+    failed = sorted(n for n, r in results.items() if isinstance(r, dict) and "error" in r)
+    if failed:
+        raise ConfigError(f"benchmark(s) {failed} failed: {json.dumps(results)[:2000]}")
     return {"results": results}
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.names or args.all or args.list:
+        return _scripts(args)
+    from ..app import BenchSettings, run_benchmarks
+
+    if args.frames < 24:  # two Phantom frames (20 Shimadzu frames apart) and a window
+        raise ConfigError(f"--frames {args.frames}: need at least 24")
+    if args.persistence_frames < 1:
+        raise ConfigError(f"--persistence-frames {args.persistence_frames}: need at least 1")
+    settings = BenchSettings(
+        model=args.model,
+        device=args.device,
+        shape=tuple(args.shape),
+        frames=args.frames,
+        presets=tuple(args.presets),
+        full_shape=None if args.no_full_sensor else (250, 400),
+        persistence_frames=args.persistence_frames,
+        torch_threads=args.torch_threads,
+        opencv_threads=args.opencv_threads,
+        progress=not args.quiet,
+    )
+    return run_benchmarks(settings)

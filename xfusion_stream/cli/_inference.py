@@ -152,6 +152,7 @@ def _actual_cases(args, model, config) -> list[dict]:
     from xfusion_plans import recorded_experiment
 
     from ..calibration import pairing_table
+    from ..devices import recorded_cameras
     from ..recorded import read_case
 
     if args.input_dir is None or not args.case_list:
@@ -163,7 +164,8 @@ def _actual_cases(args, model, config) -> list[dict]:
         table = pairing_table(
             case.phantom, case.shimadzu, config.traverse_mode, config.tolerance_ns
         )
-        plan = recorded_experiment(case.path, data_dir=args.out / name / "raw")
+        cameras = recorded_cameras(case.path, data_dir=args.out / name / "raw")
+        plan = recorded_experiment(*cameras)
         results.append(_fuse_case(args, name, plan, calibration, len(table.windows), model, config))
     return results
 
@@ -172,12 +174,14 @@ def _virtual_cases(args, model, config) -> list[dict]:
     from xfusion_plans import virtual_experiment
 
     from ..app import find_virtual_sources, identity_calibration, virtual_windows
+    from ..devices import virtual_cameras
 
     results = []
     for source in find_virtual_sources(args.opt, args.img_class, args.input_dir):
-        plan = virtual_experiment(
+        cameras = virtual_cameras(
             source.path, **source.plan_kwargs(), data_dir=args.out / source.name / "raw"
         )
+        plan = virtual_experiment(*cameras)
         calibration = identity_calibration(source.shimadzu_shape, source.phantom_shape)
         n = virtual_windows(source, config.traverse_mode)
         results.append(_fuse_case(args, source.name, plan, calibration, n, model, config))

@@ -11,11 +11,21 @@ from ..core import SecretFilter
 
 class PrefixFormatter(logging.Formatter):
     """``<time> xfusion <command>: <message>``; a message that already starts with the
-    prefix (``app`` names itself for library callers) does not get it twice."""
+    prefix (``app`` names itself for library callers) does not get it twice. With
+    ``tracebacks=False`` an exception is summarised on the same line (the command's own
+    one-line error says what went wrong; ``XFUSION_DEBUG=1`` brings tracebacks back)."""
 
-    def __init__(self, command: str) -> None:
+    def __init__(self, command: str, *, tracebacks: bool = True) -> None:
         super().__init__("%(asctime)s %(message)s")
         self.prefix = f"xfusion {command}: "
+        self.tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.tracebacks or not record.exc_info:
+            return super().format(record)
+        exc = record.exc_info[1]
+        brief = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return f"{super().format(brief)} ({type(exc).__name__}: {exc})"
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         message = record.message
@@ -24,9 +34,11 @@ class PrefixFormatter(logging.Formatter):
         return f"{record.asctime} {message}"
 
 
-def command_handler(command: str, stream: TextIO | None = None) -> logging.Handler:
+def command_handler(
+    command: str, stream: TextIO | None = None, *, tracebacks: bool = True
+) -> logging.Handler:
     """A plain-text handler (no ANSI codes, whatever the stream) that masks API keys."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(PrefixFormatter(command))
+    handler.setFormatter(PrefixFormatter(command, tracebacks=tracebacks))
     handler.addFilter(SecretFilter())
     return handler

@@ -16,10 +16,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from ..core import XFusionError, mask_secrets
+from ._logging import command_handler
 from ._summary import summary_lines
 
 # subcommand -> (module under xfusion_stream.cli, one-line help)
@@ -34,8 +37,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("_demo", "simulate, calibrate, acquire and fuse live, end to end"),
     "simulate": ("_simulate", "write a simulated recorded experiment and calibration case"),
     "serve": ("_serve", "fuse raw documents from a 0MQ proxy and publish fused ones"),
+    "listen": ("_listen", "print fused runs as they arrive from a 0MQ proxy"),
     "replay": ("_replay", "fuse a stored raw run from Tiled into a new fused run"),
-    "bench": ("_bench", "run the benchmarks and print JSON"),
+    "spool": ("_spool", "write fused runs waiting in a spool folder into Tiled"),
+    "bench": ("_bench", "speed against this machine's limit, as ratios (JSON)"),
+    "ioc": ("_ioc", "serve both cameras as soft IOCs (caproto) on 127.0.0.1"),
 }
 
 
@@ -121,6 +127,29 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
     return code
 
 
+def _device_error(exc: BaseException) -> XFusionError | None:
+    """The project error behind a RunEngine failure: a device whose status failed
+    (bluesky's FailedStatus holds the status, the status the device's exception)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, XFusionError):
+            return err
+        status = err.args[0] if err.args else None
+        inner = getattr(status, "exception", None)
+        if callable(inner):
+            try:
+                todo.append(inner(timeout=0))
+            except Exception:  # noqa: BLE001 - a status that cannot say why
+                pass
+        todo.extend([err.__cause__, err.__context__])
+    return None
+
+
 def _run(args: argparse.Namespace) -> dict | int:
     try:
         return {"ok": True, **(args._module.run(args) or {})}
@@ -131,12 +160,27 @@ def _run(args: argparse.Namespace) -> dict | int:
     except _connection_errors() as exc:
         why = " ".join(str(exc).split()) or type(exc).__name__  # one line
         return _fail(args, f"error: cannot connect: {why}", 2)
+    except Exception as exc:
+        inner = _device_error(exc)
+        if inner is None:
+            raise
+        return _fail(args, f"error: {inner}", 2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    result = _run(args)
+    # the RunEngine logs an aborted plan with its traceback; the command's own one-line
+    # error already names the cause (XFUSION_DEBUG=1 keeps the traceback)
+    bluesky_log = logging.getLogger("bluesky")
+    handler = command_handler(args.command, tracebacks=bool(os.environ.get("XFUSION_DEBUG")))
+    bluesky_log.addHandler(handler)
+    propagate, bluesky_log.propagate = bluesky_log.propagate, False
+    try:
+        result = _run(args)
+    finally:
+        bluesky_log.removeHandler(handler)
+        bluesky_log.propagate = propagate
     if isinstance(result, int):
         return result
     # a command that ran to the end but whose result is not a success (a fused run that

@@ -33,6 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--out", type=Path, default=None, help="also write PNG/GIF/CSV products here")
     a("--timeout", type=float, default=3600.0, help="seconds to wait for the fused run")
     a(
+        "--data-root",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a folder the raw run's frame files may be read from directly; repeat for more "
+        "(default: none, frames come from Tiled)",
+    )
+    a(
         "--overlay",
         choices=("residual",),
         default=None,
@@ -60,8 +68,20 @@ def _calibration(args, client):
     )
 
 
+def _raw_start(client):
+    """The stored raw run's start document, for the progress bar's total."""
+
+    def start(uid: str) -> dict | None:
+        try:
+            return dict(client[uid].metadata["start"])
+        except (KeyError, TypeError):
+            return None
+
+    return start
+
+
 def run(args: argparse.Namespace) -> dict:
-    from ..app import FusionSession
+    from ..app import FusionProgress, FusionSession
     from ..fusion import FusionConfig, load_fusion_model
     from ..publishing import make_publisher, make_tiled_writer
     from ._tiled import connect
@@ -69,7 +89,8 @@ def run(args: argparse.Namespace) -> dict:
     client = connect(args.tiled_uri)
     calibration = _calibration(args, client)
     model = load_fusion_model(args.model_file, device=args.device, precision=args.precision)
-    sinks = [make_tiled_writer(client)]
+    bars = FusionProgress(_raw_start(client), enabled=not args.quiet)
+    sinks = [make_tiled_writer(client), bars]
     if args.publish:
         sinks.append(make_publisher(args.publish))
     writer = None
@@ -79,13 +100,22 @@ def run(args: argparse.Namespace) -> dict:
         writer = ProductWriter(
             args.out,
             traverse_mode=args.traverse_mode,
-            progress=not args.quiet,
+            progress=False,  # the FusionProgress bar counts the frames
             overlay=args.overlay,
         )
     session = FusionSession(
-        model, calibration, sinks, FusionConfig(traverse_mode=args.traverse_mode), on_frame=writer
+        model,
+        calibration,
+        sinks,
+        FusionConfig(traverse_mode=args.traverse_mode),
+        on_frame=writer,
+        data_roots=args.data_root,
     )
-    fused = session.replay(client, args.uid, timeout=args.timeout)
+    try:
+        fused = session.replay(client, args.uid, timeout=args.timeout)
+    finally:
+        session.close()
+        bars.close()
     result = {**fused.summary(), "raw_uid": args.uid, "calibration_uid": calibration.uid}
     if not fused.ok:  # "ok": false and exit code 1 (cli._main)
         start = client[args.uid].metadata.get("start", {})

@@ -1,19 +1,26 @@
 """`xfusion serve`: fuse raw documents from a bluesky 0MQ proxy and publish fused runs.
 
-Start a proxy (``bluesky-0MQ-proxy --in-address tcp://127.0.0.1:5577 --out-address
-tcp://127.0.0.1:5578``), let the RunEngine publish raw documents to its IN address with
-prefix ``raw`` (safe msgpack format), and run this. Fused runs go back to the proxy's
-IN address with prefix ``fused``, and into Tiled with ``--tiled-uri``. Nothing is
-bound here; SIGINT/SIGTERM end it cleanly (open fused runs end with ``abort``).
+Three processes (README, "Three processes"): a proxy (``bluesky-0MQ-proxy --in-address
+tcp://127.0.0.1:5577 --out-address tcp://127.0.0.1:5578``); a beamline built from a
+profile with a ``zmq:`` block, whose RunEngine publishes raw documents to the proxy's IN
+address with prefix ``raw`` (``build_beamline`` does it); and this, with ``--profile``
+naming the same profile: addresses, model, calibration and fusion settings come from it,
+explicit flags override. Fused runs go back to the proxy's IN address with prefix
+``fused`` (where ``xfusion listen`` finds them), and into Tiled with ``--tiled-uri``.
+Nothing is bound here; SIGINT/SIGTERM end it cleanly (open fused runs end with ``abort``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+from typing import Any
 
 from ..core import ConfigError, mask_secrets
 from ._logging import command_handler
+
+_IN, _OUT = "tcp://127.0.0.1:5577", "tcp://127.0.0.1:5578"
 
 
 def _positive_int(text: str) -> int:
@@ -27,81 +34,242 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    _where_arguments(parser)
+    _fusion_arguments(parser)
+
+
+def _where_arguments(parser: argparse.ArgumentParser) -> None:
+    """The profile, and where documents and frames come from and go."""
+    a = parser.add_argument
+    a(
+        "--profile",
+        default=None,
+        help="beamline profile (a shipped name such as sim, or a YAML path): zmq addresses, "
+        "model, calibration, fusion settings and a remote Tiled; flags override it "
+        "(default: none)",
+    )
+    a(
         "--in-address",
-        default="tcp://127.0.0.1:5577",
-        help="the proxy's IN address, where publishers connect; fused runs go here",
+        default=None,
+        help=f"the proxy's IN address, where publishers connect; fused runs go here "
+        f"(default: the profile's zmq.raw_in, else {_IN})",
     )
-    parser.add_argument(
+    a(
         "--out-address",
-        default="tcp://127.0.0.1:5578",
-        help="the proxy's OUT address, where subscribers connect; raw runs come from here",
+        default=None,
+        help=f"the proxy's OUT address, where subscribers connect; raw runs come from here "
+        f"(default: the profile's zmq.raw_out, else {_OUT})",
     )
-    parser.add_argument("--raw-prefix", default="raw", help="0MQ prefix of raw documents")
-    parser.add_argument("--fused-prefix", default="fused", help="0MQ prefix of fused documents")
-    parser.add_argument(
-        "--calibration", required=True, metavar="RECORD", help="calibration record (JSON/YAML)"
+    a(
+        "--fused-address",
+        default=None,
+        help="publish fused documents here instead (default: the profile's zmq.fused, "
+        "else the IN address)",
     )
-    parser.add_argument(
-        "--model_file", default=None, help="checkpoint path or registry name (default: shipped)"
+    a("--raw-prefix", default="raw", help="0MQ prefix of raw documents")
+    a("--fused-prefix", default="fused", help="0MQ prefix of fused documents")
+    a(
+        "--data-root",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a folder raw frame files may be read from; repeat for more (default: the "
+        "profile's data_dir/raw; without a profile none, so frames must come inline)",
     )
-    parser.add_argument(
+    a(
+        "--tiled-uri",
+        default=None,
+        help="also write fused runs to this Tiled (default: the profile's tiled.uri when it "
+        "is a remote server, else none)",
+    )
+    a(
+        "--api-key",
+        default=None,
+        help="Tiled API key (default: $TILED_API_KEY, or the profile's tiled.api_key_env)",
+    )
+    a("--ready-file", default=None, help="write this file once subscribed (for scripts)")
+    a(
+        "--max-message-bytes",
+        type=_positive_int,
+        default=None,
+        help="drop (and log) 0MQ messages larger than this (default: 256 MiB)",
+    )
+    a(
+        "--curve-keys",
+        default=None,
+        metavar="DIR",
+        help="authenticate to a CURVE proxy with the keys in DIR (publishing.make_curve_keys "
+        "writes them; the proxy takes the server pair) (default: no authentication)",
+    )
+
+
+def _fusion_arguments(parser: argparse.ArgumentParser) -> None:
+    """Model, calibration and fusion settings (the profile's unless given), and when to end."""
+    a = parser.add_argument
+    a(
+        "--calibration",
+        default=None,
+        metavar="RECORD",
+        help="calibration record (JSON/YAML) (default: the profile's calibration; "
+        "required without --profile)",
+    )
+    a(
+        "--model_file",
+        default=None,
+        help="checkpoint path or registry name (default: the profile's model, else shipped)",
+    )
+    a(
         "--traverse_mode",
         choices=["continuous", "double"],
-        default="continuous",
-        help="continuous: a fused frame per Shimadzu frame; double: per Phantom frame, held out as truth",
+        default=None,
+        help="continuous: a fused frame per Shimadzu frame; double: per Phantom frame, held "
+        "out as truth (default: the profile's fusion.traverse_mode, else continuous)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="model precision"
-    )
-    parser.add_argument(
+    a("--device", default="cpu", help="cpu, cuda or cuda:N")
+    a("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="model precision")
+    a(
         "--torch-threads",
         type=_positive_int,
         default=None,
-        help="CPU threads for inference (default: torch's; 1 when sharing few cores)",
+        help="torch threads for inference; OpenCV gets one (default: $XFUSION_TORCH_THREADS, "
+        "else every core this process may use)",
     )
-    parser.add_argument(
-        "--queue-size", type=_positive_int, default=64, help="windows waiting for the model"
+    a(
+        "--queue-size",
+        type=_positive_int,
+        default=None,
+        help="windows waiting for the model (default: the profile's fusion.queue_size, else 64)",
     )
-    parser.add_argument(
+    a(
         "--when-full",
         choices=["block", "skip"],
-        default="block",
-        help="queue full: hold the documents (block) or drop the window and record a gap",
+        default=None,
+        help="queue full: hold the documents (block) or drop the window and record a gap "
+        "(default: the profile's fusion.when_full, else block)",
     )
-    parser.add_argument("--tiled-uri", default=None, help="also write fused runs to this Tiled")
-    parser.add_argument(
-        "--api-key", default=None, help="Tiled API key (default: $TILED_API_KEY if set)"
-    )
-    parser.add_argument(
+    a(
         "--max-runs",
         type=_positive_int,
         default=None,
         help="exit after N raw runs (default: run forever)",
     )
-    parser.add_argument(
-        "--ready-file", default=None, help="write this file once subscribed (for scripts)"
+    _bounds_arguments(parser)
+
+
+def _bounds_arguments(parser: argparse.ArgumentParser) -> None:
+    """Durability and bounds: the spool, open runs, silence, slow sinks."""
+    a = parser.add_argument
+    a(
+        "--spool-dir",
+        default=None,
+        metavar="DIR",
+        help="fused documents wait here on disk until Tiled confirms them; runs cut off "
+        "by a crash are completed at start (default: the profile's data_dir/spool when "
+        "fused runs go to Tiled, else none)",
+    )
+    a("--max-open-runs", type=_positive_int, default=4, help="raw runs open at once")
+    a(
+        "--idle-timeout",
+        type=float,
+        default=600.0,
+        help="end a raw run silent this many seconds, with a reason (0: never)",
+    )
+    a(
+        "--delivery-timeout",
+        type=float,
+        default=120.0,
+        help="seconds a fused run's stop may take to reach each sink before it is reported",
     )
 
 
-def _load_model(args: argparse.Namespace):
+def _profile(args: argparse.Namespace) -> Any:
+    if not args.profile:
+        return None
+    from ..app import load_profile
+
+    return load_profile(args.profile)
+
+
+def _addresses(args: argparse.Namespace, profile: Any) -> tuple[str, str, str]:
+    """(IN, OUT, fused) from the flags, else the profile, else the defaults."""
+    from ..publishing import check_address
+
+    zmq = getattr(profile, "zmq", None)
+    in_address = args.in_address or (zmq.raw_in if zmq else _IN)
+    out_address = args.out_address or (zmq.raw_out if zmq else _OUT)
+    fused = args.fused_address or (zmq.fused if zmq and zmq.fused else in_address)
+    check_address(in_address, "--in-address")
+    check_address(out_address, "--out-address")
+    check_address(fused, "--fused-address")
+    return in_address, out_address, fused
+
+
+def _calibration(args: argparse.Namespace, profile: Any):
+    from ..app import profile_calibration
+    from ..calibration import load_record
+
+    if args.calibration:
+        return load_record(args.calibration)
+    if profile is None:
+        raise ConfigError("serve needs --calibration RECORD or --profile PROFILE")
+    return profile_calibration(profile)
+
+
+def _config(args: argparse.Namespace, profile: Any):
+    from ..fusion import FusionConfig
+
+    base = profile.fusion if profile is not None else FusionConfig()
+    given = {
+        "traverse_mode": args.traverse_mode,
+        "queue_size": args.queue_size,
+        "when_full": args.when_full,
+    }
+    return FusionConfig.model_validate(
+        {**base.model_dump(), **{k: v for k, v in given.items() if v is not None}}
+    )
+
+
+def _load_model(args: argparse.Namespace, profile: Any):
+    from ..app import profile_model_spec
     from ..fusion import load_fusion_model
 
+    spec = args.model_file or (profile_model_spec(profile) if profile is not None else None)
+    flag = "--model_file" if args.model_file else "profile model"
     try:
-        return load_fusion_model(
-            args.model_file or None, device=args.device, precision=args.precision
-        )
+        return load_fusion_model(spec, device=args.device, precision=args.precision)
     except ConfigError as exc:
-        raise ConfigError(f"--model_file {args.model_file}: {exc}") from exc
+        raise ConfigError(f"{flag} {spec}: {exc}") from exc
 
 
-def _tiled_client(args: argparse.Namespace):
-    if not args.tiled_uri:
-        return None
+def _tiled_client(args: argparse.Namespace, profile: Any):
+    uri, api_key = args.tiled_uri, args.api_key
+    if not uri and profile is not None and profile.tiled.uri != "embedded":
+        uri = profile.tiled.uri  # an embedded Tiled lives in the beamline's process
+        env = profile.tiled.api_key_env
+        api_key = api_key or (os.environ.get(env) if env else None)
+    if not uri:
+        return None, None
     from ._tiled import connect
 
-    return connect(args.tiled_uri, api_key=args.api_key)
+    return connect(uri, api_key=api_key), uri
+
+
+def _data_roots(args: argparse.Namespace, profile: Any) -> list[str] | None:
+    """Folders the raw documents' files may be read from: the flags, else the profile's
+    raw folder (the beamline writes its HDF5 bursts there)."""
+    if args.data_root:
+        return list(args.data_root)
+    if profile is not None:
+        return [str(profile.resolved_data_dir() / "raw")]
+    return None
+
+
+def _spool_dir(args: argparse.Namespace, profile: Any, client: Any) -> str | None:
+    if args.spool_dir:
+        return str(args.spool_dir)
+    if profile is not None and client is not None:
+        return str(profile.resolved_data_dir() / "spool")
+    return None
 
 
 def _check_prefix(flag: str, text: str) -> bytes:
@@ -111,52 +279,66 @@ def _check_prefix(flag: str, text: str) -> bytes:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..app import FusionSession
-    from ..calibration import load_record
-    from ..fusion import FusionConfig
-    from ..publishing import check_address, make_tiled_writer
+    from ..app import FusionProgress, FusionSession, recover_spool
+    from ..core import ThreadBudget
+    from ..publishing import client_curve, make_tiled_writer
 
-    check_address(args.in_address, "--in-address")
-    check_address(args.out_address, "--out-address")
+    profile = _profile(args)
+    in_address, out_address, fused_address = _addresses(args, profile)
     raw_prefix = _check_prefix("--raw-prefix", args.raw_prefix)
     fused_prefix = _check_prefix("--fused-prefix", args.fused_prefix)
-    calibration = load_record(args.calibration)
-    config = FusionConfig.model_validate(
-        {
-            "traverse_mode": args.traverse_mode,
-            "queue_size": args.queue_size,
-            "when_full": args.when_full,
-        }
-    )
-    if args.torch_threads is not None:
-        import torch
-
-        torch.set_num_threads(args.torch_threads)
-    model = _load_model(args)
-    client = _tiled_client(args)
+    calibration = _calibration(args, profile)
+    config = _config(args, profile)
+    ThreadBudget.for_this_process(args.torch_threads).apply()
+    model = _load_model(args, profile)
+    client, tiled_uri = _tiled_client(args, profile)
     handler = command_handler("serve")
     log = logging.getLogger("xfusion_stream")
     log.addHandler(handler)
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
-    sinks = [make_tiled_writer(client)] if client is not None else []
-    session = FusionSession(model, calibration, sinks, config)
+    sinks: list[Any] = [make_tiled_writer(client)] if client is not None else []
+    bars = FusionProgress(enabled=not args.quiet)
+    spool_dir = _spool_dir(args, profile, client)
+    session = FusionSession(
+        model,
+        calibration,
+        [*sinks, bars],
+        config,
+        data_roots=_data_roots(args, profile),
+        spool_dir=spool_dir,
+        max_open_runs=args.max_open_runs,
+        idle_timeout=args.idle_timeout or None,
+        delivery_timeout=args.delivery_timeout,
+    )
+    recovery = recover_spool(session) if spool_dir is not None and client is not None else None
     try:
         result = session.serve(
-            args.out_address,
-            args.in_address,
+            out_address,
+            fused_address,
             raw_prefix=raw_prefix,
             fused_prefix=fused_prefix,
             max_runs=args.max_runs,
             ready_file=args.ready_file,
+            curve=client_curve(args.curve_keys) if args.curve_keys else None,
+            **(
+                {}
+                if args.max_message_bytes is None
+                else {"max_message_bytes": args.max_message_bytes}
+            ),
         )
     finally:
+        session.close()
+        bars.close()
         log.removeHandler(handler)
         if client is not None:
             client.context.close()
     return {
+        "profile": profile.name if profile is not None else None,
         "model": model.metadata(),
         "calibration_uid": calibration.uid,
-        "traverse_mode": args.traverse_mode,
-        "tiled_uri": mask_secrets(args.tiled_uri) if args.tiled_uri else None,
+        "traverse_mode": config.traverse_mode,
+        "tiled_uri": mask_secrets(tiled_uri) if tiled_uri else None,
+        "spool_dir": spool_dir,
+        "recovery": recovery,
         **result,
     }

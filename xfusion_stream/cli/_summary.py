@@ -152,9 +152,22 @@ def _serve(r: dict) -> Lines:
     lines = _pairs(r, ("stopped_by", "tiled_uri", "calibration_uid", "traverse_mode"))
     runs = r.get("runs") or []
     lines.append(f"raw runs fused: {len(runs)}")
-    for run in runs:
+    for run in runs:  # serve names the count "frames" (FusedRunResult: "frames_fused")
+        run = {"frames_fused": run.get("frames", 0), **run}
         lines.append(f"{run.get('raw_uid')}: {_fused(run)[0]}")
     return lines
+
+
+def _listen(r: dict) -> Lines:
+    runs = r.get("runs") or []
+    lines = [f"fused runs received: {len(runs)} at {r.get('address')}"]
+    for run in runs:
+        residual = run.get("shimadzu_residual")
+        lines.append(
+            f"{run.get('uid')}: {run.get('frames')} frames ({run.get('exit_status')}), "
+            f"shimadzu_residual {'n/a' if residual is None else _number(residual, 4)}"
+        )
+    return lines + _pairs(r, ("error",))
 
 
 def _simulate(r: dict) -> Lines:
@@ -175,11 +188,44 @@ def _calibrate(r: dict) -> Lines:
     return lines + _pairs(r, ("intensity_problem", "note"))
 
 
+def _bench(r: dict) -> Lines:
+    """Each ratio beside its target (the scripts' output, ``results``, stays generic)."""
+    if "targets_met" not in r:
+        return _generic(r)
+    met = r["targets_met"]
+    pipe, stream = r.get("pipeline", {}), r.get("streaming", {})
+    eff = {k: v.get("efficiency") for k, v in r.get("efficiency", {}).items()}
+    rows = [
+        ("efficiency", ", ".join(f"{k} {_number(v)}" for k, v in eff.items()), "efficiency"),
+        ("streaming_speedup", _number(stream.get("streaming_speedup")), "streaming_speedup"),
+        ("pipeline_ratio", _number(pipe.get("pipeline_ratio")), "pipeline_ratio"),
+        ("sys_over_user", _number(pipe.get("sys_over_user")), "sys_over_user"),
+        (
+            "persistence (raw frames/s into Tiled)",
+            _number(r.get("persistence", {}).get("raw_400x250_uint16", {}).get("tiled_fps")),
+            "persistence",
+        ),
+        (
+            "precision (dB change)",
+            _number(r.get("precision", {}).get("psnr_change_db")),
+            "precision",
+        ),
+    ]
+    lines = [f"model {r.get('model')} on {r.get('device')}, threads {r.get('threads')}"]
+    for label, value, key in rows:
+        lines.append(f"{label}: {value} ({'meets' if met.get(key) else 'misses'} its target)")
+    shares = r.get("stage_shares", {})
+    lines.append("time per fused frame: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+    return lines
+
+
 SUMMARIES: dict[str, Callable[[dict], Lines]] = {
     "demo": _demo,
     "inference": _inference,
     "replay": _replay,
     "serve": _serve,
+    "listen": _listen,
+    "bench": _bench,
     "simulate": _simulate,
     "calibrate": _calibrate,
 }

@@ -22,8 +22,11 @@ from ._home_config import (
 )
 from ._optics import InterCameraTransform
 from ._secrets import SecretFilter, mask_secrets
+from ._threads import ThreadBudget, available_cores
 
 __all__ = [
+    "available_cores",
+    "ThreadBudget",
     "CalibrationError",
     "CONFIG_NAME",
     "config_path",

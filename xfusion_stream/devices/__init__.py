@@ -50,3 +50,27 @@ __all__ += ["DEFAULT_PHOTONS", "VirtualCaseBackend", "VirtualOptions", "VirtualS
 from ._camera_pairs import camera_pair, recorded_cameras, virtual_cameras  # noqa: E402
 
 __all__ += ["camera_pair", "recorded_cameras", "virtual_cameras"]
+
+# ophyd-async burst detectors (fly-scanned bursts): simulated and EPICS areaDetector
+from ._ad_detector import (  # noqa: E402
+    CAMERA_MODELS,
+    FRAME_ATTRIBUTES,
+    IMAGE_SUFFIX,
+    BurstDetector,
+    burst_ndattributes,
+    burst_trigger_info,
+)
+from ._ad_epics import BurstDriverIO, EpicsBurstDetector  # noqa: E402
+from ._ad_sim import SimBurstDetector  # noqa: E402
+
+__all__ += [
+    "BurstDetector",
+    "BurstDriverIO",
+    "CAMERA_MODELS",
+    "EpicsBurstDetector",
+    "FRAME_ATTRIBUTES",
+    "IMAGE_SUFFIX",
+    "SimBurstDetector",
+    "burst_ndattributes",
+    "burst_trigger_info",
+]

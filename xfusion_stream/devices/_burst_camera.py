@@ -84,9 +84,12 @@ class BurstCamera(Device):
         data_dir: str | Path | None = None,
         inline: bool = False,
         pixel_size_um: float | None = None,
+        progress: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(prefix, name=name, **kwargs)
+        #: a bar on stderr while ``trigger`` reads camera memory out (slow at full size)
+        self.progress = bool(progress)
         if not inline and data_dir is None:
             raise ValueError(f"{name}: data_dir is required unless inline=True")
         self.backend = backend
@@ -152,7 +155,7 @@ class BurstCamera(Device):
     def _record_and_read_out(self) -> None:
         self.backend.trigger()
         limit = int(self.readout_limit.get() or 0) or None
-        frames = list(self.backend.readout(limit))
+        frames = self._read_memory(limit)
         if not frames:
             raise RuntimeError(f"{self.name}: camera memory is empty after the burst")
         settings = self.backend.settings()
@@ -164,6 +167,19 @@ class BurstCamera(Device):
         self.memory_times_ns.put([int(f.time_ns) for f in frames])
         if not self.inline:
             self._burst_file = self._write_file(frames)
+
+    def _read_memory(self, limit: int | None) -> list[CameraFrame]:
+        """Every frame in camera memory (up to ``limit``), with a bar if ``progress``."""
+        frames = self.backend.readout(limit)
+        if not self.progress:
+            return list(frames)
+        from tqdm import tqdm
+
+        total = int(self.backend.settings().n_frames)
+        total = min(total, limit) if limit else total
+        desc = f"{self.name} memory read out"
+        with tqdm(frames, desc=desc, total=total or None, unit="frame") as bar:
+            return list(bar)
 
     def _write_file(self, frames: list[CameraFrame]) -> BurstFile:
         assert self.data_dir is not None

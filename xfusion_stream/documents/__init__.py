@@ -3,9 +3,16 @@
 Fusion and live calibration both recognise cameras by the camera model a descriptor
 declares and fill frames the same way (inline, StreamResource/StreamDatum,
 Resource/Datum, or a Tiled run), so a new detector or asset scheme is taught here once.
+Camera streams that come as StreamDatum only (fly-scanned bursts) become the per-frame
+events they imply (``StreamDatumEvents``), values read from the cameras' files.
+Files named by documents are opened only inside the caller's data roots, and document
+sequences are checked (``RunGuard``) before any router trusts them.
 """
 
 from ._filler import ArraySource, FrameFiller
+from ._paths import DataRoots, data_roots
+from ._sequence import DOCUMENT_NAMES, RunGuard
+from ._stream_events import StreamDatumEvents
 from ._streams import (
     PHANTOM_MODELS,
     SHIMADZU_MODELS,
@@ -18,10 +25,15 @@ from ._streams import (
 __all__ = [
     "ArraySource",
     "CameraStream",
+    "DOCUMENT_NAMES",
+    "DataRoots",
     "FrameFiller",
     "PHANTOM_MODELS",
+    "RunGuard",
     "SHIMADZU_MODELS",
+    "StreamDatumEvents",
     "camera_of",
     "camera_stream",
+    "data_roots",
     "declares_camera",
 ]

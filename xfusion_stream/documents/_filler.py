@@ -3,19 +3,28 @@
 Handles both asset schemes a detector may use: StreamResource/StreamDatum (one datum
 covers a range of events of one descriptor) and legacy Resource/Datum (one datum id per
 event). Files are opened read-only once per resource and closed at the run's stop.
+Which files may be opened at all is the caller's ``data_roots`` (see ``_paths``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+import os
+from collections.abc import Callable, Iterable
+from typing import IO, Any
 
 import h5py
 import numpy as np
 
 from ..core import DocumentError
+from ._paths import (
+    DataRoots,
+    checked_dataset,
+    dataset_path,
+    open_confined,
+    path_of_resource,
+    path_of_uri,
+)
+from ._paths import data_roots as _roots
 
 __all__ = ["FrameFiller", "ArraySource"]
 
@@ -23,55 +32,103 @@ __all__ = ["FrameFiller", "ArraySource"]
 ArraySource = Callable[[str, str, int], np.ndarray]
 
 
-def _local_path(uri: str, doc_uid: str) -> Path:
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("file", ""):
-        raise DocumentError("stream_resource", doc_uid, f"cannot read {uri!r}: not a file URI")
-    return Path(parsed.path)
+def _int(value: Any, doc_name: str, uid: str | None, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise DocumentError(doc_name, uid, f"{what} must be an integer, got {value!r:.60}")
+    return int(value)
 
 
 class FrameFiller:
-    """Turns asset documents plus an event into the frame array of that event."""
+    """Turns asset documents plus an event into the frame array of that event.
 
-    def __init__(self, array_source: ArraySource | None = None) -> None:
+    ``data_roots``: None trusts the documents' own paths (they come from this process's
+    RunEngine); a sequence of directories confines every file to them; an empty one
+    allows no file at all (frames then come inline or from ``array_source``).
+    """
+
+    def __init__(
+        self,
+        array_source: ArraySource | None = None,
+        *,
+        data_roots: Iterable[str | os.PathLike[str]] | None = None,
+    ) -> None:
         self._array_source = array_source
+        self.data_roots: DataRoots = _roots(data_roots)
         self._stream_resources: dict[str, dict[str, Any]] = {}
         self._resources: dict[str, dict[str, Any]] = {}
         self._datums: dict[str, dict[str, Any]] = {}
+        self._data_keys: dict[str, dict[str, Any]] = {}  # descriptor uid -> data_keys
         # (descriptor uid, data key) -> list of (seq start, seq stop, resource uid, index start)
         self._ranges: dict[tuple[str, str], list[tuple[int, int, str, int]]] = {}
-        self._files: dict[Path, h5py.File] = {}
+        self._files: dict[str, tuple[h5py.File, IO[bytes]]] = {}
+        self._datasets: dict[tuple[str, str, str | None], h5py.Dataset] = {}
 
-    # ---- asset documents -------------------------------------------------------
+    # ---- documents -------------------------------------------------------------
+    def descriptor(self, doc: dict[str, Any]) -> None:
+        """Remember the data keys, so datasets are checked against what they declare."""
+        keys = doc.get("data_keys")
+        if isinstance(doc.get("uid"), str) and isinstance(keys, dict):
+            self._data_keys[doc["uid"]] = keys
+
     def stream_resource(self, doc: dict[str, Any]) -> None:
-        self._stream_resources[doc["uid"]] = doc
+        uid = doc.get("uid")
+        if not isinstance(uid, str) or not isinstance(doc.get("data_key"), str):
+            raise DocumentError("stream_resource", uid, "uid and data_key must be strings")
+        self._stream_resources[uid] = doc
 
-    def stream_datum(self, doc: dict[str, Any]) -> None:
-        resource = self._stream_resources.get(doc["stream_resource"])
+    def _stream_resource_of(self, doc: dict[str, Any]) -> dict[str, Any]:
+        resource = self._stream_resources.get(doc.get("stream_resource"))  # type: ignore[arg-type]
         if resource is None:
             raise DocumentError(
-                "stream_datum", doc.get("uid"), f"unknown stream_resource {doc['stream_resource']}"
+                "stream_datum",
+                doc.get("uid"),
+                f"unknown stream_resource {doc.get('stream_resource')!r:.80}",
             )
+        return resource
+
+    def stream_datum(self, doc: dict[str, Any]) -> None:
+        resource = self._stream_resource_of(doc)
+        uid = doc.get("uid")
+        try:
+            seq, idx = doc["seq_nums"], doc["indices"]
+            start, stop = (
+                _int(seq[k], "stream_datum", uid, f"seq_nums.{k}") for k in ("start", "stop")
+            )
+            index = _int(idx["start"], "stream_datum", uid, "indices.start")
+        except (KeyError, TypeError) as exc:
+            raise DocumentError(
+                "stream_datum", uid, f"malformed seq_nums/indices: {exc!r}"
+            ) from None
+        if not isinstance(doc.get("descriptor"), str) or index < 0 or stop < start:
+            raise DocumentError("stream_datum", uid, "bad descriptor, indices or seq_nums")
         key = (doc["descriptor"], resource["data_key"])
-        seq, idx = doc["seq_nums"], doc["indices"]
-        self._ranges.setdefault(key, []).append(
-            (int(seq["start"]), int(seq["stop"]), resource["uid"], int(idx["start"]))
-        )
+        self._ranges.setdefault(key, []).append((start, stop, resource["uid"], index))
 
     def stream_datum_frames(self, doc: dict[str, Any]) -> np.ndarray:
         """Every frame a StreamDatum covers, (n, rows, cols), in index order."""
-        resource = self._stream_resources.get(doc["stream_resource"])
-        if resource is None:
-            raise DocumentError(
-                "stream_datum", doc.get("uid"), f"unknown stream_resource {doc['stream_resource']}"
-            )
-        start, stop = int(doc["indices"]["start"]), int(doc["indices"]["stop"])
-        return self._read_stream(resource["uid"], slice(start, stop))
+        resource = self._stream_resource_of(doc)
+        uid = doc.get("uid")
+        try:
+            start = _int(doc["indices"]["start"], "stream_datum", uid, "indices.start")
+            stop = _int(doc["indices"]["stop"], "stream_datum", uid, "indices.stop")
+        except (KeyError, TypeError) as exc:
+            raise DocumentError("stream_datum", uid, f"malformed indices: {exc!r}") from None
+        return self._read_stream(resource["uid"], slice(start, stop), doc.get("descriptor"))
 
     def resource(self, doc: dict[str, Any]) -> None:
+        if not isinstance(doc.get("uid"), str):
+            raise DocumentError("resource", None, "uid must be a string")
         self._resources[doc["uid"]] = doc
 
     def datum(self, doc: dict[str, Any]) -> None:
+        if not isinstance(doc.get("datum_id"), str) or not isinstance(doc.get("resource"), str):
+            raise DocumentError(
+                "datum", doc.get("datum_id"), "datum_id and resource must be strings"
+            )
+        if doc["resource"] not in self._resources:
+            raise DocumentError(
+                "datum", doc["datum_id"], f"unknown resource {doc['resource']!r:.80}"
+            )
         self._datums[doc["datum_id"]] = doc
 
     # ---- frames ----------------------------------------------------------------
@@ -83,12 +140,19 @@ class FrameFiller:
         if value is not None and not isinstance(value, str):
             return np.asarray(value)
         if isinstance(value, str) and value in self._datums:
-            return self._read_datum(value)
+            try:
+                return self._read_datum(value, descriptor_uid, key)
+            except DocumentError:
+                if self._array_source is None:
+                    raise
+                return np.asarray(self._array_source(stream_name, key, index))
         seq_num = int(event["seq_num"])
         for start, stop, resource_uid, index_start in self._ranges.get((descriptor_uid, key), []):
             if start <= seq_num < stop:
                 try:
-                    return self._read_stream(resource_uid, index_start + seq_num - start)
+                    return self._read_stream(
+                        resource_uid, index_start + seq_num - start, descriptor_uid
+                    )
                 except DocumentError:
                     if self._array_source is None:  # replay may still fetch it from Tiled
                         raise
@@ -97,47 +161,83 @@ class FrameFiller:
             return np.asarray(self._array_source(stream_name, key, index))
         raise DocumentError("event", event.get("uid"), f"no data and no asset for {key!r}")
 
-    def _open(self, path: Path, doc_name: str, doc_uid: str) -> h5py.File:
-        h5 = self._files.get(path)
-        if h5 is None:
-            try:
-                h5 = h5py.File(path, "r")
-            except OSError as exc:
-                raise DocumentError(doc_name, doc_uid, f"cannot open {path}: {exc}") from exc
-            self._files[path] = h5
-        return h5
+    def _dataset(
+        self,
+        path: str,
+        dataset: str,
+        data_key: dict | None,
+        doc_name: str,
+        uid: str | None,
+        what: str,
+    ) -> h5py.Dataset:
+        """The checked frames dataset, opening the file once (refusals are not cached)."""
+        cache = (path, dataset, repr(data_key) if data_key else None)
+        ds = self._datasets.get(cache)
+        if ds is None:
+            if path not in self._files:
+                self._files[path] = open_confined(path, self.data_roots, doc_name, uid, what)
+            ds = checked_dataset(self._files[path][0], dataset, data_key, doc_name, uid)
+            self._datasets[cache] = ds
+        return ds
 
-    def _read_stream(self, resource_uid: str, row: int | slice) -> np.ndarray:
+    def _data_key(self, descriptor_uid: Any, key: str) -> dict | None:
+        keys = self._data_keys.get(descriptor_uid) if isinstance(descriptor_uid, str) else None
+        value = keys.get(key) if keys else None
+        return value if isinstance(value, dict) else None
+
+    def _read_stream(
+        self, resource_uid: str, row: int | slice, descriptor_uid: Any = None
+    ) -> np.ndarray:
         res = self._stream_resources[resource_uid]
-        path = _local_path(res["uri"], res["uid"])
-        dataset = res.get("parameters", {}).get("dataset", "/entry/data/data")
-        h5 = self._open(path, "stream_resource", res["uid"])
-        try:
-            return np.asarray(h5[dataset][row])
-        except (KeyError, IndexError, OSError) as exc:
-            raise DocumentError(
-                "stream_resource", res["uid"], f"{path}:{dataset}[{row}] unreadable: {exc}"
-            ) from exc
+        uid = res["uid"]
+        path = path_of_uri(res.get("uri"), self.data_roots, "stream_resource", uid)
+        params = res.get("parameters") or {}
+        dataset = dataset_path(
+            params.get("dataset") if isinstance(params, dict) else None, "stream_resource", uid
+        )
+        data_key = self._data_key(descriptor_uid, res["data_key"])
+        ds = self._dataset(
+            path, dataset, data_key, "stream_resource", uid, f"uri {res['uri'][:200]!r}"
+        )
+        return _rows(ds, row, "stream_resource", uid)
 
-    def _read_datum(self, datum_id: str) -> np.ndarray:
+    def _read_datum(self, datum_id: str, descriptor_uid: str, key: str) -> np.ndarray:
         datum = self._datums[datum_id]
         res = self._resources.get(datum["resource"])
         if res is None:
-            raise DocumentError("datum", datum_id, f"unknown resource {datum['resource']}")
-        root = res.get("root", "")
-        path = Path(root) / res["resource_path"] if root else Path(res["resource_path"])
-        kwargs = datum.get("datum_kwargs", {})
-        row = int(kwargs.get("point_number", kwargs.get("index", 0)))
-        dataset = res.get("resource_kwargs", {}).get("dataset", "/entry/data/data")
-        h5 = self._open(path, "resource", res["uid"])
-        try:
-            return np.asarray(h5[dataset][row])
-        except (KeyError, IndexError, OSError) as exc:
-            raise DocumentError(
-                "datum", datum_id, f"{path}:{dataset}[{row}] unreadable: {exc}"
-            ) from exc
+            raise DocumentError("datum", datum_id, f"unknown resource {datum['resource']!r:.80}")
+        path = path_of_resource(res, self.data_roots)
+        kwargs = datum.get("datum_kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise DocumentError("datum", datum_id, "datum_kwargs must be a map")
+        row = _int(
+            kwargs.get("point_number", kwargs.get("index", 0)), "datum", datum_id, "point_number"
+        )
+        rkw = res.get("resource_kwargs") or {}
+        dataset = dataset_path(
+            rkw.get("dataset") if isinstance(rkw, dict) else None, "resource", res["uid"]
+        )
+        data_key = self._data_key(descriptor_uid, key)
+        ds = self._dataset(path, dataset, data_key, "resource", res["uid"], "its resource_path")
+        return _rows(ds, row, "datum", datum_id)
 
     def close(self) -> None:
-        for h5 in self._files.values():
-            h5.close()
+        self._datasets.clear()
+        for h5, fh in self._files.values():
+            try:
+                h5.close()
+            finally:
+                fh.close()
         self._files.clear()
+
+
+def _rows(ds: h5py.Dataset, row: int | slice, doc_name: str, uid: str | None) -> np.ndarray:
+    """Rows of a checked dataset, only inside its bounds (no negative or wrapped index)."""
+    n = ds.shape[0]
+    start, stop = (row, row + 1) if isinstance(row, int) else (row.start, row.stop)
+    if not 0 <= start <= stop <= n:
+        raise DocumentError(doc_name, uid, f"{ds.name}[{start}:{stop}] is outside its {n} frames")
+    try:
+        return np.asarray(ds[row])
+    except (OSError, ValueError, IndexError) as exc:
+        raise DocumentError(doc_name, uid, f"{ds.name}[{row}] unreadable: {exc}") from exc

@@ -39,8 +39,11 @@ class CameraStream:
 
 
 def _config_value(config: dict[str, Any], suffix: str) -> Any:
+    """The value of the configuration key ending in ``suffix`` (``_camera_model``), with
+    ophyd's ``_`` or ophyd-async's ``-`` before the signal's own name."""
+    dashed = "-" + suffix.removeprefix("_")
     for key, value in config.get("data", {}).items():
-        if key.endswith(suffix):
+        if key.endswith(suffix) or key.endswith(dashed):
             return value
     return None
 

@@ -1,7 +1,7 @@
 """FusionCallback: raw dual-camera documents in, a fused derived run out.
 
-One instance per raw run (``fusion_router`` wraps it in an event-model RunRouter for
-the app's ``FusionSession``).
+One instance per raw run (``fusion_router`` in ``_router`` wraps it in an event-model
+RunRouter for the app's ``FusionSession``).
 Steps per frame, in the caller's thread: fill -> register (one remap) -> normalise ->
 ring buffer -> temporal pairing; each window complete at that moment goes to the
 worker. Nothing here raises into the RunEngine: any error becomes the fused run's
@@ -11,11 +11,13 @@ worker. Nothing here raises into the RunEngine: any error becomes the fused run'
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
-from event_model import DocumentRouter, RunRouter
+from event_model import DocumentRouter
 
 from .. import __version__
 from ..calibration import CalibrationRecord, Registration, StreamingPairer, Window
@@ -28,7 +30,7 @@ from ._model import FusionModel
 from ._runner import FusionWorker, WindowJob
 from ._schema import FUSED_FRAME, FrameSchema
 
-__all__ = ["FusionCallback", "fusion_router", "is_calibration_run"]
+__all__ = ["FusionCallback", "is_calibration_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +39,21 @@ def is_calibration_run(start: dict[str, Any]) -> bool:
     return bool(start.get("calibration")) or start.get("plan_name") == "grid_calibration"
 
 
+DataRootsArg = Iterable[str | os.PathLike[str]] | None
+
+#: how long a new run waits for one of the session's fusion slots (runs being fused)
+SLOT_TIMEOUT = 600.0
+
+
 class FusionCallback(DocumentRouter):
-    """Fuses one raw run; ``report``/``fused_uid`` tell what happened once ``join`` returns."""
+    """Fuses one raw run; ``report``/``fused_uid`` tell what happened once ``join`` returns.
+
+    ``data_roots`` confines the files asset documents may name (``FrameFiller``): None
+    trusts them (documents from this process's RunEngine), ``()`` allows none.
+    ``slots`` bounds the runs being fused at once: the fused run takes one when it
+    opens (waiting, which holds the raw documents back) and frees it when done.
+    ``fused_uid`` names the fused run (re-fusing a run cut off earlier).
+    """
 
     def __init__(
         self,
@@ -51,8 +66,16 @@ class FusionCallback(DocumentRouter):
         registration: Registration | None = None,
         on_frame: Callable[[FusedFrame, WindowJob], None] | None = None,
         schema: FrameSchema = FUSED_FRAME,
+        data_roots: DataRootsArg = None,
+        fused_uid: str | None = None,
+        slots: threading.Semaphore | None = None,
     ) -> None:
         super().__init__()
+        self._slots = slots
+        self._fused_uid = fused_uid
+        self.stopped = False  # the raw run's stop (or the guard's stand-in) came
+        self.lost: list[str] = []
+        self._buffered = 0
         self._on_frame = on_frame
         self.schema = schema
         self.model = model
@@ -60,7 +83,7 @@ class FusionCallback(DocumentRouter):
         self.config = config or FusionConfig()
         self.registration = registration or Registration(calibration)
         self._sinks = list(sinks)
-        self._filler = FrameFiller(array_source)
+        self._filler = FrameFiller(array_source, data_roots=data_roots)
         self._streams: dict[str, CameraStream] = {}
         self._raw_start: dict[str, Any] = {}
         self._frames: dict[str, dict[int, np.ndarray]] = {"phantom": {}, "shimadzu": {}}
@@ -81,8 +104,21 @@ class FusionCallback(DocumentRouter):
     def _fail(self, reason: str) -> None:
         logger.error("fusion of run %s failed: %s", self.raw_uid, reason)
         self._dead = True
+        self._release()
         if self.worker is not None:
             self.worker.fail(reason)
+
+    def _release(self) -> None:
+        """Let go of the frames waiting for windows (the run failed or ended)."""
+        self._frames = {"phantom": {}, "shimadzu": {}}
+        self._buffered = 0
+
+    def note_loss(self, message: str) -> None:
+        """Raw documents of this run were lost before they reached us (``RunGuard``):
+        a ``gaps`` event with the reason, and the run's result says so."""
+        self.lost.append(message)
+        if self.worker is not None:
+            self.worker.note_loss(message)
 
     def _guard(self, handler: Callable[[dict], None], doc: dict) -> None:
         if self._dead:
@@ -101,9 +137,44 @@ class FusionCallback(DocumentRouter):
         (a plain count, a motor scan) never get a fused run."""
         if self.worker is not None:
             return
-        doc = self._raw_start
         cfg = self.config
-        metadata = {
+        n_shimadzu = (self._raw_start.get("n_frames") or {}).get("shimadzu")
+        self._pairer = StreamingPairer(
+            cfg.traverse_mode,
+            tolerance_ns=cfg.tolerance_ns,
+            n_shimadzu=int(n_shimadzu) if n_shimadzu else None,
+        )
+        composer = FusedRunComposer(
+            self._sinks, self._fused_metadata(), schema=self.schema, uid=self._fused_uid
+        )
+        if self._slots is not None and not self._slots.acquire(timeout=SLOT_TIMEOUT):
+            raise DocumentError(
+                "descriptor", None, f"no fusion slot came free in {SLOT_TIMEOUT:g} s"
+            )
+        try:
+            self.worker = FusionWorker(
+                self.model,
+                composer,
+                queue_size=cfg.queue_size,
+                when_full=cfg.when_full,
+                max_batch=cfg.max_batch,
+                feature_cache=cfg.feature_cache,
+                on_frame=self._on_frame,
+                shimadzu=shimadzu_measurement(self.calibration, self.registration),
+                on_done=self._slots.release if self._slots is not None else None,
+            )
+        except BaseException:
+            if self._slots is not None:
+                self._slots.release()
+            raise
+        self.worker.start_run(self.registration.hr_shape, cfg.stream_name)
+        for message in self.lost:
+            self.worker.note_loss(message)
+
+    def _fused_metadata(self) -> dict[str, Any]:
+        """The fused run's start metadata: where it came from and how it was made."""
+        doc, cfg = self._raw_start, self.config
+        metadata: dict[str, Any] = {
             "purpose": "fused",
             "raw_uid": doc["uid"],
             "calibration_uid": self.calibration.uid,
@@ -125,29 +196,20 @@ class FusionCallback(DocumentRouter):
         }
         if "sample" in doc:
             metadata["sample"] = doc["sample"]
-        n_shimadzu = (doc.get("n_frames") or {}).get("shimadzu")
-        self._pairer = StreamingPairer(
-            cfg.traverse_mode,
-            tolerance_ns=cfg.tolerance_ns,
-            n_shimadzu=int(n_shimadzu) if n_shimadzu else None,
-        )
-        composer = FusedRunComposer(self._sinks, metadata, schema=self.schema)
-        self.worker = FusionWorker(
-            self.model,
-            composer,
-            queue_size=cfg.queue_size,
-            when_full=cfg.when_full,
-            max_batch=cfg.max_batch,
-            feature_cache=cfg.feature_cache,
-            on_frame=self._on_frame,
-            shimadzu=shimadzu_measurement(self.calibration, self.registration),
-        )
-        self.worker.start_run(self.registration.hr_shape, cfg.stream_name)
+        if self._fused_uid is not None:
+            metadata["recovered"] = (
+                "re-fused from the stored raw run (the first attempt was cut off)"
+            )
+        return metadata
 
     def stop(self, doc):
+        if self.stopped:  # a second stop (e.g. a caller ending the run again) changes nothing
+            return
+        self.stopped = True
         if self.worker is None:  # no camera stream: nothing to fuse, no fused run
             self._filler.close()
             return
+        raw_status = doc.get("exit_status", "success")
         if not self._dead:
             try:
                 if len({s.camera for s in self._streams.values()}) < 2:
@@ -157,8 +219,10 @@ class FusionCallback(DocumentRouter):
                 assert self._pairer is not None
                 self._submit(self._pairer.finish())
             except Exception as exc:  # noqa: BLE001
-                self._fail(str(exc))
-        raw_status = doc.get("exit_status", "success")
+                if raw_status == "success":
+                    self._fail(str(exc))
+                else:  # a cut-off run: its windows so far are fused, its reason stands
+                    logger.info("raw run %s cut off (%s): %s", self.raw_uid, raw_status, exc)
         reason = (
             ""
             if raw_status == "success"
@@ -166,6 +230,8 @@ class FusionCallback(DocumentRouter):
         )
         self.worker.stop_run(raw_status if raw_status != "success" else "success", reason)
         self._filler.close()
+        self._release()
+        self._raw_start = {"uid": self.raw_uid}  # a start may be large: keep only its uid
 
     # ---- raw documents ----------------------------------------------------------------
     def descriptor(self, doc):
@@ -174,6 +240,7 @@ class FusionCallback(DocumentRouter):
     def _descriptor(self, doc: dict) -> None:
         if not declares_camera(doc):
             return
+        self._filler.descriptor(doc)
         self._open_fused_run()
         stream = camera_stream(doc)
         assert stream is not None
@@ -219,10 +286,10 @@ class FusionCallback(DocumentRouter):
         time_ns = int(data[stream.time_key])
         assert self._pairer is not None
         if stream.camera == "shimadzu":
-            self._frames["shimadzu"][position] = self.registration.shimadzu_lr(raw) * scale
+            self._keep("shimadzu", position, self.registration.shimadzu_lr(raw) * scale)
             windows = self._pairer.add_shimadzu(position, time_ns)
         else:
-            self._frames["phantom"][position] = self.registration.phantom_hr(raw) * scale
+            self._keep("phantom", position, self.registration.phantom_hr(raw) * scale)
             windows = self._pairer.add_phantom(
                 position,
                 int(data[stream.frame_number_key]),
@@ -230,6 +297,23 @@ class FusionCallback(DocumentRouter):
                 bool(data[stream.flag_key]) if stream.flag_key else True,
             )
         self._submit(windows)
+
+    def _keep(self, camera: str, position: int, frame: np.ndarray) -> None:
+        """Buffer a registered frame until its windows are out, within ``max_buffered_mib``."""
+        frames = self._frames[camera]
+        old = frames.get(position)
+        self._buffered += frame.nbytes - (old.nbytes if old is not None else 0)
+        frames[position] = frame
+        limit = self.config.max_buffered_mib * 2**20
+        if self._buffered > limit:
+            counts = {c: len(f) for c, f in self._frames.items()}
+            raise DocumentError(
+                "event",
+                None,
+                f"{self._buffered / 2**20:.0f} MiB of frames ({counts}) wait for windows, over "
+                f"max_buffered_mib={self.config.max_buffered_mib}: one camera's frames "
+                "stopped arriving or do not pair",
+            )
 
     def _frame(self, camera: str, position: int) -> np.ndarray:
         try:
@@ -269,7 +353,7 @@ class FusionCallback(DocumentRouter):
         for camera, keep_from in (("shimadzu", min(w.lr)), ("phantom", min(w.hr))):
             frames = self._frames[camera]
             for p in [p for p in frames if p < keep_from]:
-                del frames[p]
+                self._buffered -= frames.pop(p).nbytes
 
     # ---- assets --------------------------------------------------------------------------
     def stream_resource(self, doc):
@@ -283,42 +367,3 @@ class FusionCallback(DocumentRouter):
 
     def datum(self, doc):
         self._guard(self._filler.datum, doc)
-
-
-def fusion_router(
-    model: FusionModel,
-    calibration: CalibrationRecord,
-    sinks: Iterable[Sink],
-    config: FusionConfig | None = None,
-    *,
-    array_source: ArraySource | None = None,
-    on_callback: Callable[[FusionCallback], None] | None = None,
-    on_frame: Callable[[FusedFrame, WindowJob], None] | None = None,
-    schema: FrameSchema = FUSED_FRAME,
-) -> RunRouter:
-    """A RunRouter that gives every raw (non-calibration) run its own FusionCallback.
-
-    The workers of overlapping runs call ``sinks`` from their own threads: callers
-    that may overlap runs hand in sinks that take turns (``FusionSession`` does).
-    """
-    sinks = list(sinks)
-    registration = Registration(calibration)
-
-    def factory(name: str, start: dict) -> tuple[list, list]:
-        if is_calibration_run(start):
-            return [], []
-        cb = FusionCallback(
-            model,
-            calibration,
-            sinks,
-            config,
-            array_source=array_source,
-            registration=registration,
-            on_frame=on_frame,
-            schema=schema,
-        )
-        if on_callback is not None:
-            on_callback(cb)
-        return [cb], []
-
-    return RunRouter([factory])

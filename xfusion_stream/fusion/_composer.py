@@ -8,22 +8,31 @@ from typing import Any, Literal, cast
 
 from event_model import DocumentNames, compose_run, schema_validators
 
+from ..publishing import DeliveringSink
 from ._schema import FUSED_FRAME, FrameSchema, FusedFrame
 
 __all__ = ["FusedFrame", "FusedRunComposer", "Sink"]
 
 logger = logging.getLogger(__name__)
 
-Sink = Callable[[str, dict], Any]
+#: a callable sink (called from the worker's thread) or one that delivers on its own
+Sink = Callable[[str, dict], Any] | DeliveringSink
+
+
+#: the ``gaps`` stream's own key: why the gap is there (a skipped window, lost input)
+GAP_CAUSE_KEY = {"dtype": "string", "shape": [], "source": "xfusion"}
+SKIPPED = "window skipped: the fusion queue was full (when_full: skip)"
 
 
 class FusedRunComposer:
     """Emits one fused run; every document is schema-validated before any sink sees it.
 
     A sink that raises is reported and dropped for the rest of the run, so a Tiled
-    outage cannot stop frames reaching the 0MQ stream (and vice versa). ``schema``
-    (default ``FUSED_FRAME``) gives the fused stream's data keys and event data; the
-    worker builds its records from it.
+    outage cannot stop frames reaching the 0MQ stream (and vice versa). Sinks that
+    deliver on their own (``publishing.DeliveringSink``, e.g. a ``SinkThread``) are
+    handed each document without waiting; ``finish_delivery`` waits (bounded) for
+    their stops and collects their errors. ``schema`` (default ``FUSED_FRAME``) gives
+    the fused stream's data keys and event data; the worker builds its records from it.
     """
 
     def __init__(
@@ -32,11 +41,13 @@ class FusedRunComposer:
         metadata: dict[str, Any],
         *,
         schema: FrameSchema = FUSED_FRAME,
+        uid: str | None = None,
     ) -> None:
         self.schema = schema
         self._sinks = list(sinks)
+        self._all_sinks = list(self._sinks)
         self.sink_errors: list[str] = []
-        self.bundle = compose_run(metadata=metadata)
+        self.bundle = compose_run(uid=uid, metadata=metadata)
         self.uid = self.bundle.start_doc["uid"]
         self._fused: Any = None
         self._gaps: Any = None
@@ -46,8 +57,11 @@ class FusedRunComposer:
     def _emit(self, name: str, doc: Any) -> None:
         schema_validators[DocumentNames[name]].validate(doc)
         for sink in list(self._sinks):
+            if isinstance(sink, DeliveringSink):
+                sink.submit(self.uid, name, doc)
+                continue
             try:
-                sink(name, doc)
+                sink(name, doc)  # type: ignore[operator]
             except Exception as exc:  # noqa: BLE001 - one bad sink must not stop the others
                 msg = f"sink {sink!r} failed on {name}: {exc!r}; dropped"
                 logger.error(msg)
@@ -59,9 +73,9 @@ class FusedRunComposer:
         data_keys = self.schema.data_keys(frame_shape)
         self._fused = self.bundle.compose_descriptor(name=stream_name, data_keys=data_keys)
         self._emit("descriptor", self._fused.descriptor_doc)
+        gap_keys = self.schema.data_keys(frame_shape, ("window_index", "shimadzu_index"))
         self._gaps = self.bundle.compose_descriptor(
-            name="gaps",
-            data_keys=self.schema.data_keys(frame_shape, ("window_index", "shimadzu_index")),
+            name="gaps", data_keys={**gap_keys, "cause": dict(GAP_CAUSE_KEY)}
         )
         self._emit("descriptor", self._gaps.descriptor_doc)
 
@@ -72,9 +86,11 @@ class FusedRunComposer:
         self.n_events += 1
         self._emit("event", doc)
 
-    def gap(self, window_index: int, shimadzu_index: int, now: float) -> None:
+    def gap(self, window_index: int, shimadzu_index: int, now: float, cause: str = SKIPPED) -> None:
+        """One ``gaps`` event: a window that was not fused (-1: input lost before any
+        window could be formed), and why."""
         assert self._gaps is not None, "start() first"
-        data = {"window_index": window_index, "shimadzu_index": shimadzu_index}
+        data = {"window_index": window_index, "shimadzu_index": shimadzu_index, "cause": cause}
         doc = self._gaps.compose_event(data=data, timestamps={k: now for k in data}, time=now)
         self.n_gaps += 1
         self._emit("event", doc)
@@ -84,3 +100,18 @@ class FusedRunComposer:
         doc = self.bundle.compose_stop(exit_status=status, reason=reason)
         self._emit("stop", doc)
         return dict(doc)
+
+    def pending_errors(self) -> list[str]:
+        """Errors the sinks that deliver on their own reported so far (without waiting)."""
+        return [e for sink in self._delivering() for e in sink.errors(self.uid)]
+
+    def finish_delivery(self) -> None:
+        """Wait (each sink's bounded ``delivery_timeout``) until every sink delivered or
+        gave up this run's stop; their errors join ``sink_errors``."""
+        for sink in self._delivering():
+            for error in sink.delivered(self.uid):
+                if error not in self.sink_errors:
+                    self.sink_errors.append(error)
+
+    def _delivering(self) -> list[DeliveringSink]:
+        return [s for s in self._all_sinks if isinstance(s, DeliveringSink)]

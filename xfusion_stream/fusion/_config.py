@@ -22,7 +22,10 @@ class FusionConfig(ConfigModel):
     RunEngine) until the model catches up; ``skip`` drops the window and records the
     gap in the fused run's ``gaps`` stream. ``max_batch`` > 1 fuses windows that are
     ready together in one batch; 1 keeps live, replayed and offline output
-    bit-identical whatever the arrival timing.
+    bit-identical whatever the arrival timing. ``max_buffered_mib`` bounds the
+    registered frames one run holds while they wait for their windows (a camera whose
+    frames stop arriving would otherwise grow it without end): beyond it the fused run
+    fails with the reason.
     """
 
     traverse_mode: Literal["continuous", "double"] = "continuous"
@@ -32,4 +35,5 @@ class FusionConfig(ConfigModel):
     max_batch: int = Field(1, ge=1)
     full_scale: float = Field(65535.0, gt=0, description="counts that map to intensity 1")
     feature_cache: bool = True
+    max_buffered_mib: float = Field(4096.0, gt=0)
     stream_name: str = "fused"

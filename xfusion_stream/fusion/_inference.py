@@ -44,6 +44,13 @@ class WindowOutput:
     residual: ShimadzuResidual  # against Shimadzu frame t, in noise units
 
 
+def _emptied(cache: PhantomMotionCache) -> PhantomMotionCache:
+    """A new empty motion cache carrying ``cache``'s counts."""
+    fresh = PhantomMotionCache(cache.size)
+    fresh.hits, fresh.misses = cache.hits, cache.misses
+    return fresh
+
+
 class _FeatureCache:
     """Per-frame features keyed by (camera, position), least recently used evicted."""
 
@@ -91,7 +98,8 @@ def _window_outputs(
 class WindowInference:
     """Runs windows through one model, reusing what windows share: the features of a frame
     (up to three windows per Shimadzu frame) and the motion of a Phantom pair (every
-    window between the two frames). Neither cache changes a result. ``shimadzu`` (the
+    window between the two frames). Neither cache changes a result (``xfusion bench``
+    checks it; switching both off is the original's recompute-everything baseline). ``shimadzu`` (the
     calibration's ratio and Shimadzu blur) measures each fused frame against Shimadzu
     frame t."""
 
@@ -100,12 +108,19 @@ class WindowInference:
         model: FusionModel,
         *,
         feature_cache: bool = True,
+        motion_cache: bool = True,
         shimadzu: ShimadzuMeasurement | None = None,
     ) -> None:
         self.model = model
         self.shimadzu = shimadzu if shimadzu is not None else ShimadzuMeasurement()
         self.feature_cache = _FeatureCache(capacity=FEATURE_CACHE_SIZE if feature_cache else 0)
-        self.motion_cache = PhantomMotionCache()
+        self.motion_cache = PhantomMotionCache() if motion_cache else None
+
+    def release(self) -> None:
+        """Drop the cached features and motions (the counts stay): the run is over."""
+        self.feature_cache._items.clear()
+        if self.motion_cache is not None:
+            self.motion_cache = _emptied(self.motion_cache)
 
     def _encode(
         self, encode: Callable[[torch.Tensor], torch.Tensor], frame: np.ndarray

@@ -101,7 +101,10 @@ def load_fusion_model(
         opts = _arch_options(Path(arch_opt))
         arch = opts.pop("arch")
         builder = xm.edvr_stf if arch == "edvr_stf" else xm.swin_xvr
-        net = builder(opts.pop("preset", "paper"), **opts)
+        try:
+            net = builder(opts.pop("preset", "paper"), **opts)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{arch_opt}: {exc}") from None
         path = Path(spec)
         if not path.exists():
             raise ConfigError(f"{path}: model file not found")

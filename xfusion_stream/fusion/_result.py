@@ -36,17 +36,22 @@ class FusedRunResult:
     shimadzu_residual: float | None = None
     shimadzu_residual_p99: float | None = None
     sink_errors: tuple[str, ...] = ()
+    lost: tuple[str, ...] = ()  # raw documents lost on the way in (seq_num gaps, no stop)
 
     @property
     def problem(self) -> str | None:
         """Why this run is not a success a caller may report, or None: the fused run did
-        not stop with ``success``, fused no frame, or lost a sink on the way."""
+        not stop with ``success``, fused no frame, lost raw documents on the way in, or
+        lost a sink on the way out."""
         if self.exit_status is None:
             return self.reason or "no fused run finished"
         if self.exit_status != "success":
             return f"fused run ended with {self.exit_status}: {self.reason}".rstrip(": ")
         if self.frames == 0:
             return "the fused run fused 0 frames"
+        if self.lost:
+            more = f" (+{len(self.lost) - 1} more)" if len(self.lost) > 1 else ""
+            return f"raw documents were lost: {self.lost[0]}{more}"
         if self.sink_errors:
             return "; ".join(self.sink_errors)
         return None
@@ -54,7 +59,8 @@ class FusedRunResult:
     @property
     def ok(self) -> bool:
         """True only for a fused run that stopped with ``success`` with at least one
-        fused frame delivered to every sink: what ``ok`` and exit codes report."""
+        fused frame, no raw document lost, and delivered to every sink: what ``ok`` and
+        exit codes report."""
         return self.problem is None
 
     @classmethod
@@ -78,6 +84,7 @@ class FusedRunResult:
             shimadzu_residual=mean_residual(report.residual_rms),
             shimadzu_residual_p99=mean_residual(report.residual_p99),
             sink_errors=tuple(worker.composer.sink_errors),
+            lost=tuple(report.lost),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -90,6 +97,7 @@ class FusedRunResult:
             "fused_uid": self.fused_uid,
             "frames_fused": self.frames,
             "gaps": len(self.gaps),
+            "raw_losses": len(self.lost),
             "exit_status": self.exit_status,
             "reason": self.reason,
             "model_seconds": round(self.model_seconds, 3),

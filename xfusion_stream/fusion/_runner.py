@@ -61,6 +61,7 @@ class _Start:
 class WorkerReport:
     frames: int = 0
     gaps: list[int] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # raw documents lost on the way in
     failure: str = ""
     stop_doc: dict | None = None
     model_seconds: float = 0.0
@@ -79,7 +80,8 @@ def _metrics(fused: np.ndarray, job: WindowJob) -> dict[str, float]:
 
 class FusionWorker:
     """Owns the model, the cache and the composer of one fused run; ``shimadzu`` (default:
-    ratio 4, no extra blur) is how the Shimadzu sees a fused frame, from the calibration."""
+    ratio 4, no extra blur) is how the Shimadzu sees a fused frame, from the calibration.
+    ``on_done`` is called once the run is over (e.g. to free a session's fusion slot)."""
 
     def __init__(
         self,
@@ -92,7 +94,9 @@ class FusionWorker:
         feature_cache: bool = True,
         on_frame: Callable[[FusedFrame, WindowJob], None] | None = None,
         shimadzu: ShimadzuMeasurement | None = None,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
+        self.on_done = on_done
         self.model = model
         self.on_frame = on_frame
         self.composer = composer
@@ -104,6 +108,8 @@ class FusionWorker:
         # skipped windows (window index, shimadzu index); appended by the callback thread
         # without blocking, turned into ``gaps`` events by the worker
         self._skipped: collections.deque[tuple[int, int]] = collections.deque()
+        # raw documents lost before they reached us (RunGuard), as gaps with a cause
+        self._lost: collections.deque[tuple[int, str]] = collections.deque()
         self._failed = threading.Event()
         self.done = threading.Event()
         self._thread = threading.Thread(
@@ -129,6 +135,10 @@ class FusionWorker:
             return False
         return True
 
+    def note_loss(self, message: str, shimadzu_index: int = -1) -> None:
+        """Raw documents of this run were lost: a ``gaps`` event with ``message``."""
+        self._lost.append((shimadzu_index, message))
+
     def stop_run(self, exit_status: str = "success", reason: str = "") -> None:
         self._queue.put(_Stop(exit_status, reason))
 
@@ -150,13 +160,24 @@ class FusionWorker:
                 if not self._failed.is_set():
                     self._process([item, *self._more_ready()])
         finally:
+            self._over()
             self.done.set()
+
+    def _over(self) -> None:
+        """Call ``on_done`` once: the model's part of the run is over."""
+        on_done, self.on_done = self.on_done, None
+        if on_done is not None:
+            on_done()
 
     def _record_gaps(self) -> None:
         while self._skipped:
             window_index, shimadzu_index = self._skipped.popleft()
             self.report.gaps.append(window_index)
             self.composer.gap(window_index, shimadzu_index, time.time())
+        while self._lost:
+            shimadzu_index, message = self._lost.popleft()
+            self.report.lost.append(message)
+            self.composer.gap(-1, shimadzu_index, time.time(), cause=message)
 
     def _more_ready(self) -> list[WindowJob]:
         """Further queued windows to batch with the first (only when max_batch > 1)."""
@@ -202,9 +223,18 @@ class FusionWorker:
             self._failed.set()
 
     def _finish(self, stop: _Stop) -> None:
+        """Stop the fused run, then wait (bounded) until every sink delivered the stop
+        or gave it up, so the run's result knows what each sink holds."""
         status, reason = stop.exit_status, stop.reason
         if self._failed.is_set():
             status, reason = "fail", self.report.failure
-        if self.composer.sink_errors and status == "success":
-            reason = "; ".join(self.composer.sink_errors)
+        if status == "success":
+            notes = [*self.report.lost[:3], *self.composer.sink_errors]
+            notes += self.composer.pending_errors()
+            if len(self.report.lost) > 3:
+                notes.insert(3, f"... {len(self.report.lost)} losses of raw documents in all")
+            reason = "; ".join(dict.fromkeys(notes))
         self.report.stop_doc = self.composer.stop(status, reason)
+        self._over()  # a slow sink holds no fusion slot while we wait for it
+        self.composer.finish_delivery()
+        self.inference.release()

@@ -4,11 +4,43 @@ from ._tiled import EmbeddedTiled, make_tiled_writer, register_json_seq_exporter
 
 __all__ = ["EmbeddedTiled", "make_tiled_writer", "register_json_seq_exporter"]
 
+from ._curve import ClientCurve, ServerCurve, client_curve, make_curve_keys, server_curve  # noqa: E402
 from ._listener import DocumentCounter, ListenerProcess, RunCount, listen  # noqa: E402
-from ._serialization import WireFormatError, pack_document, unpack_document  # noqa: E402
+from ._serialization import (  # noqa: E402
+    DOCUMENT_NAMES,
+    WireFormatError,
+    pack_document,
+    unpack_document,
+)
+from ._sink_thread import (  # noqa: E402
+    DEFAULT_DELIVERY_TIMEOUT,
+    DeliveringSink,
+    SinkThread,
+    document_bytes,
+)
+from ._spool import (  # noqa: E402
+    SPOOL_SUFFIX,
+    Spool,
+    SpoolStatus,
+    append_to_spool,
+    iter_spool,
+    spool_files,
+    spool_status,
+    try_lock,
+)
+from ._tiled_sink import (  # noqa: E402
+    ReingestReport,
+    TiledSink,
+    is_tiled_writer,
+    reingest_spool,
+    write_spooled_run,
+)
+from ._wire import DEFAULT_MAX_MESSAGE_BYTES, SafeRemoteDispatcher, parse_message  # noqa: E402
 from ._zmq import (  # noqa: E402
     FUSED_PREFIX,
     RAW_PREFIX,
+    RECEIVE_HWM,
+    SEND_HWM,
     ProxyThread,
     check_address,
     dispatch_in_thread,
@@ -19,6 +51,34 @@ from ._zmq import (  # noqa: E402
 )
 
 __all__ += [
+    "DEFAULT_DELIVERY_TIMEOUT",
+    "DeliveringSink",
+    "RECEIVE_HWM",
+    "ReingestReport",
+    "SEND_HWM",
+    "SPOOL_SUFFIX",
+    "SinkThread",
+    "Spool",
+    "SpoolStatus",
+    "TiledSink",
+    "document_bytes",
+    "is_tiled_writer",
+    "iter_spool",
+    "reingest_spool",
+    "spool_files",
+    "spool_status",
+    "append_to_spool",
+    "try_lock",
+    "write_spooled_run",
+    "ClientCurve",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "DOCUMENT_NAMES",
+    "SafeRemoteDispatcher",
+    "ServerCurve",
+    "client_curve",
+    "make_curve_keys",
+    "parse_message",
+    "server_curve",
     "FUSED_PREFIX",
     "RAW_PREFIX",
     "ProxyThread",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import ConfigError
+from ._curve import ClientCurve
 from ._zmq import (
     FUSED_PREFIX,
     check_address,
@@ -118,15 +119,18 @@ def listen(
     timeout: float | None = None,
     ready_file: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
+    curve: ClientCurve | None = None,
 ) -> dict[str, Any]:
     """Subscribe at ``address`` until ``runs`` stop documents arrived or ``timeout`` s passed.
 
     Blocks the calling thread. ``ready_file`` is written once the SUB socket is
     connected and subscribed (a publisher should still allow ~0.5 s for the
-    subscription to reach the proxy). ``out`` receives the JSON summary.
+    subscription to reach the proxy). ``out`` receives the JSON summary. ``curve``
+    (``client_curve(key_dir)``) authenticates to a CURVE proxy; malformed messages are
+    logged (stderr) and dropped, never counted.
     """
     counter = DocumentCounter(runs)
-    dispatcher = make_remote_dispatcher(check_address(address), prefix=prefix)
+    dispatcher = make_remote_dispatcher(check_address(address), prefix=prefix, curve=curve)
     dispatcher.subscribe(counter)
     state: dict[str, Any] = {"timed_out": False, "signal": None}
 

@@ -1,7 +1,9 @@
 """0MQ publishing the xpdAn way: raw documents in under one prefix, fused out under another.
 
 Thin wrappers over bluesky's own Publisher / Proxy / RemoteDispatcher that always use
-the safe msgpack wire format and loopback addresses unless told otherwise.
+the safe msgpack wire format and loopback addresses unless told otherwise. Dispatchers
+survive any message (``SafeRemoteDispatcher``); every socket can be CURVE-authenticated
+(``_curve``: keys in one directory).
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..core import ConfigError
-from ._serialization import pack_document, unpack_document
+from ._curve import ClientCurve, ServerCurve
+from ._serialization import pack_document
+from ._wire import DEFAULT_MAX_MESSAGE_BYTES, RECEIVE_HWM, SEND_HWM, SafeRemoteDispatcher, set_hwm
 
 __all__ = [
     "RAW_PREFIX",
@@ -26,6 +31,10 @@ __all__ = [
     "run_dispatcher",
     "stop_dispatcher",
     "check_address",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "RECEIVE_HWM",
+    "SEND_HWM",
+    "SafeRemoteDispatcher",
 ]
 
 RAW_PREFIX = b"raw"
@@ -45,25 +54,44 @@ def check_address(address: str, what: str = "address") -> str:
     return address
 
 
-def make_publisher(address: str, prefix: bytes = FUSED_PREFIX, *, linger_ms: int = 2000):
+def make_publisher(
+    address: str,
+    prefix: bytes = FUSED_PREFIX,
+    *,
+    linger_ms: int = 2000,
+    curve: ClientCurve | None = None,
+    send_hwm: int = SEND_HWM,
+):
     """A bluesky ``Publisher`` (connects to a proxy's in-address) with the safe format.
 
     ``linger_ms`` bounds how long ``close()`` waits to flush queued messages; 0MQ's
-    default (forever) would hang a process whose proxy has gone away.
+    default (forever) would hang a process whose proxy has gone away. ``curve``
+    (``client_curve(key_dir)``) authenticates to a CURVE proxy. ``send_hwm``: messages
+    queued before 0MQ drops (``SEND_HWM``, why that number: ``_wire``).
     """
     import zmq
     from bluesky.callbacks.zmq import Publisher
 
-    publisher = Publisher(check_address(address), prefix=prefix, serializer=pack_document)
+    publisher = Publisher(
+        check_address(address), prefix=prefix, serializer=pack_document, curve_config=curve
+    )
     publisher._socket.setsockopt(zmq.LINGER, int(linger_ms))  # bluesky offers no knob
+    set_hwm(publisher._socket, zmq.SNDHWM, send_hwm, publisher.address)
     return publisher
 
 
-def make_remote_dispatcher(address: str, prefix: bytes = FUSED_PREFIX):
-    """A bluesky ``RemoteDispatcher`` (connects to a proxy's out-address) with the safe format."""
-    from bluesky.callbacks.zmq import RemoteDispatcher
-
-    return RemoteDispatcher(check_address(address), prefix=prefix, deserializer=unpack_document)
+def make_remote_dispatcher(
+    address: str,
+    prefix: bytes = FUSED_PREFIX,
+    *,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    curve: ClientCurve | None = None,
+) -> SafeRemoteDispatcher:
+    """A RemoteDispatcher (connects to a proxy's out-address) with the safe format that
+    logs and drops malformed messages and those over ``max_message_bytes``."""
+    return SafeRemoteDispatcher(
+        check_address(address), prefix=prefix, max_message_bytes=max_message_bytes, curve=curve
+    )
 
 
 class ProxyThread:
@@ -74,15 +102,31 @@ class ProxyThread:
     which can only be ended by destroying its context from another thread, and that
     races with the device's own socket use ("Bad address"). Port 0 picks a free port;
     ``in_address``/``out_address`` are then the full bound ``tcp://`` addresses.
+    ``in_curve``/``out_curve`` (``server_curve(key_dir)``) make either side accept only
+    authorized CURVE clients. Both sides queue ``RECEIVE_HWM``/``SEND_HWM`` messages.
     """
 
-    def __init__(self, in_port: int = 0, out_port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        in_port: int = 0,
+        out_port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        in_curve: ServerCurve | None = None,
+        out_curve: ServerCurve | None = None,
+    ) -> None:
         import zmq
 
         self._context = zmq.Context()
+        self._auth: Any = None
         self._frontend = self._context.socket(zmq.SUB)
         self._frontend.setsockopt(zmq.SUBSCRIBE, b"")
+        self._frontend.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
         self._backend = self._context.socket(zmq.PUB)
+        self._backend.setsockopt(zmq.SNDHWM, SEND_HWM)
+        for sock, curve in ((self._frontend, in_curve), (self._backend, out_curve)):
+            if curve is not None:
+                self._secure(sock, curve)
         self.in_address = self._bind(self._frontend, host, in_port)
         self.out_address = self._bind(self._backend, host, out_port)
         control = f"inproc://xfusion-proxy-control-{id(self)}"
@@ -92,6 +136,26 @@ class ProxyThread:
         self._control_out.connect(control)
         self._thread = threading.Thread(target=self._run, name="xfusion-0mq-proxy", daemon=True)
         self._thread.start()
+
+    def _secure(self, socket, curve: ServerCurve) -> None:
+        """CURVE server on ``socket``: its keys, and the authenticator (started once)."""
+        import zmq
+        import zmq.auth
+        from zmq.auth.thread import ThreadAuthenticator
+
+        if self._auth is None:
+            self._auth = ThreadAuthenticator(self._context)
+            self._auth.start()
+            if curve.allow:
+                self._auth.allow(*curve.allow)
+            where = curve.client_public_keys or zmq.auth.CURVE_ALLOW_ANY
+            self._auth.configure_curve(domain="*", location=str(where))
+        public, secret = zmq.auth.load_certificate(curve.secret_path)
+        if secret is None:
+            raise ConfigError(f"{curve.secret_path}: not a CURVE secret key file")
+        socket.curve_publickey = public
+        socket.curve_secretkey = secret
+        socket.curve_server = True
 
     @staticmethod
     def _bind(socket, host: str, port: int) -> str:
@@ -118,6 +182,8 @@ class ProxyThread:
         self._control_out.send(b"TERMINATE")
         self._thread.join(timeout=5)
         self._control_out.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
         self._context.term()
 
     def __enter__(self) -> ProxyThread:

@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ready-file", default=None, help="touch this file once subscribed (for scripts)"
     )
+    parser.add_argument(
+        "--curve-keys",
+        default=None,
+        help="CURVE key directory (client.key_secret, server.key) for an authenticated proxy",
+    )
     return parser
 
 
@@ -40,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("listen: --prefix may not contain a space", file=sys.stderr)
         return 2
     from ..core import XFusionError
+    from ._curve import client_curve
     from ._listener import listen
 
     try:
@@ -50,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=args.timeout,
             ready_file=args.ready_file,
             out=args.out,
+            curve=client_curve(args.curve_keys) if args.curve_keys else None,
         )
     except XFusionError as exc:
         print(f"listen: error: {exc}", file=sys.stderr)

@@ -185,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         "--fast-events", type=fast_events_argument, default=None, metavar="SPEC",
         help=FAST_EVENTS_HELP,
     )  # fmt: skip
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--quiet", "--no-progress", dest="quiet", action="store_true",
+        help="no progress bar (it goes to stderr; the JSON result to stdout)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     spec = TrainingSetSpec(
         seed=args.seed,
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         feature_px=(args.feature_px[0], args.feature_px[1]),
         fast_events=args.fast_events,
     )
-    result = build_training_set(args.out, spec, progress=not args.no_progress)
+    result = build_training_set(args.out, spec, progress=not args.quiet)
     print(json.dumps({k: v for k, v in result.items() if k != "train_scene_seeds"}))
     return 0
 

@@ -3,6 +3,15 @@
 Never imported by runtime code (import-linter keeps it on top of the layers).
 """
 
+from ._faults import TcpForwarder, flaky_tiled_client
 from ._kit import BEAMLINE_SCENE, FUSION_SCENE, DocumentLog, expected_table, sim_cameras
 
-__all__ = ["BEAMLINE_SCENE", "FUSION_SCENE", "DocumentLog", "expected_table", "sim_cameras"]
+__all__ = [
+    "BEAMLINE_SCENE",
+    "FUSION_SCENE",
+    "DocumentLog",
+    "TcpForwarder",
+    "expected_table",
+    "flaky_tiled_client",
+    "sim_cameras",
+]

@@ -1,0 +1,104 @@
+"""Damaged inputs end in one line naming the file and the problem, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from xfusion_stream.cli import main
+from xfusion_stream.cli._main import _device_error
+from xfusion_stream.core import RecordedFormatError
+
+
+def _simulated_case(tmp_path):
+    out = tmp_path / "case"
+    args = ["simulate", "--out", str(out), "--shimadzu-shape", "32", "48", "--frames", "24"]
+    assert main([*args, "--quiet", "--json"]) == 0
+    return out
+
+
+def test_a_damaged_frame_is_named_in_one_line(tmp_path, capsys, monkeypatch):
+    """A truncated TIFF fails the camera's readout inside the RunEngine; the command says
+    which file, in one line, with exit code 2 (XFUSION_DEBUG unset: no traceback)."""
+    import xfusion_models as xm
+    import xfusion_stream.fusion as fusion
+    from xfusion_stream.calibration import CalibrationRecord
+    from xfusion_stream.fusion import FusionModel
+
+    monkeypatch.delenv("XFUSION_DEBUG", raising=False)
+    torch.manual_seed(0)
+    tiny = FusionModel(
+        xm.edvr_stf("tiny").eval(), "tiny", "edvr_stf", "0" * 64, torch.device("cpu")
+    )
+    monkeypatch.setattr(fusion, "load_fusion_model", lambda *a, **kw: tiny)
+    case = _simulated_case(tmp_path)
+    truth = json.loads((case / "truth.json").read_text())
+    scene = truth["experiment"]["scene"]
+    shimadzu_shape, phantom_shape = scene["shimadzu_shape"], scene["phantom_shape"]
+    record = CalibrationRecord.from_transform(
+        _transform(scene), tuple(shimadzu_shape), tuple(phantom_shape)
+    ).save(tmp_path / "cal.json")
+    frames = sorted((case / "sim_experiment" / "TIFF16").rglob("*.tif"))
+    damaged = frames[4]
+    damaged.write_bytes(damaged.read_bytes()[:300])
+    capsys.readouterr()
+    code = main(
+        ["inference", "--data_type", "actual", "--input_dir", str(case)]
+        + ["--case_list", "sim_experiment", "--calibration", str(record)]
+        + ["--traverse_mode", "continuous", "--out", str(tmp_path / "out"), "--quiet"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert damaged.name in err and "not a readable TIFF" in err
+    assert "Traceback" not in err
+
+
+def _transform(scene: dict):
+    from xfusion_stream.core import InterCameraTransform
+
+    return InterCameraTransform.from_dict(scene["transform"])
+
+
+def test_the_cause_behind_a_failed_device_status_is_found():
+    from bluesky.utils import FailedStatus
+    from ophyd.status import Status
+
+    status = Status()
+    cause = RecordedFormatError("/data/x.tif", "image", "not a readable TIFF")
+    status.set_exception(cause)
+    try:
+        try:
+            raise FailedStatus(status)
+        except FailedStatus as exc:
+            raise RuntimeError("plan aborted") from exc
+    except RuntimeError as outer:
+        assert _device_error(outer) is cause
+    assert _device_error(RuntimeError("unrelated")) is None
+
+
+def test_mistyped_architecture_options_are_named(tmp_path, capsys):
+    arch = tmp_path / "arch.yaml"
+    arch.write_text("arch: edvr_stf\npreset: small\nnum_feats: 32\n")
+    weights = tmp_path / "w.pth"
+    torch.save({"params": {}}, weights)
+    code = main(
+        ["inference", "--data_type", "actual", "--input_dir", str(tmp_path), "--case_list", "x"]
+        + ["--model_file", str(weights), "--arch-opt", str(arch), "--calibration", "c.json"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "num_feats" in err and "num_feat'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint\n", b"\x80\x04K\x01."])
+def test_a_file_that_is_not_a_checkpoint_says_so_without_unsafe_advice(tmp_path, content):
+    from xfusion_models.weights import CheckpointError, read_checkpoint
+
+    path = tmp_path / "bad.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(path)
+    text = str(info.value)
+    assert str(path) in text and "weights_only=False" not in text

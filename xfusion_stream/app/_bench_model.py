@@ -1,0 +1,196 @@
+"""Model-side speed figures: FLOP/s against a matmul, caches on and off, precision, stages.
+
+Each function takes windows that really went through the live path (``WindowJob``s
+kept by the pipeline measurement), so the model sees the frames it sees at a beamline.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..fusion import FusionModel, WindowJob
+from ..fusion._inference import WindowInference
+
+__all__ = [
+    "flop_efficiency",
+    "matmul_peak",
+    "precision_change",
+    "stage_seconds",
+    "streaming_speedup",
+    "synthetic_job",
+    "time_windows",
+]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a large fp32 matmul on ``device``: the machine's practical limit."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    torch.mm(a, b)  # warm-up: thread pools, caches
+    _sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
+
+
+def time_windows(
+    model: FusionModel, jobs: Sequence[WindowJob], *, cached: bool
+) -> tuple[float, list[np.ndarray]]:
+    """Seconds to fuse ``jobs`` one by one, in order, as a worker does, and the frames."""
+    inference = WindowInference(model, feature_cache=cached, motion_cache=cached)
+    images: list[np.ndarray] = []
+    t0 = time.perf_counter()
+    for job in jobs:
+        images.append(inference.run([job])[0].image)
+    _sync(model.device)
+    return time.perf_counter() - t0, images
+
+
+def streaming_speedup(model: FusionModel, jobs: Sequence[WindowJob]) -> dict[str, Any]:
+    """Feature and flow caches on versus recomputing every input of every window."""
+    cached_s, cached = time_windows(model, jobs, cached=True)
+    plain_s, plain = time_windows(model, jobs, cached=False)
+    identical = all(np.array_equal(a, b) for a, b in zip(cached, plain))
+    return {
+        "streaming_speedup": round(plain_s / cached_s, 3),
+        "identical_output": identical,
+        "cached_s": round(cached_s, 3),
+        "recomputed_s": round(plain_s, 3),
+        "windows": len(jobs),
+    }
+
+
+def synthetic_job(lr_shape: tuple[int, int], ratio: int = 4, seed: int = 0) -> WindowJob:
+    """A window of smooth random frames: cost depends on sizes, not on content."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    hr_shape = (lr_shape[0] * ratio, lr_shape[1] * ratio)
+
+    def smooth(shape: tuple[int, int]) -> np.ndarray:
+        img = cv2.GaussianBlur(rng.random(shape, dtype=np.float32), (0, 0), 3.0)
+        return np.ascontiguousarray((img - img.min()) / (np.ptp(img) + 1e-6))
+
+    lr = tuple(smooth(lr_shape) for _ in range(3))
+    hr = tuple(smooth(hr_shape) for _ in range(2))
+    return WindowJob(
+        index=0,
+        shimadzu_index=1,
+        shimadzu_time_ns=200,
+        lr=(0, 1, 2),
+        hr=(0, 1),
+        lr_frames=lr,  # type: ignore[arg-type]
+        hr_frames=hr,  # type: ignore[arg-type]
+    )
+
+
+def flop_efficiency(
+    model: FusionModel, job: WindowJob, peak_flops: float, repeats: int = 3
+) -> dict[str, Any]:
+    """Counted FLOPs of one window's forward (every input recomputed) per second of it,
+    as a fraction of ``peak_flops``. torch's FlopCounterMode counts convolutions and
+    matrix products; sampling (grid_sample, DIS flow) is time without counted FLOPs,
+    which is what a fraction of the matmul peak should expose."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        time_windows(model, [job], cached=False)
+    flops = float(counter.get_total_flops())
+    seconds = min(time_windows(model, [job], cached=False)[0] for _ in range(repeats))
+    achieved = flops / seconds
+    return {
+        "efficiency": round(achieved / peak_flops, 4),
+        "gflop_per_window": round(flops / 1e9, 3),
+        "seconds_per_window": round(seconds, 4),
+        "achieved_gflops": round(achieved / 1e9, 2),
+        "lr_shape": list(job.lr_frames[1].shape),
+    }
+
+
+def _psnr(image: np.ndarray, truth: np.ndarray) -> float:
+    mse = float(np.mean((np.clip(image, 0, 1) * 255.0 - truth * 255.0) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+def precision_change(
+    fp32: FusionModel,
+    low: FusionModel,
+    jobs: Sequence[WindowJob],
+    truth: Callable[[WindowJob], np.ndarray],
+) -> dict[str, Any]:
+    """Speed of ``low`` (bf16 / fp16 autocast) over fp32, and what it costs in PSNR."""
+    fp32_s, fp32_images = time_windows(fp32, jobs, cached=True)
+    low_s, low_images = time_windows(low, jobs, cached=True)
+    truths = [truth(job) for job in jobs]
+    psnr32 = float(np.mean([_psnr(a, t) for a, t in zip(fp32_images, truths)]))
+    psnr_low = float(np.mean([_psnr(a, t) for a, t in zip(low_images, truths)]))
+    return {
+        "precision": low.precision,
+        "speed_ratio": round(fp32_s / low_s, 3),
+        "psnr_fp32": round(psnr32, 3),
+        f"psnr_{low.precision}": round(psnr_low, 3),
+        "psnr_change_db": round(psnr_low - psnr32, 3),
+    }
+
+
+# stage -> qualified names whose cumulative time belongs to it (file suffix, function)
+_STAGES: dict[str, tuple[tuple[str, str], ...]] = {
+    "dis_flow": (("ops/_phantom_motion.py", "dense_flow"),),
+    "tau_search": (("ops/_phantom_motion.py", "_best_tau"),),
+    "gate": (("archs/_hr_gate.py", "forward"),),
+    "consistency": (("archs/_consistency.py", "forward"),),
+    "fidelity": (("fusion/_fidelity.py", "shimadzu_residuals"),),
+}
+
+
+def _cumulative(stats: pstats.Stats, where: str, name: str) -> float:
+    total = 0.0
+    for (filename, _line, func), row in stats.stats.items():  # type: ignore[attr-defined]
+        if func == name and filename.replace("\\", "/").endswith(where):
+            total += row[3]  # cumulative time
+    return total
+
+
+def stage_seconds(model: FusionModel, jobs: Sequence[WindowJob]) -> dict[str, float]:
+    """Seconds per fused frame in each model-side stage, from a profiled cached run.
+
+    ``network`` is what remains of the window's time (features, alignment, fusion,
+    reconstruction). Under the profiler Python calls cost a little more, so these are
+    shares, not absolute times to compare with ``time_windows``.
+    """
+    profiler = cProfile.Profile()
+    inference = WindowInference(model)
+    profiler.enable()
+    t0 = time.perf_counter()
+    for job in jobs:
+        inference.run([job])
+    total = time.perf_counter() - t0
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    n = max(len(jobs), 1)
+    out = {
+        stage: sum(_cumulative(stats, where, name) for where, name in names) / n
+        for stage, names in _STAGES.items()
+    }
+    # phantom_at_t = flow (cached per pair) + tau search + the warps themselves
+    at_t = _cumulative(stats, "ops/_phantom_motion.py", "phantom_at_t") / n
+    out["warp"] = max(at_t - out["dis_flow"] - out["tau_search"], 0.0)
+    out["network"] = max(total / n - sum(out.values()), 0.0)
+    return out
