@@ -23,6 +23,7 @@ from .. import __version__
 from ..calibration import CalibrationRecord, Registration, StreamingPairer, Window
 from ..core import DocumentError
 from ..documents import ArraySource, CameraStream, FrameFiller, camera_stream, declares_camera
+from ._alignment import AlignmentMonitor
 from ._composer import FusedFrame, FusedRunComposer, Sink
 from ._config import FusionConfig
 from ._fidelity import shimadzu_measurement
@@ -91,6 +92,7 @@ class FusionCallback(DocumentRouter):
         self.worker: FusionWorker | None = None
         self.raw_uid: str | None = None
         self.windows_submitted = 0
+        self.alignment: AlignmentMonitor | None = None  # does the calibration fit the run?
         self._dead = False
 
     # ---- life of the fused run ------------------------------------------------------
@@ -151,6 +153,8 @@ class FusionCallback(DocumentRouter):
             raise DocumentError(
                 "descriptor", None, f"no fusion slot came free in {SLOT_TIMEOUT:g} s"
             )
+        measurement = shimadzu_measurement(self.calibration, self.registration)
+        self.alignment = AlignmentMonitor(measurement, cfg.tolerance_ns)
         try:
             self.worker = FusionWorker(
                 self.model,
@@ -160,7 +164,7 @@ class FusionCallback(DocumentRouter):
                 max_batch=cfg.max_batch,
                 feature_cache=cfg.feature_cache,
                 on_frame=self._on_frame,
-                shimadzu=shimadzu_measurement(self.calibration, self.registration),
+                shimadzu=measurement,
                 on_done=self._slots.release if self._slots is not None else None,
             )
         except BaseException:
@@ -286,16 +290,19 @@ class FusionCallback(DocumentRouter):
         time_ns = int(data[stream.time_key])
         assert self._pairer is not None
         if stream.camera == "shimadzu":
-            self._keep("shimadzu", position, self.registration.shimadzu_lr(raw) * scale)
+            frame = self.registration.shimadzu_lr(raw) * scale
             windows = self._pairer.add_shimadzu(position, time_ns)
         else:
-            self._keep("phantom", position, self.registration.phantom_hr(raw) * scale)
+            frame = self.registration.phantom_hr(raw) * scale
             windows = self._pairer.add_phantom(
                 position,
                 int(data[stream.frame_number_key]),
                 time_ns,
                 bool(data[stream.flag_key]) if stream.flag_key else True,
             )
+        self._keep(stream.camera, position, frame)
+        if self.alignment is not None:
+            self.alignment.add(stream.camera, time_ns, frame)
         self._submit(windows)
 
     def _keep(self, camera: str, position: int, frame: np.ndarray) -> None:

@@ -37,12 +37,15 @@ class FusedRunResult:
     shimadzu_residual_p99: float | None = None
     sink_errors: tuple[str, ...] = ()
     lost: tuple[str, ...] = ()  # raw documents lost on the way in (seq_num gaps, no stop)
+    calibration_problem: str | None = None  # the record does not fit this run's frames
+    calibration_check: dict[str, Any] | None = None
 
     @property
     def problem(self) -> str | None:
         """Why this run is not a success a caller may report, or None: the fused run did
-        not stop with ``success``, fused no frame, lost raw documents on the way in, or
-        lost a sink on the way out."""
+        not stop with ``success``, fused no frame, lost raw documents on the way in, lost
+        a sink on the way out, or was fused with a calibration its own simultaneous
+        Phantom and Shimadzu frames contradict (``fusion._alignment``)."""
         if self.exit_status is None:
             return self.reason or "no fused run finished"
         if self.exit_status != "success":
@@ -54,7 +57,7 @@ class FusedRunResult:
             return f"raw documents were lost: {self.lost[0]}{more}"
         if self.sink_errors:
             return "; ".join(self.sink_errors)
-        return None
+        return self.calibration_problem
 
     @property
     def ok(self) -> bool:
@@ -85,6 +88,8 @@ class FusedRunResult:
             shimadzu_residual_p99=mean_residual(report.residual_p99),
             sink_errors=tuple(worker.composer.sink_errors),
             lost=tuple(report.lost),
+            calibration_problem=callback.alignment.problem if callback.alignment else None,
+            calibration_check=callback.alignment.summary() if callback.alignment else None,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -103,6 +108,7 @@ class FusedRunResult:
             "model_seconds": round(self.model_seconds, 3),
             "shimadzu_residual": self.shimadzu_residual,
             "shimadzu_residual_p99": self.shimadzu_residual_p99,
+            "calibration_check": self.calibration_check,
         }
         if self.wall_seconds is not None:
             out["wall_seconds"] = round(self.wall_seconds, 3)

@@ -1,0 +1,83 @@
+"""A calibration record of another geometry is caught by the run's own simultaneous frames."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from xfusion_plans import dual_camera_burst
+
+from xfusion_models.ops import ShimadzuMeasurement
+from xfusion_stream.app import FusionSession
+from xfusion_stream.calibration import CalibrationRecord
+from xfusion_stream.fusion._alignment import AlignmentMonitor, alignment_check
+
+MEASURE = ShimadzuMeasurement()
+
+
+def _textured(shape=(96, 160), seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = cv2.GaussianBlur(rng.random(shape, dtype=np.float32), (0, 0), 2.0)
+    return (0.2 + 0.6 * (image - image.min()) / np.ptp(image)).astype(np.float32)
+
+
+def _shimadzu_of(hr: np.ndarray, shift=(0, 0), photons=2000.0, seed=1) -> np.ndarray:
+    """What the Shimadzu records of ``hr`` (moved by ``shift`` Shimadzu px), with shot noise."""
+    moved = np.roll(hr, (4 * shift[0], 4 * shift[1]), axis=(0, 1))
+    lr = MEASURE.measure(torch.from_numpy(moved)[None, None])[0, 0].numpy()
+    rng = np.random.default_rng(seed)
+    return (rng.poisson(lr * photons) / photons).astype(np.float32)
+
+
+def test_the_calibrated_alignment_fits_best_when_it_is_right():
+    hr = _textured()
+    check = alignment_check(hr, _shimadzu_of(hr), MEASURE)
+    assert check.best_shift == (0, 0) and check.plausible
+    assert check.rms_calibrated < 2.0  # noise, after the gain/offset fit
+
+
+@pytest.mark.parametrize("shift", [(1, 0), (0, -2), (2, 1)])
+def test_a_record_off_by_whole_pixels_is_flagged_with_the_shift(shift):
+    hr = _textured(seed=3)
+    check = alignment_check(hr, _shimadzu_of(hr, shift), MEASURE)
+    assert check.best_shift == (-shift[0], -shift[1])
+    assert not check.plausible and check.rms_calibrated > 1.5 * check.rms_best
+
+
+def test_a_scene_without_texture_is_never_flagged():
+    flat = np.full((96, 160), 0.5, dtype=np.float32)
+    assert alignment_check(flat, _shimadzu_of(flat, (1, 1)), MEASURE).plausible
+
+
+def test_the_monitor_pairs_frames_by_time_and_needs_a_majority():
+    hr = _textured(seed=4)
+    monitor = AlignmentMonitor(MEASURE, tolerance_ns=10)
+    monitor.add("shimadzu", 1000, _shimadzu_of(hr, (2, 0)))
+    monitor.add("phantom", 5000, hr)  # no partner in time
+    assert monitor.checks == []
+    monitor.add("phantom", 1004, hr)  # 4 ns apart: simultaneous
+    assert len(monitor.checks) == 1 and monitor.problem and "(-2, 0)" in monitor.problem
+    monitor.add("shimadzu", 9000, _shimadzu_of(hr))
+    monitor.add("phantom", 9000, hr)
+    monitor.add("phantom", 17000, hr)
+    monitor.add("shimadzu", 17008, _shimadzu_of(hr, seed=5))
+    assert len(monitor.checks) == 3 and monitor.problem is None  # one of three: no verdict
+    assert monitor.summary()["pairs_checked"] == 3
+
+
+def test_a_run_fused_with_a_shifted_record_is_not_ok(cameras, tiny_model, scene, calibration):
+    moved = dataclasses.replace(
+        scene.transform,
+        translation_px=(scene.transform.translation_px[0] + 8.0, scene.transform.translation_px[1]),
+    )
+    wrong = CalibrationRecord.from_transform(moved, scene.shimadzu_shape, scene.phantom_shape)
+    right_result = FusionSession(tiny_model, calibration).run_plan(dual_camera_burst(*cameras()))
+    assert right_result.ok, right_result.problem
+    assert right_result.calibration_check["plausible"] is True
+    assert right_result.calibration_check["pairs_checked"] >= 1
+    wrong_result = FusionSession(tiny_model, wrong).run_plan(dual_camera_burst(*cameras()))
+    assert wrong_result.frames > 0  # the run is fused and published all the same
+    assert not wrong_result.ok and "does not fit this run" in wrong_result.problem

@@ -1,0 +1,138 @@
+"""Does the calibration fit this run? Asked of the run's own simultaneous frames.
+
+A calibration record is checked for sanity when it is loaded (finite, scales near 1),
+but a record of another geometry (the cameras moved, the wrong record) passes that and
+costs several dB with nothing to show for it: measurement consistency then rebuilds the
+frame from the Shimadzu alone, so even the fidelity residual stays quiet. The run itself
+can tell. A Phantom frame recorded at the same instant as a Shimadzu frame (the 'E'
+frames that double mode pairs, |dt| <= the pairing tolerance), taken through the
+Shimadzu's measurement, must match that Shimadzu frame best where the calibration puts
+it. If shifting it by a whole Shimadzu pixel or two fits clearly better, the
+registration is off by that much and every fused frame of the run inherits the error.
+A scene without texture matches equally everywhere and is never flagged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from xfusion_models.ops import ShimadzuMeasurement
+
+__all__ = ["AlignmentCheck", "AlignmentMonitor", "alignment_check"]
+
+logger = logging.getLogger(__name__)
+
+#: A shifted alignment must fit this much better (RMS in noise units) to flag the record.
+BETTER_BY = 1.5
+#: ... and by more than this many noise units (pure noise fits every shift alike).
+MARGIN = 0.5
+
+
+@dataclass(frozen=True)
+class AlignmentCheck:
+    """The misfit (RMS, noise units, after a gain/offset fit) at the calibrated alignment
+    and at the best whole-pixel shift (Shimadzu px, rows/cols) within the search."""
+
+    rms_calibrated: float
+    rms_best: float
+    best_shift: tuple[int, int]
+
+    @property
+    def plausible(self) -> bool:
+        if self.best_shift == (0, 0) or self.rms_calibrated - self.rms_best <= MARGIN:
+            return True
+        return self.rms_calibrated <= BETTER_BY * self.rms_best
+
+
+def _misfit(lr: torch.Tensor, predicted: torch.Tensor, sigma: torch.Tensor) -> float:
+    """RMS of (lr - (a * predicted + b)) / sigma with a, b fitted by least squares."""
+    x, y, w = predicted.flatten(), lr.flatten(), 1.0 / sigma.flatten() ** 2
+    design = torch.stack([x, torch.ones_like(x)], dim=1) * w.sqrt()[:, None]
+    coef = torch.linalg.lstsq(design, y * w.sqrt()).solution
+    r = (y - (coef[0] * x + coef[1])) / sigma.flatten()
+    return float(torch.sqrt(torch.mean(r**2)))
+
+
+def alignment_check(
+    phantom_hr: np.ndarray,
+    shimadzu_lr: np.ndarray,
+    shimadzu: ShimadzuMeasurement,
+    max_shift: int = 2,
+) -> AlignmentCheck:
+    """Compare a registered Phantom frame with the simultaneous registered Shimadzu frame
+    at the calibrated alignment and at every whole-pixel shift up to ``max_shift``."""
+    with torch.inference_mode():
+        hr = torch.from_numpy(np.ascontiguousarray(phantom_hr, dtype=np.float32))[None, None]
+        lr = torch.from_numpy(np.ascontiguousarray(shimadzu_lr, dtype=np.float32))[None, None]
+        measured = shimadzu.measure(hr)
+        sigma = shimadzu.sigma(lr)
+        m = max_shift
+        h, w = lr.shape[-2:]
+        if h <= 4 * m or w <= 4 * m:
+            return AlignmentCheck(float("nan"), float("nan"), (0, 0))
+        core, core_sigma = lr[..., m : h - m, m : w - m], sigma[..., m : h - m, m : w - m]
+        fits = {
+            (dy, dx): _misfit(
+                core, measured[..., m + dy : h - m + dy, m + dx : w - m + dx], core_sigma
+            )
+            for dy in range(-m, m + 1)
+            for dx in range(-m, m + 1)
+        }
+    best = min(fits, key=lambda k: fits[k])
+    return AlignmentCheck(fits[(0, 0)], fits[best], best)
+
+
+@dataclass
+class AlignmentMonitor:
+    """Watches a run's frames for simultaneous Phantom/Shimadzu pairs and checks the
+    first ``pairs`` of them (cheap: a few small fits per run)."""
+
+    shimadzu: ShimadzuMeasurement
+    tolerance_ns: int
+    pairs: int = 3
+    checks: list[AlignmentCheck] = field(default_factory=list)
+    _seen: dict[str, dict[int, np.ndarray]] = field(
+        default_factory=lambda: {"phantom": {}, "shimadzu": {}}
+    )
+
+    def add(self, camera: str, time_ns: int, frame: np.ndarray) -> None:
+        if len(self.checks) >= self.pairs:
+            return
+        other = "shimadzu" if camera == "phantom" else "phantom"
+        for t, partner in list(self._seen[other].items()):
+            if abs(t - time_ns) <= self.tolerance_ns:
+                hr, lr = (frame, partner) if camera == "phantom" else (partner, frame)
+                self.checks.append(alignment_check(hr, lr, self.shimadzu))
+                del self._seen[other][t]
+                return
+        seen = self._seen[camera]
+        seen[time_ns] = frame
+        while len(seen) > 4:  # pairs arrive close together; keep a few
+            seen.pop(next(iter(seen)))
+
+    @property
+    def problem(self) -> str | None:
+        """Why the calibration does not fit this run, or None (also when unchecked)."""
+        bad = [c for c in self.checks if not c.plausible]
+        if not self.checks or len(bad) * 2 <= len(self.checks):
+            return None
+        c = bad[0]
+        return (
+            f"the calibration does not fit this run: simultaneous Phantom and Shimadzu "
+            f"frames match best shifted by {c.best_shift} Shimadzu px (rows, cols), misfit "
+            f"{c.rms_best:.2f} there vs {c.rms_calibrated:.2f} noise units as calibrated; "
+            "recalibrate (xfusion calibrate) or use the record of this geometry"
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "pairs_checked": len(self.checks),
+            "plausible": self.problem is None,
+            "rms_calibrated": [round(c.rms_calibrated, 3) for c in self.checks],
+            "best_shift": [list(c.best_shift) for c in self.checks],
+        }
