@@ -73,3 +73,47 @@ def test_non_document_payloads_are_refused():
         unpack_document(msgpack.packb([1, 2, 3]))
     with pytest.raises(WireFormatError, match="not a msgpack document"):
         unpack_document(b"\xc1garbage")
+
+
+def test_arrays_travel_in_msgpack_numpy_encoding():
+    """Issue 14 item 4: a stock consumer decodes with msgpack-numpy, no xfusion import."""
+    import msgpack_numpy
+
+    image = np.arange(12, dtype="<f4").reshape(3, 4)
+    payload = pack_document({"data": {"image": image, "n": np.int32(4)}})
+    back = msgpack_numpy.unpackb(payload)
+    np.testing.assert_array_equal(back["data"]["image"], image)
+    assert back["data"]["image"].dtype == np.float32 and back["data"]["n"] == 4
+    raw = msgpack.unpackb(payload)  # plain msgpack: the map is readable as is
+    assert raw["data"]["image"][b"shape"] == [3, 4] and raw["data"]["image"][b"type"] == "<f4"
+
+
+def test_stock_msgpack_numpy_payloads_and_the_old_tag_are_read():
+    import msgpack_numpy
+
+    image = np.arange(6, dtype=">u2").reshape(2, 3)
+    stock = msgpack.packb({"x": image, "s": np.float32(2.5)}, default=msgpack_numpy.encode)
+    back = unpack_document(stock)
+    np.testing.assert_array_equal(back["x"], image)
+    assert back["s"] == 2.5
+    old = {"__ndarray__": True, "dtype": "<f4", "shape": [2], "data": b"\0" * 8}
+    np.testing.assert_array_equal(unpack_document(msgpack.packb({"x": old}))["x"], [0, 0])
+
+
+@pytest.mark.parametrize(
+    "tagged, match",
+    [
+        ({b"nd": True, b"type": "|O", b"kind": b"O", b"shape": [1], b"data": b"x"}, "kind"),
+        ({b"nd": True, b"type": "|O", b"kind": b"", b"shape": [1], b"data": b"\0" * 8}, "object"),
+        ({b"nd": True, b"type": "V8", b"kind": b"", b"shape": [1], b"data": b"\0" * 8}, "V8"),
+        ({b"nd": True, b"type": "<f4", b"shape": [5], b"data": b"\0" * 8}, "malformed"),
+        ({b"nd": True, b"type": "<f4", b"shape": [0, 2**63], b"data": b""}, "malformed"),
+        ({b"nd": True, b"type": b"<f4", b"shape": [1], b"data": b"\0" * 4}, "string"),
+        ({b"nd": 1, b"type": "<f4"}, "true or false"),
+        ({b"nd": False, b"type": "<f8", b"data": b"\0" * 4}, "malformed"),
+    ],
+)
+def test_forged_msgpack_numpy_arrays_are_refused(tagged, match):
+    payload = msgpack.packb({"data": {"x": tagged}}, use_bin_type=True)
+    with pytest.raises(WireFormatError, match=match):
+        unpack_document(payload)

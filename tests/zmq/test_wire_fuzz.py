@@ -118,11 +118,24 @@ ARRAY_TAG = st.fixed_dictionaries(
         "data": st.one_of(st.binary(max_size=64), st.text(max_size=4), st.none()),
     }
 )
+MPN_TAG = st.fixed_dictionaries(  # msgpack-numpy's form, the one sent since issue 14
+    {
+        b"nd": st.one_of(st.booleans(), st.none(), INTS),
+        b"type": st.one_of(
+            st.sampled_from(["<u2", "<f4", "|O", "V8", "<M8[s]", "U3", "(2,2)f8", "S0", "i99"]),
+            st.text(max_size=6),
+            st.binary(max_size=4),
+        ),
+        b"kind": st.sampled_from([b"", b"O", b"V", "", None]),
+        b"shape": st.one_of(st.lists(st.integers(-3, 2**63 - 1), max_size=4), st.text(max_size=3)),
+        b"data": st.one_of(st.binary(max_size=64), st.text(max_size=4), st.none()),
+    }
+)
 LEAVES = st.one_of(
     st.none(), st.booleans(), INTS, st.floats(), st.text(max_size=8), st.binary(max_size=8)
 )
 TREES = st.recursive(
-    st.one_of(LEAVES, ARRAY_TAG),
+    st.one_of(LEAVES, ARRAY_TAG, MPN_TAG),
     lambda inner: st.one_of(
         st.lists(inner, max_size=4),
         st.dictionaries(st.one_of(st.text(max_size=6), INTS), inner, max_size=4),

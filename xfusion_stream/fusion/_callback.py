@@ -198,8 +198,12 @@ class FusionCallback(DocumentRouter):
                 "max_batch": cfg.max_batch,
             },
         }
-        if "sample" in doc:
-            metadata["sample"] = doc["sample"]
+        # what facility Tiled servers file and authorize runs by, and clients' hints
+        metadata["analysis_stage"] = "fused"
+        metadata["hints"] = {"dimensions": [[["time"], cfg.stream_name]]}
+        for key in ("sample", "data_session", "tiled_access_tags", "proposal", "beamline_id"):
+            if key in doc:
+                metadata[key] = doc[key]
         if self._fused_uid is not None:
             metadata["recovered"] = (
                 "re-fused from the stored raw run (the first attempt was cut off)"

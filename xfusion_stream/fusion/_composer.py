@@ -22,6 +22,9 @@ Sink = Callable[[str, dict], Any] | DeliveringSink
 #: the ``gaps`` stream's own key: why the gap is there (a skipped window, lost input)
 GAP_CAUSE_KEY = {"dtype": "string", "shape": [], "source": "xfusion"}
 SKIPPED = "window skipped: the fusion queue was full (when_full: skip)"
+# the fused stream's object name and the fields clients show by default
+OBJECT_NAME = "xfusion"
+HINTED_FIELDS = ("fused_image", "shimadzu_residual_rms")
 
 
 class FusedRunComposer:
@@ -71,7 +74,14 @@ class FusedRunComposer:
     def start(self, frame_shape: tuple[int, int], stream_name: str = "fused") -> None:
         self._emit("start", self.bundle.start_doc)
         data_keys = self.schema.data_keys(frame_shape)
-        self._fused = self.bundle.compose_descriptor(name=stream_name, data_keys=data_keys)
+        # hints: BestEffortCallback and Tiled clients show hinted fields, and only those
+        hinted = [k for k in HINTED_FIELDS if k in data_keys]
+        self._fused = self.bundle.compose_descriptor(
+            name=stream_name,
+            data_keys=data_keys,
+            object_keys={OBJECT_NAME: list(data_keys)},
+            hints={OBJECT_NAME: {"fields": hinted}},
+        )
         self._emit("descriptor", self._fused.descriptor_doc)
         gap_keys = self.schema.data_keys(frame_shape, ("window_index", "shimadzu_index"))
         self._gaps = self.bundle.compose_descriptor(

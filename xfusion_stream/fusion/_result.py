@@ -75,6 +75,7 @@ class FusedRunResult:
             return cls(raw_uid, None, 0, (), None, reason, 0.0, ())
         report = worker.report
         stop = report.stop_doc or {}
+        alignment = getattr(callback, "alignment", None)  # stand-ins in tests have none
         return cls(
             raw_uid=raw_uid,
             fused_uid=callback.fused_uid,
@@ -88,8 +89,8 @@ class FusedRunResult:
             shimadzu_residual_p99=mean_residual(report.residual_p99),
             sink_errors=tuple(worker.composer.sink_errors),
             lost=tuple(report.lost),
-            calibration_problem=callback.alignment.problem if callback.alignment else None,
-            calibration_check=callback.alignment.summary() if callback.alignment else None,
+            calibration_problem=alignment.problem if alignment is not None else None,
+            calibration_check=alignment.summary() if alignment is not None else None,
         )
 
     def summary(self) -> dict[str, Any]:

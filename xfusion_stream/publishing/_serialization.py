@@ -1,13 +1,22 @@
 """Safe wire format for bluesky documents: msgpack with numpy arrays, never pickle.
 
-Arrays travel as a small tagged map ``{"__ndarray__": True, "dtype", "shape", "data"}``.
-Only plain numeric/bool dtypes are rebuilt; anything else is refused, so a message from
-the network can never make the receiver execute code. Whatever the bytes, unpacking
-either returns a map or raises ``WireFormatError``: never another exception.
+Why this encoding: any Bluesky consumer must read our 0MQ stream without importing
+xfusion. Arrays therefore travel in msgpack-numpy's map encoding (``msgpack_numpy``
+ships with bluesky): ``{b"nd": True, b"type": dtype.str, b"kind": b"", b"shape",
+b"data"}``; numpy scalars become plain msgpack numbers. A stock consumer decodes with
+``RemoteDispatcher(address, deserializer=msgpack_numpy.unpackb)``.
+
+Our own decoder is strict where msgpack-numpy is not (it unpickles ``kind b"O"``):
+only plain numeric/bool dtypes are rebuilt, sizes are checked before any allocation,
+extension types are refused, so a message from the network can never make the
+receiver execute code. Whatever the bytes, unpacking either returns a map or raises
+``WireFormatError``. The previous tagged form ``{"__ndarray__": True, ...}`` (older
+spool files, older publishers) is still read.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgpack
@@ -31,7 +40,8 @@ DOCUMENT_NAMES = frozenset(
     }
 )
 
-_TAG = "__ndarray__"
+_ND = b"nd"  # msgpack-numpy's array marker (bytes keys, as msgpack_numpy.encode writes)
+_LEGACY_TAG = "__ndarray__"  # the format before issue 14, read only
 _ALLOWED_KINDS = set("biufc")  # bool, int, uint, float, complex
 
 
@@ -45,7 +55,13 @@ def _encode(obj: Any) -> Any:
             raise WireFormatError(f"cannot send an array of dtype {obj.dtype}")
         # shape from obj: ascontiguousarray turns a 0-d array into shape (1,)
         data = np.ascontiguousarray(obj).tobytes()
-        return {_TAG: True, "dtype": obj.dtype.str, "shape": list(obj.shape), "data": data}
+        return {
+            _ND: True,
+            b"type": obj.dtype.str,
+            b"kind": b"",
+            b"shape": list(obj.shape),
+            b"data": data,
+        }
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, (tuple, set, frozenset)):
@@ -53,22 +69,45 @@ def _encode(obj: Any) -> Any:
     raise WireFormatError(f"cannot send an object of type {type(obj).__name__}")
 
 
-def _decode(obj: dict) -> Any:
-    if obj.get(_TAG) is not True:
-        return obj
+def _array(type_: Any, shape: Any, data: Any) -> np.ndarray:
+    """The array these three fields describe, or WireFormatError; never over-allocates."""
+    if not isinstance(type_, str):
+        raise WireFormatError(f"malformed array: dtype must be a string, got {type_!r}"[:300])
     try:
-        dtype = np.dtype(obj["dtype"])
-        if dtype.kind not in _ALLOWED_KINDS:
-            raise WireFormatError(f"refusing an array of dtype {dtype}")
-        shape = tuple(int(n) for n in obj["shape"])
-        data = obj["data"]
-        if not isinstance(data, bytes):
-            raise WireFormatError(f"array data must be bytes, got {type(data).__name__}")
+        dtype = np.dtype(type_)
+    except Exception as exc:  # noqa: BLE001 - numpy raises many kinds on garbage
+        raise WireFormatError(f"malformed array: dtype {type_!r}: {exc!r}"[:300]) from exc
+    if dtype.kind not in _ALLOWED_KINDS or dtype.itemsize == 0 or dtype.subdtype is not None:
+        raise WireFormatError(f"refusing an array of dtype {dtype}")
+    if not isinstance(shape, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
+        raise WireFormatError(f"malformed array: shape {shape!r}"[:300])
+    if not isinstance(data, bytes):
+        raise WireFormatError(f"array data must be bytes, got {type(data).__name__}")
+    if math.prod(shape) * dtype.itemsize != len(data):
+        raise WireFormatError(f"malformed array: {len(data)} bytes for {shape} x {dtype}"[:300])
+    try:  # e.g. a zero-size shape with a dimension numpy cannot index, or 65 dimensions
         return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
-    except WireFormatError:
-        raise
     except Exception as exc:  # noqa: BLE001 - numpy raises many kinds on garbage
         raise WireFormatError(f"malformed array: {exc!r}"[:300]) from exc
+
+
+def _decode(obj: dict) -> Any:
+    if _ND in obj:
+        if obj[_ND] is True:
+            if obj.get(b"kind", b"") != b"":
+                raise WireFormatError(f"refusing an array of kind {obj.get(b'kind')!r}"[:300])
+            return _array(obj.get(b"type"), obj.get(b"shape"), obj.get(b"data"))
+        if obj[_ND] is False:  # msgpack-numpy's numpy scalar
+            return _array(obj.get(b"type"), [1], obj.get(b"data"))[0].item()
+        raise WireFormatError("malformed array: b'nd' must be true or false")
+    if obj.get(_LEGACY_TAG) is True:
+        shape = obj.get("shape")
+        if isinstance(shape, list) and all(type(n) is int for n in shape):
+            return _array(obj.get("dtype"), shape, obj.get("data"))
+        raise WireFormatError(f"malformed array: shape {shape!r}"[:300])
+    return obj
 
 
 def _no_ext(code: int, data: bytes) -> Any:

@@ -1,7 +1,9 @@
 """0MQ publishing the xpdAn way: raw documents in under one prefix, fused out under another.
 
 Thin wrappers over bluesky's own Publisher / Proxy / RemoteDispatcher that always use
-the safe msgpack wire format and loopback addresses unless told otherwise. Dispatchers
+the safe msgpack wire format (msgpack-numpy encoding: a stock consumer reads it with
+``RemoteDispatcher(address, deserializer=msgpack_numpy.unpackb)``) and loopback
+addresses unless told otherwise. Dispatchers
 survive any message (``SafeRemoteDispatcher``); every socket can be CURVE-authenticated
 (``_curve``: keys in one directory).
 """

@@ -1,0 +1,128 @@
+"""Issue 14 item 3: replay against a stock facility Tiled server (``tiled serve config``).
+
+The server is the shipped ``profiles/tiled/config.yml`` started as a subprocess, with
+its folders and API key given through the environment variables the file names; nothing
+of ours is imported into it (the json-seq exporter comes from its ``media_types``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+import xfusion_profiles
+from xfusion_plans import dual_camera_burst
+
+from xfusion_stream.calibration import CalibrationRecord
+from xfusion_stream.cli import main
+from xfusion_stream.fusion import FusionModel
+from xfusion_stream.publishing import make_tiled_writer
+from xfusion_stream.simulation import Scene
+from xfusion_stream.testing import FUSION_SCENE, sim_cameras
+
+CONFIG = Path(xfusion_profiles.__file__).parent / "tiled" / "config.yml"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def stock_tiled(tmp_path):
+    """``tiled serve config`` on loopback; yields (base URL, API key, camera folder)."""
+    catalog, cameras = tmp_path / "tiled", tmp_path / "cameras"
+    catalog.mkdir()
+    cameras.mkdir()
+    key = secrets.token_hex(16)
+    env = dict(os.environ, XFUSION_TILED_DIR=str(catalog), XFUSION_CAMERA_DATA=str(cameras))
+    env["XFUSION_TILED_API_KEY"] = key
+    port = _free_port()
+    tiled = Path(sys.executable).parent / "tiled"
+    log = (tmp_path / "tiled.log").open("w")
+    proc = subprocess.Popen(
+        [str(tiled), "serve", "config", str(CONFIG), "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, (tmp_path / "tiled.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "tiled serve config did not become ready"
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1, trust_env=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield base, key, cameras
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def tiny_model(monkeypatch) -> FusionModel:
+    import xfusion_models as xm
+    import xfusion_stream.fusion as fusion
+
+    torch.manual_seed(0)
+    tiny = FusionModel(
+        net=xm.edvr_stf("tiny").eval(),
+        name="tiny",
+        arch="edvr_stf",
+        sha256="0" * 64,
+        device=torch.device("cpu"),
+    )
+    monkeypatch.setattr(fusion, "load_fusion_model", lambda *a, **kw: tiny)
+    return tiny
+
+
+@pytest.mark.timeout(300)
+def test_replay_against_a_stock_tiled_serve_config(stock_tiled, tiny_model, RE, tmp_path, capsys):
+    from tiled.client import from_uri
+
+    base, key, cameras = stock_tiled
+    with pytest.raises(Exception, match="requires API key"):  # even to read
+        from_uri(base, api_key=None, remember_me=False)
+    client = from_uri(base, api_key=key)
+    try:
+        RE.subscribe(make_tiled_writer(client))
+        phantom, shimadzu, _ = sim_cameras(FUSION_SCENE, cameras)  # HDF5 in readable storage
+        (uid,) = RE(dual_camera_burst(phantom, shimadzu), data_session="pass-42")
+        scene = Scene(FUSION_SCENE)
+        record = CalibrationRecord.from_transform(
+            scene.transform, scene.shimadzu_shape, scene.phantom_shape
+        ).save(tmp_path / "cal.json")
+        args = ["replay", "--tiled-uri", f"{base}/api/v1?api_key={key}", "--uid", uid]
+        args += ["--calibration", str(record), "--timeout", "120", "--json"]
+        assert main(args) == 0
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert out["ok"] is True and out["frames_fused"] > 0 and out["raw_uid"] == uid
+        fused = client[out["fused_uid"]]
+        start = fused.metadata["start"]
+        assert start["raw_uid"] == uid and start["analysis_stage"] == "fused"
+        assert start["data_session"] == "pass-42"  # copied from the raw start
+        hints = fused["fused"].metadata["hints"]  # what BestEffortCallback and viewers show
+        assert hints == {"xfusion": {"fields": ["fused_image", "shimadzu_residual_rms"]}}
+    finally:
+        client.context.close()
