@@ -77,10 +77,13 @@ def streaming_speedup(model: FusionModel, jobs: Sequence[WindowJob]) -> dict[str
 
 
 def synthetic_job(lr_shape: tuple[int, int], ratio: int = 4, seed: int = 0) -> WindowJob:
-    """A window of smooth random frames: cost depends on sizes, not on content."""
+    """A window of smooth random frames (sides rounded down to what registration gives):
+    cost depends on sizes, not on content."""
     import cv2
 
     rng = np.random.default_rng(seed)
+    # the registered crop is a multiple of 16 fused px: LR sides are multiples of 4
+    lr_shape = (lr_shape[0] // 4 * 4, lr_shape[1] // 4 * 4)
     hr_shape = (lr_shape[0] * ratio, lr_shape[1] * ratio)
 
     def smooth(shape: tuple[int, int]) -> np.ndarray:
