@@ -41,11 +41,16 @@ calibration: truth
 
 
 def _readme_blocks() -> list[tuple[str, str]]:
-    """(language, code) of each fenced block in the README's deploy section."""
+    """(language, code) of the README deploy section's profile_collection snippet (its
+    first block), then of each block of its bluesky-queueserver part."""
     text = (REPO / "README.md").read_text()
     section = text[text.index("## Deploy at a beamline") :]
     section = section[: section.index("\n## ", 1)]
-    return re.findall(r"```(\w*)\n(.*?)```", section, flags=re.S)
+    blocks = re.findall(r"```(\w*)\n(.*?)```", section, flags=re.S)
+    queueserver = section[section.index("### bluesky-queueserver") :]
+    end = queueserver.find("\n### ", 1)
+    queueserver = queueserver if end < 0 else queueserver[:end]
+    return [blocks[0], *re.findall(r"```(\w*)\n(.*?)```", queueserver, flags=re.S)]
 
 
 def _free_port() -> int:

@@ -22,6 +22,10 @@ from ._progress import AcquisitionProgress, FusionProgress, expected_fused_frame
 from ._recovery import RecoveryReport, recover_partial_runs, recover_spool
 from ._run_engine import close_run_engine, new_run_engine
 from ._session import FusionSession
+from ._viewer import LiveViewer, ViewerServer, serve_viewer, viewer_app
+from ._viewer_fields import nearest_phantom, viewer_fields, viewer_schema
+from ._viewer_sources import TiledSource, ViewerFeed, ZmqSource
+from ._viewer_store import FrameStore
 from ._virtual import (
     VirtualDataset,
     VirtualDatasets,
@@ -75,6 +79,17 @@ __all__ = [
     "VirtualSource",
     "XFusion",
     "ZmqProfile",
+    "FrameStore",
+    "nearest_phantom",
+    "LiveViewer",
+    "serve_viewer",
+    "TiledSource",
+    "viewer_app",
+    "viewer_fields",
+    "viewer_schema",
+    "ViewerFeed",
+    "ViewerServer",
+    "ZmqSource",
     "RecoveryReport",
     "recover_partial_runs",
     "recover_spool",

@@ -46,6 +46,8 @@ class Beamline:
     xfusion: XFusion
     data_dir: Path
     tiled_server: Any = None
+    #: the facility's node for fused runs (``tiled.derived_uri``); None: beside raw runs
+    derived_client: Any = None
     sim_beam: SimBeam | None = None
     #: 0MQ Publisher of the raw documents (prefix ``raw``) when the profile has ``zmq:``
     raw_publisher: Any = None
@@ -85,6 +87,8 @@ class Beamline:
         finally:
             if self.raw_publisher is not None:
                 self.raw_publisher.close()
+            if self.derived_client is not None:
+                self.derived_client.context.close()
             if self.tiled_server is not None:
                 self.tiled_server.close()
             else:
@@ -113,16 +117,20 @@ def _backend(
 
 def _tiled(profile: Profile, data_dir: Path) -> tuple[Any, Any]:
     """(server or None, client) as the profile asks."""
-    from ..publishing import EmbeddedTiled
+    from ..publishing import EmbeddedTiled, connect_tiled
 
     if profile.tiled.uri == "embedded":
         # embedded servers use the process-wide key (see EmbeddedTiled)
-        server = EmbeddedTiled(data_dir / "tiled", readable_storage=[data_dir / "raw"])
+        fused = Path(profile.fusion_config(data_dir).fused_data_dir or data_dir / "fused")
+        fused.mkdir(parents=True, exist_ok=True)
+        server = EmbeddedTiled(data_dir / "tiled", readable_storage=[data_dir / "raw", fused])
         return server, server.client()
-    api_key = os.environ.get(profile.tiled.api_key_env) if profile.tiled.api_key_env else None
-    from tiled.client import from_uri
+    return None, connect_tiled(profile.tiled.uri, api_key=_api_key(profile))
 
-    return None, from_uri(profile.tiled.uri, api_key=api_key)
+
+def _api_key(profile: Profile) -> str | None:
+    env = profile.tiled.api_key_env
+    return os.environ.get(env) if env else None
 
 
 def close_at_exit(close: Callable[[], None]) -> None:
@@ -141,6 +149,36 @@ def close_at_exit(close: Callable[[], None]) -> None:
         register(close)
     except RuntimeError:  # already shutting down
         atexit.register(close)
+
+
+def _cameras(
+    profile: Profile, raw_dir: Path, progress: bool
+) -> tuple[dict[str, Any], SimBeam | None]:
+    """Both cameras as the profile's devices block says, and the simulated beam if any."""
+    dev = profile.devices
+    beam = None
+    if "sim" in (dev.phantom.backend, dev.shimadzu.backend):
+        beam = SimBeam(dev.sim.scene_config(), grid_frames=dev.sim.grid_frames)
+    case = None
+    if "recorded" in (dev.phantom.backend, dev.shimadzu.backend):
+        from ..recorded import read_case
+
+        case = read_case(profile.resolved_recorded_case())
+    cameras: dict[str, Any] = {}
+    for which, cls, cam in (
+        ("phantom", PhantomTMX7510, dev.phantom),
+        ("shimadzu", ShimadzuHPVX2, dev.shimadzu),
+    ):
+        cameras[which] = cls(
+            cam.prefix,
+            name=which,
+            backend=_backend(which, cam, profile, beam, case),
+            data_dir=raw_dir,
+            inline=cam.inline,
+            pixel_size_um=cam.pixel_size_um,
+            progress=progress,
+        )
+    return cameras, beam
 
 
 def build_beamline(
@@ -163,36 +201,25 @@ def build_beamline(
 
     data = Path(data_dir).expanduser().resolve() if data_dir else profile.resolved_data_dir()
     (data / "raw").mkdir(parents=True, exist_ok=True)
-    dev = profile.devices
-    beam = None
-    if "sim" in (dev.phantom.backend, dev.shimadzu.backend):
-        beam = SimBeam(dev.sim.scene_config(), grid_frames=dev.sim.grid_frames)
-    case = None
-    if "recorded" in (dev.phantom.backend, dev.shimadzu.backend):
-        from ..recorded import read_case
-
-        case = read_case(profile.resolved_recorded_case())
-    cameras = {}
-    for which, cls, cam in (
-        ("phantom", PhantomTMX7510, dev.phantom),
-        ("shimadzu", ShimadzuHPVX2, dev.shimadzu),
-    ):
-        cameras[which] = cls(
-            cam.prefix,
-            name=which,
-            backend=_backend(which, cam, profile, beam, case),
-            data_dir=data / "raw",
-            inline=cam.inline,
-            pixel_size_um=cam.pixel_size_um,
-            progress=progress,
-        )
+    cameras, beam = _cameras(profile, data / "raw", progress)
     server, client = _tiled(profile, data)
     try:
         RE = RunEngine({"beamline_profile": profile.name})
         # the beamline is one more user of the profile_collection hook: raw writer only
         raw = configure_xfusion(
-            RE, client, profile=profile, fuse=False, raw_writer=True, progress=progress
+            RE,
+            client,
+            profile=profile,
+            fuse=False,
+            raw_writer=True,
+            progress=progress,
+            backup_directory=profile.resolved_spool_dir(data),
         )
+        derived = None
+        if profile.tiled.derived_uri is not None:
+            from ..publishing import connect_tiled
+
+            derived = connect_tiled(profile.tiled.derived_uri, api_key=_api_key(profile))
         publisher, publisher_token = None, None
         if profile.zmq is not None:
             publisher = make_publisher(profile.zmq.raw_in, prefix=RAW_PREFIX)
@@ -207,6 +234,7 @@ def build_beamline(
         phantom=cameras["phantom"],
         shimadzu=cameras["shimadzu"],
         tiled_client=client,
+        derived_client=derived,
         xfusion=raw,
         data_dir=data,
         tiled_server=server,

@@ -148,7 +148,7 @@ def _fusion_parts(
         calibration = profile_calibration(profile)
     elif not isinstance(calibration, CalibrationRecord):
         calibration = load_record(calibration)
-    base = config or (profile.fusion if profile is not None else FusionConfig())
+    base = config or (profile.fusion_config() if profile is not None else FusionConfig())
     if settings:
         base = FusionConfig(**{**base.model_dump(), **settings})
     return model, calibration, base
@@ -180,6 +180,9 @@ def configure_xfusion(
     batch_size: int | None = None,
     publish_address: str | None = None,
     progress: bool = True,
+    backup_directory: str | Path | None = None,
+    fused_client: Any = None,
+    spool_dir: str | Path | None = None,
     **settings: Any,
 ) -> XFusion:
     """Fuse every raw run of an existing ``RE`` into ``tiled_client`` (and raw-write it).
@@ -189,7 +192,12 @@ def configure_xfusion(
     ``Profile``, a shipped name or a YAML path), then to the shipped model. ``raw_writer``
     subscribes a TiledWriter for the raw runs (False where the profile_collection already
     has one); ``fuse=False`` only writes. ``publish_address`` also sends fused runs over
-    0MQ; ``progress`` draws bars on stderr. Returns a handle: ``wait()``, ``close()``.
+    0MQ; ``progress`` draws bars on stderr. ``backup_directory`` (default: the
+    profile's spool folder) is where the raw writer backs up runs Tiled refuses, for
+    ``xfusion spool``; ``fused_client`` is a separate Tiled node for fused runs
+    (default: ``tiled_client``); ``spool_dir`` (default: the profile's spool folder) keeps
+    every fused document on disk until Tiled has it, so a Tiled outage loses nothing.
+    Returns a handle: ``wait()``, ``close()``.
     """
     from ..publishing import make_publisher, make_tiled_writer
 
@@ -206,21 +214,29 @@ def configure_xfusion(
         _handles.setdefault(RE, []).append(handle)
     try:
         if raw_writer:
-            handle.raw_writer = make_tiled_writer(tiled_client, batch_size=batch_size)
+            if backup_directory is None and prof is not None:
+                backup_directory = prof.resolved_spool_dir()
+            handle.raw_writer = make_tiled_writer(
+                tiled_client, batch_size=batch_size, backup_directory=backup_directory
+            )
             handle.tokens.append(RE.subscribe(handle.raw_writer))
         if progress and shared_bars is None:
             shared_bars = handle.acquisition_progress = AcquisitionProgress()
             handle.tokens.append(RE.subscribe(shared_bars))
         if fusion_parts is not None:
             fused_model, record, fusion_config = fusion_parts
-            sinks: list[Any] = [make_tiled_writer(tiled_client)]
+            sinks: list[Any] = [make_tiled_writer(fused_client or tiled_client)]
             if publish_address:
                 handle.publisher = make_publisher(publish_address)
                 sinks.append(handle.publisher)
             raw_start = shared_bars.raw_start if shared_bars is not None else None
             handle.fusion_progress = FusionProgress(raw_start, enabled=progress)
             sinks.append(handle.fusion_progress)
-            handle.session = FusionSession(fused_model, record, sinks, fusion_config)
+            if spool_dir is None and prof is not None:
+                spool_dir = prof.resolved_spool_dir()  # the profile's spool folder
+            handle.session = FusionSession(
+                fused_model, record, sinks, fusion_config, spool_dir=spool_dir
+            )
             handle.session.subscribe(RE)
     except BaseException:
         handle.close()

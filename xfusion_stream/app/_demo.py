@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ class DemoSettings:
     progress: bool = True
     full_scale: float = 65535.0
     overlay: str | None = None  # "residual": tint GIF/MP4 where the Shimadzu disagrees
+    view_port: int | None = None  # serve the live viewer on this port (0: a free one)
+    view_linger: float = 0.0  # seconds the viewer stays up after the demo
 
 
 class TruthScorer:
@@ -132,12 +135,17 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
     beam = SimBeam(config)
     phantom, shimadzu = _cameras(beam, out / "raw", settings.progress)
     summary: dict[str, Any] = {"out": str(out), "simulated": simulated.get("experiment")}
-    with EmbeddedTiled(out / "tiled", readable_storage=[out / "raw"]) as tiled:
+    fused_h5 = (out / "fused" / "hdf5").resolve()  # the fused run's frames, as Tiled reads them
+    fused_h5.mkdir(parents=True, exist_ok=True)
+    with EmbeddedTiled(out / "tiled", readable_storage=[out / "raw", fused_h5]) as tiled:
         client = tiled.client()
         RE = new_run_engine()
         proxy = ProxyThread()
-        listener = None
+        listener, viewer = None, None
         try:
+            if settings.view_port is not None:
+                viewer = _start_viewer(settings.view_port, proxy.out_address, fused_h5)
+                summary["viewer"] = viewer.url
             RE.subscribe(make_tiled_writer(client))  # raw runs, independent of fusion
             RE.subscribe(AcquisitionProgress(enabled=settings.progress))
             # 1. calibrate live from the grid run
@@ -166,7 +174,11 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
                 "uri": tiled.base_uri,
                 "fused_in_tiled": _fused_rows(client, summary["fused_uid"]),
             }
+            if viewer is not None:
+                summary["viewer_frames"] = _linger(viewer, settings.view_linger)
         finally:
+            if viewer is not None:
+                viewer.close()
             if listener is not None:
                 listener.close()
             proxy.close()
@@ -174,6 +186,32 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _start_viewer(port: int, address: str, fused_h5: Path) -> Any:
+    """The live viewer on 127.0.0.1:``port``, fed by the demo's own proxy."""
+    from ._viewer import LiveViewer
+    from ._viewer_sources import ZmqSource
+
+    viewer = LiveViewer(lambda feed: ZmqSource(address, feed), port=port, data_roots=[fused_h5])
+    print(f"xfusion demo: live viewer at {viewer.url}", file=sys.stderr, flush=True)
+    return viewer
+
+
+def _linger(viewer: Any, seconds: float) -> int:
+    """Keep the page up ``seconds`` after the run (Ctrl-C ends it); frames it showed."""
+    if seconds > 0:
+        print(
+            f"xfusion demo: done; the viewer stays at {viewer.url} for {seconds:g} s "
+            "(Ctrl-C ends it)",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            time.sleep(seconds)
+        except KeyboardInterrupt:
+            pass
+    return int(viewer.store.count)
 
 
 def _fuse_burst(
@@ -201,9 +239,12 @@ def _fuse_burst(
         overlay=settings.overlay,
         truth=scorer.truth_frame,  # scores every frame: CSV, montage, metrics.png
     )
-    session = FusionSession(
-        model, record, sinks, FusionConfig(traverse_mode=settings.traverse_mode), on_frame=products
+    fusion_config = FusionConfig(
+        traverse_mode=settings.traverse_mode,
+        fused_data_dir=str((settings.out / "fused" / "hdf5").resolve()),
+        viewer_inputs=settings.view_port is not None,
     )
+    session = FusionSession(model, record, sinks, fusion_config, on_frame=products)
     md = {"sample": f"simulated, seed {settings.seed}"}
     outcome = session.run_plan(dual_camera_burst(*cameras, md=md), RE=RE)
     return {**outcome.summary(), **products.close(), "metrics_vs_truth": scorer.means()}

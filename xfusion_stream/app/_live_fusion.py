@@ -37,6 +37,9 @@ def attach_fusion(
     call on one beamline is refused while the first is attached (runs fused twice).
     """
     profile = beamline.profile
+    if config is None:  # fused frames beside the raw ones, where the beamline's Tiled reads
+        data_dir = getattr(beamline, "data_dir", None)
+        config = profile.fusion_config(data_dir)
     if publish_address is None and profile.zmq is not None:
         publish_address = profile.zmq.fused_address
     live = configure_xfusion(
@@ -47,6 +50,8 @@ def attach_fusion(
         config=config,
         raw_writer=False,
         publish_address=publish_address,
+        fused_client=getattr(beamline, "derived_client", None),
+        spool_dir=profile.resolved_spool_dir(getattr(beamline, "data_dir", None)),
         progress=bool(getattr(beamline, "progress", True)) if progress is None else progress,
     )
     closers = getattr(beamline, "closers", None)

@@ -66,12 +66,29 @@ class TiledProfile(ConfigModel):
     uri: str = "embedded"
     api_key_env: str | None = "TILED_API_KEY"
     batch_size: int = Field(default=64, ge=1)
+    derived_uri: str | None = Field(
+        None,
+        description="where fused runs go: a node of their own on the facility server "
+        "(an http(s) URI or profile:NAME; default: beside the raw runs)",
+    )
+    spool_dir: Path | None = Field(
+        None,
+        description="documents waiting for Tiled: fused runs it has not confirmed and raw "
+        "runs it refused (JSON Lines), for 'xfusion spool' (default: <data_dir>/spool)",
+    )
 
     @field_validator("uri")
     @classmethod
     def _uri(cls, value: str) -> str:
-        if value != "embedded" and not value.startswith(("http://", "https://")):
-            raise ValueError(f"must be 'embedded' or an http(s) URI, got {value!r}")
+        if value != "embedded" and not value.startswith(("http://", "https://", "profile:")):
+            raise ValueError(f"must be 'embedded', an http(s) URI or profile:NAME, got {value!r}")
+        return value
+
+    @field_validator("derived_uri")
+    @classmethod
+    def _derived(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://", "profile:")):
+            raise ValueError(f"must be an http(s) URI or profile:NAME, got {value!r}")
         return value
 
 
@@ -117,6 +134,22 @@ class Profile(ConfigModel):
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
+
+    def resolved_spool_dir(self, data_dir: Path | None = None) -> Path:
+        """The spool folder: fused documents Tiled has not confirmed, and the raw runs
+        the TiledWriter backed up when Tiled refused them."""
+        if self.tiled.spool_dir is not None:
+            return self.tiled.spool_dir.expanduser().resolve()
+        return (data_dir or self.resolved_data_dir()) / "spool"
+
+    def fusion_config(self, data_dir: Path | None = None) -> FusionConfig:
+        """The ``fusion:`` block, fused frames stored as HDF5 in ``<data_dir>/fused``
+        unless it names ``fused_data_dir`` (``data_dir``: the profile's by default)."""
+        if self.fusion.fused_data_dir is not None:
+            folder = Path(self.fusion.fused_data_dir).expanduser().resolve()
+        else:
+            folder = (data_dir or self.resolved_data_dir()) / "fused"
+        return self.fusion.model_copy(update={"fused_data_dir": str(folder)})
 
     def resolved_recorded_case(self) -> Path:
         case = self.devices.recorded_case

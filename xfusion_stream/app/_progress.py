@@ -6,23 +6,165 @@ the same two classes serve ``build_beamline``/``attach_fusion`` (IPython), the d
 ``replay`` and ``serve``: ``AcquisitionProgress`` subscribes to the RunEngine (frames
 acquired / total), ``FusionProgress`` is a fused-run sink (frames fused / total, fused
 frames/s and an ETA from tqdm). Both are silent with ``enabled=False``.
+
+A bar redraws itself in place with carriage returns (and, several bars at once, ANSI
+cursor moves): right on a terminal, garbage in a log file. Where the stream is not a
+TTY (a file, a pipe) the bars draw through :class:`PlainLines`, which turns them into
+plain newline-terminated lines, a bar's state at most every 10 s (its first and
+last state always; ``XFUSION_PROGRESS_EVERY`` sets the seconds); the CLI puts it in
+front of stderr for every bar of a command, whichever library draws it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
-__all__ = ["AcquisitionProgress", "FusionProgress", "expected_fused_frames"]
+__all__ = [
+    "AcquisitionProgress",
+    "FusionProgress",
+    "PlainLines",
+    "expected_fused_frames",
+    "plain_unless_tty",
+]
 
 logger = logging.getLogger(__name__)
 
 #: a tqdm bar, typed loosely (tqdm ships no stubs that mypy checks here)
 Bar = Any
+
+
+def plain_every() -> float:
+    """Seconds between two lines of one bar where progress is plain: 10, or
+    ``XFUSION_PROGRESS_EVERY``."""
+    try:
+        return max(0.0, float(os.environ.get("XFUSION_PROGRESS_EVERY", "10")))
+    except ValueError:
+        return 10.0
+
+
+# CSI sequences (cursor moves, colours, erase) and the two-character escapes
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+_SEPARATORS = re.compile(r"(\r|\n)")
+_COUNT = re.compile(r"\b(\d+)/(\d+)\b")  # tqdm's "n/total"
+
+
+class PlainLines:
+    """A text stream in front of ``stream`` that never writes a carriage return or an
+    ANSI escape: what progress bars look like in a log file or a pipe.
+
+    Text ending in a newline passes as it is (blank lines are dropped: a bar's cursor
+    moves). A line redrawn in place (``\\r`` then the text, flushed: how tqdm draws)
+    is a bar's state, told apart by the text before its first ``:``; it is written as
+    a line of its own when the bar is new, when ``every`` s have passed since that
+    bar's last line, and when it reads ``n/n`` (done); ``close`` writes the states held
+    back. Thread-safe; ``isatty()`` is False.
+    """
+
+    def __init__(self, stream: IO[str], every: float | None = None) -> None:
+        self.stream = stream
+        self.every = plain_every() if every is None else float(every)
+        self._lock = threading.RLock()
+        self._line = ""  # text since the last \r or \n
+        self._redrawn = False  # the line began with \r: a bar's state
+        self._shown: dict[str, float] = {}  # bar -> when its last line was written
+        self._done: dict[str, str] = {}  # bar -> the "n/n" of the done state written
+        self._held: dict[str, str] = {}  # bar -> its latest state not written
+
+    # ---- the parts of a text stream tqdm and logging use ------------------------------
+    def write(self, text: str) -> int:
+        with self._lock:
+            plain = _ANSI.sub("", str(text)).replace("\x1b", "")
+            for part in _SEPARATORS.split(plain):
+                if part == "\r":
+                    self._end_state()
+                    self._line, self._redrawn = "", True
+                elif part == "\n":
+                    if self._redrawn:
+                        self._end_state()
+                    elif self._line.strip():
+                        self.stream.write(self._line.rstrip() + "\n")
+                    self._line = ""
+                else:
+                    self._line += part
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._end_state()
+            self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return "ascii"  # tqdm draws ASCII bars (#) for a stream that is not UTF-8
+
+    def close(self) -> None:
+        """Write what is pending: states held back, an unterminated line."""
+        with self._lock:
+            self._end_state()
+            for state in self._held.values():
+                self.stream.write(state + "\n")
+            self._held.clear()
+            if self._line.strip():
+                self.stream.write(self._line.rstrip() + "\n")
+            self._line = ""
+            self.stream.flush()
+
+    def _end_state(self) -> None:
+        """The redrawn line is complete (a flush, the next \\r or \\n): a bar's state."""
+        if not self._redrawn:
+            return
+        state = self._line.strip()
+        self._line, self._redrawn = "", False
+        if not state:  # a bar cleared (leave=False, tqdm.write)
+            return
+        bar = state.split(":", 1)[0] if ":" in state[:80] else ""
+        now = time.monotonic()
+        count = _COUNT.search(state)
+        if count is not None and count.group(1) == count.group(2):  # done: n/n
+            if self._done.get(bar) != count.group(0):
+                self._write_state(bar, state, now)
+                self._done[bar] = count.group(0)
+            self._held.pop(bar, None)
+            return
+        self._done.pop(bar, None)
+        last = self._shown.get(bar)
+        if last is None or now - last >= self.every:
+            self._write_state(bar, state, now)
+        else:
+            self._held[bar] = state
+
+    def _write_state(self, bar: str, state: str, now: float) -> None:
+        self.stream.write(state + "\n")
+        self._shown[bar] = now
+        self._held.pop(bar, None)
+
+
+def plain_unless_tty(stream: IO[str]) -> IO[str]:
+    """``stream`` itself on a terminal, else ``PlainLines`` in front of it."""
+    if isinstance(stream, PlainLines):
+        return stream
+    try:
+        tty = bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        tty = False
+    return stream if tty else PlainLines(stream)  # type: ignore[return-value]
 
 
 def _bar(total: int | None, desc: str, file: IO[str] | None, enabled: bool) -> Bar:
@@ -32,7 +174,7 @@ def _bar(total: int | None, desc: str, file: IO[str] | None, enabled: bool) -> B
         total=total,
         desc=desc,
         unit="frame",
-        file=file if file is not None else sys.stderr,
+        file=plain_unless_tty(file if file is not None else sys.stderr),
         disable=not enabled,
         dynamic_ncols=True,
     )

@@ -101,9 +101,13 @@ class FusionSession:
         # core to torch, one to OpenCV; XFUSION_TORCH_THREADS / _OPENCV_THREADS override)
         self.threads = (threads or ThreadBudget.for_this_process()).apply()
         self.model = model
-        self.schema = schema
         self.calibration = calibration
         self.config = config or FusionConfig()
+        if self.config.viewer_inputs:  # the live viewer's two input panels
+            from ._viewer_fields import viewer_fields
+
+            schema = schema.extended(*viewer_fields(calibration.ratio))
+        self.schema = schema
         self.array_source = array_source
         self.on_frame = on_frame
         self.data_roots: DataRoots = _roots(data_roots)

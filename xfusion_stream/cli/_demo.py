@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._argtypes import port
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
@@ -60,6 +62,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="residual: tint the GIF/MP4 fused frames where the Shimadzu frame does not "
         "support them (|residual| > 3 noise sigma)",
     )
+    a(
+        "--view",
+        type=port,
+        default=None,
+        metavar="PORT",
+        help="serve the live viewer on 127.0.0.1:PORT while the burst is fused (0: a free "
+        "port); its URL is printed on stderr",
+    )
+    a(
+        "--view-linger",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep the viewer up this long after the demo (Ctrl-C ends it)",
+    )
 
 
 def default_out(base: Path = Path("xfusion-demo")) -> Path:
@@ -86,5 +103,7 @@ def run(args: argparse.Namespace) -> dict:
         listener=not args.no_listener,
         progress=not args.quiet,
         overlay=args.overlay,
+        view_port=args.view,
+        view_linger=args.view_linger,
     )
     return run_demo(settings, model)

@@ -1,12 +1,36 @@
-"""Log lines the CLI writes: one ``xfusion <command>:`` prefix, secrets masked, no colour."""
+"""Log lines the CLI writes: one ``xfusion <command>:`` prefix, secrets masked, no colour,
+and no terminal control codes where stderr is a file or a pipe."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from typing import TextIO
 
+from ..app._progress import PlainLines, plain_unless_tty
 from ..core import SecretFilter
+
+
+@contextlib.contextmanager
+def plain_stderr() -> Iterator[None]:
+    """While a command runs, stderr that is not a terminal (a log file, a pipe) goes
+    through ``PlainLines``: every progress bar, whichever library draws it (tqdm writes
+    to ``sys.stderr``), becomes plain lines, a bar's state every few seconds, with no
+    carriage return and no ANSI code. On a terminal nothing changes."""
+    original = sys.stderr
+    wrapped = plain_unless_tty(original)
+    if wrapped is original or not isinstance(wrapped, PlainLines):
+        yield
+        return
+    sys.stderr = wrapped  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if sys.stderr is wrapped:
+            sys.stderr = original
+        wrapped.close()  # bars drawn from other threads later still go through it
 
 
 class PrefixFormatter(logging.Formatter):

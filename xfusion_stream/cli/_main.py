@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from ..core import XFusionError, mask_secrets
-from ._logging import command_handler
+from ._logging import command_handler, plain_stderr
 from ._summary import summary_lines
 
 # subcommand -> (module under xfusion_stream.cli, one-line help)
@@ -38,8 +38,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("_simulate", "write a simulated recorded experiment and calibration case"),
     "serve": ("_serve", "fuse raw documents from a 0MQ proxy and publish fused ones"),
     "listen": ("_listen", "print fused runs as they arrive from a 0MQ proxy"),
+    "view": ("_view", "live viewer: a web page showing fused frames and plots as they come"),
     "replay": ("_replay", "fuse a stored raw run from Tiled into a new fused run"),
-    "spool": ("_spool", "write fused runs waiting in a spool folder into Tiled"),
+    "spool": ("_spool", "write runs waiting in a spool folder (fused, raw backups) into Tiled"),
     "bench": ("_bench", "speed against this machine's limit, as ratios (JSON)"),
     "ioc": ("_ioc", "serve both cameras as soft IOCs (caproto) on 127.0.0.1"),
 }
@@ -168,6 +169,12 @@ def _run(args: argparse.Namespace) -> dict | int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # stderr that is not a terminal gets plain progress lines (no \r, no ANSI codes)
+    with plain_stderr():
+        return _command(argv)
+
+
+def _command(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # the RunEngine logs an aborted plan with its traceback; the command's own one-line

@@ -15,7 +15,11 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
-    a("--tiled-uri", required=True, help="Tiled server URI (with ?api_key=... if needed)")
+    a(
+        "--tiled-uri",
+        required=True,
+        help="Tiled server or node URI (with ?api_key=... if needed), or profile:NAME",
+    )
     a("--uid", required=True, help="uid of the raw run to fuse")
     a("--calibration", type=Path, default=None, help="calibration record file")
     a("--calibration-uid", default=None, help="uid of a calibration record run in Tiled")
@@ -31,6 +35,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="model precision")
     a("--publish", default=None, help="0MQ proxy in-address to publish fused documents to")
     a("--out", type=Path, default=None, help="also write PNG/GIF/CSV products here")
+    a(
+        "--derived-uri",
+        default=None,
+        help="Tiled node for the fused run, e.g. a facility's .../api/v1/metadata/derived "
+        "or profile:NAME (default: beside the raw run, in --tiled-uri)",
+    )
+    a(
+        "--fused-data-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the fused frames as HDF5 here (Tiled must be able to read it) "
+        "instead of inline in the events",
+    )
     a("--timeout", type=float, default=3600.0, help="seconds to wait for the fused run")
     a(
         "--data-root",
@@ -90,7 +108,8 @@ def run(args: argparse.Namespace) -> dict:
     calibration = _calibration(args, client)
     model = load_fusion_model(args.model_file, device=args.device, precision=args.precision)
     bars = FusionProgress(_raw_start(client), enabled=not args.quiet)
-    sinks = [make_tiled_writer(client), bars]
+    derived = connect(args.derived_uri, flag="--derived-uri") if args.derived_uri else None
+    sinks = [make_tiled_writer(derived if derived is not None else client), bars]
     if args.publish:
         sinks.append(make_publisher(args.publish))
     writer = None
@@ -107,7 +126,12 @@ def run(args: argparse.Namespace) -> dict:
         model,
         calibration,
         sinks,
-        FusionConfig(traverse_mode=args.traverse_mode),
+        FusionConfig(
+            traverse_mode=args.traverse_mode,
+            fused_data_dir=str(args.fused_data_dir.expanduser().resolve())
+            if args.fused_data_dir
+            else None,
+        ),
         on_frame=writer,
         data_roots=args.data_root,
     )

@@ -8,6 +8,13 @@ naming the same profile: addresses, model, calibration and fusion settings come 
 explicit flags override. Fused runs go back to the proxy's IN address with prefix
 ``fused`` (where ``xfusion listen`` finds them), and into Tiled with ``--tiled-uri``.
 Nothing is bound here; SIGINT/SIGTERM end it cleanly (open fused runs end with ``abort``).
+
+A Tiled that fails, or takes connections and never answers, stalls nothing: 0MQ output
+goes on, each fused run waits in the spool (``--spool-dir``) until Tiled confirms it,
+and a run Tiled has not taken ``--delivery-timeout`` s after its stop is reported. The
+summary lists every run (``ok``, ``problem``) and ``spool_waiting`` (runs Tiled has not
+confirmed: the next ``serve`` or ``xfusion spool`` writes them); the exit code is 1 when
+any fused run is not ok.
 """
 
 from __future__ import annotations
@@ -15,22 +22,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from ..core import ConfigError, mask_secrets
+from ._argtypes import positive_float, positive_int
 from ._logging import command_handler
 
 _IN, _OUT = "tcp://127.0.0.1:5577", "tcp://127.0.0.1:5578"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +76,14 @@ def _where_arguments(parser: argparse.ArgumentParser) -> None:
         "profile's data_dir/raw; without a profile none, so frames must come inline)",
     )
     a(
+        "--fused-data-dir",
+        default=None,
+        metavar="DIR",
+        help="write fused frames as HDF5 here, one file per fused run, pointed at by "
+        "StreamResource/StreamDatum (Tiled must be able to read it) (default: the "
+        "profile's data_dir/fused; without a profile, frames inline in the events)",
+    )
+    a(
         "--tiled-uri",
         default=None,
         help="also write fused runs to this Tiled (default: the profile's tiled.uri when it "
@@ -90,7 +97,7 @@ def _where_arguments(parser: argparse.ArgumentParser) -> None:
     a("--ready-file", default=None, help="write this file once subscribed (for scripts)")
     a(
         "--max-message-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="drop (and log) 0MQ messages larger than this (default: 256 MiB)",
     )
@@ -129,14 +136,14 @@ def _fusion_arguments(parser: argparse.ArgumentParser) -> None:
     a("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="model precision")
     a(
         "--torch-threads",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="torch threads for inference; OpenCV gets one (default: $XFUSION_TORCH_THREADS, "
         "else every core this process may use)",
     )
     a(
         "--queue-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="windows waiting for the model (default: the profile's fusion.queue_size, else 64)",
     )
@@ -148,8 +155,16 @@ def _fusion_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: the profile's fusion.when_full, else block)",
     )
     a(
+        "--viewer-inputs",
+        action="store_true",
+        default=None,
+        help="also publish each window's registered Shimadzu and nearest Phantom frame, "
+        "for xfusion view (about doubles the bytes per fused frame) (default: the "
+        "profile's fusion.viewer_inputs, else off)",
+    )
+    a(
         "--max-runs",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="exit after N raw runs (default: run forever)",
     )
@@ -167,7 +182,7 @@ def _bounds_arguments(parser: argparse.ArgumentParser) -> None:
         "by a crash are completed at start (default: the profile's data_dir/spool when "
         "fused runs go to Tiled, else none)",
     )
-    a("--max-open-runs", type=_positive_int, default=4, help="raw runs open at once")
+    a("--max-open-runs", type=positive_int, default=4, help="raw runs open at once")
     a(
         "--idle-timeout",
         type=float,
@@ -176,9 +191,12 @@ def _bounds_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a(
         "--delivery-timeout",
-        type=float,
+        type=positive_float,
         default=120.0,
-        help="seconds a fused run's stop may take to reach each sink before it is reported",
+        help="seconds a fused run's stop may take to reach each sink; past it the run is "
+        "reported not delivered to that sink (not ok) and, for Tiled, kept in the spool "
+        "and re-ingested when Tiled answers again (also against a server that accepts "
+        "connections and never answers)",
     )
 
 
@@ -218,11 +236,15 @@ def _calibration(args: argparse.Namespace, profile: Any):
 def _config(args: argparse.Namespace, profile: Any):
     from ..fusion import FusionConfig
 
-    base = profile.fusion if profile is not None else FusionConfig()
+    base = profile.fusion_config() if profile is not None else FusionConfig()
     given = {
+        "fused_data_dir": str(Path(args.fused_data_dir).expanduser().resolve())
+        if args.fused_data_dir
+        else None,
         "traverse_mode": args.traverse_mode,
         "queue_size": args.queue_size,
         "when_full": args.when_full,
+        "viewer_inputs": args.viewer_inputs,
     }
     return FusionConfig.model_validate(
         {**base.model_dump(), **{k: v for k, v in given.items() if v is not None}}
@@ -268,8 +290,17 @@ def _spool_dir(args: argparse.Namespace, profile: Any, client: Any) -> str | Non
     if args.spool_dir:
         return str(args.spool_dir)
     if profile is not None and client is not None:
-        return str(profile.resolved_data_dir() / "spool")
+        return str(profile.resolved_spool_dir())
     return None
+
+
+def _waiting(spool_dir: str | None) -> list[str]:
+    """Fused run uids the spool still holds (Tiled has not confirmed them)."""
+    from ..publishing import SPOOL_SUFFIX, spool_files
+
+    if spool_dir is None:
+        return []
+    return [path.name.removesuffix(SPOOL_SUFFIX) for path in spool_files(spool_dir)]
 
 
 def _check_prefix(flag: str, text: str) -> bytes:
@@ -332,7 +363,18 @@ def run(args: argparse.Namespace) -> dict:
         log.removeHandler(handler)
         if client is not None:
             client.context.close()
+    bad = [run for run in result.get("runs", []) if run.get("ok") is False]
+    verdict: dict[str, Any] = {"ok": not bad}
+    if bad:  # exit code 1, like inference and replay: what happened, in one line
+        first = bad[0]
+        verdict["problem"] = (
+            f"{len(bad)} of {len(result['runs'])} fused runs not ok; fused run "
+            f"{first.get('fused_uid')} (raw run {first.get('raw_uid')}): {first.get('problem')}"
+        )
     return {
+        **verdict,
+        # fused runs Tiled has not confirmed: re-ingested by the next serve, or `xfusion spool`
+        "spool_waiting": _waiting(spool_dir),
         "profile": profile.name if profile is not None else None,
         "model": model.metadata(),
         "calibration_uid": calibration.uid,

@@ -4,6 +4,9 @@
 re-ingests by itself when Tiled comes back; this command does the same on demand, e.g.
 after a service was stopped while Tiled was down. Complete runs only: runs cut off by a
 crash need the model to be finished, which ``xfusion serve`` does at start.
+
+The same folder is where the beamline's raw TiledWriter backs up runs Tiled refused
+(``<uid>.jsonl``, bluesky-tiled-plugins' own backup format); they are written too.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def _spool_dir(args: argparse.Namespace, profile: Any) -> str:
     if args.spool_dir:
         return str(args.spool_dir)
     if profile is not None:
-        return str(profile.resolved_data_dir() / "spool")
+        return str(profile.resolved_spool_dir())
     raise ConfigError("spool needs --spool-dir DIR or --profile NAME")
 
 
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> dict:
     from pathlib import Path
 
     from ..app import load_profile
-    from ..publishing import reingest_spool
+    from ..publishing import reingest_spool, reingest_tiled_backups
     from ._tiled import connect
 
     profile = load_profile(args.profile) if args.profile else None
@@ -56,6 +59,11 @@ def run(args: argparse.Namespace) -> dict:
     client = connect(uri, api_key=args.api_key)
     try:
         report = reingest_spool(folder, client)
+        backups = reingest_tiled_backups(folder, client)  # raw runs TiledWriter backed up
     finally:
         client.context.close()
-    return {"spool_dir": str(folder), **report.summary()}
+    result = {"spool_dir": str(folder), **report.summary(), **backups.summary()}
+    if backups.failed:
+        result["ok"] = False
+        result["error"] = f"Tiled refused backed-up runs: {backups.failed}"
+    return result

@@ -25,9 +25,17 @@ def _address(uri: str, flag: str) -> tuple[str, int]:
 def connect(
     uri: str, *, api_key: str | None = None, flag: str = "--tiled-uri", timeout: float = 10.0
 ) -> Any:
-    """``tiled.client.from_uri(uri)``, or a ``ConfigError`` saying why not: the host:port
-    is tried first, so a server that is not there fails at once (Tiled's client would
-    retry for ~30 s)."""
+    """``tiled.client.from_uri(uri)`` (or ``from_profile`` for ``profile:NAME``), or a
+    ``ConfigError`` saying why not: the host:port is tried first, so a server that is
+    not there fails at once (Tiled's client would retry for ~30 s)."""
+    from ..publishing import PROFILE_SCHEME, connect_tiled
+
+    if uri.startswith(PROFILE_SCHEME):
+        try:
+            return connect_tiled(uri, api_key=api_key)
+        except Exception as exc:  # noqa: BLE001 - unknown profile, unreachable server
+            why = mask_secrets(str(exc)) or type(exc).__name__
+            raise ConfigError(f"{flag} {uri}: {why}") from None
     host, port = _address(uri, flag)
     shown = mask_secrets(uri)
     try:
@@ -35,10 +43,8 @@ def connect(
     except OSError as exc:
         why = exc.strerror or str(exc) or type(exc).__name__
         raise ConfigError(f"{flag} {shown}: cannot connect to {host}:{port}: {why}") from None
-    from tiled.client import from_uri
-
     try:
-        return from_uri(uri, api_key=api_key)
+        return connect_tiled(uri, api_key=api_key)
     except Exception as exc:  # noqa: BLE001 - httpx/tiled raise many kinds; one line
         why = mask_secrets(str(exc)) or type(exc).__name__
         raise ConfigError(f"{flag} {shown}: {why}") from None

@@ -169,13 +169,16 @@ class FrameFiller:
         doc_name: str,
         uid: str | None,
         what: str,
+        swmr: bool = False,
     ) -> h5py.Dataset:
         """The checked frames dataset, opening the file once (refusals are not cached)."""
         cache = (path, dataset, repr(data_key) if data_key else None)
         ds = self._datasets.get(cache)
         if ds is None:
             if path not in self._files:
-                self._files[path] = open_confined(path, self.data_roots, doc_name, uid, what)
+                self._files[path] = open_confined(
+                    path, self.data_roots, doc_name, uid, what, swmr=swmr
+                )
             ds = checked_dataset(self._files[path][0], dataset, data_key, doc_name, uid)
             self._datasets[cache] = ds
         return ds
@@ -196,10 +199,26 @@ class FrameFiller:
             params.get("dataset") if isinstance(params, dict) else None, "stream_resource", uid
         )
         data_key = self._data_key(descriptor_uid, res["data_key"])
-        ds = self._dataset(
-            path, dataset, data_key, "stream_resource", uid, f"uri {res['uri'][:200]!r}"
-        )
+        what = f"uri {res['uri'][:200]!r}"
+        swmr = isinstance(params, dict) and params.get("swmr") is True
+        ds = self._dataset(path, dataset, data_key, "stream_resource", uid, what, swmr)
+        stop = row + 1 if isinstance(row, int) else row.stop
+        if swmr and stop > ds.shape[0]:
+            # a file still being written (a live fused run): its rows grow, and an open
+            # handle keeps the length it had; open it again to see the rows since
+            self._forget(path)
+            ds = self._dataset(path, dataset, data_key, "stream_resource", uid, what, swmr)
         return _rows(ds, row, "stream_resource", uid)
+
+    def _forget(self, path: str) -> None:
+        """Close ``path`` and drop its datasets, so the next read opens it afresh."""
+        for cache in [c for c in self._datasets if c[0] == path]:
+            del self._datasets[cache]
+        h5, fh = self._files.pop(path)
+        try:
+            h5.close()
+        finally:
+            fh.close()
 
     def _read_datum(self, datum_id: str, descriptor_uid: str, key: str) -> np.ndarray:
         datum = self._datums[datum_id]

@@ -122,12 +122,22 @@ def dataset_path(value: Any, doc_name: str, uid: str | None) -> str:
 
 
 def open_confined(
-    real: str, roots: DataRoots, doc_name: str, uid: str | None, what: str
+    real: str,
+    roots: DataRoots,
+    doc_name: str,
+    uid: str | None,
+    what: str,
+    *,
+    swmr: bool = False,
 ) -> tuple[h5py.File, IO[bytes]]:
     """Open ``real`` read-only without ever blocking, as HDF5; refuse anything irregular.
 
     O_NONBLOCK keeps a FIFO from blocking ``open``; fstat on the descriptor checks the
-    very file h5py then reads (through the file object, never the path again).
+    very file h5py then reads (through the file object, never the path again). With
+    ``swmr`` (a file another writer is still appending to, in HDF5's single-writer /
+    multiple-reader mode) HDF5 must read through its own POSIX driver: it opens the
+    same checked descriptor again by its ``/proc/self/fd`` link, falling back to the
+    file object where that fails.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     flags |= getattr(os, "O_NOCTTY", 0)
@@ -139,6 +149,11 @@ def open_confined(
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise DocumentError(doc_name, uid, f"refusing {what}: not a regular file")
+        if swmr and os.path.exists(f"/proc/self/fd/{fd}"):
+            try:
+                return h5py.File(f"/proc/self/fd/{fd}", "r", swmr=True), fh
+            except Exception:  # noqa: BLE001 - not a SWMR file after all: read it plainly
+                pass
         return h5py.File(fh, "r"), fh
     except DocumentError:
         fh.close()

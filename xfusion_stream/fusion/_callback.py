@@ -147,7 +147,11 @@ class FusionCallback(DocumentRouter):
             n_shimadzu=int(n_shimadzu) if n_shimadzu else None,
         )
         composer = FusedRunComposer(
-            self._sinks, self._fused_metadata(), schema=self.schema, uid=self._fused_uid
+            self._sinks,
+            self._fused_metadata(),
+            schema=self.schema,
+            uid=self._fused_uid,
+            frame_dir=cfg.fused_data_dir,
         )
         if self._slots is not None and not self._slots.acquire(timeout=SLOT_TIMEOUT):
             raise DocumentError(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, Literal, cast
 
 from event_model import DocumentNames, compose_run, schema_validators
 
 from ..publishing import DeliveringSink
+from ._frame_file import FusedFrameFile
 from ._schema import FUSED_FRAME, FrameSchema, FusedFrame
 
 __all__ = ["FusedFrame", "FusedRunComposer", "Sink"]
@@ -36,6 +38,11 @@ class FusedRunComposer:
     handed each document without waiting; ``finish_delivery`` waits (bounded) for
     their stops and collects their errors. ``schema`` (default ``FUSED_FRAME``) gives
     the fused stream's data keys and event data; the worker builds its records from it.
+
+    With ``frame_dir`` the frame-sized fields (the fused image, the residual map) are
+    written to an HDF5 file there (``FusedFrameFile``) and the stream points at them
+    with StreamResource / StreamDatum documents; without it they travel inline in the
+    events.
     """
 
     def __init__(
@@ -45,8 +52,11 @@ class FusedRunComposer:
         *,
         schema: FrameSchema = FUSED_FRAME,
         uid: str | None = None,
+        frame_dir: str | Path | None = None,
     ) -> None:
         self.schema = schema
+        self.frame_dir = Path(frame_dir) if frame_dir is not None else None
+        self.frame_file: FusedFrameFile | None = None
         self._sinks = list(sinks)
         self._all_sinks = list(self._sinks)
         self.sink_errors: list[str] = []
@@ -74,6 +84,18 @@ class FusedRunComposer:
     def start(self, frame_shape: tuple[int, int], stream_name: str = "fused") -> None:
         self._emit("start", self.bundle.start_doc)
         data_keys = self.schema.data_keys(frame_shape)
+        if self.frame_dir is not None:
+            sized = [f for f in self.schema if not isinstance(f.shape, tuple)]
+            try:
+                self.frame_file = FusedFrameFile(
+                    self.frame_dir,
+                    self.bundle,
+                    {f.name: (f.dtype, f.shape_for(frame_shape)) for f in sized},
+                )
+            except Exception as exc:  # noqa: BLE001 - the run fails with this reason
+                raise OSError(f"cannot write fused frames to {self.frame_dir}: {exc}") from None
+            for name in self.frame_file.names:
+                data_keys[name]["external"] = "STREAM:"
         # hints: BestEffortCallback and Tiled clients show hinted fields, and only those
         hinted = [k for k in HINTED_FIELDS if k in data_keys]
         self._fused = self.bundle.compose_descriptor(
@@ -92,14 +114,24 @@ class FusedRunComposer:
     def event(self, frame: FusedFrame, now: float) -> None:
         assert self._fused is not None, "start() first"
         data = self.schema.event_data(frame)
-        doc = self._fused.compose_event(data=data, timestamps={k: now for k in data}, time=now)
+        seq_num = self.n_events + 1
+        if self.frame_file is not None:
+            external = {name: data.pop(name) for name in self.frame_file.names}
+            descriptor = self._fused.descriptor_doc
+            for name, doc in self.frame_file.append(external, descriptor, seq_num):
+                self._emit(name, doc)
+        doc = self._fused.compose_event(
+            data=data, timestamps={k: now for k in data}, seq_num=seq_num, time=now
+        )
         self.n_events += 1
         self._emit("event", doc)
 
     def gap(self, window_index: int, shimadzu_index: int, now: float, cause: str = SKIPPED) -> None:
         """One ``gaps`` event: a window that was not fused (-1: input lost before any
-        window could be formed), and why."""
-        assert self._gaps is not None, "start() first"
+        window could be formed), and why. None before the descriptors exist (the run
+        failed at its start; its stop says why)."""
+        if self._gaps is None:
+            return
         data = {"window_index": window_index, "shimadzu_index": shimadzu_index, "cause": cause}
         doc = self._gaps.compose_event(data=data, timestamps={k: now for k in data}, time=now)
         self.n_gaps += 1
@@ -107,6 +139,12 @@ class FusedRunComposer:
 
     def stop(self, exit_status: str = "success", reason: str = "") -> dict:
         status = cast(Literal["success", "abort", "fail"], exit_status)
+        if self.frame_file is not None:
+            try:
+                self.frame_file.close()  # complete on disk before anyone sees the stop
+            except Exception as exc:  # noqa: BLE001 - e.g. a full disk: the stop says so
+                status, reason = "fail", f"{reason}; closing {self.frame_file.path}: {exc}"
+                reason = reason.lstrip("; ")
         doc = self.bundle.compose_stop(exit_status=status, reason=reason)
         self._emit("stop", doc)
         return dict(doc)

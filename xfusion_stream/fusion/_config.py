@@ -25,7 +25,11 @@ class FusionConfig(ConfigModel):
     bit-identical whatever the arrival timing. ``max_buffered_mib`` bounds the
     registered frames one run holds while they wait for their windows (a camera whose
     frames stop arriving would otherwise grow it without end): beyond it the fused run
-    fails with the reason.
+    fails with the reason. ``fused_data_dir`` is where fused frames are written as
+    HDF5 (one file per fused run, pointed at by StreamResource / StreamDatum documents,
+    as cameras store theirs); unset, they travel inline in the events (float32), which
+    suits tests and small runs but not a facility Tiled. ``viewer_inputs`` adds the
+    inputs the live viewer shows beside each fused frame to the fused stream.
     """
 
     traverse_mode: Literal["continuous", "double"] = "continuous"
@@ -37,3 +41,11 @@ class FusionConfig(ConfigModel):
     feature_cache: bool = True
     max_buffered_mib: float = Field(4096.0, gt=0)
     stream_name: str = "fused"
+    fused_data_dir: str | None = Field(
+        None, description="folder for the fused runs' HDF5 files (unset: frames inline)"
+    )
+    viewer_inputs: bool = Field(
+        False,
+        description="also publish each window's registered Shimadzu frame t and nearest "
+        "Phantom frame, for the live viewer (xfusion view); about doubles the bytes per frame",
+    )

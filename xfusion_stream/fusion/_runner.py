@@ -151,7 +151,11 @@ class FusionWorker:
             while True:
                 item = self._queue.get()
                 if isinstance(item, _Start):  # always the first item
-                    self.composer.start(item.frame_shape, item.stream_name)
+                    try:
+                        self.composer.start(item.frame_shape, item.stream_name)
+                    except Exception as exc:  # noqa: BLE001 - the stop says why
+                        logger.error("fused run could not start: %s", exc)
+                        self.fail(f"fused run could not start: {exc}")
                     continue
                 self._record_gaps()
                 if isinstance(item, _Stop):

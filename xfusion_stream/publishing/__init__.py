@@ -1,9 +1,22 @@
 """Publishing room: where raw and fused documents go (Tiled, 0MQ)."""
 
-from ._tiled import EmbeddedTiled, make_tiled_writer, register_json_seq_exporter
+from ._tiled import (
+    PROFILE_SCHEME,
+    EmbeddedTiled,
+    connect_tiled,
+    make_tiled_writer,
+    register_json_seq_exporter,
+)
 
-__all__ = ["EmbeddedTiled", "make_tiled_writer", "register_json_seq_exporter"]
+__all__ = [
+    "PROFILE_SCHEME",
+    "EmbeddedTiled",
+    "connect_tiled",
+    "make_tiled_writer",
+    "register_json_seq_exporter",
+]
 
+from ._backup import BackupReport, reingest_tiled_backups  # noqa: E402
 from ._curve import ClientCurve, ServerCurve, client_curve, make_curve_keys, server_curve  # noqa: E402
 from ._listener import DocumentCounter, ListenerProcess, RunCount, listen  # noqa: E402
 from ._serialization import (  # noqa: E402
@@ -51,6 +64,8 @@ from ._zmq import (  # noqa: E402
 )
 
 __all__ += [
+    "BackupReport",
+    "reingest_tiled_backups",
     "DEFAULT_DELIVERY_TIMEOUT",
     "DeliveringSink",
     "RECEIVE_HWM",

@@ -71,7 +71,12 @@ class DocumentCounter:
 
     def _descriptor(self, doc: dict) -> RunCount | None:
         self._streams[doc["uid"]] = (doc["run_start"], doc.get("name", "primary"))
-        return self.runs.get(doc["run_start"])
+        run = self.runs.get(doc["run_start"])
+        key = (doc.get("data_keys") or {}).get("fused_image")
+        if run is not None and isinstance(key, dict) and key.get("external"):
+            # frames stored as HDF5: events carry none, the descriptor has their shape
+            run.first_fused_shape = [int(v) for v in key.get("shape") or []] or None
+        return run
 
     def _count(self, descriptor: str, n: int, data: dict) -> RunCount | None:
         run_uid, stream = self._streams.get(descriptor, (None, ""))

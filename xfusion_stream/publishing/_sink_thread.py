@@ -6,6 +6,14 @@ A :class:`SinkThread` takes documents into a bounded queue without blocking and 
 its sink from a thread of its own, in order. A sink that fails, or falls so far behind
 that its queue is full, is given up for the rest of that run only, and says so per run
 (``errors``/``delivered``) for the run's result.
+
+A run whose stop has not reached the sink ``delivery_timeout`` s after it was composed
+(a server that accepts the connection and never answers, or answers very slowly) is
+reported as not delivered. Where the sink keeps the run elsewhere (``_kept``: the
+Tiled sink's spool) it is also given up: its queued documents are skipped, and it is
+re-ingested from there; a sink that keeps nothing gets the documents late, in order.
+``close`` waits (bounded) only for documents it may still deliver, never for a call
+stuck on a run already given up.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -63,7 +72,12 @@ def document_bytes(doc: dict) -> int:
 class _RunState:
     errors: list[str] = field(default_factory=list)
     abandoned: bool = False
+    ending: bool = False  # its stop is being finished (``_end``): moments from done
     done: threading.Event = field(default_factory=threading.Event)
+
+
+#: how long ``delivered`` waits for a stop that is being finished when its time ran out
+_ENDING_WAIT = 10.0
 
 
 class SinkThread:
@@ -99,6 +113,8 @@ class SinkThread:
         self._dropped: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._stopping = False  # close() ran out of time: the thread ends after its call
+        self._busy: str | None = None  # the run whose document the sink has now
 
     def __repr__(self) -> str:
         return f"<{self.label} (own thread)>"
@@ -155,24 +171,63 @@ class SinkThread:
         wait = self.delivery_timeout if timeout is None else timeout
         if not state.done.wait(wait):
             message = f"{self.label}: fused run {run} not delivered within {wait:g} s"
-            state.errors.append(message + self._kept(run))
+            self._timed_out(run, state, message)
         self._runs.pop(run, None)
         if state.abandoned:
-            self._dropped[run] = None
-            while len(self._dropped) > _DROPPED_KEPT:
-                self._dropped.popitem(last=False)
+            self._forget(run)
         return list(state.errors)
 
+    def _timed_out(self, run: str, state: _RunState, message: str) -> None:
+        """``run``'s stop did not reach the sink in time: say so; give the run up when
+        the sink keeps it elsewhere (its queued documents are then skipped)."""
+        if self._kept(run):
+            if not self._give_up(run, state, message, unless_ending=True) and state.ending:
+                state.done.wait(_ENDING_WAIT)  # delivered just now: nothing to report
+            return
+        logger.error("%s", message)
+        state.errors.append(message)
+
     def close(self, timeout: float = 10.0) -> bool:
-        """Deliver what is queued (at most ``timeout`` s), then end the thread."""
+        """Deliver what is queued (at most ``timeout`` s), then end the thread.
+
+        Returns True when nothing deliverable is left: a thread still stuck in a call
+        for a run already given up (and kept elsewhere) is not waited for; it ends once
+        that call returns. After ``timeout`` whatever is still queued is not delivered.
+        """
         with self._cond:
             self._closed = True
             self._cond.notify_all()
             thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
+        if thread is None:
+            return True
+        deadline = time.monotonic() + timeout
+        while thread.is_alive() and self._work_left():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            thread.join(min(left, 0.05))
+        done = not thread.is_alive() or not self._work_left()
+        if thread.is_alive():
+            with self._cond:
+                self._stopping = True
+                self._cond.notify_all()
+        return done
+
+    def _work_left(self) -> bool:
+        """Documents queued for a run not given up, or a call in the sink that is not
+        stuck on a run given up and kept elsewhere."""
+        with self._cond:
+            busy = self._busy
+            if busy is not None and (self._live(busy) or not self._kept(busy)):
+                return True
+            return any(self._live(item[0]) for item in self._queue)
+
+    def _live(self, run: str) -> bool:
+        """Documents of ``run`` are still to be delivered (not given up)."""
+        if run in self._dropped:
+            return False
+        state = self._runs.get(run)  # None: reported late, delivered late
+        return state is None or not state.abandoned
 
     # ---- hooks for subclasses (a spooled Tiled sink) ------------------------------------
     def _accept(self, run: str, name: str, doc: dict) -> None:
@@ -203,29 +258,47 @@ class SinkThread:
         logger.error("%s", message)
         self._state(run).errors.append(message)
 
-    def _give_up(self, run: str, state: _RunState, message: str) -> None:
+    def _give_up(
+        self, run: str, state: _RunState, message: str, *, unless_ending: bool = False
+    ) -> bool:
+        """Give the sink up for ``run`` (once); False if it was already, or (with
+        ``unless_ending``) if the run's stop is being finished right now."""
         with self._cond:
-            if state.abandoned:
-                return
+            if state.abandoned or (unless_ending and state.ending):
+                return False
             state.abandoned = True
         message += self._kept(run)
         logger.error("%s", message)
         state.errors.append(message)
         self._safely(self._gave_up, run)
+        return True
+
+    def _forget(self, run: str) -> None:
+        """``run`` is given up and reported: documents of it still queued are skipped."""
+        with self._cond:
+            self._dropped[run] = None
+            while len(self._dropped) > _DROPPED_KEPT:
+                self._dropped.popitem(last=False)
 
     def _end(self, run: str, state: _RunState | None) -> None:
-        self._safely(self._finished, run, state is None or not state.abandoned)
+        with self._cond:
+            ok = state is None or not state.abandoned
+            if state is not None:
+                state.ending = True
+        self._safely(self._finished, run, ok)
         if state is not None:
             state.done.set()
 
     def _next(self) -> tuple[str, str, dict, int] | None:
         with self._cond:
+            self._busy = None
             while not self._queue and not self._closed:
                 self._cond.wait()
-            if not self._queue:
+            if not self._queue or self._stopping:
                 return None
             item = self._queue.popleft()
             self._bytes -= item[3]
+            self._busy = item[0]
             return item
 
     def _loop(self) -> None:
@@ -241,7 +314,9 @@ class SinkThread:
                     self._deliver(run, name, doc)
                     self.delivered_documents += 1
                 except Exception as exc:  # noqa: BLE001 - the sink is given up for this run
-                    state = state or _RunState()
+                    if state is None:  # reported already (timed out): skip the rest quietly
+                        state = _RunState()
+                        self._forget(run)
                     self._give_up(run, state, f"{self.label} failed on {name}: {exc!r}")
             if name == "stop":
                 self._end(run, state)

@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import re
+import stat
 import struct
 import threading
 import zlib
@@ -57,8 +58,17 @@ def spool_files(directory: str | os.PathLike[str]) -> list[Path]:
     folder = Path(directory)
     if not folder.is_dir():
         return []
-    files = [p for p in folder.iterdir() if p.suffix == SPOOL_SUFFIX and p.is_file()]
-    return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+    dated = []
+    for path in folder.iterdir():
+        if path.suffix != SPOOL_SUFFIX:
+            continue
+        try:  # another thread may write a run whole and delete its file meanwhile
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            dated.append((info.st_mtime, path.name, path))
+    return [path for _, _, path in sorted(dated)]
 
 
 def _records(stream: IO[bytes], path: Path) -> Iterator[bytes]:

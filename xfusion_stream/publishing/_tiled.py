@@ -17,7 +17,16 @@ from typing import Any
 
 from ..core import ConfigError
 
-__all__ = ["EmbeddedTiled", "make_tiled_writer", "register_json_seq_exporter"]
+__all__ = [
+    "PROFILE_SCHEME",
+    "EmbeddedTiled",
+    "connect_tiled",
+    "make_tiled_writer",
+    "register_json_seq_exporter",
+]
+
+#: ``profile:NAME`` names a Tiled client profile (``tiled profile list``) instead of a URI
+PROFILE_SCHEME = "profile:"
 
 _JSON_SEQ = "application/json-seq"
 
@@ -154,13 +163,42 @@ class EmbeddedTiled:
         return f"<EmbeddedTiled {self.directory} {state}>"
 
 
-def make_tiled_writer(client: Any, *, batch_size: int | None = None) -> Any:
+def make_tiled_writer(
+    client: Any, *, batch_size: int | None = None, backup_directory: str | Path | None = None
+) -> Any:
     """A ``TiledWriter`` that batches rows; one HTTP write per event is ~100 ms.
 
     A burst is a few hundred frames that all exist once the camera is read out, so
     waiting for 64 rows (or the stop document) costs no latency anyone sees, while
     ``batch_size=1`` would make persistence the slowest part of the beamline.
+
+    With ``backup_directory``, a run Tiled refuses is written there whole as JSON Lines
+    (TiledWriter's own backup); ``reingest_tiled_backups`` / ``xfusion spool`` write it
+    into Tiled later.
     """
     from bluesky_tiled_plugins import TiledWriter
 
-    return TiledWriter(client, batch_size=64 if batch_size is None else int(batch_size))
+    backup = None
+    if backup_directory is not None:
+        Path(backup_directory).mkdir(parents=True, exist_ok=True)
+        backup = str(backup_directory)
+    size = 64 if batch_size is None else int(batch_size)
+    return TiledWriter(client, batch_size=size, backup_directory=backup)
+
+
+def connect_tiled(location: str, *, api_key: str | None = None) -> Any:
+    """A Tiled client for ``location``: an http(s) URI (a node's URI gives that node,
+    e.g. ``.../api/v1/metadata/derived``), or ``profile:NAME`` for a Tiled client
+    profile, as facilities hand them out (``tiled.client.from_profile``)."""
+    if location.startswith(PROFILE_SCHEME):
+        from tiled.client import from_profile
+
+        name = location.removeprefix(PROFILE_SCHEME)
+        if not name:
+            raise ConfigError(f"{location!r}: no profile name after {PROFILE_SCHEME!r}")
+        return from_profile(name, **({"api_key": api_key} if api_key else {}))
+    if not location.startswith(("http://", "https://")):
+        raise ConfigError(f"{location!r}: not an http(s) URI nor {PROFILE_SCHEME}NAME")
+    from tiled.client import from_uri
+
+    return from_uri(location, api_key=api_key)

@@ -7,6 +7,13 @@ deletes the run's spool file once Tiled took its stop, and after such a success
 re-ingests what earlier runs left in the spool. After a failure Tiled is not tried
 again for new runs during ``retry_after`` s (they are spooled only), so a dead server
 costs one retry budget, not one per run.
+
+A Tiled that takes connections and never answers (or answers very slowly) costs the
+same: a run whose stop Tiled has not taken ``delivery_timeout`` s after it was composed
+is given up here and counts as a failure (its result names the spool file); its
+documents still queued are skipped, and it is re-ingested whole from the spool (any
+partial copy replaced) once Tiled answers. ``close`` never waits for a call stuck on
+such a run.
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ._sink_thread import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_QUEUE_BYTES, SinkThread
+from ._sink_thread import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_QUEUE_BYTES, SinkThread, _RunState
 from ._spool import SPOOL_SUFFIX, Spool, iter_spool, spool_files, spool_status, try_lock
 from ._tiled import make_tiled_writer
 
@@ -27,6 +35,9 @@ __all__ = ["ReingestReport", "TiledSink", "is_tiled_writer", "reingest_spool", "
 logger = logging.getLogger(__name__)
 
 DEFAULT_RETRY_AFTER = 30.0
+#: rows per TiledWriter batch (``make_tiled_writer``'s default): one write per row is
+#: ~100 ms, and a burst's rows all exist once the camera is read out
+DEFAULT_BATCH_SIZE = 64
 
 
 def is_tiled_writer(sink: Any) -> bool:
@@ -55,7 +66,9 @@ class ReingestReport:
         }
 
 
-def write_spooled_run(path: str | os.PathLike[str], client: Any, *, batch_size: int = 64) -> int:
+def write_spooled_run(
+    path: str | os.PathLike[str], client: Any, *, batch_size: int = DEFAULT_BATCH_SIZE
+) -> int:
     """Write the run of one spool file into Tiled, replacing any partial copy there.
 
     A partial copy is deleted first (``delete_contents``, recursive, internal data too),
@@ -85,21 +98,23 @@ def reingest_spool(
     tiled_client: Any,
     *,
     skip: set[str] | frozenset[str] = frozenset(),
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    cancel: threading.Event | None = None,
 ) -> ReingestReport:
     """Write every complete spooled run (one that has its stop) into Tiled, deleting
     each spool file Tiled confirmed; stops at the first failure (Tiled is down again).
 
     Runs in ``skip`` (being written in this process) and files another process holds
     are left; so are partial runs (no stop): ``recover_partial_runs`` completes those.
+    ``cancel`` set: no further run is begun (a sink closing).
     """
     report = ReingestReport()
     for path in spool_files(spool_dir):
         uid = path.name.removesuffix(SPOOL_SUFFIX)
-        if uid in skip:
+        if uid in skip or (cancel is not None and cancel.is_set()):
             report.left.append(uid)
             continue
-        fd = try_lock(path)
+        fd = _claim(path)
         if fd is None:
             report.left.append(uid)
             continue
@@ -116,8 +131,32 @@ def reingest_spool(
             logger.error("re-ingest of fused run %s failed: %r; kept in %s", uid, exc, path)
             break
         finally:
-            os.close(fd)
+            _release(path, fd)
     return report
+
+
+# spool files being re-ingested in this process: ``lockf`` keeps other processes out,
+# not a second session (or a closed one's last pass) of this one
+_claimed: set[str] = set()
+_claimed_lock = threading.Lock()
+
+
+def _claim(path: Path) -> int | None:
+    """A locked fd of ``path``, or None while this or another process re-ingests it."""
+    key = os.path.realpath(path)
+    with _claimed_lock:
+        if key in _claimed:
+            return None
+        fd = try_lock(path)
+        if fd is not None:
+            _claimed.add(key)
+        return fd
+
+
+def _release(path: Path, fd: int) -> None:
+    with _claimed_lock:
+        _claimed.discard(os.path.realpath(path))
+        os.close(fd)
 
 
 class TiledSink(SinkThread):
@@ -131,7 +170,7 @@ class TiledSink(SinkThread):
         self,
         client: Any,
         *,
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         spool: Spool | None = None,
         retry_after: float = DEFAULT_RETRY_AFTER,
         max_documents: int = 4096,
@@ -164,9 +203,10 @@ class TiledSink(SinkThread):
 
     @classmethod
     def from_writer(cls, writer: Any, spool: Spool | None = None, **kw: Any) -> TiledSink:
-        """The TiledSink of an existing TiledWriter: same client, same batch size."""
-        batch = int(getattr(writer, "_batch_size", 64))
-        return cls(writer.client, batch_size=batch, spool=spool, **kw)
+        """The TiledSink of an existing TiledWriter: its client (public ``.client``); the
+        batch size is ``batch_size`` if given, else ``DEFAULT_BATCH_SIZE`` (TiledWriter
+        has no public way to read its own)."""
+        return cls(writer.client, spool=spool, **kw)
 
     @staticmethod
     def _unused(name: str, doc: dict) -> None:
@@ -188,7 +228,8 @@ class TiledSink(SinkThread):
         if name == "start":
             if time.monotonic() < self._down_until:
                 raise ConnectionError(
-                    f"Tiled failed less than {self.retry_after:g} s ago; not tried for this run"
+                    f"Tiled failed or did not answer less than {self.retry_after:g} s ago; "
+                    "not tried for this run"
                 )
             self._writers[run] = make_tiled_writer(self.client, batch_size=self.batch_size)
         writer = self._writers.get(run)
@@ -204,6 +245,12 @@ class TiledSink(SinkThread):
 
     def _gave_up(self, run: str) -> None:
         self._writers.pop(run, None)
+
+    def _timed_out(self, run: str, state: _RunState, message: str) -> None:
+        # Tiled took the connection but not the run in time: like a failure, new runs
+        # are spooled only for ``retry_after`` s instead of queueing behind this one
+        self._down_until = max(self._down_until, time.monotonic() + self.retry_after)
+        super()._timed_out(run, state, message)
 
     def _finished(self, run: str, ok: bool) -> None:
         self._in_flight.discard(run)
@@ -233,6 +280,7 @@ class TiledSink(SinkThread):
                 self.client,
                 skip=set(self._in_flight),
                 batch_size=self.batch_size,
+                cancel=self._closing,
             )
             self.reingested += report.runs
             self.documents_reingested += report.documents
@@ -282,7 +330,7 @@ class TiledSink(SinkThread):
 
     def close(self, timeout: float = 10.0) -> bool:
         done = super().close(timeout)
-        self._closing.set()
+        self._closing.set()  # a re-ingest under way ends after its current run
         self.wait_reingest(timeout)
         if self.spool is not None:
             self.spool.close()
