@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("_serve", "fuse raw documents from a 0MQ proxy and publish fused ones"),
     "listen": ("_listen", "print fused runs as they arrive from a 0MQ proxy"),
     "replay": ("_replay", "fuse a stored raw run from Tiled into a new fused run"),
+    "reprocess": ("_reprocess", "fuse many stored raw runs from Tiled on Dask workers"),
     "spool": ("_spool", "write fused runs waiting in a spool folder into Tiled"),
     "bench": ("_bench", "speed against this machine's limit, as ratios (JSON)"),
     "ioc": ("_ioc", "serve both cameras as soft IOCs (caproto) on 127.0.0.1"),
