@@ -26,18 +26,21 @@ from xfusion_stream.cli import main
 from xfusion_stream.core import ConfigError
 from xfusion_stream.fusion import FusionConfig, load_fusion_model
 from xfusion_stream.publishing import make_tiled_writer
-from xfusion_stream.simulation import Scene
-from xfusion_stream.testing import FUSION_SCENE as SCENE
+from xfusion_stream.simulation import Scene, SceneConfig
 from xfusion_stream.testing import DocumentLog, sim_cameras
+
+# the fusion room's scene, cut to 16 Shimadzu frames: seconds per replay on 2 cores
+SCENE = SceneConfig(seed=5, shimadzu_shape=(24, 40), n_shimadzu=16)
 
 
 @pytest.fixture(scope="module")
 def campaign(tiled_server, tmp_path_factory):
     """A tiny checkpoint, the true calibration record, three raw runs and one raw run
     without camera streams, all stored in the session's Tiled."""
-    import xfusion_models as xm
     from bluesky.plans import count
     from ophyd.sim import det
+
+    import xfusion_models as xm
 
     folder = tmp_path_factory.mktemp("reprocess")
     torch.manual_seed(3)
@@ -53,7 +56,9 @@ def campaign(tiled_server, tmp_path_factory):
     try:
         RE.subscribe(make_tiled_writer(tiled_server.client()))
         phantom, shimadzu, _ = sim_cameras(SCENE, folder / "raw")
-        good = [RE(dual_camera_burst(phantom, shimadzu, md={"sample": f"s{i}"}))[0] for i in range(3)]
+        good = [
+            RE(dual_camera_burst(phantom, shimadzu, md={"sample": f"s{i}"}))[0] for i in range(3)
+        ]
         (bad,) = RE(count([det], num=2))  # no camera stream: nothing to fuse
     finally:
         close_run_engine(RE)
@@ -90,7 +95,9 @@ def test_a_local_cluster_fuses_like_serial_replay_skips_on_rerun_and_reports_fai
     good, bad = campaign["good"], campaign["bad"]
     code, out = _reprocess(tiled_server, campaign, [*good, bad], capsys)
     assert code == 1 and out["ok"] is False  # one run failed: the command says so
-    assert out["workers"] == 2 and out["runs"] == 4 and out["runs_fused"] == 3, json.dumps(out["failed"])
+    assert out["workers"] == 2 and out["runs"] == 4 and out["runs_fused"] == 3, json.dumps(
+        out["failed"]
+    )
     (failed,) = out["failed"]
     assert failed["raw_uid"] == bad and failed["attempts"] == 2
     assert "nothing was fused" in failed["problem"] and bad in out["error"]

@@ -204,7 +204,7 @@ def _run_jobs(
     attempts: dict[Any, tuple[ReprocessJob, int]] = {}
     for job in jobs:
         attempts[submit(job, 1)] = (job, 1)
-    queue = as_completed(list(attempts))
+    queue = as_completed(list(attempts), loop=cluster.client.loop)
     for future in queue:
         job, attempt = attempts.pop(future)
         try:
@@ -237,9 +237,7 @@ def _bar(total: int, enabled: bool, file: IO[str] | None) -> Any:
     )
 
 
-def _jobs(
-    uids: Iterable[str], template: ReprocessJob
-) -> Iterator[ReprocessJob]:
+def _jobs(uids: Iterable[str], template: ReprocessJob) -> Iterator[ReprocessJob]:
     for uid in uids:
         yield replace(template, uid=uid)
 

@@ -46,7 +46,9 @@ def resolve_model(spec: str | os.PathLike[str] | None) -> ModelReference:
         if spec is None:
             entry = xm.default_weights()
             if entry is None:
-                raise ConfigError("no default model ships with this installation; pass --model_file")
+                raise ConfigError(
+                    "no default model ships with this installation; pass --model_file"
+                )
             return ModelReference(entry.name, entry.name, entry.sha256)
         path = Path(spec)
         if path.exists():

@@ -47,8 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..app import RunSelection, calibration_from_tiled, epoch_seconds, reprocess
-    from ..app import resolve_model
+    from ..app import RunSelection, calibration_from_tiled, epoch_seconds, reprocess, resolve_model
     from ..calibration import load_record
     from ..core import ConfigError
     from ._tiled import connect
