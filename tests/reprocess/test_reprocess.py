@@ -20,6 +20,7 @@ from xfusion_stream.app import (
     new_run_engine,
     resolve_model,
     select_raw_runs,
+    stop_task_profiler,
 )
 from xfusion_stream.calibration import CalibrationRecord
 from xfusion_stream.cli import main
@@ -89,6 +90,7 @@ def _stored_frames(client, fused_uid: str) -> dict[int, np.ndarray]:
     return {int(i): np.asarray(image) for i, image in zip(index, images, strict=True)}
 
 
+@pytest.mark.timeout(240)  # a frozen worker fails the test instead of blocking the suite
 def test_a_local_cluster_fuses_like_serial_replay_skips_on_rerun_and_reports_failures(
     tiled_server, tiled_client, campaign, capsys
 ):
@@ -129,6 +131,40 @@ def test_a_local_cluster_fuses_like_serial_replay_skips_on_rerun_and_reports_fai
     assert code == 0 and again["ok"] is True and again["runs_skipped"] == 3
     assert again["runs_fused"] == 0 and again["workers"] == 0
     assert {s["fused_uid"] for s in again["skipped"]} == {by_raw[u]["fused_uid"] for u in good}
+
+
+def test_reprocess_workers_run_without_the_task_profiler():
+    """The Dask task profiler samples sys._current_frames() every 10 ms; on CPython
+    3.11.7 a GC pass inside it can freeze a worker for good (stop_task_profiler)."""
+    from xfusion_stream.app._reprocess import _Cluster
+
+    cluster = _Cluster(None, 1)
+    try:
+        callbacks = cluster.client.run(lambda dask_worker: sorted(dask_worker.periodic_callbacks))
+        assert callbacks and all("profile" not in names for names in callbacks.values())
+        assert set(cluster.client.run(stop_task_profiler).values()) == {False}
+    finally:
+        cluster.close()
+
+
+def test_stop_task_profiler_stops_a_running_one():
+    class Callback:
+        def __init__(self) -> None:
+            self.running = True
+
+        def is_running(self) -> bool:
+            return self.running
+
+        def stop(self) -> None:
+            self.running = False
+
+    class Worker:
+        periodic_callbacks = {"profile": Callback(), "profile-cycle": Callback(), "x": Callback()}
+
+    worker = Worker()
+    assert stop_task_profiler(worker) is True
+    assert [c.running for c in worker.periodic_callbacks.values()] == [False, False, True]
+    assert stop_task_profiler(worker) is False
 
 
 def test_a_query_selects_the_raw_runs_only(tiled_client, campaign):

@@ -29,7 +29,13 @@ from ._reprocess import (
     reprocess,
     select_raw_runs,
 )
-from ._reprocess_worker import ModelReference, ReprocessJob, reprocess_run, resolve_model
+from ._reprocess_worker import (
+    ModelReference,
+    ReprocessJob,
+    reprocess_run,
+    resolve_model,
+    stop_task_profiler,
+)
 from ._run_engine import close_run_engine, new_run_engine
 from ._session import FusionSession
 from ._virtual import (
@@ -99,4 +105,5 @@ __all__ = [
     "resolve_model",
     "RunSelection",
     "select_raw_runs",
+    "stop_task_profiler",
 ]

@@ -22,7 +22,13 @@ from typing import IO, Any
 from ..calibration import CalibrationRecord
 from ..core import ConfigError, load_config
 from ..fusion import is_calibration_run
-from ._reprocess_worker import ModelReference, ReprocessJob, reprocess_run
+from ._reprocess_worker import (
+    WORKER_CONFIG,
+    ModelReference,
+    ReprocessJob,
+    reprocess_run,
+    stop_task_profiler,
+)
 
 __all__ = [
     "ReprocessReport",
@@ -160,23 +166,29 @@ class _Cluster:
     (one thread each) that is closed with it."""
 
     def __init__(self, scheduler: str | None, workers: int) -> None:
+        import dask
         from distributed import Client, LocalCluster
 
         self.cluster = None
         if scheduler is None:
             if workers < 1:
                 raise ConfigError(f"--workers {workers}: need at least one worker")
-            self.cluster = LocalCluster(
-                n_workers=workers,
-                processes=True,
-                threads_per_worker=1,
-                dashboard_address=None,
-                env=WORKER_ENV,
-            )
+            # the nannies hand this config to the worker processes they spawn
+            with dask.config.set(WORKER_CONFIG):
+                self.cluster = LocalCluster(
+                    n_workers=workers,
+                    processes=True,
+                    threads_per_worker=1,
+                    dashboard_address=None,
+                    env=WORKER_ENV,
+                )
         # not the process's default scheduler: dask work elsewhere in this process (an
         # embedded Tiled server reading arrays) must not queue behind the fusion tasks
         address = self.cluster if self.cluster is not None else scheduler
         self.client = Client(address, set_as_default=False)
+        # an existing cluster's workers profile tasks unless configured not to: stop it
+        # before any task runs (``stop_task_profiler`` says why)
+        self.client.run(stop_task_profiler)
 
     def workers(self) -> int:
         return len(self.client.scheduler_info().get("workers", {}))

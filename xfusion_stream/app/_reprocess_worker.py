@@ -24,7 +24,55 @@ from ..fusion import FusionConfig, FusionModel, load_fusion_model
 from ..publishing import make_tiled_writer
 from ._session import FusionSession
 
-__all__ = ["ModelReference", "ReprocessJob", "reprocess_run", "resolve_model"]
+__all__ = [
+    "ModelReference",
+    "ReprocessJob",
+    "reprocess_run",
+    "resolve_model",
+    "stop_task_profiler",
+]
+
+#: Dask worker config for reprocessing: no statistical task profiler (see
+#: ``stop_task_profiler``)
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+_PROFILER_CALLBACKS = ("profile", "profile-cycle")
+
+
+def stop_task_profiler(dask_worker: Any) -> bool:
+    """Stop the Dask worker's statistical task profiler; True if one was running.
+
+    Why: while a task runs, the worker samples ``sys._current_frames()`` every 10 ms
+    from its event loop. On CPython 3.11 before the gh-106883 fix (3.11.7 here) that
+    call holds the runtime's thread-list lock while it creates frame objects; when the
+    allocation starts a GC pass that frees a ``threading.local`` (event-model's routers
+    and dask's thread state hold some, and a replay leaves them in reference cycles),
+    ``local_clear`` takes that lock again and the worker freezes for good with the
+    GIL held (dask/distributed#8616): its task stops mid-request and it never answers
+    the scheduler. Runs in the worker's event loop (``Client.run`` or
+    ``loop.add_callback``)."""
+    stopped = False
+    for name in _PROFILER_CALLBACKS:
+        callback = getattr(dask_worker, "periodic_callbacks", {}).get(name)
+        if callback is not None and callback.is_running():
+            callback.stop()
+            stopped = True
+    return stopped
+
+
+def _stop_own_task_profiler() -> None:
+    """From inside a task: have this worker's event loop stop its task profiler (a
+    worker that joined an existing cluster after ``Client.run`` reached the others)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not on a Dask worker: nothing samples frames
+        return
+    if any(
+        (cb := worker.periodic_callbacks.get(name)) is not None and cb.is_running()
+        for name in _PROFILER_CALLBACKS
+    ):
+        worker.loop.add_callback(stop_task_profiler, worker)
 
 
 @dataclass(frozen=True)
@@ -107,8 +155,10 @@ def reprocess_run(job: ReprocessJob) -> dict[str, Any]:
     import dask
     from tiled.client import from_uri
 
+    _stop_own_task_profiler()
     t0 = time.perf_counter()
     where = f"{socket.gethostname()}:{os.getpid()}"
+    client: Any = None
     try:
         threads = ThreadBudget.for_this_process(torch_threads=job.torch_threads)
         calibration = load_config(
@@ -133,5 +183,8 @@ def reprocess_run(job: ReprocessJob) -> dict[str, Any]:
         summary = fused.summary()
     except XFusionError as exc:
         summary = {"ok": False, "problem": str(exc), "raw_uid": job.uid, "frames_fused": 0}
+    finally:
+        if client is not None:  # its connections, not left to the GC of a later run
+            client.context.close()
     summary.update(seconds=round(time.perf_counter() - t0, 3), worker=where)
     return summary
