@@ -39,10 +39,24 @@ def _text(lines: list[str]) -> str:
 
 
 def test_every_command_has_a_summary_of_its_own():
-    """No command falls back to the generic key: value dump (the viewer's ``view``
-    prints its address while it runs and is the one left to the generic lines)."""
-    missing = sorted(set(COMMANDS) - set(SUMMARIES) - {"view"})
+    """No command falls back to the generic key: value dump."""
+    missing = sorted(set(COMMANDS) - set(SUMMARIES))
     assert missing == []
+
+
+def test_view_and_reprocess_say_what_they_did(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    lines = _human(capsys, ["view", "--profile", "sim", "--port", "0", "--timeout", "0.3"])
+    text = _text(lines)
+    assert lines[0] == "xfusion view: done" and "fed from tcp://127.0.0.1:5578" in text
+    assert "0 fused frames of 0 runs shown" in text
+    failed = {"raw_uid": "r2", "problem": "nothing was fused", "attempts": 2}
+    report = {"ok": False, "runs": 2, "runs_fused": 1, "runs_skipped": 0, "runs_failed": 1}
+    report |= {"frames_fused": 8, "workers": 2, "seconds": 3.5, "failed": [failed]}
+    report |= {"fused": [{"raw_uid": "r1", "fused_uid": "f1", "frames_fused": 8}]}
+    text = _text(summary_lines("reprocess", report))
+    assert "1 fused, 0 skipped" in text and "8 frames on 2 workers" in text
+    assert "fused r1 -> f1" in text and "failed r2: nothing was fused" in text
 
 
 def test_init_names_the_file_it_wrote(tmp_path, capsys):

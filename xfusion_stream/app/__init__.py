@@ -20,6 +20,22 @@ from ._profile_model import (
 )
 from ._progress import AcquisitionProgress, FusionProgress, expected_fused_frames
 from ._recovery import RecoveryReport, recover_partial_runs, recover_spool
+from ._reprocess import (
+    ReprocessReport,
+    RunSelection,
+    calibration_from_tiled,
+    epoch_seconds,
+    fused_already,
+    reprocess,
+    select_raw_runs,
+)
+from ._reprocess_worker import (
+    ModelReference,
+    ReprocessJob,
+    reprocess_run,
+    resolve_model,
+    stop_task_profiler,
+)
 from ._run_engine import close_run_engine, new_run_engine
 from ._session import FusionSession
 from ._viewer import LiveViewer, ViewerServer, serve_viewer, viewer_app
@@ -93,4 +109,16 @@ __all__ = [
     "RecoveryReport",
     "recover_partial_runs",
     "recover_spool",
+    "calibration_from_tiled",
+    "epoch_seconds",
+    "fused_already",
+    "ModelReference",
+    "reprocess",
+    "reprocess_run",
+    "ReprocessJob",
+    "ReprocessReport",
+    "resolve_model",
+    "RunSelection",
+    "select_raw_runs",
+    "stop_task_profiler",
 ]

@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("_listen", "print fused runs as they arrive from a 0MQ proxy"),
     "view": ("_view", "live viewer: a web page showing fused frames and plots as they come"),
     "replay": ("_replay", "fuse a stored raw run from Tiled into a new fused run"),
+    "reprocess": ("_reprocess", "fuse many stored raw runs from Tiled on Dask workers"),
     "spool": ("_spool", "write runs waiting in a spool folder (fused, raw backups) into Tiled"),
     "bench": ("_bench", "speed against this machine's limit, as ratios (JSON)"),
     "ioc": ("_ioc", "serve both cameras as soft IOCs (caproto) on 127.0.0.1"),

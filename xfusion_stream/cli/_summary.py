@@ -6,45 +6,23 @@ the command wrote one. Everything else is in ``--json`` (one line, every key).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-Lines = list[str]
-_SCALARS = (str, int, float, bool, type(None))
-_WIDTH = 100
-
-
-def _number(value: Any, digits: int = 3) -> str:
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.0f}"
-    return str(value)
-
-
-def _short(value: Any) -> str:
-    text = _number(value)
-    return text if len(text) <= _WIDTH else text[: _WIDTH - 3] + "..."
-
-
-def _pairs(result: dict, keys: Iterable[str]) -> Lines:
-    """``key: value`` for those of ``keys`` that are present and not None."""
-    return [f"{k}: {_short(result[k])}" for k in keys if result.get(k) is not None]
-
-
-def _generic(result: dict) -> Lines:
-    """Scalars as they are; a nested dict or list as its size (``--json`` has them)."""
-    lines = []
-    for key, value in result.items():
-        if key == "ok":
-            continue
-        if isinstance(value, _SCALARS):
-            lines.append(f"{key}: {_short(value)}")
-        elif isinstance(value, dict) and all(isinstance(v, _SCALARS) for v in value.values()):
-            text = ", ".join(f"{k} {_number(v)}" for k, v in value.items())
-            lines.append(f"{key}: {_short(text)}")
-        elif isinstance(value, (dict, list, tuple)):
-            lines.append(f"{key}: {len(value)} entries (--json shows them)")
-    return lines
+from ._summary_base import Lines, _generic, _number, _pairs, _short
+from ._summary_tools import (
+    _bench_scripts,
+    _convert,
+    _download,
+    _init,
+    _ioc,
+    _reprocess,
+    _spool,
+    _train,
+    _train_calibration,
+    _view,
+)
 
 
 def _fused(r: dict) -> Lines:
@@ -242,134 +220,6 @@ def _bench(r: dict) -> Lines:
     return lines
 
 
-def _files_in(folder: Any, names: Iterable[str]) -> Lines:
-    """``in <folder>: a, b`` for those of ``names`` that exist there."""
-    if not folder:
-        return []
-    there = [name for name in names if (Path(str(folder)) / name).exists()]
-    return [f"in {folder}: {', '.join(there)}"] if there else []
-
-
-def _init(r: dict) -> Lines:
-    return [
-        f"wrote {r.get('config')}",
-        f"model_type {r.get('model_type')}, data_type {r.get('data_type')} (the defaults "
-        "of convert, train, calibrate and inference; run init again to change them)",
-    ]
-
-
-def _convert(r: dict) -> Lines:
-    lines = []
-    for label, name in (("lo", "LR"), ("hi", "HR")):
-        part = r.get(label)
-        if isinstance(part, dict):
-            lines.append(
-                f"gray {name} clips: {part.get('clips')} clips, {part.get('frames')} frames "
-                f"in {part.get('out_dir')}"
-            )
-            lines.append(f"  meta info: {part.get('meta_info')}")
-    return lines
-
-
-def _train(r: dict) -> Lines:
-    lines = [f"weights: {r.get('weights')}"]
-    iters = f"{r.get('iters')} iterations"
-    if r.get("resumed_from"):
-        iters += f" (resumed from {r['resumed_from']})"
-    lines.append(iters)
-    scores = [
-        f"PSNR {_number(r['val_psnr'], 4)} dB" if r.get("val_psnr") is not None else "",
-        f"SSIM {_number(r['val_ssim'], 4)}" if r.get("val_ssim") is not None else "",
-    ]
-    if any(scores):
-        lines.append("last validation: " + ", ".join(x for x in scores if x))
-    files = ("metrics.csv", "training.png", "checkpoints/latest.pth")
-    lines += _files_in(r.get("out"), files)
-    if r.get("out"):
-        lines.append("continue it with --resume (the state is checkpoints/latest.pth)")
-    return lines
-
-
-def _train_calibration(r: dict) -> Lines:
-    def loss(value: Any) -> str:
-        if isinstance(value, dict):
-            return ", ".join(f"{k} {_number(v, 4)}" for k, v in value.items())
-        return _number(value, 4)
-
-    lines = [f"checkpoint: {r.get('checkpoint')}"]
-    lines.append(f"{r.get('iters')} iterations on {r.get('n_images')} images")
-    if r.get("first_loss") is not None:
-        lines.append(f"loss: first {loss(r['first_loss'])}; last {loss(r.get('last_loss'))}")
-    evaluator = "the fusion model's reconstruction" if r.get("evaluator") else "flow error only"
-    lines.append(f"loss terms: {evaluator}")
-    return lines
-
-
-def _download(r: dict) -> Lines:
-    size = r.get("size")
-    mb = f"{size / 1e6:.1f} MB" if isinstance(size, int | float) else "? MB"
-    digest = str(r.get("sha256") or "")[:16]
-    lines = [f"archive: {r.get('archive')} ({mb}, sha256 {digest}...)"]
-    if r.get("resumed_from"):
-        lines.append(f"resumed from byte {r['resumed_from']}")
-    if r.get("extracted_to"):
-        lines.append(f"unpacked {r.get('members')} files into {r['extracted_to']}")
-    else:
-        lines.append("kept packed (--no-extract)")
-    return lines
-
-
-_SPOOL_KEYS = {
-    "spool_dir",
-    "files",
-    "runs_reingested",
-    "documents_reingested",
-    "failed",
-    "left_in_spool",
-    "error",
-}
-
-
-def _spool(r: dict) -> Lines:
-    folder = r.get("spool_dir")
-    if "files" in r:  # --list
-        files = r.get("files") or []
-        lines = [f"spool {folder}: {len(files)} files waiting"]
-        return lines + [f"  {name}" for name in files[:20]]
-    lines = [
-        f"re-ingested {r.get('runs_reingested', 0)} fused runs "
-        f"({r.get('documents_reingested', 0)} documents) from {folder} into Tiled",
-        f"left in the spool: {r.get('left_in_spool', 0)} (partial runs: `xfusion serve` "
-        "completes them at start)",
-    ]
-    for uid, why in (r.get("failed") or {}).items():
-        lines.append(f"failed {uid}: {_short(why)}")
-    rest = {k: v for k, v in r.items() if k not in _SPOOL_KEYS and k != "ok"}
-    return lines + _generic(rest)  # e.g. raw runs the beamline backed up
-
-
-def _ioc(r: dict) -> Lines:
-    prefixes = r.get("prefixes") or {}
-    named = ", ".join(f"{camera} {prefix}" for camera, prefix in prefixes.items())
-    return [
-        f"served {r.get('pvs')} PVs ({named}) on 127.0.0.1",
-        f"HDF5 files written under {r.get('data_dir')}",
-    ]
-
-
-def _bench_scripts(r: dict) -> Lines:
-    if "benchmarks" in r:  # --list
-        return [f"benchmarks: {', '.join(r['benchmarks'])}"]
-    lines = []
-    for name, found in (r.get("results") or {}).items():
-        if isinstance(found, dict):
-            numbers = [f"{k} {_number(v)}" for k, v in found.items() if isinstance(v, _SCALARS)][:8]
-            lines.append(f"{name}: {_short(', '.join(numbers))}")
-        else:
-            lines.append(f"{name}: {_short(found)}")
-    return lines + ["every figure of each script: --json"]
-
-
 SUMMARIES: dict[str, Callable[[dict], Lines]] = {
     "init": _init,
     "convert": _convert,
@@ -377,6 +227,8 @@ SUMMARIES: dict[str, Callable[[dict], Lines]] = {
     "train_calibration": _train_calibration,
     "download": _download,
     "spool": _spool,
+    "reprocess": _reprocess,
+    "view": _view,
     "ioc": _ioc,
     "demo": _demo,
     "inference": _inference,

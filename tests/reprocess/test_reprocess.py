@@ -1,0 +1,195 @@
+"""Issue 16 (first slice): `xfusion reprocess` fuses stored raw runs on a real Dask
+LocalCluster (2 processes), bit-identical to a serial replay, skips what is already
+fused, and reports a failing run while the others land. The model reaches the workers
+as a checkpoint path + sha256, the calibration as the record's content."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+from xfusion_plans import dual_camera_burst
+
+from xfusion_stream.app import (
+    FusionSession,
+    RunSelection,
+    close_run_engine,
+    new_run_engine,
+    resolve_model,
+    select_raw_runs,
+    stop_task_profiler,
+)
+from xfusion_stream.calibration import CalibrationRecord
+from xfusion_stream.cli import main
+from xfusion_stream.core import ConfigError
+from xfusion_stream.fusion import FusionConfig, load_fusion_model
+from xfusion_stream.publishing import make_tiled_writer
+from xfusion_stream.simulation import Scene, SceneConfig
+from xfusion_stream.testing import DocumentLog, sim_cameras
+
+# the fusion room's scene, cut to 16 Shimadzu frames: seconds per replay on 2 cores
+SCENE = SceneConfig(seed=5, shimadzu_shape=(24, 40), n_shimadzu=16)
+
+
+@pytest.fixture(scope="module")
+def campaign(tiled_server, tmp_path_factory):
+    """A tiny checkpoint, the true calibration record, three raw runs and one raw run
+    without camera streams, all stored in the session's Tiled."""
+    from bluesky.plans import count
+    from ophyd.sim import det
+
+    import xfusion_models as xm
+
+    folder = tmp_path_factory.mktemp("reprocess")
+    torch.manual_seed(3)
+    checkpoint = folder / "tiny.pth"
+    xm.save_checkpoint(xm.edvr_stf("tiny"), checkpoint)
+    scene = Scene(SCENE)
+    record = CalibrationRecord.from_transform(
+        scene.transform, scene.shimadzu_shape, scene.phantom_shape
+    )
+    record.save(folder / "calibration.json")
+    since = time.time()
+    RE = new_run_engine()  # noqa: N806 - bluesky's name
+    try:
+        RE.subscribe(make_tiled_writer(tiled_server.client()))
+        phantom, shimadzu, _ = sim_cameras(SCENE, folder / "raw")
+        good = [
+            RE(dual_camera_burst(phantom, shimadzu, md={"sample": f"s{i}"}))[0] for i in range(3)
+        ]
+        (bad,) = RE(count([det], num=2))  # no camera stream: nothing to fuse
+    finally:
+        close_run_engine(RE)
+    return {
+        "checkpoint": checkpoint,
+        "calibration": folder / "calibration.json",
+        "record": record,
+        "good": good,
+        "bad": bad,
+        "since": since,
+    }
+
+
+def _reprocess(tiled_server, campaign, uids, capsys, *extra: str) -> tuple[int, dict]:
+    argv = ["reprocess", "--tiled-uri", tiled_server.uri, "--workers", "2", "--json"]
+    argv += ["--calibration", str(campaign["calibration"]), "--quiet"]
+    argv += ["--model_file", str(campaign["checkpoint"]), "--timeout", "120", *extra]
+    for uid in uids:
+        argv += ["--uid", uid]
+    code = main(argv)
+    return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def _stored_frames(client, fused_uid: str) -> dict[int, np.ndarray]:
+    fused = client[fused_uid]["fused"]
+    index = fused["shimadzu_index"].read()
+    images = fused["fused_image"].read()
+    return {int(i): np.asarray(image) for i, image in zip(index, images, strict=True)}
+
+
+@pytest.mark.timeout(240)  # a frozen worker fails the test instead of blocking the suite
+def test_a_local_cluster_fuses_like_serial_replay_skips_on_rerun_and_reports_failures(
+    tiled_server, tiled_client, campaign, capsys, tmp_path
+):
+    good, bad = campaign["good"], campaign["bad"]
+    frames_dir = tmp_path / "fused"  # workers write HDF5 here, Tiled serves it
+    code, out = _reprocess(
+        tiled_server, campaign, [*good, bad], capsys, "--fused-data-dir", str(frames_dir)
+    )
+    assert code == 1 and out["ok"] is False  # one run failed: the command says so
+    assert out["workers"] == 2 and out["runs"] == 4 and out["runs_fused"] == 3, json.dumps(
+        out["failed"]
+    )
+    (failed,) = out["failed"]
+    assert failed["raw_uid"] == bad and failed["attempts"] == 2
+    assert "nothing was fused" in failed["problem"] and bad in out["error"]
+    by_raw = {r["raw_uid"]: r for r in out["fused"]}
+    assert set(by_raw) == set(good)
+    assert out["frames_fused"] == sum(r["frames_fused"] for r in out["fused"]) > 0
+
+    # every fused run is in Tiled, frame for frame what a serial replay makes
+    model = load_fusion_model(str(campaign["checkpoint"]))
+    for uid in good:
+        fused_uid = by_raw[uid]["fused_uid"]
+        start = tiled_client[fused_uid].metadata["start"]
+        assert start["raw_uid"] == uid and start["model"]["sha256"] == model.sha256
+        log = DocumentLog()
+        session = FusionSession(model, campaign["record"], [log], FusionConfig())
+        try:
+            serial = session.replay(tiled_client, uid, timeout=120)
+        finally:
+            session.close()
+        assert serial.ok and serial.frames == by_raw[uid]["frames_fused"]
+        stored = _stored_frames(tiled_client, fused_uid)
+        expected = {e["data"]["shimadzu_index"]: e["data"]["fused_image"] for e in log.events()}
+        assert stored.keys() == expected.keys()
+        for index, image in expected.items():
+            np.testing.assert_array_equal(stored[index], image, err_msg=f"{uid} frame {index}")
+
+    assert sorted(p.name for p in frames_dir.glob("fused_*.h5")) == sorted(
+        f"fused_{by_raw[uid]['fused_uid']}.h5" for uid in good
+    )
+
+    # again: all three are fused alike already, so nothing is submitted (no cluster)
+    code, again = _reprocess(tiled_server, campaign, good, capsys)
+    assert code == 0 and again["ok"] is True and again["runs_skipped"] == 3
+    assert again["runs_fused"] == 0 and again["workers"] == 0
+    assert {s["fused_uid"] for s in again["skipped"]} == {by_raw[u]["fused_uid"] for u in good}
+
+
+def test_reprocess_workers_run_without_the_task_profiler():
+    """The Dask task profiler samples sys._current_frames() every 10 ms; on CPython
+    3.11.7 a GC pass inside it can freeze a worker for good (stop_task_profiler)."""
+    from xfusion_stream.app._reprocess import _Cluster
+
+    cluster = _Cluster(None, 1)
+    try:
+        callbacks = cluster.client.run(lambda dask_worker: sorted(dask_worker.periodic_callbacks))
+        assert callbacks and all("profile" not in names for names in callbacks.values())
+        assert set(cluster.client.run(stop_task_profiler).values()) == {False}
+    finally:
+        cluster.close()
+
+
+def test_stop_task_profiler_stops_a_running_one():
+    class Callback:
+        def __init__(self) -> None:
+            self.running = True
+
+        def is_running(self) -> bool:
+            return self.running
+
+        def stop(self) -> None:
+            self.running = False
+
+    class Worker:
+        periodic_callbacks = {"profile": Callback(), "profile-cycle": Callback(), "x": Callback()}
+
+    worker = Worker()
+    assert stop_task_profiler(worker) is True
+    assert [c.running for c in worker.periodic_callbacks.values()] == [False, False, True]
+    assert stop_task_profiler(worker) is False
+
+
+def test_a_query_selects_the_raw_runs_only(tiled_client, campaign):
+    query = RunSelection(plan_name="dual_camera_burst", since=campaign["since"])
+    assert select_raw_runs(tiled_client, query) == campaign["good"]
+    one = RunSelection(sample="s1", since=campaign["since"])
+    assert select_raw_runs(tiled_client, one) == [campaign["good"][1]]
+    both = RunSelection(uids=(campaign["bad"], campaign["bad"]), sample="s0")
+    assert select_raw_runs(tiled_client, both) == [campaign["bad"], campaign["good"][0]]
+    with pytest.raises(ConfigError, match="no raw run selected"):
+        select_raw_runs(tiled_client, RunSelection(sample="no such sample"))
+
+
+def test_models_travel_by_reference(campaign):
+    ref = resolve_model(campaign["checkpoint"])
+    assert ref.spec == str(campaign["checkpoint"].resolve()) and len(ref.sha256) == 64
+    assert ref.sha256 == load_fusion_model(ref.spec).sha256
+    with pytest.raises(ConfigError, match="not found"):
+        resolve_model("nowhere/tiny.pth")
+    with pytest.raises(ConfigError, match="unknown weights"):
+        resolve_model("no_such_weights")
