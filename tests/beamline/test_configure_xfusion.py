@@ -90,7 +90,10 @@ def test_a_second_raw_writer_or_session_is_refused_until_the_first_is_closed(
     assert _subscriptions(RE) == before
 
 
-def test_settings_come_from_arguments_then_the_profile(RE, tiled_client, tiny_model):
+def test_settings_come_from_arguments_then_the_profile(
+    RE, tiled_client, tiny_model, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # the profile's data_dir (fused frames, spool) is relative
     before = _subscriptions(RE)
     with pytest.raises(ConfigError, match="calibration"):
         configure_xfusion(RE, tiled_client, model=tiny_model)  # no profile to take it from
@@ -103,6 +106,10 @@ def test_settings_come_from_arguments_then_the_profile(RE, tiled_client, tiny_mo
     ) as xf:
         assert xf.session is not None and xf.session.config.traverse_mode == "double"
         assert xf.raw_writer is not None and xf.session.calibration.uid  # 'truth' of the sim
+        # the profile's folders: fused frames as HDF5, a spool for Tiled outages
+        data = tmp_path / "xfusion-data"
+        assert xf.session.config.fused_data_dir == str(data / "fused")
+        assert xf.session.spool is not None and xf.session.spool.directory == data / "spool"
     assert _subscriptions(RE) == before
 
 
@@ -134,6 +141,7 @@ def test_the_readme_profile_collection_snippet(RE, tiled_client, tmp_path, tiny_
     section = readme[readme.index("## Deploy at a beamline") :]
     snippet = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
     assert "configure_xfusion(RE, tiled_client" in snippet
+    monkeypatch.chdir(tmp_path)  # the profile's data_dir (fused frames, spool) is relative
     monkeypatch.setattr("xfusion_stream.app._configure.load_fusion_model", lambda spec: tiny_model)
     phantom, shimadzu, _ = sim_cameras(load_profile("sim").devices.sim.scene_config(), tmp_path)
     writer = make_tiled_writer(tiled_client)  # the collection's own raw writer

@@ -224,3 +224,26 @@ def test_tiled_source_reads_a_fused_run_as_it_is_written(tiled_client):
     assert store.frame_info(3)["panels"] == ["fused", "phantom", "shimadzu"]
     assert state["series"]["shimadzu_index"] == [1, 2, 3]
     assert state["series"]["attention[lr_prev]"] == pytest.approx([0.2] * 3)
+
+
+def test_view_command_shows_a_stored_run_whose_frames_are_hdf5(tiled_server, tmp_path, capsys):
+    """``xfusion view --tiled-uri URI --uid UID`` (the README's command) on a fused run
+    stored the facility way: frames in an HDF5 file that Tiled serves."""
+    import json
+
+    from xfusion_stream.cli import main
+    from xfusion_stream.publishing import make_tiled_writer
+
+    client = tiled_server.client()
+    writer = make_tiled_writer(client)
+    composer = FusedRunComposer(
+        [writer], {"purpose": "fused", "raw_uid": "r"}, schema=SCHEMA, frame_dir=tmp_path
+    )
+    composer.start(SHAPE)
+    for i in range(3):
+        composer.event(_frame(i), time.time())
+    composer.stop()
+    argv = ["view", "--tiled-uri", tiled_server.uri, "--uid", composer.uid, "--poll", "0.2"]
+    assert main([*argv, "--port", "0", "--timeout", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["frames"] == 3 and out["runs"] == 1 and out["skipped_documents"] == 0
