@@ -25,7 +25,7 @@ from xfusion_stream.devices import (
 
 from ._qserver import CAMERA, queueserver_annotation
 
-__all__ = ["fly_dual_camera_burst"]
+__all__ = ["fly_burst_run", "fly_dual_camera_burst"]
 
 Plan = Generator[Msg, Any, Any]
 
@@ -33,8 +33,11 @@ Plan = Generator[Msg, Any, Any]
 STREAMS = ("phantom", "shimadzu")
 
 
-def _burst_frames(phantom: BurstDetector, shimadzu: BurstDetector) -> Plan:
-    """Frames per burst of each camera, after checking the devices are the two cameras."""
+def _burst_frames(
+    phantom: BurstDetector, shimadzu: BurstDetector, limit: int | None = None
+) -> Plan:
+    """Frames per burst of each camera (at most ``limit``), after checking the devices
+    are the two cameras."""
     counts = {}
     for stream, dev, model in zip(STREAMS, (phantom, shimadzu), (PHANTOM_MODEL, SHIMADZU_MODEL)):
         signal = getattr(dev, "camera_model", None)
@@ -43,7 +46,8 @@ def _burst_frames(phantom: BurstDetector, shimadzu: BurstDetector) -> Plan:
             raise ValueError(
                 f"{getattr(dev, 'name', dev)!r} is not a {model} (camera_model={got!r})"
             )
-        counts[stream] = int((yield from bps.rd(dev.burst_frames)))
+        frames = int((yield from bps.rd(dev.burst_frames)))
+        counts[stream] = frames if limit is None else min(frames, int(limit))
     return counts
 
 
@@ -59,7 +63,19 @@ def fly_dual_camera_burst(
     One run, streams ``phantom`` and ``shimadzu`` (StreamDatum only). Start metadata
     carries the camera models and each camera's frame count.
     """
-    counts = yield from _burst_frames(phantom, shimadzu)
+    return (yield from fly_burst_run(phantom, shimadzu, md=md))
+
+
+def fly_burst_run(
+    phantom: BurstDetector,
+    shimadzu: BurstDetector,
+    *,
+    n_frames: int | None = None,
+    md: dict[str, Any] | None = None,
+) -> Plan:
+    """The run of ``fly_dual_camera_burst``, at most ``n_frames`` per camera (None: the
+    whole burst); ``md`` adds to (or overrides) the start metadata."""
+    counts = yield from _burst_frames(phantom, shimadzu, n_frames)
     devices = dict(zip(STREAMS, (phantom, shimadzu)))
     run_md = {
         "plan_name": "fly_dual_camera_burst",

@@ -221,7 +221,7 @@ def test_ioc_names_its_pvs_and_data_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EPICS_CA_REPEATER_PORT", str(_free_port()))
     argv = ["ioc", "--data-dir", str(tmp_path), "--exit-after", "0.5", "--frames", "24"]
     text = _text(_human(capsys, argv))
-    assert "PVs (phantom XF:SIM:PH:, shimadzu XF:SIM:HPV:) on 127.0.0.1" in text
+    assert "PVs (phantom XF:SIM:PH:, shimadzu XF:SIM:HPV:, beam XF:SIM:BEAM:) on 127.0.0.1" in text
     assert f"HDF5 files written under {tmp_path.resolve()}" in text
 
 

@@ -222,13 +222,14 @@ def _assert_panels_drawn(shot: Path, rects: list[dict], ratio: float) -> None:
         assert float(region.std()) > 2.0, f"{name}: blank region in the screenshot"
 
 
-def test_viewer_page_during_a_demo_run(tmp_path, child_env):
+def test_viewer_page_during_a_demo_run(tmp_path, child_env, tiny_checkpoint):
     """``xfusion demo --view 0``: the page is up before the burst is acquired, its
     counter grows to every fused frame, and its panels show images."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    frames = 32
+    frames = 24
     cmd = [*CLI, "demo", "--out", str(tmp_path / "demo"), "--frames", str(frames)]
+    cmd += ["--model_file", str(tiny_checkpoint)]  # the page, not the model, is under test
     cmd += ["--view", "0", "--view-linger", "120", "--no-listener", "--quiet", "--json"]
     err = (tmp_path / "demo.err").open("wb")
     demo = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=child_env)

@@ -6,6 +6,7 @@ from ._bench import BenchSettings, run_benchmarks
 from ._configure import XFusion, configure_xfusion
 from ._demo import DemoSettings, TruthScorer, run_demo
 from ._download import DownloadResult, download, extract_zip
+from ._iocs import SoftIOCs, ca_loopback_env, free_port, soft_iocs
 from ._listen import FusedRunPrinter, RunSummary, listen_fused, stdout_lines
 from ._live_fusion import LiveFusion, attach_fusion, profile_calibration, profile_model_spec
 from ._profile_model import (
@@ -68,6 +69,7 @@ __all__ = [
     "available_profiles",
     "Beamline",
     "build_beamline",
+    "ca_loopback_env",
     "close_run_engine",
     "configure_xfusion",
     "CameraProfile",
@@ -77,6 +79,7 @@ __all__ = [
     "DownloadResult",
     "extract_zip",
     "find_virtual_sources",
+    "free_port",
     "FusionSession",
     "identity_calibration",
     "LiveFusion",
@@ -87,6 +90,8 @@ __all__ = [
     "profile_calibration",
     "run_demo",
     "SimSceneProfile",
+    "soft_iocs",
+    "SoftIOCs",
     "TiledProfile",
     "TruthScorer",
     "virtual_windows",

@@ -1,6 +1,7 @@
 """The whole beamline on one machine: simulate, calibrate, acquire, fuse live, publish.
 
-Everything is the shipped path: simulated ophyd cameras driven by bluesky plans, the
+Everything is the shipped path: cameras driven by bluesky plans (simulated ophyd
+cameras, or with ``cameras="epics"`` soft IOCs over Channel Access, fly-scanned), the
 G400 calibration computed live from its own run, raw runs persisted by TiledWriter
 into an embedded Tiled server, fused frames published through bluesky's 0MQ proxy to
 an independent RemoteDispatcher process and written to the same Tiled, on the
@@ -22,7 +23,6 @@ import numpy as np
 
 from ..calibration import CalibrationRecord, GridCalibrationCallback, record_to_documents
 from ..core import XFusionError
-from ..devices import PhantomTMX7510, ShimadzuHPVX2, SimBeam, SimPhantomBackend, SimShimadzuBackend
 from ..fusion import (
     FusedFrame,
     FusionConfig,
@@ -33,6 +33,7 @@ from ..fusion import (
 )
 from ..products import TruthFrame
 from ..simulation import Scene, SceneConfig, write_simulation
+from ._demo_cameras import DemoCameras, demo_cameras
 
 __all__ = ["DemoSettings", "TruthScorer", "run_demo"]
 
@@ -50,6 +51,7 @@ class DemoSettings:
     overlay: str | None = None  # "residual": tint GIF/MP4 where the Shimadzu disagrees
     view_port: int | None = None  # serve the live viewer on this port (0: a free one)
     view_linger: float = 0.0  # seconds the viewer stays up after the demo
+    cameras: str = "sim"  # "epics": soft IOCs over Channel Access, fly scans
 
 
 class TruthScorer:
@@ -94,27 +96,9 @@ class TruthScorer:
         return {k: round(float(np.mean([r[k] for r in self.rows])), 4) for k in keys}
 
 
-def _cameras(beam: SimBeam, data_dir: Path, progress: bool):
-    phantom = PhantomTMX7510(
-        "XF:DEMO:PH:",
-        name="phantom",
-        backend=SimPhantomBackend(beam),
-        data_dir=data_dir,
-        progress=progress,
-    )
-    shimadzu = ShimadzuHPVX2(
-        "XF:DEMO:HPV:",
-        name="shimadzu",
-        backend=SimShimadzuBackend(beam),
-        data_dir=data_dir,
-        progress=progress,
-    )
-    return phantom, shimadzu
-
-
 def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
-    from xfusion_plans import grid_calibration
-
+    """The whole demo; with ``settings.cameras == "epics"`` the cameras are soft IOCs
+    driven over Channel Access (started here, stopped at the end)."""
     from ..publishing import (
         EmbeddedTiled,
         ListenerProcess,
@@ -132,43 +116,38 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
         seed=settings.seed, shimadzu_shape=settings.shimadzu_shape, n_shimadzu=settings.frames
     )
     simulated = write_simulation(out / "simulated", config, progress=settings.progress)
-    beam = SimBeam(config)
-    phantom, shimadzu = _cameras(beam, out / "raw", settings.progress)
-    summary: dict[str, Any] = {"out": str(out), "simulated": simulated.get("experiment")}
+    summary: dict[str, Any] = {
+        "out": str(out),
+        "simulated": simulated.get("experiment"),
+        "cameras": settings.cameras,
+    }
     fused_h5 = (out / "fused" / "hdf5").resolve()  # the fused run's frames, as Tiled reads them
     fused_h5.mkdir(parents=True, exist_ok=True)
-    with EmbeddedTiled(out / "tiled", readable_storage=[out / "raw", fused_h5]) as tiled:
+    raw = (out / "raw").resolve()
+    raw.mkdir(parents=True, exist_ok=True)
+    with (
+        demo_cameras(settings.cameras, config, raw, progress=settings.progress) as cameras,
+        EmbeddedTiled(out / "tiled", readable_storage=[raw, fused_h5]) as tiled,
+    ):
         client = tiled.client()
         RE = new_run_engine()
         proxy = ProxyThread()
         listener, viewer = None, None
         try:
+            cameras.connect(RE)
             if settings.view_port is not None:
                 viewer = _start_viewer(settings.view_port, proxy.out_address, fused_h5)
                 summary["viewer"] = viewer.url
             RE.subscribe(make_tiled_writer(client))  # raw runs, independent of fusion
             RE.subscribe(AcquisitionProgress(enabled=settings.progress))
             # 1. calibrate live from the grid run
-            cal = GridCalibrationCallback(out / "calibration", progress=settings.progress)
-            token = RE.subscribe(cal)
-            (cal_uid,) = RE(grid_calibration(phantom, shimadzu))
-            RE.unsubscribe(token)
-            if cal.record is None:
-                raise XFusionError(f"grid calibration failed: {cal.error}")
-            record: CalibrationRecord = cal.record
-            calibration_writer = make_tiled_writer(client)
-            for name, doc in record_to_documents(record):
-                calibration_writer(name, doc)
-            summary["calibration"] = _calibration_summary(record, beam.scene, cal_uid)
-            summary["calibration"]["stored_in_tiled"] = record.uid in client
+            record, summary["calibration"] = _calibrate(settings, cameras, RE, client)
             # 2. acquire and fuse live, publishing over 0MQ and into Tiled
             if settings.listener:
                 listener = ListenerProcess(proxy.out_address, out / "listener", timeout=900)
                 listener.wait_ready()
             sinks = [make_publisher(proxy.in_address), make_tiled_writer(client)]
-            summary.update(
-                _fuse_burst(settings, model, record, beam, (phantom, shimadzu), RE, sinks)
-            )
+            summary.update(_fuse_burst(settings, model, record, cameras, RE, sinks))
             summary["received_by_remote_dispatcher"] = _listener_result(listener)
             summary["tiled"] = {
                 "uri": tiled.base_uri,
@@ -182,10 +161,37 @@ def run_demo(settings: DemoSettings, model: FusionModel) -> dict[str, Any]:
             if listener is not None:
                 listener.close()
             proxy.close()
+            cameras.close(RE)
             close_run_engine(RE)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _calibrate(
+    settings: DemoSettings,
+    cameras: Any,
+    RE: Any,
+    client: Any,  # noqa: N803 - bluesky's name
+) -> tuple[CalibrationRecord, dict[str, Any]]:
+    """The grid run, calibrated live as it arrives; the record, also stored in Tiled."""
+    from ..publishing import make_tiled_writer
+
+    cal = GridCalibrationCallback(settings.out / "calibration", progress=settings.progress)
+    token = RE.subscribe(cal)
+    try:
+        (cal_uid,) = RE(cameras.calibration_plan())
+    finally:
+        RE.unsubscribe(token)
+    if cal.record is None:
+        raise XFusionError(f"grid calibration failed: {cal.error}")
+    record: CalibrationRecord = cal.record
+    writer = make_tiled_writer(client)
+    for name, doc in record_to_documents(record):
+        writer(name, doc)
+    summary = _calibration_summary(record, cameras.scene, cal_uid)
+    summary["stored_in_tiled"] = record.uid in client
+    return record, summary
 
 
 def _start_viewer(port: int, address: str, fused_h5: Path) -> Any:
@@ -218,23 +224,21 @@ def _fuse_burst(
     settings: DemoSettings,
     model: FusionModel,
     record: CalibrationRecord,
-    beam: SimBeam,
-    cameras: tuple[PhantomTMX7510, ShimadzuHPVX2],
+    cameras: DemoCameras,
     RE: Any,  # noqa: N803 - bluesky's name
     sinks: list[Any],
 ) -> dict[str, Any]:
     """Acquire one burst with live fusion: the fused run's summary, its products (PNG,
     GIF, CSV) and its scores against the simulated truth."""
-    from xfusion_plans import dual_camera_burst
-
     from ..products import ProductWriter
     from ._session import FusionSession
 
-    scorer = TruthScorer(beam.scene, record, settings.full_scale)
+    scene = cameras.scene
+    scorer = TruthScorer(scene, record, settings.full_scale)
     products = ProductWriter(
         settings.out / "fused",
         traverse_mode=settings.traverse_mode,
-        progress_total=_expected_windows(beam.scene, settings.traverse_mode),
+        progress_total=_expected_windows(scene, settings.traverse_mode),
         progress=settings.progress,
         overlay=settings.overlay,
         truth=scorer.truth_frame,  # scores every frame: CSV, montage, metrics.png
@@ -246,7 +250,7 @@ def _fuse_burst(
     )
     session = FusionSession(model, record, sinks, fusion_config, on_frame=products)
     md = {"sample": f"simulated, seed {settings.seed}"}
-    outcome = session.run_plan(dual_camera_burst(*cameras, md=md), RE=RE)
+    outcome = session.run_plan(cameras.burst_plan(md), RE=RE)
     return {**outcome.summary(), **products.close(), "metrics_vs_truth": scorer.means()}
 
 

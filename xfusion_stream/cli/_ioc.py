@@ -1,11 +1,12 @@
 """Serve both cameras as soft IOCs (caproto) on 127.0.0.1: areaDetector drivers and HDF5
-plugins whose bursts the scene engine renders.
+plugins whose bursts the scene engine renders, and what sits in the beam.
 
 Each camera answers under ``<prefix>cam1:`` (driver) and ``<prefix>HDF1:`` (HDF5
-plugin); the plugin writes its files under --data-dir only. Set EPICS_CA_SERVER_PORT
-and EPICS_CA_REPEATER_PORT to run beside other IOCs; clients need
-EPICS_CA_AUTO_ADDR_LIST=NO and EPICS_CA_ADDR_LIST=127.0.0.1. A line on stderr says when
-the PVs are served; the command runs until interrupted (or --exit-after seconds).
+plugin); the plugin writes its files under --data-dir only. ``<prefix-beam>Target``
+moves the G400 grid into the beam (``grid``) for spatial calibration and back out
+(``sample``). Set EPICS_CA_SERVER_PORT and EPICS_CA_REPEATER_PORT to run beside other
+IOCs; clients need EPICS_CA_AUTO_ADDR_LIST=NO and EPICS_CA_ADDR_LIST=127.0.0.1. A line
+on stderr says when the PVs are served; the command runs until interrupted (or --exit-after seconds).
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from typing import Any
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix-phantom", default="XF:SIM:PH:", help="Phantom PV prefix")
     parser.add_argument("--prefix-shimadzu", default="XF:SIM:HPV:", help="Shimadzu PV prefix")
+    parser.add_argument(
+        "--prefix-beam",
+        default="XF:SIM:BEAM:",
+        help="prefix of <prefix>Target: what sits in the beam (sample, or the G400 grid)",
+    )
     parser.add_argument(
         "--data-dir", required=True, help="where the HDF5 plugins may write (must exist)"
     )
@@ -75,16 +81,21 @@ async def _serve(pvdb: dict[str, Any], args: argparse.Namespace, what: str) -> N
 
 def run(args: argparse.Namespace) -> dict:
     from ..core import XFusionError
-    from ..simulation import camera_iocs
+    from ..simulation import BeamTargetIOC, camera_iocs
 
     data_dir = Path(args.data_dir).expanduser().resolve()
     if not data_dir.is_dir():
         raise XFusionError(f"--data-dir {data_dir} is not a directory")
     prefixes = {"phantom": args.prefix_phantom, "shimadzu": args.prefix_shimadzu}
-    iocs = camera_iocs(prefixes, data_dir, _scene(args))
-    pvdb: dict[str, Any] = {}
-    for ioc in iocs:
+    cameras = camera_iocs(prefixes, data_dir, _scene(args))
+    beam = BeamTargetIOC(args.prefix_beam, cameras)
+    pvdb: dict[str, Any] = dict(beam.pvdb)
+    for ioc in cameras:
         pvdb.update(ioc.pvdb)
     what = ", ".join(f"{camera} {prefix}" for camera, prefix in prefixes.items())
-    asyncio.run(_serve(pvdb, args, what))
-    return {"prefixes": prefixes, "data_dir": str(data_dir), "pvs": len(pvdb)}
+    asyncio.run(_serve(pvdb, args, f"{what}, beam {args.prefix_beam}"))
+    return {
+        "prefixes": {**prefixes, "beam": args.prefix_beam},
+        "data_dir": str(data_dir),
+        "pvs": len(pvdb),
+    }

@@ -74,3 +74,20 @@ __all__ += [
     "burst_ndattributes",
     "burst_trigger_info",
 ]
+
+# a case folder read while the vendor software is still writing it
+from ._watch_backend import (  # noqa: E402
+    BurstIncompleteError,
+    FolderWatch,
+    WatchedFolderBackend,
+    WatchProgress,
+    watched_cameras,
+)
+
+__all__ += [
+    "BurstIncompleteError",
+    "FolderWatch",
+    "WatchProgress",
+    "WatchedFolderBackend",
+    "watched_cameras",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..simulation import Scene, SceneConfig
+from ..simulation import Scene, SceneConfig, grid_scene_config
 from ._camera_backend import BurstLifecycle, CameraFrame, CameraSettings
 
 __all__ = ["SimBeam", "SimPhantomBackend", "SimShimadzuBackend", "SIM_TARGETS"]
@@ -34,8 +34,7 @@ class SimBeam:
     def _config_for(self, target: str) -> SceneConfig:
         if target == "sample":
             return self.config.replace(content="sample")
-        n = max(self.grid_frames, 2)
-        return self.config.replace(content="grid", n_shimadzu=n, n_pre_trigger=0, n_post_trigger=n)
+        return grid_scene_config(self.config, self.grid_frames)
 
     @property
     def scene(self) -> Scene:

@@ -66,10 +66,25 @@ def alignment_check(
 ) -> AlignmentCheck:
     """Compare a registered Phantom frame with the simultaneous registered Shimadzu frame
     at the calibrated alignment and at every whole-pixel shift up to ``max_shift``."""
+    return _check(_measured(phantom_hr, shimadzu), shimadzu_lr, shimadzu, max_shift)
+
+
+def _measured(phantom_hr: np.ndarray, shimadzu: ShimadzuMeasurement) -> np.ndarray:
+    """A Phantom frame as the Shimadzu would have recorded it (on the Shimadzu grid)."""
     with torch.inference_mode():
         hr = torch.from_numpy(np.ascontiguousarray(phantom_hr, dtype=np.float32))[None, None]
+        return shimadzu.measure(hr)[0, 0].numpy()
+
+
+def _check(
+    measured_lr: np.ndarray,
+    shimadzu_lr: np.ndarray,
+    shimadzu: ShimadzuMeasurement,
+    max_shift: int = 2,
+) -> AlignmentCheck:
+    with torch.inference_mode():
+        measured = torch.from_numpy(np.ascontiguousarray(measured_lr))[None, None]
         lr = torch.from_numpy(np.ascontiguousarray(shimadzu_lr, dtype=np.float32))[None, None]
-        measured = shimadzu.measure(hr)
         sigma = shimadzu.sigma(lr)
         m = max_shift
         h, w = lr.shape[-2:]
@@ -90,11 +105,17 @@ def alignment_check(
 @dataclass
 class AlignmentMonitor:
     """Watches a run's frames for simultaneous Phantom/Shimadzu pairs and checks the
-    first ``pairs`` of them (cheap: a few small fits per run)."""
+    first ``pairs`` of them (cheap: a few small fits per run).
+
+    Frames wait for their partner on the Shimadzu grid (a Phantom frame is kept as the
+    Shimadzu would have measured it, 1/16 of its bytes at x4), up to ``keep`` per
+    camera: a fly-scanned run sends one camera's whole burst before the other's.
+    """
 
     shimadzu: ShimadzuMeasurement
     tolerance_ns: int
     pairs: int = 3
+    keep: int = 64
     checks: list[AlignmentCheck] = field(default_factory=list)
     _seen: dict[str, dict[int, np.ndarray]] = field(
         default_factory=lambda: {"phantom": {}, "shimadzu": {}}
@@ -104,15 +125,16 @@ class AlignmentMonitor:
         if len(self.checks) >= self.pairs:
             return
         other = "shimadzu" if camera == "phantom" else "phantom"
+        lr = _measured(frame, self.shimadzu) if camera == "phantom" else frame
         for t, partner in list(self._seen[other].items()):
             if abs(t - time_ns) <= self.tolerance_ns:
-                hr, lr = (frame, partner) if camera == "phantom" else (partner, frame)
-                self.checks.append(alignment_check(hr, lr, self.shimadzu))
+                measured, shimadzu_lr = (lr, partner) if camera == "phantom" else (partner, lr)
+                self.checks.append(_check(measured, shimadzu_lr, self.shimadzu))
                 del self._seen[other][t]
                 return
         seen = self._seen[camera]
-        seen[time_ns] = frame
-        while len(seen) > 4:  # pairs arrive close together; keep a few
+        seen[time_ns] = lr
+        while len(seen) > self.keep:  # the oldest first
             seen.pop(next(iter(seen)))
 
     @property

@@ -10,10 +10,16 @@ from ._fast_events import (
     parse_fast_events,
 )
 from ._g400 import G400_PITCH_UM, g400_grid_image
-from ._ioc import CameraIOC, camera_iocs, parse_ndattributes
+from ._ioc import (
+    BEAM_TARGETS,
+    BeamTargetIOC,
+    CameraIOC,
+    camera_iocs,
+    parse_ndattributes,
+)
 from ._ioc_camera import CAMERA_IDENTITIES, FRAME_PARAMS, SceneCamera
 from ._ioc_server import serve_pvdb
-from ._scene import Scene, SceneConfig, default_transform
+from ._scene import Scene, SceneConfig, default_transform, grid_scene_config
 from ._simulation_cases import TRUTH_FORMAT, read_event_masks, write_simulation
 
 __all__ = [
@@ -21,7 +27,10 @@ __all__ = [
     "AD_FRAMES_DATASET",
     "ADFileWriter",
     "CAMERA_IDENTITIES",
+    "BEAM_TARGETS",
+    "BeamTargetIOC",
     "CameraIOC",
+    "grid_scene_config",
     "camera_iocs",
     "FRAME_PARAMS",
     "parse_ndattributes",

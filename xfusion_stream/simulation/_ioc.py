@@ -9,7 +9,9 @@ per attribute the driver's ``NDAttributesFile`` names, then closes the file befo
 camera reports Idle. The IOC, not the client, writes the file; rendering and writing
 run in worker threads so the IOC keeps answering. Errors land in
 ``StatusMessage_RBV``/``DetectorState_RBV`` (camera) and ``WriteStatus``/
-``WriteMessage`` (plugin), and fail the ``Acquire`` put.
+``WriteMessage`` (plugin), and fail the ``Acquire`` put. A ``BeamTargetIOC`` serves
+what sits in the beam (``<prefix>Target``: sample or the G400 grid), as a stage that
+moves the calibration grid in would; moving it switches both cameras' scene.
 """
 
 from __future__ import annotations
@@ -23,10 +25,20 @@ from xml.etree import ElementTree
 
 from ._ad_file import ADFileWriter
 from ._ioc_camera import FRAME_PARAMS, SceneCamera
-from ._ioc_pvs import CAM_PVS, HDF_PVS, PVSet
-from ._scene import Scene, SceneConfig
+from ._ioc_pvs import CAM_PVS, HDF_PVS, PVSet, PVSpec
+from ._scene import Scene, SceneConfig, grid_scene_config
 
-__all__ = ["CameraIOC", "camera_iocs", "parse_ndattributes"]
+__all__ = [
+    "BEAM_TARGETS",
+    "BeamTargetIOC",
+    "CameraIOC",
+    "camera_iocs",
+    "grid_scene_config",
+    "parse_ndattributes",
+]
+
+#: what the simulated beam can hold: the sample, or the G400 grid for calibration
+BEAM_TARGETS = ("sample", "grid")
 
 #: NDAttribute datatypes a PARAM attribute may have, as numpy dtypes
 _DATATYPES = {"INT": "<i4", "INT64": "<i8", "DOUBLE": "<f8"}
@@ -109,6 +121,17 @@ class CameraIOC:
     @property
     def pvdb(self) -> dict[str, Any]:
         return {**self.cam.pvdb, **self.hdf.pvdb}
+
+    @property
+    def acquiring(self) -> bool:
+        return self._acquiring
+
+    async def view(self, scene: Scene) -> None:
+        """Look at ``scene`` from the next burst on; the burst length follows it."""
+        self.camera.view(scene)
+        await self.cam.put("BurstFrames_RBV", self.camera.n_frames)
+        if int(self.cam.get("NumImages")) > self.camera.n_frames:
+            await self.cam.put("NumImages", self.camera.n_frames)
 
     # ---- the camera ------------------------------------------------------------------
     async def _acquire(self, value: str) -> str:
@@ -269,3 +292,39 @@ def camera_iocs(
         CameraIOC(prefix, SceneCamera(shared, camera, lock), data_dir)  # type: ignore[arg-type]
         for camera, prefix in prefixes.items()
     ]
+
+
+class BeamTargetIOC:
+    """``<prefix>Target`` (and ``Target_RBV``): what sits in the beam the cameras share.
+
+    Why a PV: on the beamline a stage moves the G400 grid into the beam for spatial
+    calibration, and plans move it like any motor. Here a move switches the scene both
+    cameras record (the grid scene is built once, at the first move); it is refused
+    while a camera is acquiring. ``grid_frames``: frames per camera of the grid burst.
+    """
+
+    def __init__(self, prefix: str, cameras: list[CameraIOC], *, grid_frames: int = 32) -> None:
+        if not cameras:
+            raise ValueError("a beam target needs the cameras that look at it")
+        self.cameras = cameras
+        sample = cameras[0].camera.scene
+        self._scenes: dict[str, Scene] = {"sample": sample}
+        self._grid = grid_scene_config(sample.config, grid_frames)
+        self.pvs = PVSet(prefix, [PVSpec("Target", "enum", "sample", BEAM_TARGETS, rbv=True)])
+        self.pvs.on_put("Target", self._move)
+
+    @property
+    def pvdb(self) -> dict[str, Any]:
+        return self.pvs.pvdb
+
+    async def _move(self, value: str) -> str:
+        if value not in BEAM_TARGETS:
+            raise ValueError(f"Target must be one of {BEAM_TARGETS}, got {value!r}")
+        busy = [ioc.prefix for ioc in self.cameras if ioc.acquiring]
+        if busy:
+            raise RuntimeError(f"cannot move {value} into the beam while {busy} acquire")
+        if value not in self._scenes:
+            self._scenes[value] = await asyncio.to_thread(Scene, self._grid)
+        for ioc in self.cameras:
+            await ioc.view(self._scenes[value])
+        return value

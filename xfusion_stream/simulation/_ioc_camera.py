@@ -49,11 +49,16 @@ class SceneCamera:
     def __init__(self, scene: Scene, camera: Camera, lock: threading.Lock) -> None:
         if camera not in CAMERA_IDENTITIES:
             raise ValueError(f"camera must be one of {sorted(CAMERA_IDENTITIES)}, got {camera!r}")
-        self.scene = scene
         self.camera = camera
         self.identity = CAMERA_IDENTITIES[camera]
         self._lock = lock
-        if camera == "phantom":
+        self.view(scene)
+
+    def view(self, scene: Scene) -> None:
+        """Look at ``scene`` from the next burst on (the sample, or the G400 grid)."""
+        with self._lock:
+            self.scene = scene
+        if self.camera == "phantom":
             self._numbers = scene.phantom_frame_numbers()
             self._times = scene.phantom_times_ns()
             self._flags = scene.phantom_e_flags().astype(np.int32)

@@ -29,7 +29,7 @@ from ._g400 import G400_PITCH_UM, g400_grid_image
 from ._motion import NonrigidMotion
 from ._sample_images import flat_field, sample_depth
 
-__all__ = ["SceneConfig", "Scene", "default_transform"]
+__all__ = ["SceneConfig", "Scene", "default_transform", "grid_scene_config"]
 
 # independent random streams derived from the seed
 _STREAM_CONTENT, _STREAM_TIMING, _STREAM_SHIMADZU, _STREAM_PHANTOM = 1, 2, 3, 4
@@ -375,3 +375,10 @@ def _canvas_pad(cfg: SceneConfig) -> int:
     over = max(0.0, -p[:, 0].min(), p[:, 0].max() - (pcol - 1))
     over = max(over, -p[:, 1].min(), p[:, 1].max() - (prow - 1))
     return int(np.ceil(over)) + 4
+
+
+def grid_scene_config(config: SceneConfig, n_frames: int = 32) -> SceneConfig:
+    """The static G400 grid in place of the sample: ``n_frames`` frames per camera,
+    all after the trigger (enough for a calibration average)."""
+    n = max(int(n_frames), 2)
+    return config.replace(content="grid", n_shimadzu=n, n_pre_trigger=0, n_post_trigger=n)
