@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["port", "positive_float", "positive_int"]
+__all__ = ["non_negative_int", "port", "positive_float", "positive_int"]
 
 
-def positive_int(text: str) -> int:
+def _whole(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} is not >= {least}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _whole(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return _whole(text, 0)
 
 
 def positive_float(text: str) -> float:

@@ -13,18 +13,9 @@ from __future__ import annotations
 import argparse
 
 from ..core import ConfigError
+from ._argtypes import non_negative_int
 
 _OUT = "tcp://127.0.0.1:5578"
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 0")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,14 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--prefix", default="fused", help="0MQ prefix of the documents to print")
     a(
         "--max-runs",
-        type=_count,
+        type=non_negative_int,
         default=0,
         help="exit after N fused runs stopped (default: 0, run until SIGINT/SIGTERM)",
     )
     a("--timeout", type=float, default=None, help="exit after this many seconds (default: never)")
     a(
         "--every",
-        type=_count,
+        type=non_negative_int,
         default=0,
         help="also print a line per N fused frames (default: 0, only the progress bar)",
     )
