@@ -29,19 +29,7 @@ from xfusion_stream.publishing import (
     make_remote_dispatcher,
     stop_dispatcher,
 )
-from xfusion_stream.testing import DocumentLog
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def _feed(router, docs) -> None:
-    for name, doc in docs:
-        router(name, doc)
+from xfusion_stream.testing import DocumentLog, feed, wait_until
 
 
 def _without_event(docs, stream: str, seq_num: int):
@@ -58,7 +46,7 @@ def test_a_lost_raw_event_is_a_gap_of_the_fused_run(
 ):
     log = DocumentLog()
     session = FusionSession(fuzz_model, fuzz_calibration, [log], FusionConfig())
-    _feed(session.router(), _without_event(fresh_uids(inline_run), "phantom", 5))
+    feed(session.router(), _without_event(fresh_uids(inline_run), "phantom", 5))
     result = session.wait(60)
     session.close()
     assert result is not None and result.lost == (
@@ -76,7 +64,7 @@ def test_a_lost_shimadzu_frame_fails_the_run_and_names_the_loss(
     inline_run, fuzz_model, fuzz_calibration, fresh_uids
 ):
     session = FusionSession(fuzz_model, fuzz_calibration, [DocumentLog()], FusionConfig())
-    _feed(session.router(), _without_event(fresh_uids(inline_run), "shimadzu", 4))
+    feed(session.router(), _without_event(fresh_uids(inline_run), "shimadzu", 4))
     result = session.wait(60)
     session.close()
     assert result is not None and result.exit_status == "fail"
@@ -111,14 +99,14 @@ def test_serve_ends_a_silent_run_and_at_shutdown_the_open_ones(
         serving = _serve(session, proxy, tmp_path / "ready", result)
         publisher = make_publisher(proxy.in_address, RAW_PREFIX)
         try:
-            _wait((tmp_path / "ready").exists, 30, "serve to subscribe")
+            wait_until((tmp_path / "ready").exists, 30, "serve to subscribe")
             time.sleep(0.5)  # slow joiner
             for name, doc in silent[:-2]:  # its last event and its stop were lost
                 publisher(name, doc)
-            _wait(lambda: _ended(session, 0), 30, "the idle run to end")
+            wait_until(lambda: _ended(session, 0), 30, "the idle run to end")
             for name, doc in cut[:8]:  # still open when serve stops
                 publisher(name, doc)
-            _wait(lambda: len(session._callbacks) == 2, 30, "the second run")
+            wait_until(lambda: len(session._callbacks) == 2, 30, "the second run")
             time.sleep(0.3)
             session.shutdown("test")
             serving.join(60)
@@ -145,15 +133,15 @@ def test_beyond_max_open_runs_the_oldest_run_is_ended(
     session = FusionSession(fuzz_model, fuzz_calibration, [], FusionConfig(), max_open_runs=2)
     router = session.router()
     a, b, c = (fresh_uids(inline_run) for _ in range(3))
-    _feed(router, a[:6])
-    _feed(router, b[:6])
-    _feed(router, c)  # its start ends run a
-    _wait(lambda: _ended(session, 0) and _ended(session, 2), 60, "runs a and c")
+    feed(router, a[:6])
+    feed(router, b[:6])
+    feed(router, c)  # its start ends run a
+    wait_until(lambda: _ended(session, 0) and _ended(session, 2), 60, "runs a and c")
     by_raw = {r.raw_uid: r for r in session.results}
     ended = by_raw[a[0][1]["uid"]]
     assert ended.exit_status == "abort" and "max_open_runs=2" in ended.reason
     assert by_raw[c[0][1]["uid"]].exit_status == "success"
-    _feed(router, a[6:])  # the tail of the ended run is refused, nothing reopens it
+    feed(router, a[6:])  # the tail of the ended run is refused, nothing reopens it
     assert len(session._callbacks) == 3 and not session._callbacks[1].stopped
     session.close()
 
@@ -163,7 +151,7 @@ def test_frames_waiting_for_windows_are_bounded(
 ):
     config = FusionConfig(max_buffered_mib=0.1)  # the run needs ~0.2 MiB in hand
     session = FusionSession(fuzz_model, fuzz_calibration, [DocumentLog()], config)
-    _feed(session.router(), fresh_uids(inline_run))
+    feed(session.router(), fresh_uids(inline_run))
     result = session.wait(60)
     session.close()
     assert result is not None and result.exit_status == "fail"
@@ -187,7 +175,7 @@ def test_our_sockets_carry_the_chosen_high_water_marks():
         dispatcher = make_remote_dispatcher(proxy.out_address)
         thread = dispatch_in_thread(dispatcher, lambda name, doc: None)
         try:
-            _wait(lambda: dispatcher._socket is not None, 10, "the dispatcher's socket")
+            wait_until(lambda: dispatcher._socket is not None, 10, "the dispatcher's socket")
             assert dispatcher._socket.getsockopt(zmq.RCVHWM) == RECEIVE_HWM
         finally:
             stop_dispatcher(dispatcher, thread)

@@ -19,13 +19,7 @@ from xfusion_stream.publishing import (
     make_remote_dispatcher,
     stop_dispatcher,
 )
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+from xfusion_stream.testing import wait_until
 
 
 def test_shutdown_mid_run_ends_the_fused_run_with_abort(
@@ -52,15 +46,15 @@ def test_shutdown_mid_run_ends_the_fused_run_with_abort(
         serving.start()
         publisher = make_publisher(proxy.in_address, RAW_PREFIX)
         try:
-            _wait((tmp_path / "ready").exists, 30, "the server to subscribe")
+            wait_until((tmp_path / "ready").exists, 30, "the server to subscribe")
             time.sleep(0.5)  # slow joiner: let both subscriptions reach the proxy
             for name, doc in docs[:-1]:  # everything but the raw stop
                 publisher(name, doc)
-            _wait(lambda: _fused_events(counter) > 0, 30, "a fused frame on the wire")
+            wait_until(lambda: _fused_events(counter) > 0, 30, "a fused frame on the wire")
             session.shutdown("test")
             serving.join(60)
             assert not serving.is_alive()
-            _wait(counter.done.is_set, 10, "the fused stop on the wire")
+            wait_until(counter.done.is_set, 10, "the fused stop on the wire")
         finally:
             publisher.close()
             session.shutdown("test")

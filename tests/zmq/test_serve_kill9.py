@@ -24,7 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from test_spool import fused_frames, reference  # noqa: F401 - ``reference`` is a fixture
+from test_spool import reference  # noqa: F401 - a fixture
 
 from xfusion_stream.publishing import (
     RAW_PREFIX,
@@ -34,6 +34,7 @@ from xfusion_stream.publishing import (
     spool_files,
     spool_status,
 )
+from xfusion_stream.testing import fused_frames
 
 XFUSION = Path(sys.executable).parent / "xfusion"
 

@@ -34,25 +34,7 @@ from xfusion_stream.publishing import (
     spool_status,
     stop_dispatcher,
 )
-from xfusion_stream.testing import DocumentLog, flaky_tiled_client
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def _feed(router, docs) -> None:
-    for name, doc in docs:
-        router(name, doc)
-
-
-def fused_frames(client, uid: str) -> np.ndarray:
-    run = client[uid]
-    assert run.metadata["stop"]["exit_status"] == "success"
-    return np.asarray(run["fused"]["fused_image"].read())
+from xfusion_stream.testing import DocumentLog, feed, flaky_tiled_client, fused_frames, wait_until
 
 
 @pytest.fixture
@@ -62,7 +44,7 @@ def reference(tiled_server, inline_run, fuzz_model, fuzz_calibration, fresh_uids
     session = FusionSession(
         fuzz_model, fuzz_calibration, [make_tiled_writer(client)], FusionConfig()
     )
-    _feed(session.router(), fresh_uids(inline_run))
+    feed(session.router(), fresh_uids(inline_run))
     result = session.wait(60)
     assert result is not None and result.ok, result
     session.close()
@@ -112,9 +94,9 @@ def test_tiled_down_spools_the_run_and_reingests_it_when_tiled_is_back(
             tiled_link.down()
             router = session.router([publisher])
             docs = fresh_uids(inline_run)
-            _feed(router, docs)
+            feed(router, docs)
             raw_stop_at = time.monotonic()
-            _wait(lambda: arrivals.log.of("stop"), 30, "the fused stop on 0MQ")
+            wait_until(lambda: arrivals.log.of("stop"), 30, "the fused stop on 0MQ")
             result = session.wait(60)
         finally:
             stop_dispatcher(listener, listening)
@@ -139,7 +121,7 @@ def test_tiled_down_spools_the_run_and_reingests_it_when_tiled_is_back(
         spool_dir=spool_dir,
     )
     later.tiled.wait_reingest(30)  # the start-up re-ingest
-    _wait(lambda: not spool_files(spool_dir), 30, "the spool to empty")
+    wait_until(lambda: not spool_files(spool_dir), 30, "the spool to empty")
     np.testing.assert_array_equal(fused_frames(direct, result.fused_uid), reference)
     assert later.tiled.reingested == [result.fused_uid]
     later.close()
@@ -158,11 +140,11 @@ def test_the_spool_is_reingested_by_itself_once_tiled_is_back(
     session.tiled.retry_after = 0.0  # try Tiled again at once for the next run
     router = session.router()
     tiled_link.down()
-    _feed(router, fresh_uids(inline_run))
+    feed(router, fresh_uids(inline_run))
     first = session.wait(60)
     assert first is not None and not first.ok and len(spool_files(spool_dir)) == 1
     tiled_link.up()
-    _feed(router, fresh_uids(inline_run))
+    feed(router, fresh_uids(inline_run))
     second = session.wait(60)
     assert second is not None and second.ok, second
     assert session.tiled.wait_reingest(30) and not spool_files(spool_dir)
@@ -177,14 +159,14 @@ def test_the_spool_is_reingested_by_itself_once_tiled_is_back(
 def _abandoned_run(session: FusionSession, docs, spool_dir) -> str:
     """Feed a raw run but its last event and its stop (the process "died" there)."""
     assert [n for n, _ in docs[-2:]] == ["event", "stop"]
-    _feed(session.router(), docs[:-2])
-    _wait(lambda: spool_files(spool_dir), 30, "a spool file")
+    feed(session.router(), docs[:-2])
+    wait_until(lambda: spool_files(spool_dir), 30, "a spool file")
     (path,) = spool_files(spool_dir)
-    _wait(lambda: spool_status(path).documents >= 5, 30, "fused events in the spool")
+    wait_until(lambda: spool_status(path).documents >= 5, 30, "fused events in the spool")
     time.sleep(0.5)  # what the worker still had in hand lands
     tiled = session.tiled
     assert tiled is not None
-    _wait(lambda: tiled.delivered_documents == spool_status(path).documents, 30, "Tiled")
+    wait_until(lambda: tiled.delivered_documents == spool_status(path).documents, 30, "Tiled")
     session.close()  # "kill -9": its threads write nothing more (the worker waits forever)
     return spool_status(path).uid
 
@@ -194,7 +176,7 @@ def test_a_run_cut_off_mid_way_is_completed_under_its_uid(
 ):
     direct = tiled_server.client()
     docs = fresh_uids(inline_run)
-    _feed(make_tiled_writer(direct), docs)  # the raw run, as the beamline stored it
+    feed(make_tiled_writer(direct), docs)  # the raw run, as the beamline stored it
     spool_dir = tmp_path / "spool"
     crashed = FusionSession(
         fuzz_model,
@@ -203,7 +185,7 @@ def test_a_run_cut_off_mid_way_is_completed_under_its_uid(
         spool_dir=spool_dir,
     )
     fused_uid = _abandoned_run(crashed, docs, spool_dir)
-    _wait(lambda: fused_uid in direct, 10, "the partial run in Tiled")
+    wait_until(lambda: fused_uid in direct, 10, "the partial run in Tiled")
     assert "stop" not in direct[fused_uid].metadata  # what kill -9 left in Tiled
 
     restarted = FusionSession(
@@ -280,7 +262,7 @@ def test_reingest_replaces_a_partial_run_in_tiled(tiled_server, tmp_path):
     ]
     docs.append(("stop", bundle.compose_stop()))
     partial = make_tiled_writer(client, batch_size=1)
-    _feed(partial, docs[:4])  # start, descriptor, two rows: then Tiled "went away"
+    feed(partial, docs[:4])  # start, descriptor, two rows: then Tiled "went away"
     spool = Spool(tmp_path)
     for name, doc in docs:
         spool.append(bundle.start_doc["uid"], name, doc)

@@ -8,7 +8,7 @@ run's result names the Tiled sink and the spool, the 0MQ stream has had every fu
 document all along, the run's documents are in the spool, and once Tiled answers again
 they are re-ingested whole.
 
-The fault is a real socket server (``TiledPort``): it listens on a port of its own in
+The fault is a real socket server (``testing.TcpForwarder`` in its ``hang`` and ``slow`` modes): it listens on a port of its own in
 front of the session's embedded Tiled and either forwards (Tiled is fine), accepts and
 reads but never replies (``hang``), or forwards each request only after a delay
 (``slow``).
@@ -16,16 +16,13 @@ reads but never replies (``hang``), or forwards each request only after a delay
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import subprocess
 import sys
 import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
 import pytest
 
 from xfusion_stream.app import FusionSession
@@ -41,96 +38,10 @@ from xfusion_stream.publishing import (
     spool_status,
     stop_dispatcher,
 )
-from xfusion_stream.testing import DocumentLog
+from xfusion_stream.testing import DocumentLog, TcpForwarder, feed, fused_frames, wait_until
 
 
-class TiledPort:
-    """``127.0.0.1:port`` in front of a real server: ``forward``, ``hang`` or ``slow``.
-
-    ``hang``: every connection is accepted and read from, and never answered.
-    ``slow``: each chunk a client sends reaches the server ``delay`` s late.
-    A mode applies to connections made after it is set; ``set_mode`` cuts the open ones
-    (what a restarted or unstuck server looks like to the client).
-    """
-
-    def __init__(self, target: tuple[str, int], mode: str = "forward", delay: float = 0.0):
-        self.target = target
-        self.mode = mode
-        self.delay = delay
-        self.connections = 0  # accepted, all modes
-        self._lock = threading.Lock()
-        self._open: list[socket.socket] = []
-        self._listener = socket.socket()
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, name="test-tiled-port", daemon=True).start()
-
-    def set_mode(self, mode: str, delay: float | None = None) -> None:
-        with self._lock:
-            self.mode = mode
-            self.delay = self.delay if delay is None else delay
-            conns, self._open = self._open, []
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            conn.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-        self.set_mode("closed")
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                mode, delay = self.mode, self.delay
-                self.connections += 1
-                self._open.append(client)
-            if mode == "hang":
-                threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
-                continue
-            try:
-                server = socket.create_connection(self.target, timeout=5)
-                server.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._open.append(server)
-            wait = delay if mode == "slow" else 0.0
-            for a, b, lag in ((client, server, wait), (server, client, 0.0)):
-                threading.Thread(target=self._pipe, args=(a, b, lag), daemon=True).start()
-
-    @staticmethod
-    def _swallow(conn: socket.socket) -> None:
-        """Accept, read, never reply."""
-        with contextlib.suppress(OSError):
-            while conn.recv(65536):
-                pass
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket, lag: float) -> None:
-        try:
-            while data := source.recv(65536):
-                if lag:
-                    time.sleep(lag)
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-
-def _client_via(port: TiledPort, uri: str, read_timeout: float | None = None):
+def _client_via(port: TcpForwarder, uri: str, read_timeout: float | None = None):
     """A Tiled client of ``uri``'s server (its API key) through ``port``."""
     import httpx
     from tiled.client import from_uri
@@ -144,27 +55,9 @@ def _client_via(port: TiledPort, uri: str, read_timeout: float | None = None):
 @pytest.fixture
 def tiled_port(tiled_server):
     parts = urlsplit(tiled_server.uri)
-    port = TiledPort((parts.hostname or "127.0.0.1", parts.port or 80))
+    port = TcpForwarder(parts.hostname or "127.0.0.1", parts.port or 80)
     yield port
     port.close()
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def _feed(router, docs) -> None:
-    for name, doc in docs:
-        router(name, doc)
-
-
-def _fused_frames(client, uid: str) -> np.ndarray:
-    run = client[uid]
-    assert run.metadata["stop"]["exit_status"] == "success"
-    return np.asarray(run["fused"]["fused_image"].read())
 
 
 class _Listening:
@@ -207,10 +100,10 @@ def test_live_fusion_with_a_tiled_that_never_answers(
             time.sleep(0.5)  # slow joiner
             tiled_port.set_mode("hang")
             t0 = time.monotonic()
-            _feed(session.router([publisher]), fresh_uids(inline_run))
+            feed(session.router([publisher]), fresh_uids(inline_run))
             result = session.wait(60)
             took = time.monotonic() - t0
-            _wait(lambda: heard.log.of("stop"), 10, "the fused stop on 0MQ")
+            wait_until(lambda: heard.log.of("stop"), 10, "the fused stop on 0MQ")
             assert tiled_port.connections >= 1  # Tiled was asked, and said nothing
             assert result is not None and result.frames == 10, result
             assert result.exit_status == "success" and took < 2.0 + 20, took
@@ -226,10 +119,10 @@ def test_live_fusion_with_a_tiled_that_never_answers(
             # Tiled answers again: the run is written whole from the spool, not from the
             # queue (the documents left there were skipped), by this same session
             tiled_port.set_mode("forward")
-            _wait(lambda: not spool_files(spool_dir), 90, "the spool to empty")
+            wait_until(lambda: not spool_files(spool_dir), 90, "the spool to empty")
             assert session.tiled is not None and session.tiled.wait_reingest(30)
             assert session.tiled.reingested == [result.fused_uid]
-            frames = _fused_frames(tiled_server.client(), result.fused_uid)
+            frames = fused_frames(tiled_server.client(), result.fused_uid)
             assert len(frames) == 10
             delivery = session.delivery()["spool"]
             assert delivery["documents_spooled"] == 14 and delivery["runs_reingested"] == 1
@@ -250,13 +143,13 @@ def test_live_fusion_with_a_tiled_that_answers_very_slowly(
     session = _spooled_session(fuzz_model, fuzz_calibration, client, spool_dir, 1.0)
     log = DocumentLog()
     tiled_port.set_mode("slow", delay=0.4)
-    _feed(session.router([log]), fresh_uids(inline_run))
+    feed(session.router([log]), fresh_uids(inline_run))
     result = session.wait(60)
     assert result is not None and result.frames == 10 and len(log.events()) == 10
     assert not result.ok and "not delivered within 1 s" in (result.problem or "")
-    _wait(lambda: not spool_files(spool_dir), 120, "the slow re-ingest")
+    wait_until(lambda: not spool_files(spool_dir), 120, "the slow re-ingest")
     assert session.tiled is not None and session.tiled.reingested == [result.fused_uid]
-    assert len(_fused_frames(tiled_server.client(), result.fused_uid)) == 10
+    assert len(fused_frames(tiled_server.client(), result.fused_uid)) == 10
     t0 = time.monotonic()
     session.close(timeout=30.0)
     assert time.monotonic() - t0 < 10
@@ -301,7 +194,7 @@ def test_serve_with_a_tiled_that_never_answers(
         )
         publisher = make_publisher(proxy.in_address, RAW_PREFIX)
         try:
-            _wait(lambda: ready.exists() or serve.poll() is not None, 120, "serve")
+            wait_until(lambda: ready.exists() or serve.poll() is not None, 120, "serve")
             assert serve.poll() is None, serve.communicate()
             tiled_port.set_mode("hang")
             time.sleep(0.5)  # slow joiner
@@ -310,7 +203,7 @@ def test_serve_with_a_tiled_that_never_answers(
             raw_stop_at = time.monotonic()
             out, err = serve.communicate(timeout=120)
             took = time.monotonic() - raw_stop_at
-            _wait(lambda: heard.log.of("stop"), 10, "the fused stop on 0MQ")
+            wait_until(lambda: heard.log.of("stop"), 10, "the fused stop on 0MQ")
         finally:
             publisher.close()
             heard.stop()
@@ -333,7 +226,7 @@ def test_serve_with_a_tiled_that_never_answers(
     tiled_port.set_mode("forward")  # Tiled answers again: the documented command
     assert main(["spool", "--spool-dir", str(spool_dir), "--tiled-uri", via, "--json"]) == 0
     assert not spool_files(spool_dir)
-    assert len(_fused_frames(tiled_server.client(), run["fused_uid"])) == 10
+    assert len(fused_frames(tiled_server.client(), run["fused_uid"])) == 10
 
 
 def test_one_spool_file_is_reingested_by_one_writer_at_a_time(tmp_path, monkeypatch):

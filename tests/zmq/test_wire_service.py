@@ -29,14 +29,7 @@ from xfusion_stream.publishing import (
     server_curve,
     stop_dispatcher,
 )
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
+from xfusion_stream.testing import wait_until
 
 GARBAGE = [
     b"no-spaces-at-all",
@@ -78,7 +71,7 @@ def test_serve_survives_garbage_then_fuses_a_valid_run(
         serving.start()
         publisher = make_publisher(proxy.in_address, RAW_PREFIX)
         try:
-            _wait(ready.exists, 30, "serve to subscribe")
+            wait_until(ready.exists, 30, "serve to subscribe")
             time.sleep(0.5)  # slow joiner: let both connections reach the proxy
             for raw in GARBAGE:  # same socket as the run: they arrive first, in order
                 publisher._socket.send(raw)

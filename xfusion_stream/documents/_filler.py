@@ -205,9 +205,13 @@ class FrameFiller:
         stop = row + 1 if isinstance(row, int) else row.stop
         if swmr and stop > ds.shape[0]:
             # a file still being written (a live fused run): its rows grow, and an open
-            # handle keeps the length it had; open it again to see the rows since
-            self._forget(path)
-            ds = self._dataset(path, dataset, data_key, "stream_resource", uid, what, swmr)
+            # handle keeps the length it had; a SWMR reader refreshes it, any other
+            # handle (the file object fallback) is opened again
+            if ds.file.swmr_mode:
+                ds.refresh()
+            else:
+                self._forget(path)
+                ds = self._dataset(path, dataset, data_key, "stream_resource", uid, what, swmr)
         return _rows(ds, row, "stream_resource", uid)
 
     def _forget(self, path: str) -> None:

@@ -4,7 +4,16 @@ Never imported by runtime code (import-linter keeps it on top of the layers).
 """
 
 from ._faults import TcpForwarder, flaky_tiled_client
-from ._kit import BEAMLINE_SCENE, FUSION_SCENE, DocumentLog, expected_table, sim_cameras
+from ._kit import (
+    BEAMLINE_SCENE,
+    FUSION_SCENE,
+    DocumentLog,
+    expected_table,
+    feed,
+    fused_frames,
+    sim_cameras,
+    wait_until,
+)
 
 __all__ = [
     "BEAMLINE_SCENE",
@@ -12,6 +21,9 @@ __all__ = [
     "DocumentLog",
     "TcpForwarder",
     "expected_table",
+    "feed",
     "flaky_tiled_client",
+    "fused_frames",
     "sim_cameras",
+    "wait_until",
 ]

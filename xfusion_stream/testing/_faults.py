@@ -5,7 +5,9 @@ connection on the port the client uses, while the embedded server itself stays u
 the rest of the test session. :class:`TcpForwarder` listens on a port of its own and
 forwards to the server; ``down()`` closes the listening socket and cuts every open
 connection (clients see connection refused/reset), ``up()`` listens again on the
-same port.
+same port. A server that is there but misbehaves is a mode: ``hang`` accepts and reads
+every connection and never answers, ``slow`` hands each chunk a client sends on
+``delay`` s late.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,16 +33,46 @@ def flaky_tiled_client(uri: str) -> tuple[Any, TcpForwarder]:
     return from_uri(urlunsplit(via)), forwarder
 
 
-class TcpForwarder:
-    """Forward ``127.0.0.1:port`` to ``target_host:target_port`` until ``down()``."""
+MODES = ("forward", "hang", "slow")
 
-    def __init__(self, target_host: str, target_port: int, port: int = 0) -> None:
+
+class TcpForwarder:
+    """Forward ``127.0.0.1:port`` to ``target_host:target_port`` until ``down()``.
+
+    ``mode`` (``set_mode``): ``forward``, ``hang`` or ``slow`` (see the module); it
+    applies to connections made after it is set, and setting it cuts the open ones (what
+    a restarted or unstuck server looks like to a client). ``connections`` counts the
+    connections accepted.
+    """
+
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        port: int = 0,
+        *,
+        mode: str = "forward",
+        delay: float = 0.0,
+    ) -> None:
         self.target = (target_host, int(target_port))
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
         self._listener: socket.socket | None = None
         self.port = port
+        self.mode, self.delay = "forward", 0.0
+        self.connections = 0
+        self.set_mode(mode, delay)
         self.up()
+
+    def set_mode(self, mode: str, delay: float | None = None) -> None:
+        """``forward``, ``hang`` or ``slow`` from now on; open connections are cut."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        with self._lock:
+            self.mode = mode
+            self.delay = self.delay if delay is None else float(delay)
+            conns, self._conns = self._conns, []
+        _cut(conns)
 
     @property
     def is_up(self) -> bool:
@@ -67,10 +100,7 @@ class TcpForwarder:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            conn.close()
+        _cut(conns)
 
     close = down
 
@@ -80,6 +110,14 @@ class TcpForwarder:
                 client, _ = listener.accept()
             except OSError:
                 return
+            with self._lock:
+                mode, delay = self.mode, self.delay
+                self.connections += 1
+            if mode == "hang":
+                with self._lock:
+                    self._conns.append(client)
+                threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
+                continue
             try:
                 server = socket.create_connection(self.target, timeout=5)
                 server.settimeout(None)
@@ -92,13 +130,23 @@ class TcpForwarder:
                     server.close()
                     return
                 self._conns += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            lag = delay if mode == "slow" else 0.0
+            for a, b, wait in ((client, server, lag), (server, client, 0.0)):
+                threading.Thread(target=self._pipe, args=(a, b, wait), daemon=True).start()
 
     @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _swallow(conn: socket.socket) -> None:
+        """Read whatever comes and never answer."""
+        with contextlib.suppress(OSError):
+            while conn.recv(65536):
+                pass
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket, lag: float = 0.0) -> None:
         try:
             while data := source.recv(65536):
+                if lag:
+                    time.sleep(lag)
                 sink.sendall(data)
         except OSError:
             pass
@@ -112,3 +160,10 @@ class TcpForwarder:
 
     def __exit__(self, *exc: object) -> None:
         self.down()
+
+
+def _cut(conns: list[socket.socket]) -> None:
+    for conn in conns:
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+        conn.close()

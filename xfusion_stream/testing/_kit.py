@@ -3,15 +3,28 @@ pairing table a scene should give."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from event_model import DocumentNames, schema_validators
 
 from ..calibration import PairingTable, pairing_table
 from ..devices import PhantomTMX7510, ShimadzuHPVX2, SimBeam, SimPhantomBackend, SimShimadzuBackend
 from ..simulation import Scene, SceneConfig
 
-__all__ = ["BEAMLINE_SCENE", "FUSION_SCENE", "DocumentLog", "expected_table", "sim_cameras"]
+__all__ = [
+    "BEAMLINE_SCENE",
+    "FUSION_SCENE",
+    "DocumentLog",
+    "expected_table",
+    "feed",
+    "fused_frames",
+    "sim_cameras",
+    "wait_until",
+]
 
 # the small scenes the beamline and fusion rooms run (seconds per burst on 2 cores)
 BEAMLINE_SCENE = SceneConfig(seed=3, shimadzu_shape=(32, 48), n_shimadzu=32)
@@ -58,3 +71,24 @@ def sim_cameras(
 def expected_table(scene: Scene, mode: str) -> PairingTable:
     """The pairing table the file-based path gives for this scene's timelines."""
     return pairing_table(*scene.timings(), mode)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> None:
+    """Poll ``predicate`` every 50 ms; AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def feed(callback: Callable[[str, dict], Any], docs: Iterable[tuple[str, dict]]) -> None:
+    """Hand every ``(name, doc)`` to ``callback`` in order."""
+    for name, doc in docs:
+        callback(name, doc)
+
+
+def fused_frames(client: Any, uid: str) -> np.ndarray:
+    """The fused images of a successful fused run in Tiled, (n, rows, cols)."""
+    run = client[uid]
+    assert run.metadata["stop"]["exit_status"] == "success"
+    return np.asarray(run["fused"]["fused_image"].read())
