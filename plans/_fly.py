@@ -5,8 +5,10 @@ the acquisition. Each camera is prepared for its whole burst, both are kicked of
 Phantom first: the Shimadzu's trigger output gates the Phantom's 'E' flag), and once
 both have written their files each is collected into its own stream (``phantom``,
 ``shimadzu``) as StreamResource + StreamDatum documents: one event index per frame,
-frames, times and flags in the cameras' HDF5 files. Nothing here waits on a camera
-outside the RunEngine's messages.
+frames, times and flags in the cameras' HDF5 files. A camera that fails mid-burst still
+leaves a complete record of what was written: both are collected before the run ends
+with the camera's error. Nothing here waits on a camera outside the RunEngine's
+messages.
 """
 
 from collections.abc import Generator
@@ -100,8 +102,24 @@ def fly_burst_run(
             yield from bps.kickoff(dev, wait=True)
         for dev in devices.values():
             yield from bps.complete(dev, group="burst")
-        yield from bps.wait(group="burst")
+        try:
+            yield from bps.wait(group="burst")
+        except Exception:
+            # a camera failed mid-burst: what both wrote is still the experiment's
+            # record, so it is collected before the run ends with the camera's error
+            yield from _collect_what_was_written(devices)
+            raise
         for stream, dev in devices.items():
             yield from bps.collect(dev, name=stream)
 
     return (yield from fly())
+
+
+def _collect_what_was_written(devices: dict[str, BurstDetector]) -> Plan:
+    """Collect each camera's frames written so far; a camera that cannot say is skipped
+    (the error that ended the burst is the one the run reports)."""
+    for stream, dev in devices.items():
+        try:
+            yield from bps.collect(dev, name=stream)
+        except Exception:  # noqa: BLE001, S112 - the burst's own error follows
+            continue

@@ -9,7 +9,6 @@ import pytest
 from xfusion_stream.devices import (
     FRAME_DATASET,
     CameraBackend,
-    EpicsAreaDetectorBackend,
     PhantomTMX7510,
     SimPhantomBackend,
 )
@@ -77,9 +76,3 @@ def test_data_dir_required_unless_inline():
 
     with pytest.raises(ValueError, match="data_dir is required"):
         PhantomTMX7510(name="phantom", backend=SimPhantomBackend(SimBeam(SMALL)))
-
-
-def test_epics_backend_is_a_clear_skeleton(tmp_path):
-    backend = EpicsAreaDetectorBackend("32ID:PHANTOM1:", "Phantom TMX7510")
-    with pytest.raises(NotImplementedError, match="32ID:PHANTOM1:"):
-        PhantomTMX7510("32ID:PHANTOM1:", name="phantom", backend=backend, data_dir=tmp_path)

@@ -142,10 +142,31 @@ def test_recorded_backend_needs_a_case(tmp_path):
         build_beamline(load_profile(path))
 
 
-def test_epics_profile_fails_clearly_at_build(tmp_path):
-    profile = load_profile("epics_example")
-    with pytest.raises(NotImplementedError, match="32ID:PHANTOM1:"):
-        build_beamline(profile, data_dir=tmp_path)
+def test_epics_profile_checks_its_cameras_at_load(tmp_path):
+    profile = load_profile("epics_example")  # shipped, runnable against `xfusion ioc`
+    assert profile.devices.epics and profile.devices.phantom.prefix == "32ID:PHANTOM1:"
+    assert profile.fusion_config().cameras == profile.devices.camera_recognition()
+    bad = {
+        "phantom: {backend: epics, prefix: 'A:'}": "both cameras or neither",
+        "phantom: {keys: {image: frames}}": "only for backend epics",
+        "phantom: {backend: epics, keys: {imag: x}}, shimadzu: {backend: epics}": (
+            "devices.phantom.keys.imag"
+        ),
+        "phantom: {backend: epics, name: cam}, shimadzu: {backend: epics, name: cam}": (
+            "both named"
+        ),
+        "phantom: {backend: epics, keys: {models: [Shimadzu HPV-X2]}}, "
+        "shimadzu: {backend: epics}": "claimed by both",
+    }
+    for devices, message in bad.items():
+        path = _write(tmp_path, f"name: e\ndevices: {{{devices}}}\ndata_dir: DATA\n")
+        with pytest.raises(ConfigError, match=message):
+            load_profile(path)
+    # a prefix is checked before any Channel Access traffic
+    path = _write(tmp_path, "name: e\ndevices: {phantom: {backend: epics}, "
+                  "shimadzu: {backend: epics, prefix: 'B:'}}\ndata_dir: DATA\n")  # fmt: skip
+    with pytest.raises(ConfigError, match="devices.phantom.prefix"):
+        build_beamline(load_profile(path), data_dir=tmp_path)
 
 
 def test_build_beamline_runs_a_burst_into_its_own_tiled(tmp_path):

@@ -53,9 +53,12 @@ def test_view_and_reprocess_say_what_they_did(tmp_path, monkeypatch, capsys):
     failed = {"raw_uid": "r2", "problem": "nothing was fused", "attempts": 2}
     report = {"ok": False, "runs": 2, "runs_fused": 1, "runs_skipped": 0, "runs_failed": 1}
     report |= {"frames_fused": 8, "workers": 2, "seconds": 3.5, "failed": [failed]}
+    ranges = [[0, 3, "tcp://a"], [4, 7, "tcp://b"]]
     report |= {"fused": [{"raw_uid": "r1", "fused_uid": "f1", "frames_fused": 8}]}
+    report["fused"][0]["window_ranges"] = ranges
     text = _text(summary_lines("reprocess", report))
     assert "1 fused, 0 skipped" in text and "8 frames on 2 workers" in text
+    assert "split: 2 window ranges on 2 workers" in text
     assert "fused r1 -> f1" in text and "failed r2: nothing was fused" in text
 
 
@@ -245,12 +248,19 @@ def test_bench_ratios_and_serve_with_a_tiled_outage_read_as_lines():
         ],
         "delivery": {"spool": {"directory": "/s", "documents_spooled": 14, "runs_reingested": 0}},
         "spool_waiting": ["f1"],
+        "fusion_processes": {"processes": 2, "pids": [11, 12], "replaced": 1, "windows_redone": 1},
     }  # fmt: skip
     text = _text(summary_lines("serve", serve))
+    assert "fusion processes: 2 (pids 11, 12); replaced after dying: 1" in text
     assert "raw1: fused 10 frames (exit status success)" in text
     assert "not ok: Tiled: fused run f1 not delivered within 2 s" in text
     assert "spool /s: 14 documents spooled, 0 runs re-ingested" in text
     assert "1 fused runs wait in the spool for Tiled" in text and "f1" in text
+    shipped = {"cases": {"raw_400x250_uint16": {"shipped": {"fps": 325.0}}}}
+    bench = {"targets_met": {"persistence": True}, "persistence": shipped}
+    text = _text(summary_lines("bench", bench))
+    assert "persistence (raw frames/s, HDF5 + documents to Tiled): 325" in text
+    assert "325 (meets its target)" in text
 
 
 def test_summaries_survive_missing_keys():

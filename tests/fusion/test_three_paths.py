@@ -71,8 +71,10 @@ def test_live_replay_and_inference_are_bit_identical(
     assert replay["products"]["overlay"] == "residual" and replay["products"]["mp4"]
     assert tiled_client[replay["fused_uid"]].metadata["start"]["raw_uid"] == uid
 
-    # offline inference of the recorded folder written from the same scene
+    # offline inference of the recorded folder written from the same scene, its windows
+    # fused in two processes (``--workers 2``, one torch thread each as here)
     common = ["--calibration", str(record), "--model_file", str(checkpoint), "--json"]
+    common += ["--workers", "2"]
     assert (
         main(
             [

@@ -32,6 +32,9 @@ from xfusion_stream.testing import DocumentLog, sim_cameras
 
 # the fusion room's scene, cut to 16 Shimadzu frames: seconds per replay on 2 cores
 SCENE = SceneConfig(seed=5, shimadzu_shape=(24, 40), n_shimadzu=16)
+# the same cameras and calibration, a burst long enough to be split (--split-windows 16)
+LONG = SceneConfig(seed=5, shimadzu_shape=(24, 40), n_shimadzu=40)
+SPLIT = "16"
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +61,15 @@ def campaign(tiled_server, tmp_path_factory):
         RE.subscribe(make_tiled_writer(tiled_server.client()))
         phantom, shimadzu, _ = sim_cameras(SCENE, folder / "raw")
         good = [
-            RE(dual_camera_burst(phantom, shimadzu, md={"sample": f"s{i}"}))[0] for i in range(3)
+            RE(dual_camera_burst(phantom, shimadzu, md={"sample": f"s{i}"}))[0] for i in range(2)
         ]
+        phantom, shimadzu, _ = sim_cameras(LONG, folder / "raw-long")
+        good.append(RE(dual_camera_burst(phantom, shimadzu, md={"sample": "long"}))[0])
         (bad,) = RE(count([det], num=2))  # no camera stream: nothing to fuse
     finally:
         close_run_engine(RE)
     return {
+        "folder": folder,
         "checkpoint": checkpoint,
         "calibration": folder / "calibration.json",
         "record": record,
@@ -76,7 +82,8 @@ def campaign(tiled_server, tmp_path_factory):
 def _reprocess(tiled_server, campaign, uids, capsys, *extra: str) -> tuple[int, dict]:
     argv = ["reprocess", "--tiled-uri", tiled_server.uri, "--workers", "2", "--json"]
     argv += ["--calibration", str(campaign["calibration"]), "--quiet"]
-    argv += ["--model_file", str(campaign["checkpoint"]), "--timeout", "120", *extra]
+    argv += ["--model_file", str(campaign["checkpoint"]), "--timeout", "120"]
+    argv += ["--split-windows", SPLIT, *extra]
     for uid in uids:
         argv += ["--uid", uid]
     code = main(argv)
@@ -96,9 +103,12 @@ def test_a_local_cluster_fuses_like_serial_replay_skips_on_rerun_and_reports_fai
 ):
     good, bad = campaign["good"], campaign["bad"]
     frames_dir = tmp_path / "fused"  # workers write HDF5 here, Tiled serves it
+    # the workers read the raw HDF5 files directly (a shared folder), serial replay
+    # below through Tiled: the same frames either way
     code, out = _reprocess(
-        tiled_server, campaign, [*good, bad], capsys, "--fused-data-dir", str(frames_dir)
-    )
+        tiled_server, campaign, [*good, bad], capsys,
+        "--fused-data-dir", str(frames_dir), "--data-root", str(campaign["folder"]),
+    )  # fmt: skip
     assert code == 1 and out["ok"] is False  # one run failed: the command says so
     assert out["workers"] == 2 and out["runs"] == 4 and out["runs_fused"] == 3, json.dumps(
         out["failed"]
@@ -108,6 +118,16 @@ def test_a_local_cluster_fuses_like_serial_replay_skips_on_rerun_and_reports_fai
     assert "nothing was fused" in failed["problem"] and bad in out["error"]
     by_raw = {r["raw_uid"]: r for r in out["fused"]}
     assert set(by_raw) == set(good)
+    # the long run's windows went out in ranges of 16 to both workers; the short ones
+    # were fused whole by the worker that took them
+    long_run = by_raw[good[2]]
+    ranges = long_run["window_ranges"]
+    assert len(ranges) >= 3 and all(last - first < 16 for first, last, _ in ranges)
+    assert sorted(i for first, last, _ in ranges for i in range(first, last + 1)) == list(
+        range(long_run["frames_fused"])
+    )
+    assert len({worker for _, _, worker in ranges}) == 2
+    assert all("window_ranges" not in by_raw[uid] for uid in good[:2])
     assert out["frames_fused"] == sum(r["frames_fused"] for r in out["fused"]) > 0
 
     # every fused run is in Tiled, frame for frame what a serial replay makes

@@ -2,6 +2,10 @@
 
 Raw documents go to Tiled through their own TiledWriter subscription, independent of
 anything downstream (fusion), so raw data are never lost when fusion fails.
+Cameras with ``backend: epics`` are the ophyd-async ``EpicsBurstDetector``s the epics
+demo drives, connected over Channel Access on the RunEngine's loop: run
+``fly_dual_camera_burst`` / ``fly_grid_calibration`` with them. The other backends
+build the ophyd cameras ``dual_camera_burst`` takes.
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core import ConfigError
 from ..devices import (
     CameraBackend,
-    EpicsAreaDetectorBackend,
+    EpicsBurstDetector,
     PhantomTMX7510,
     RecordedCaseBackend,
     ShimadzuHPVX2,
@@ -26,6 +29,7 @@ from ..devices import (
     SimShimadzuBackend,
 )
 from ._configure import XFusion, configure_xfusion
+from ._epics_cameras import close_channels, connect_devices, epics_detectors
 from ._profile_model import CameraProfile, Profile
 from ._progress import AcquisitionProgress
 from ._run_engine import close_run_engine
@@ -39,8 +43,9 @@ class Beamline:
 
     profile: Profile
     RE: Any
-    phantom: PhantomTMX7510
-    shimadzu: ShimadzuHPVX2
+    #: ``EpicsBurstDetector`` for ``backend: epics`` (fly plans), else the ophyd camera
+    phantom: PhantomTMX7510 | EpicsBurstDetector
+    shimadzu: ShimadzuHPVX2 | EpicsBurstDetector
     tiled_client: Any
     #: ``configure_xfusion``'s handle for the raw TiledWriter and the acquisition bars
     xfusion: XFusion
@@ -83,6 +88,8 @@ class Beamline:
             self.xfusion.close()
             if self.raw_publisher_token is not None:
                 self.RE.unsubscribe(self.raw_publisher_token)
+            if self.profile.devices.epics:
+                close_channels(self.RE)
             close_run_engine(self.RE)
         finally:
             if self.raw_publisher is not None:
@@ -101,18 +108,11 @@ class Beamline:
         self.close()
 
 
-def _backend(
-    which: str, cam: CameraProfile, profile: Profile, beam: SimBeam | None, case: Any
-) -> CameraBackend:
+def _backend(which: str, cam: CameraProfile, beam: SimBeam | None, case: Any) -> CameraBackend:
     if cam.backend == "sim":
         assert beam is not None
         return SimPhantomBackend(beam) if which == "phantom" else SimShimadzuBackend(beam)
-    if cam.backend == "recorded":
-        return RecordedCaseBackend(case, which)  # type: ignore[arg-type]
-    model = PhantomTMX7510.CAMERA_MODEL if which == "phantom" else ShimadzuHPVX2.CAMERA_MODEL
-    if not cam.prefix:
-        raise ConfigError(f"{profile.source}: devices.{which}.prefix: required for backend epics")
-    return EpicsAreaDetectorBackend(cam.prefix, model)
+    return RecordedCaseBackend(case, which)  # type: ignore[arg-type]
 
 
 def _tiled(profile: Profile, data_dir: Path) -> tuple[Any, Any]:
@@ -123,9 +123,16 @@ def _tiled(profile: Profile, data_dir: Path) -> tuple[Any, Any]:
         # embedded servers use the process-wide key (see EmbeddedTiled)
         fused = Path(profile.fusion_config(data_dir).fused_data_dir or data_dir / "fused")
         fused.mkdir(parents=True, exist_ok=True)
-        server = EmbeddedTiled(data_dir / "tiled", readable_storage=[data_dir / "raw", fused])
+        raw = [data_dir / "raw", *_ioc_file_dirs(profile)]
+        server = EmbeddedTiled(data_dir / "tiled", readable_storage=[*raw, fused])
         return server, server.client()
     return None, connect_tiled(profile.tiled.uri, api_key=_api_key(profile))
+
+
+def _ioc_file_dirs(profile: Profile) -> list[Path]:
+    """Folders the camera IOCs write into, other than ``<data_dir>/raw``."""
+    cams = (profile.devices.phantom, profile.devices.shimadzu)
+    return [c.file_dir.expanduser().resolve() for c in cams if c.backend == "epics" and c.file_dir]
 
 
 def _api_key(profile: Profile) -> str | None:
@@ -156,6 +163,8 @@ def _cameras(
 ) -> tuple[dict[str, Any], SimBeam | None]:
     """Both cameras as the profile's devices block says, and the simulated beam if any."""
     dev = profile.devices
+    if dev.epics:
+        return epics_detectors(profile, raw_dir), None
     beam = None
     if "sim" in (dev.phantom.backend, dev.shimadzu.backend):
         beam = SimBeam(dev.sim.scene_config(), grid_frames=dev.sim.grid_frames)
@@ -171,14 +180,29 @@ def _cameras(
     ):
         cameras[which] = cls(
             cam.prefix,
-            name=which,
-            backend=_backend(which, cam, profile, beam, case),
+            name=cam.name or which,
+            backend=_backend(which, cam, beam, case),
             data_dir=raw_dir,
             inline=cam.inline,
             pixel_size_um=cam.pixel_size_um,
             progress=progress,
         )
     return cameras, beam
+
+
+def _undo(server: Any, client: Any, RE: Any, raw: Any, publisher: Any) -> None:  # noqa: N803
+    """Let go of what a ``build_beamline`` that failed halfway had started."""
+    if raw is not None:
+        raw.close()
+    if publisher is not None:
+        publisher.close()
+    if RE is not None:
+        close_channels(RE)
+        close_run_engine(RE)
+    if server is not None:
+        server.close()
+    else:
+        client.context.close()
 
 
 def build_beamline(
@@ -203,6 +227,7 @@ def build_beamline(
     (data / "raw").mkdir(parents=True, exist_ok=True)
     cameras, beam = _cameras(profile, data / "raw", progress)
     server, client = _tiled(profile, data)
+    RE = raw = publisher = None
     try:
         RE = RunEngine({"beamline_profile": profile.name})
         # the beamline is one more user of the profile_collection hook: raw writer only
@@ -224,9 +249,10 @@ def build_beamline(
         if profile.zmq is not None:
             publisher = make_publisher(profile.zmq.raw_in, prefix=RAW_PREFIX)
             publisher_token = RE.subscribe(publisher)
+        if profile.devices.epics:  # over CA, on the loop the plans will drive them from
+            connect_devices(RE, [cameras["phantom"], cameras["shimadzu"]])
     except Exception:
-        if server is not None:
-            server.close()
+        _undo(server, client, RE, raw, publisher)
         raise
     beamline = Beamline(
         profile=profile,

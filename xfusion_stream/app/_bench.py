@@ -10,6 +10,7 @@ them (benchmarks report, tests check behaviour).
 from __future__ import annotations
 
 import contextlib
+import resource
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import ThreadBudget, XFusionError
+from ..core import ThreadBudget, XFusionError, available_cores
 from ..fusion import FusionConfig, FusionModel, WindowJob, load_fusion_model
 from ._bench_model import (
     flop_efficiency,
@@ -30,7 +31,8 @@ from ._bench_model import (
     synthetic_job,
     time_windows,
 )
-from ._bench_pipeline import LiveRun, live_pipeline, persistence_rates
+from ._bench_persistence import PersistenceCase, persistence_rates
+from ._bench_pipeline import LiveRun, live_pipeline
 
 __all__ = ["BenchSettings", "TARGETS", "run_benchmarks"]
 
@@ -57,7 +59,8 @@ class BenchSettings:
     seed: int = 11
     presets: tuple[str, ...] = ("tiny", "small")
     full_shape: tuple[int, int] | None = (250, 400)  # the HPV-X2's sensor, for efficiency
-    persistence_frames: int = 32
+    persistence_frames: int = 32  # full-size fused frames (6.4 MB each)
+    burst_frames: int = 128  # raw 400x250 frames per persisted burst, as in issue 15
     torch_threads: int | None = None
     opencv_threads: int | None = None
     progress: bool = True
@@ -92,19 +95,45 @@ def _truth(run: LiveRun, full_scale: float) -> Any:
     return truth
 
 
-def _pipeline_figures(run: LiveRun, bare_s: float) -> dict[str, Any]:
+def _timed_cpu(model: FusionModel, jobs: list[WindowJob]) -> tuple[float, float]:
+    """Wall and CPU (user + sys) seconds of the bare model over ``jobs``."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    wall, _ = time_windows(model, jobs, cached=True)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
+
+
+def _pipeline_figures(run: LiveRun, bare: list[tuple[float, float]]) -> dict[str, Any]:
+    """Wall-clock ratio (the target) and CPU-time ratio (a neighbour's load on shared
+    cores moves the first more than the second); ``*_cores_busy``: CPU seconds over
+    wall seconds x cores, where the live path's idle time (pipeline fill and drain)
+    shows."""
     frames = run.result.frames
+    cores = available_cores()
+    bare_wall = sum(w for w, _ in bare) / len(bare)
+    bare_fps = len(run.jobs) / bare_wall
+    bare_cpu = sum(c for _, c in bare) / len(bare) / len(run.jobs)
+    live_cpu = (run.user_s + run.sys_s) / max(frames, 1)
     return {
-        "pipeline_ratio": round((frames / run.wall_s) / (len(run.jobs) / bare_s), 3),
+        "pipeline_ratio": round((frames / run.wall_s) / bare_fps, 3),
+        "pipeline_cpu_ratio": round(bare_cpu / live_cpu, 3),
         "frames_fused": frames,
         "live_frames_per_s": round(frames / run.wall_s, 3),
-        "bare_model_frames_per_s": round(len(run.jobs) / bare_s, 3),
+        "bare_model_frames_per_s": round(bare_fps, 3),
+        "bare_model_runs_s": [round(w, 3) for w, _ in bare],
+        "live_cores_busy": round((run.user_s + run.sys_s) / (run.wall_s * cores), 3),
+        "bare_cores_busy": round(sum(c for _, c in bare) / len(bare) / (bare_wall * cores), 3),
+        "live_cpu_s_per_frame": round(live_cpu, 4),
+        "bare_cpu_s_per_frame": round(bare_cpu, 4),
         "live_wall_s": round(run.wall_s, 3),
         "acquired_s": round(run.acquired_s, 3),
         "exit_status": run.result.exit_status,
         "sys_over_user": round(run.sys_s / max(run.user_s, 1e-9), 4),
         "user_s": round(run.user_s, 3),
         "sys_s": round(run.sys_s, 3),
+        "minor_page_faults": run.minor_faults,
+        "fused_frames_stored": "HDF5 file + StreamResource/StreamDatum (fused_data_dir)",
     }
 
 
@@ -146,14 +175,16 @@ def run_benchmarks(settings: BenchSettings | None = None) -> dict[str, Any]:
     }
     try:
         with tempfile.TemporaryDirectory(prefix="xfusion-bench-") as tmp:
-            out.update(_measure(model, s, Path(tmp), steps))
+            out.update(_measure(model, s, budget, Path(tmp), steps))
     finally:
         steps.close()
     out["targets_met"] = _targets_met(out)
     return out
 
 
-def _measure(model: FusionModel, s: BenchSettings, tmp: Path, steps: _Steps) -> dict[str, Any]:
+def _measure(
+    model: FusionModel, s: BenchSettings, budget: ThreadBudget, tmp: Path, steps: _Steps
+) -> dict[str, Any]:
     import xfusion_models as xm
 
     out: dict[str, Any] = {}
@@ -161,14 +192,15 @@ def _measure(model: FusionModel, s: BenchSettings, tmp: Path, steps: _Steps) -> 
         peak = matmul_peak(model.device)
         out["matmul_gflops"] = round(peak / 1e9, 2)
     with steps.step("live"):
-        run = live_pipeline(model, s.shape, s.frames, s.seed, tmp)
+        run = live_pipeline(model, s.shape, s.frames, s.seed, tmp, threads=budget)
         if not run.jobs:
             raise XFusionError(
                 f"the live burst fused no frame ({run.result.exit_status}: "
                 f"{run.result.problem or 'no window'}); nothing to measure"
             )
-        bare_s, _ = time_windows(model, run.jobs, cached=True)
-        out["pipeline"] = _pipeline_figures(run, bare_s)
+        # the bare model twice on the live windows: the mean evens out a neighbour's load
+        bare_runs = [_timed_cpu(model, run.jobs) for _ in range(2)]
+        out["pipeline"] = _pipeline_figures(run, bare_runs)
     with steps.step("streaming"):
         out["streaming"] = streaming_speedup(model, run.jobs)
     with steps.step("efficiency"):
@@ -192,16 +224,23 @@ def _measure(model: FusionModel, s: BenchSettings, tmp: Path, steps: _Steps) -> 
     with steps.step("persistence"):
         fused_shape = run.frames[0].image.shape if run.frames else (4 * s.shape[0], 4 * s.shape[1])
         cases = {
-            "raw_400x250_uint16": ((250, 400), "uint16"),
-            "fused_full_1000x1600_float32": ((1000, 1600), "float32"),
-            "fused_live_float32": (tuple(fused_shape), "float32"),
+            "raw_400x250_uint16": PersistenceCase((250, 400), "camera", s.burst_frames),
+            "fused_full_1000x1600_float32": PersistenceCase(
+                (1000, 1600), "fused", s.persistence_frames
+            ),
+            "fused_live_float32": PersistenceCase(tuple(fused_shape), "fused", s.frames),
         }
-        out["persistence"] = persistence_rates(tmp, cases, s.persistence_frames)  # type: ignore[arg-type]
+        out["persistence"] = persistence_rates(tmp, cases)
     with steps.step("stages"):
-        live = out["persistence"]["fused_live_float32"]
-        publish_s = 1.0 / live["tiled_fps"] + 1.0 / live["zmq_fps"]
+        live = out["persistence"]["cases"]["fused_live_float32"]["shipped"]
+        publish_s = 1.0 / live["fps"] + 1.0 / live["zmq_fps"]
         out.update(_stage_shares(model, run, publish_s))
     return out
+
+
+def _raw_shipped(out: dict[str, Any]) -> dict[str, Any]:
+    """The figure the persistence target is judged on: camera frames as shipped."""
+    return out["persistence"]["cases"]["raw_400x250_uint16"]["shipped"]  # type: ignore[no-any-return]
 
 
 def _targets_met(out: dict[str, Any]) -> dict[str, bool]:
@@ -213,8 +252,8 @@ def _targets_met(out: dict[str, Any]) -> dict[str, bool]:
         and out["streaming"]["identical_output"],
         "pipeline_ratio": out["pipeline"]["pipeline_ratio"] >= TARGETS["pipeline_ratio"],
         "sys_over_user": out["pipeline"]["sys_over_user"] <= TARGETS["sys_over_user_max"],
-        "persistence": out["persistence"]["raw_400x250_uint16"]["tiled_fps"]
-        >= TARGETS["persistence_raw_fps"],
+        "persistence": _raw_shipped(out).get("fps", 0.0) >= TARGETS["persistence_raw_fps"]
+        and bool(_raw_shipped(out).get("read_back")),
         "precision": abs(precision.get("psnr_change_db", float("inf")))
         <= TARGETS["precision_change_db_max"],
     }

@@ -21,6 +21,7 @@ from typing import Any
 from ..calibration import CalibrationRecord, load_record
 from ..core import ConfigError, XFusionError
 from ..fusion import FusedRunResult, FusionConfig, FusionModel, load_fusion_model
+from ..publishing import OffLoopWriter
 from ._profile_model import Profile, load_profile
 from ._progress import AcquisitionProgress, FusionProgress
 from ._session import FusionSession
@@ -45,8 +46,10 @@ class XFusion:
     parts: frozenset[str]
     #: the fusion session (None with ``fuse=False``)
     session: FusionSession | None = None
-    #: the raw TiledWriter (None with ``raw_writer=False``)
+    #: the raw TiledWriter (None with ``raw_writer=False``); it writes from a thread of
+    #: its own (``raw_thread``), never on the RunEngine's event loop
     raw_writer: Any = None
+    raw_thread: OffLoopWriter | None = field(default=None, repr=False)
     #: the fused 0MQ publisher, when ``publish_address`` was given
     publisher: Any = None
     #: acquisition bars this handle subscribed (None when another handle draws them)
@@ -78,6 +81,8 @@ class XFusion:
             for token in self.tokens:
                 self.RE.unsubscribe(token)
             self.tokens.clear()
+            if self.raw_thread is not None:
+                self.raw_thread.close(timeout=DRAIN_TIMEOUT_S)
             if self.session is not None:
                 self.session.unsubscribe()
                 self.session.wait(timeout=DRAIN_TIMEOUT_S)  # a worker mid-frame must finish
@@ -219,7 +224,8 @@ def configure_xfusion(
             handle.raw_writer = make_tiled_writer(
                 tiled_client, batch_size=batch_size, backup_directory=backup_directory
             )
-            handle.tokens.append(RE.subscribe(handle.raw_writer))
+            handle.raw_thread = OffLoopWriter(handle.raw_writer)
+            handle.tokens.append(RE.subscribe(handle.raw_thread))
         if progress and shared_bars is None:
             shared_bars = handle.acquisition_progress = AcquisitionProgress()
             handle.tokens.append(RE.subscribe(shared_bars))

@@ -10,7 +10,6 @@ asks which it has.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 
 from ..core import XFusionError
 from ..simulation import Scene, SceneConfig
+from ._epics_cameras import close_channels, connect_devices
 from ._iocs import SoftIOCs, soft_iocs
 
 __all__ = ["CAMERA_KINDS", "DemoCameras", "demo_cameras"]
@@ -125,26 +125,13 @@ class EpicsCameras:
 
     def connect(self, RE: Any, timeout: float = 10.0) -> None:  # noqa: N803 - bluesky's name
         """Connect over CA on ``RE``'s event loop, where the plans will drive them."""
-        for device in (self.phantom, self.shimadzu, self.grid_stage):
-            future = asyncio.run_coroutine_threadsafe(device.connect(timeout=timeout), RE.loop)
-            try:
-                future.result(timeout + 5)
-            except Exception as exc:
-                raise XFusionError(
-                    f"cannot reach {device.name} over Channel Access: {exc} "
-                    f"(IOC log: {self.iocs.log})"
-                ) from exc
+        devices = (self.phantom, self.shimadzu, self.grid_stage)
+        connect_devices(RE, devices, timeout, f" (IOC log: {self.iocs.log})")
 
     def close(self, RE: Any) -> None:  # noqa: N803 - bluesky's name
         """Close the CA channels while ``RE``'s loop still runs: the IOC's exit would
         otherwise call into a closed loop."""
-        from aioca import purge_channel_caches
-
-        async def purge() -> None:
-            purge_channel_caches()
-
-        if not RE.loop.is_closed():
-            asyncio.run_coroutine_threadsafe(purge(), RE.loop).result(10)
+        close_channels(RE)
 
     def calibration_plan(self) -> Plan:
         from xfusion_plans import fly_grid_calibration

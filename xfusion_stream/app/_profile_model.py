@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..core import ConfigError, ConfigModel, load_config, read_mapping
+from ..documents import PHANTOM_KEYS, SHIMADZU_KEYS, CameraKeys, CameraRecognition
 from ..fusion import FusionConfig
 from ..publishing import check_address
 from ..simulation import SceneConfig
@@ -31,12 +32,34 @@ __all__ = [
 
 
 class CameraProfile(ConfigModel):
-    """One camera: which backend drives it and, for EPICS, its PV prefix."""
+    """One camera: which backend drives it and, for EPICS, its PVs and files.
+
+    ``backend: epics``: an areaDetector IOC under ``prefix`` (driver ``prefix +
+    driver_suffix``, HDF5 plugin ``prefix + hdf_suffix``) whose plugin writes into
+    ``file_dir`` (as the IOC and this host both see it; default ``<data_dir>/raw``).
+    ``name`` is the device name (data keys start with it; default: the camera);
+    ``keys`` what its values are called (``CameraKeys``; unset fields keep the
+    camera's defaults), for the EPICS detectors and for the document reader alike.
+    """
 
     backend: Literal["sim", "recorded", "epics"] = "sim"
     prefix: str = ""
     pixel_size_um: float | None = Field(default=None, gt=0)
     inline: bool = False
+    name: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    keys: CameraKeys | None = None
+    driver_suffix: str = "cam1:"
+    hdf_suffix: str = "HDF1:"
+    file_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _keys_need_epics(self) -> CameraProfile:
+        if self.keys is not None and self.backend != "epics":
+            raise ValueError(
+                "keys: only for backend epics (simulated and recorded cameras name "
+                "their values the default way)"
+            )
+        return self
 
 
 class SimSceneProfile(SceneConfig):
@@ -53,11 +76,54 @@ class SimSceneProfile(SceneConfig):
         return SceneConfig.from_config(self)
 
 
+def _with_default_keys(camera: dict[str, Any], defaults: CameraKeys) -> dict[str, Any]:
+    """A camera block whose ``keys`` (if any) are completed with the camera's defaults."""
+    keys = camera.get("keys")
+    if not isinstance(keys, dict):
+        return camera
+    return {**camera, "keys": {**defaults.model_dump(), **keys}}
+
+
 class DevicesProfile(ConfigModel):
+    """Both cameras, the simulated scene and the recorded case they may use."""
+
     phantom: CameraProfile = CameraProfile()
     shimadzu: CameraProfile = CameraProfile()
     sim: SimSceneProfile = SimSceneProfile()
     recorded_case: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complete_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for camera, defaults in (("phantom", PHANTOM_KEYS), ("shimadzu", SHIMADZU_KEYS)):
+            if isinstance(out.get(camera), dict):
+                out[camera] = _with_default_keys(out[camera], defaults)
+        return out
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DevicesProfile:
+        kinds = {self.phantom.backend == "epics", self.shimadzu.backend == "epics"}
+        if len(kinds) > 1:
+            raise ValueError("backend epics: both cameras or neither (one fly-scanned burst)")
+        if self.phantom.name is not None and self.phantom.name == self.shimadzu.name:
+            raise ValueError(f"phantom and shimadzu are both named {self.phantom.name!r}")
+        self.camera_recognition()  # the two cameras' keys must not claim the same model
+        return self
+
+    @property
+    def epics(self) -> bool:
+        """Whether both cameras are areaDetector IOCs (fly-scanned ophyd-async detectors)."""
+        return self.phantom.backend == "epics"
+
+    def camera_recognition(self) -> CameraRecognition:
+        """How the cameras' streams are recognised: each camera's ``keys`` or defaults."""
+        return CameraRecognition(
+            phantom=self.phantom.keys or PHANTOM_KEYS,
+            shimadzu=self.shimadzu.keys or SHIMADZU_KEYS,
+        )
 
 
 class TiledProfile(ConfigModel):
@@ -142,14 +208,28 @@ class Profile(ConfigModel):
             return self.tiled.spool_dir.expanduser().resolve()
         return (data_dir or self.resolved_data_dir()) / "spool"
 
+    @model_validator(mode="after")
+    def _cameras_once(self) -> Profile:
+        named = self.devices.phantom.keys or self.devices.shimadzu.keys
+        if named and self.fusion.cameras != CameraRecognition():
+            raise ValueError(
+                "fusion.cameras and devices.<camera>.keys both name the cameras' keys: "
+                "keep one (devices.<camera>.keys)"
+            )
+        return self
+
     def fusion_config(self, data_dir: Path | None = None) -> FusionConfig:
         """The ``fusion:`` block, fused frames stored as HDF5 in ``<data_dir>/fused``
-        unless it names ``fused_data_dir`` (``data_dir``: the profile's by default)."""
+        unless it names ``fused_data_dir`` (``data_dir``: the profile's by default),
+        cameras recognised by the devices' ``keys`` when they name any."""
         if self.fusion.fused_data_dir is not None:
             folder = Path(self.fusion.fused_data_dir).expanduser().resolve()
         else:
             folder = (data_dir or self.resolved_data_dir()) / "fused"
-        return self.fusion.model_copy(update={"fused_data_dir": str(folder)})
+        update: dict[str, Any] = {"fused_data_dir": str(folder)}
+        if self.devices.phantom.keys or self.devices.shimadzu.keys:
+            update["cameras"] = self.devices.camera_recognition()
+        return self.fusion.model_copy(update=update)
 
     def resolved_recorded_case(self) -> Path:
         case = self.devices.recorded_case

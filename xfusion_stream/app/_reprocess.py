@@ -6,8 +6,10 @@ each task is one raw run replayed through the same ``FusionSession`` as ``xfusio
 replay`` (``_reprocess_worker``), so a fused run is the same whoever made it. The
 client selects the runs, skips those already fused with the same model sha256 +
 calibration uid + traverse mode (``force`` redoes them), retries a failed run once and
-then reports its reason while the rest complete. Window-range splitting of one long run
-across workers is not done yet: a run is one task.
+then reports its reason while the rest complete. A run longer than ``split_windows``
+Shimadzu frames is still one task (it reads the run and composes the fused run), but its
+windows go back to the cluster in index ranges (``ClusterWindows``), so one long burst
+uses every worker; the frames are the ones a serial replay makes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import IO, Any
 
 from ..calibration import CalibrationRecord
@@ -249,9 +252,26 @@ def _bar(total: int, enabled: bool, file: IO[str] | None) -> Any:
     )
 
 
-def _jobs(uids: Iterable[str], template: ReprocessJob) -> Iterator[ReprocessJob]:
+def _shimadzu_frames(client: Any, uid: str) -> int | None:
+    """The Shimadzu frame count the raw run's start announces (None: not announced)."""
+    try:
+        n = (client[uid].metadata.get("start", {}).get("n_frames") or {}).get("shimadzu")
+    except KeyError:
+        return None  # the worker reports the missing run
+    return int(n) if isinstance(n, (int, float)) else None
+
+
+def _jobs(
+    client: Any, uids: Iterable[str], template: ReprocessJob, split_windows: int
+) -> Iterator[ReprocessJob]:
+    """One job per run; split (window ranges across workers) when the run is longer
+    than ``split_windows`` frames or does not say how long it is."""
     for uid in uids:
-        yield replace(template, uid=uid)
+        split = 0
+        if split_windows > 0:
+            n = _shimadzu_frames(client, uid)
+            split = split_windows if n is None or n > split_windows else 0
+        yield replace(template, uid=uid, split_windows=split)
 
 
 def reprocess(
@@ -271,12 +291,19 @@ def reprocess(
     progress: bool = True,
     progress_file: IO[str] | None = None,
     fused_data_dir: str | None = None,
+    split_windows: int = 32,
+    data_roots: Iterable[str] = (),
 ) -> ReprocessReport:
     """Fuse the selected raw runs on Dask workers (a LocalCluster of ``workers``
     processes, or the cluster at ``scheduler``) into fused runs in the Tiled at
     ``tiled_uri``; ``client`` is this process's client on it, for selecting runs.
     ``fused_data_dir``: a folder every worker can write and Tiled can read, for the
-    fused frames as HDF5 (None: inline)."""
+    fused frames as HDF5 (None: inline). ``split_windows``: runs longer than this many
+    Shimadzu frames are fused on several workers in window ranges of it (0: never).
+    ``data_roots``: folders every worker sees where raw HDF5 files may be read directly
+    (faster than Tiled's HTTP API, which otherwise serves every frame)."""
+    if split_windows < 0:
+        raise ConfigError(f"--split-windows {split_windows}: must be 0 or more")
     t0 = time.perf_counter()
     template = ReprocessJob(
         tiled_uri=tiled_uri,
@@ -288,10 +315,11 @@ def reprocess(
         device=device,
         precision=precision,
         timeout=timeout,
+        data_roots=tuple(str(Path(root).expanduser().resolve()) for root in data_roots),
     )
     report = ReprocessReport()
     todo = []
-    for job in _jobs(select_raw_runs(client, selection), template):
+    for job in _jobs(client, select_raw_runs(client, selection), template, split_windows):
         done = None if force else fused_already(client, job)
         if done is None:
             todo.append(job)

@@ -10,23 +10,36 @@ worker process keeps the models it loaded, so its next run does not load them ag
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xfusion_models.ops import ShimadzuMeasurement
+
 from ..calibration import CalibrationRecord
 from ..core import ConfigError, ThreadBudget, XFusionError, load_config
-from ..fusion import FusionConfig, FusionModel, load_fusion_model
+from ..fusion import (
+    FusionConfig,
+    FusionModel,
+    WindowInference,
+    WindowJob,
+    WindowOutput,
+    load_fusion_model,
+)
 from ..publishing import make_tiled_writer
 from ._session import FusionSession
 
 __all__ = [
+    "ClusterWindows",
     "ModelReference",
     "ReprocessJob",
+    "fuse_window_range",
     "reprocess_run",
     "resolve_model",
     "stop_task_profiler",
@@ -124,6 +137,12 @@ class ReprocessJob:
     torch_threads: int = 1
     timeout: float = 3600.0
     fused_data_dir: str | None = None  # fused frames as HDF5 there (shared file system)
+    #: > 0: the run's windows go to the cluster in index ranges of at most this many
+    #: (``ClusterWindows``); 0: this worker fuses them all
+    split_windows: int = 0
+    #: folders (shared by every worker) the raw runs' HDF5 files may be read from
+    #: directly; frames elsewhere come through Tiled's HTTP API, one request each
+    data_roots: tuple[str, ...] = ()
 
 
 # models loaded in this worker process, by (spec, sha256, device, precision)
@@ -148,6 +167,111 @@ def _model(job: ReprocessJob) -> FusionModel:
         return _MODELS[key]
 
 
+def fuse_window_range(
+    job: ReprocessJob, shimadzu: tuple[int, float, float], feature_cache: bool, windows: list
+) -> tuple[str, list[WindowOutput]]:
+    """A Dask task: fuse one index range of a run's windows (each window carries the
+    frames it needs, so ranges overlap by exactly the shared frames), one window at a
+    time as the serial path does. Returns (this worker's address, the outputs)."""
+    from distributed import get_worker
+
+    _stop_own_task_profiler()
+    inference = WindowInference(
+        _model(job), feature_cache=feature_cache, shimadzu=ShimadzuMeasurement(*shimadzu)
+    )
+    outputs = [inference.run([window])[0] for window in windows]
+    return get_worker().address, outputs
+
+
+class ClusterWindows:
+    """Fuses a replayed run's windows on the Dask cluster this task runs on
+    (``WindowExecutor``): each batch is cut into index ranges of ``job.split_windows``,
+    handed round-robin to the cluster's workers, and put back in order. ``ranges``
+    records (first window, last window, worker) for the run's summary."""
+
+    def __init__(self, job: ReprocessJob, client: Any) -> None:
+        self.job = job
+        self.client = client
+        self.workers = sorted(client.scheduler_info().get("workers", {})) or [None]
+        self.batch = job.split_windows * len(self.workers)
+        self.ranges: list[tuple[int, int, str]] = []
+
+    def runner(self, shimadzu: ShimadzuMeasurement, feature_cache: bool) -> _ClusterRunner:
+        return _ClusterRunner(
+            self, (shimadzu.ratio, shimadzu.blur_px, shimadzu.noise_scale), feature_cache
+        )
+
+
+class _ClusterRunner:
+    def __init__(
+        self, windows: ClusterWindows, shimadzu: tuple[int, float, float], feature_cache: bool
+    ) -> None:
+        self.windows = windows
+        self.shimadzu = shimadzu
+        self.feature_cache = feature_cache
+
+    def run(self, jobs: Sequence[WindowJob]) -> list[WindowOutput]:
+        w = self.windows
+        size = w.job.split_windows
+        futures = []
+        for k, first in enumerate(range(0, len(jobs), size)):
+            chunk = list(jobs[first : first + size])
+            where = w.workers[k % len(w.workers)]
+            futures.append(
+                w.client.submit(
+                    fuse_window_range,
+                    w.job,
+                    self.shimadzu,
+                    self.feature_cache,
+                    chunk,
+                    key=f"xfusion-windows-{w.job.uid}-{chunk[0].index}-{time.time_ns()}",
+                    workers=None if where is None else [where],
+                    allow_other_workers=True,
+                    pure=False,
+                )
+            )
+        outputs: list[WindowOutput] = []
+        for first, (address, chunk_outputs) in zip(
+            range(0, len(jobs), size), w.client.gather(futures)
+        ):
+            last = jobs[min(first + size, len(jobs)) - 1].index
+            w.ranges.append((jobs[first].index, last, address))
+            outputs.extend(chunk_outputs)
+        return outputs
+
+    def release(self) -> None:
+        pass
+
+
+def _cluster_windows(job: ReprocessJob) -> ClusterWindows | None:
+    """The cluster executor for a split job run as a Dask task; None otherwise."""
+    if job.split_windows <= 0:
+        return None
+    from distributed import get_client
+
+    try:
+        return ClusterWindows(job, get_client())
+    except ValueError:  # not inside a Dask task: fuse here
+        return None
+
+
+@contextlib.contextmanager
+def _seceded(split: bool) -> Iterator[None]:
+    """While this task waits on the window ranges it handed out, its thread does not
+    count against the worker: the ranges (this run's, or those of runs on other
+    workers) may run here too, so no worker waits on itself."""
+    if not split:
+        yield
+        return
+    from distributed import rejoin, secede
+
+    secede()
+    try:
+        yield
+    finally:
+        rejoin()
+
+
 def reprocess_run(job: ReprocessJob) -> dict[str, Any]:
     """Fuse ``job.uid`` on this worker into a new fused run in Tiled; the run's summary
     (``FusedRunResult.summary`` plus ``seconds`` and ``worker``). Project errors (no such
@@ -167,21 +291,31 @@ def reprocess_run(job: ReprocessJob) -> dict[str, Any]:
         )
         model = _model(job)
         client = from_uri(job.tiled_uri, structure_clients="numpy")
+        windows = _cluster_windows(job)
+        config = FusionConfig(
+            traverse_mode=job.traverse_mode,
+            fused_data_dir=job.fused_data_dir,
+            queue_size=max(64, windows.batch if windows is not None else 0),
+        )
         session = FusionSession(
             model,
             calibration,
             [make_tiled_writer(client)],
-            FusionConfig(traverse_mode=job.traverse_mode, fused_data_dir=job.fused_data_dir),
+            config,
             threads=threads,
+            executor=windows,
+            data_roots=job.data_roots or None,
         )
         # Tiled's client computes a small dask graph per frame; inside a Dask task that
         # would go to this very cluster (and wait on the busy worker): compute it here
         try:
-            with dask.config.set(scheduler="synchronous"):
+            with dask.config.set(scheduler="synchronous"), _seceded(windows is not None):
                 fused = session.replay(client, job.uid, timeout=job.timeout)
         finally:
             session.close()
         summary = fused.summary()
+        if windows is not None:
+            summary["window_ranges"] = [list(r) for r in windows.ranges]
     except XFusionError as exc:
         summary = {"ok": False, "problem": str(exc), "raw_uid": job.uid, "frames_fused": 0}
     finally:

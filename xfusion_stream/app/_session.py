@@ -20,7 +20,9 @@ dead sink never stalls another, nor the model. A TiledWriter among the sinks bec
 Tiled sees it, and spooled runs are re-ingested when the session starts and whenever
 Tiled takes a run again. ``max_open_runs`` and ``idle_timeout`` bound the raw runs a
 router keeps open (``documents.RunGuard``); ``max_open_runs`` also bounds the runs
-being fused at once (a new one waits for a slot, holding its raw documents back).
+being fused at once (a new one waits for a slot, holding its raw documents back). ``executor`` fuses
+the windows of every run outside the worker threads (``fusion.WindowPool``: N fusion
+processes; Dask workers for ``xfusion reprocess``), with the same frames.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from ..fusion import (
     FusionConfig,
     FusionModel,
     Sink,
+    WindowExecutor,
     WindowJob,
     fusion_router,
     stored_raw_run,
@@ -96,6 +99,7 @@ class FusionSession:
         idle_timeout: float | None = 600.0,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         threads: ThreadBudget | None = None,
+        executor: WindowExecutor | None = None,
     ) -> None:
         # one deliberate thread budget for torch and OpenCV in this process (default: every
         # core to torch, one to OpenCV; XFUSION_TORCH_THREADS / _OPENCV_THREADS override)
@@ -110,6 +114,7 @@ class FusionSession:
         self.schema = schema
         self.array_source = array_source
         self.on_frame = on_frame
+        self.executor = executor
         self.data_roots: DataRoots = _roots(data_roots)
         self.max_open_runs = max_open_runs
         # runs being fused at once (their workers hold queued windows): as many as may be open
@@ -177,6 +182,7 @@ class FusionSession:
             max_open_runs=self.max_open_runs,
             idle_timeout=self.idle_timeout,
             slots=self._slots,
+            executor=self.executor,
         )
 
     def file_roots(self, confined: bool) -> DataRoots:
@@ -276,6 +282,7 @@ class FusionSession:
             data_roots=self.file_roots(confined=True),
             fused_uid=fused_uid,
             slots=self._slots,
+            executor=self.executor,
         )
         self._callbacks.append(callback)
         guard = RunGuard(callback, on_loss=lambda _run, message: callback.note_loss(message))

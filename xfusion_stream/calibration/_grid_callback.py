@@ -1,7 +1,8 @@
 """Calibrate live: collect a ``grid_calibration`` run's frames, fit and save on stop.
 
 Streams are recognised and frames filled by the documents room, as for fusion: the
-camera model in the descriptor's configuration, the data key ending in ``_image``,
+camera model in the descriptor's configuration, the image data key named as
+``cameras`` says (the profile's ``devices.<camera>.keys``; default ``<device>_image``),
 frames inline in events or in the HDF5 file a StreamResource/StreamDatum pair names.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 from event_model import DocumentRouter
 
 from ..core import DocumentError, XFusionError
-from ..documents import FrameFiller, camera_of
+from ..documents import CameraRecognition, FrameFiller, camera_stream
 from ._record import CalibrationRecord
 
 __all__ = ["GridCalibrationCallback"]
@@ -28,7 +29,8 @@ class GridCalibrationCallback(DocumentRouter):
 
     ``on_record(record)`` is called with the saved record (e.g. to store it in Tiled
     via ``record_to_documents``). Calibration failures are logged and kept in
-    ``self.error`` rather than raised into the RunEngine.
+    ``self.error`` rather than raised into the RunEngine. ``cameras``: how camera
+    streams are recognised (as ``FusionConfig.cameras``; default: today's key names).
     """
 
     def __init__(
@@ -39,8 +41,10 @@ class GridCalibrationCallback(DocumentRouter):
         ratio: int = 4,
         mirror: bool = True,
         progress: bool = False,
+        cameras: CameraRecognition | None = None,
     ) -> None:
         super().__init__()
+        self.cameras = cameras
         self.progress = progress  # a bar on stderr over the fit's steps
         self.out_dir = Path(out_dir)
         self.on_record = on_record
@@ -67,10 +71,14 @@ class GridCalibrationCallback(DocumentRouter):
         return doc
 
     def descriptor(self, doc):
-        camera = camera_of(doc)
-        keys = [k for k in doc.get("data_keys", {}) if k.endswith("_image")]
-        if camera is not None and keys:
-            self._streams[doc["uid"]] = (camera, keys[0])
+        try:
+            stream = camera_stream(doc, self.cameras)
+        except DocumentError as exc:  # a camera whose keys are not the profile's
+            self.error = exc
+            log.error("grid calibration ignores %s", exc)
+            return doc
+        if stream is not None:
+            self._streams[doc["uid"]] = (stream.camera, stream.image_key)
         return doc
 
     def event(self, doc):

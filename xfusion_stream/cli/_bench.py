@@ -4,7 +4,8 @@ Without names, measures in one process (works from an installed package): the fu
 forward's FLOP/s against a large matmul (``efficiency``), the caches against
 recomputing every input (``streaming_speedup``, identical output checked), the live
 path RunEngine -> fusion -> 0MQ + Tiled against the bare model on the same windows
-(``pipeline_ratio``), where a fused frame's time goes (``stage_shares``), Tiled and
+(``pipeline_ratio``), where a fused frame's time goes (``stage_shares``), frames
+stored as shipped (HDF5 + StreamResource/StreamDatum to Tiled) and inline in Tiled and
 0MQ against h5py (``persistence``), bf16/fp16 against fp32 (``precision``) and kernel
 against user time (``sys_over_user``), each beside its target. Names run scripts from
 a checkout's ``benchmarks/`` folder instead and collect their JSON.
@@ -43,7 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip the efficiency figure at the HPV-X2's 400x250 (slow on a CPU)",
     )
     parser.add_argument(
-        "--persistence-frames", type=int, default=32, help="frames per persistence case"
+        "--persistence-frames", type=int, default=32, help="full-size fused frames persisted"
+    )
+    parser.add_argument(
+        "--burst-frames", type=int, default=128, help="raw 400x250 frames persisted (one burst)"
     )
     parser.add_argument(
         "--torch-threads", type=int, default=None, help="torch threads (default: all cores)"
@@ -78,12 +82,17 @@ def _last_json(text: str) -> object:
     return found
 
 
+def _script_name(name: str, available: list[str]) -> str:
+    """``event_loop`` names ``bench_event_loop.py`` too: the prefix may be left out."""
+    return name if name in available or f"bench_{name}" not in available else f"bench_{name}"
+
+
 def _scripts(args: argparse.Namespace) -> dict:
     folder = _folder(args)
     available = sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
     if args.list:
         return {"benchmarks": available}
-    names = available if args.all else args.names
+    names = available if args.all else [_script_name(n, available) for n in args.names]
     unknown = sorted(set(names) - set(available))
     if unknown:
         raise ConfigError(f"unknown benchmark(s) {unknown}; available: {available}")
@@ -113,8 +122,11 @@ def run(args: argparse.Namespace) -> dict:
 
     if args.frames < 24:  # two Phantom frames (20 Shimadzu frames apart) and a window
         raise ConfigError(f"--frames {args.frames}: need at least 24")
-    if args.persistence_frames < 1:
-        raise ConfigError(f"--persistence-frames {args.persistence_frames}: need at least 1")
+    if args.persistence_frames < 1 or args.burst_frames < 1:
+        raise ConfigError(
+            f"--persistence-frames {args.persistence_frames}, --burst-frames "
+            f"{args.burst_frames}: need at least 1 each"
+        )
     settings = BenchSettings(
         model=args.model,
         device=args.device,
@@ -123,6 +135,7 @@ def run(args: argparse.Namespace) -> dict:
         presets=tuple(args.presets),
         full_shape=None if args.no_full_sensor else (250, 400),
         persistence_frames=args.persistence_frames,
+        burst_frames=args.burst_frames,
         torch_threads=args.torch_threads,
         opencv_threads=args.opencv_threads,
         progress=not args.quiet,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import ConfigError
+from ._argtypes import positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--out", type=Path, default=Path("xfusion-inference"), help="products, one folder per case")
     a("--device", default="cpu", help="cpu, cuda or cuda:N")
     a("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="model precision")
+    a(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="fusion processes: N > 1 fuses the windows in N processes with cores / N torch "
+        "threads each (the frames of 1 process at that thread count) (default: 1)",
+    )
     a("--tiled-uri", default=None, help="also store raw and fused runs in this Tiled")
     a("--home", default=None, help="folder of xfusion.conf")
     a(
@@ -123,8 +131,11 @@ def _tiled_sinks(args: argparse.Namespace) -> tuple[list, list]:
     return [make_tiled_writer(client)], [make_tiled_writer(client)]
 
 
-def _fuse_case(args, name: str, plan, calibration, n_windows: int, model, config) -> dict:
+def _fuse_case(
+    args, name: str, plan, calibration, n_windows: int, model, config, pool=None
+) -> dict:
     from ..app import FusionSession
+    from ..core import ThreadBudget
     from ..products import ProductWriter
 
     out = args.out / name
@@ -136,8 +147,15 @@ def _fuse_case(args, name: str, plan, calibration, n_windows: int, model, config
         overlay=args.overlay,
     )
     raw_sinks, fused_sinks = _tiled_sinks(args)
-    session = FusionSession(model, calibration, fused_sinks, config, on_frame=writer)
-    result = session.run_plan(plan, raw_sinks=raw_sinks)
+    # with fusion processes, this one only registers frames: one torch thread
+    threads = ThreadBudget(1) if pool is not None else None
+    session = FusionSession(
+        model, calibration, fused_sinks, config, on_frame=writer, executor=pool, threads=threads
+    )
+    try:
+        result = session.run_plan(plan, raw_sinks=raw_sinks)
+    finally:
+        session.close()
     summary = {
         "case": name,
         "calibration_uid": calibration.uid,
@@ -148,7 +166,7 @@ def _fuse_case(args, name: str, plan, calibration, n_windows: int, model, config
     return summary
 
 
-def _actual_cases(args, model, config) -> list[dict]:
+def _actual_cases(args, model, config, pool=None) -> list[dict]:
     from xfusion_plans import recorded_experiment
 
     from ..calibration import pairing_table
@@ -166,11 +184,12 @@ def _actual_cases(args, model, config) -> list[dict]:
         )
         cameras = recorded_cameras(case.path, data_dir=args.out / name / "raw")
         plan = recorded_experiment(*cameras)
-        results.append(_fuse_case(args, name, plan, calibration, len(table.windows), model, config))
+        n = len(table.windows)
+        results.append(_fuse_case(args, name, plan, calibration, n, model, config, pool))
     return results
 
 
-def _virtual_cases(args, model, config) -> list[dict]:
+def _virtual_cases(args, model, config, pool=None) -> list[dict]:
     from xfusion_plans import virtual_experiment
 
     from ..app import find_virtual_sources, identity_calibration, virtual_windows
@@ -184,12 +203,12 @@ def _virtual_cases(args, model, config) -> list[dict]:
         plan = virtual_experiment(*cameras)
         calibration = identity_calibration(source.shimadzu_shape, source.phantom_shape)
         n = virtual_windows(source, config.traverse_mode)
-        results.append(_fuse_case(args, source.name, plan, calibration, n, model, config))
+        results.append(_fuse_case(args, source.name, plan, calibration, n, model, config, pool))
     return results
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..fusion import FusionConfig, load_fusion_model
+    from ..fusion import FusionConfig, WindowPool, load_fusion_model
 
     model = load_fusion_model(
         args.model_file, device=args.device, precision=args.precision, arch_opt=args.arch_opt
@@ -197,7 +216,13 @@ def run(args: argparse.Namespace) -> dict:
     config = FusionConfig(traverse_mode=args.traverse_mode)
     data_type = _data_type(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    cases = (_actual_cases if data_type == "actual" else _virtual_cases)(args, model, config)
+    pool = WindowPool.for_command(model, args.workers)
+    try:
+        fuse = _actual_cases if data_type == "actual" else _virtual_cases
+        cases = fuse(args, model, config, pool)
+    finally:
+        if pool is not None:
+            pool.close()
     result: dict[str, Any] = {
         "data_type": data_type,
         "traverse_mode": args.traverse_mode,

@@ -42,6 +42,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="an existing Dask scheduler, tcp://HOST:PORT (default: a LocalCluster here)",
     )
     a("--workers", type=int, default=2, help="LocalCluster worker processes (one thread each)")
+    a(
+        "--split-windows",
+        type=int,
+        default=32,
+        metavar="N",
+        help="a run longer than N Shimadzu frames has its windows fused on several workers, "
+        "in index ranges of N (same frames as fusing it on one); 0: one worker per run",
+    )
+    a(
+        "--data-root",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a folder every worker sees where the raw runs' HDF5 files may be read "
+        "directly; repeat for more (default: none, every frame comes through Tiled)",
+    )
     a("--force", action="store_true", help="fuse runs again even if already fused alike")
     a("--timeout", type=float, default=3600.0, help="seconds to wait for each fused run")
     a(
@@ -87,6 +103,8 @@ def run(args: argparse.Namespace) -> dict:
         device=args.device,
         precision=args.precision,
         timeout=args.timeout,
+        split_windows=args.split_windows,
+        data_roots=args.data_root or (),
         progress=not args.quiet,
         fused_data_dir=str(args.fused_data_dir.expanduser().resolve())
         if args.fused_data_dir

@@ -21,15 +21,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
-from ..core import ConfigError, mask_secrets
+from ..core import mask_secrets
 from ._argtypes import positive_float, positive_int
 from ._logging import command_handler
-
-_IN, _OUT = "tcp://127.0.0.1:5577", "tcp://127.0.0.1:5578"
+from ._serve_flags import (
+    _IN,
+    _OUT,
+    _addresses,
+    _calibration,
+    _check_prefix,
+    _config,
+    _data_roots,
+    _load_model,
+    _profile,
+    _spool_dir,
+    _tiled_client,
+    _waiting,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,6 +173,14 @@ def _fusion_arguments(parser: argparse.ArgumentParser) -> None:
         "profile's fusion.viewer_inputs, else off)",
     )
     a(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="fusion processes: N > 1 fuses windows in N processes with --torch-threads, "
+        "else cores / N, each (index ranges; events in frame order; a dead one is replaced "
+        "and its window fused again) (default: 1, windows fused in this process)",
+    )
+    a(
         "--max-runs",
         type=positive_int,
         default=None,
@@ -200,118 +218,24 @@ def _bounds_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _profile(args: argparse.Namespace) -> Any:
-    if not args.profile:
-        return None
-    from ..app import load_profile
-
-    return load_profile(args.profile)
-
-
-def _addresses(args: argparse.Namespace, profile: Any) -> tuple[str, str, str]:
-    """(IN, OUT, fused) from the flags, else the profile, else the defaults."""
-    from ..publishing import check_address
-
-    zmq = getattr(profile, "zmq", None)
-    in_address = args.in_address or (zmq.raw_in if zmq else _IN)
-    out_address = args.out_address or (zmq.raw_out if zmq else _OUT)
-    fused = args.fused_address or (zmq.fused if zmq and zmq.fused else in_address)
-    check_address(in_address, "--in-address")
-    check_address(out_address, "--out-address")
-    check_address(fused, "--fused-address")
-    return in_address, out_address, fused
-
-
-def _calibration(args: argparse.Namespace, profile: Any):
-    from ..app import profile_calibration
-    from ..calibration import load_record
-
-    if args.calibration:
-        return load_record(args.calibration)
-    if profile is None:
-        raise ConfigError("serve needs --calibration RECORD or --profile PROFILE")
-    return profile_calibration(profile)
-
-
-def _config(args: argparse.Namespace, profile: Any):
-    from ..fusion import FusionConfig
-
-    base = profile.fusion_config() if profile is not None else FusionConfig()
-    given = {
-        "fused_data_dir": str(Path(args.fused_data_dir).expanduser().resolve())
-        if args.fused_data_dir
-        else None,
-        "traverse_mode": args.traverse_mode,
-        "queue_size": args.queue_size,
-        "when_full": args.when_full,
-        "viewer_inputs": args.viewer_inputs,
+def _verdict(result: dict) -> dict[str, Any]:
+    """``ok``, and when a fused run is not (exit code 1, like inference and replay) what
+    happened, in one line."""
+    bad = [run for run in result.get("runs", []) if run.get("ok") is False]
+    if not bad:
+        return {"ok": True}
+    first = bad[0]
+    return {
+        "ok": False,
+        "problem": f"{len(bad)} of {len(result['runs'])} fused runs not ok; fused run "
+        f"{first.get('fused_uid')} (raw run {first.get('raw_uid')}): {first.get('problem')}",
     }
-    return FusionConfig.model_validate(
-        {**base.model_dump(), **{k: v for k, v in given.items() if v is not None}}
-    )
-
-
-def _load_model(args: argparse.Namespace, profile: Any):
-    from ..app import profile_model_spec
-    from ..fusion import load_fusion_model
-
-    spec = args.model_file or (profile_model_spec(profile) if profile is not None else None)
-    flag = "--model_file" if args.model_file else "profile model"
-    try:
-        return load_fusion_model(spec, device=args.device, precision=args.precision)
-    except ConfigError as exc:
-        raise ConfigError(f"{flag} {spec}: {exc}") from exc
-
-
-def _tiled_client(args: argparse.Namespace, profile: Any):
-    uri, api_key = args.tiled_uri, args.api_key
-    if not uri and profile is not None and profile.tiled.uri != "embedded":
-        uri = profile.tiled.uri  # an embedded Tiled lives in the beamline's process
-        env = profile.tiled.api_key_env
-        api_key = api_key or (os.environ.get(env) if env else None)
-    if not uri:
-        return None, None
-    from ._tiled import connect
-
-    return connect(uri, api_key=api_key), uri
-
-
-def _data_roots(args: argparse.Namespace, profile: Any) -> list[str] | None:
-    """Folders the raw documents' files may be read from: the flags, else the profile's
-    raw folder (the beamline writes its HDF5 bursts there)."""
-    if args.data_root:
-        return list(args.data_root)
-    if profile is not None:
-        return [str(profile.resolved_data_dir() / "raw")]
-    return None
-
-
-def _spool_dir(args: argparse.Namespace, profile: Any, client: Any) -> str | None:
-    if args.spool_dir:
-        return str(args.spool_dir)
-    if profile is not None and client is not None:
-        return str(profile.resolved_spool_dir())
-    return None
-
-
-def _waiting(spool_dir: str | None) -> list[str]:
-    """Fused run uids the spool still holds (Tiled has not confirmed them)."""
-    from ..publishing import SPOOL_SUFFIX, spool_files
-
-    if spool_dir is None:
-        return []
-    return [path.name.removesuffix(SPOOL_SUFFIX) for path in spool_files(spool_dir)]
-
-
-def _check_prefix(flag: str, text: str) -> bytes:
-    if not text or " " in text:
-        raise ConfigError(f"{flag} {text!r}: must be non-empty and contain no space")
-    return text.encode()
 
 
 def run(args: argparse.Namespace) -> dict:
     from ..app import FusionProgress, FusionSession, recover_spool
     from ..core import ThreadBudget
+    from ..fusion import WindowPool
     from ..publishing import client_curve, make_tiled_writer
 
     profile = _profile(args)
@@ -320,8 +244,10 @@ def run(args: argparse.Namespace) -> dict:
     fused_prefix = _check_prefix("--fused-prefix", args.fused_prefix)
     calibration = _calibration(args, profile)
     config = _config(args, profile)
-    ThreadBudget.for_this_process(args.torch_threads).apply()
+    # with fusion processes, this one only registers frames: one torch thread
+    ThreadBudget.for_this_process(1 if args.workers > 1 else args.torch_threads).apply()
     model = _load_model(args, profile)
+    pool = WindowPool.for_command(model, args.workers, args.torch_threads)
     client, tiled_uri = _tiled_client(args, profile)
     handler = command_handler("serve")
     log = logging.getLogger("xfusion_stream")
@@ -340,6 +266,7 @@ def run(args: argparse.Namespace) -> dict:
         max_open_runs=args.max_open_runs,
         idle_timeout=args.idle_timeout or None,
         delivery_timeout=args.delivery_timeout,
+        executor=pool,
     )
     recovery = recover_spool(session) if spool_dir is not None and client is not None else None
     try:
@@ -359,20 +286,14 @@ def run(args: argparse.Namespace) -> dict:
         )
     finally:
         session.close()
+        if pool is not None:
+            pool.close()
         bars.close()
         log.removeHandler(handler)
         if client is not None:
             client.context.close()
-    bad = [run for run in result.get("runs", []) if run.get("ok") is False]
-    verdict: dict[str, Any] = {"ok": not bad}
-    if bad:  # exit code 1, like inference and replay: what happened, in one line
-        first = bad[0]
-        verdict["problem"] = (
-            f"{len(bad)} of {len(result['runs'])} fused runs not ok; fused run "
-            f"{first.get('fused_uid')} (raw run {first.get('raw_uid')}): {first.get('problem')}"
-        )
     return {
-        **verdict,
+        **_verdict(result),
         # fused runs Tiled has not confirmed: re-ingested by the next serve, or `xfusion spool`
         "spool_waiting": _waiting(spool_dir),
         "profile": profile.name if profile is not None else None,
@@ -382,5 +303,6 @@ def run(args: argparse.Namespace) -> dict:
         "tiled_uri": mask_secrets(tiled_uri) if tiled_uri else None,
         "spool_dir": spool_dir,
         "recovery": recovery,
+        "fusion_processes": pool.stats() if pool is not None else None,
         **result,
     }

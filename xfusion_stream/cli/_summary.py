@@ -135,6 +135,14 @@ def _serve(r: dict) -> Lines:
         lines.append(f"{run.get('raw_uid')}: {_fused(run)[0]}")
         if run.get("ok") is False and run.get("problem"):
             lines.append(f"  not ok: {_short(run['problem'])}")
+    processes = r.get("fusion_processes") or {}
+    if processes:
+        lines.append(
+            f"fusion processes: {processes.get('processes')} (pids "
+            f"{', '.join(str(p) for p in processes.get('pids') or [])}); replaced after dying: "
+            f"{processes.get('replaced', 0)}, windows fused again: "
+            f"{processes.get('windows_redone', 0)}"
+        )
     if r.get("messages_rejected"):
         lines.append(f"messages rejected: {r['messages_rejected']} (one log line each)")
     if r.get("raw_losses"):
@@ -202,8 +210,13 @@ def _bench(r: dict) -> Lines:
         ("pipeline_ratio", _number(pipe.get("pipeline_ratio")), "pipeline_ratio"),
         ("sys_over_user", _number(pipe.get("sys_over_user")), "sys_over_user"),
         (
-            "persistence (raw frames/s into Tiled)",
-            _number(r.get("persistence", {}).get("raw_400x250_uint16", {}).get("tiled_fps")),
+            "persistence (raw frames/s, HDF5 + documents to Tiled)",
+            _number(
+                ((r.get("persistence") or {}).get("cases") or {})
+                .get("raw_400x250_uint16", {})
+                .get("shipped", {})
+                .get("fps")
+            ),
             "persistence",
         ),
         (

@@ -137,6 +137,10 @@ def _reprocess(r: dict) -> Lines:
     ]
     for run in r.get("fused") or []:
         lines.append(f"fused {run.get('raw_uid')} -> {run.get('fused_uid')}")
+        ranges = run.get("window_ranges") or []
+        if ranges:
+            places = len({where for *_, where in ranges})
+            lines.append(f"  split: {len(ranges)} window ranges on {places} workers")
     for run in r.get("failed") or []:
         lines.append(f"failed {run.get('raw_uid')}: {_short(run.get('problem'))}")
     return lines

@@ -1,4 +1,5 @@
-"""Devices room: the burst cameras and their backends (simulated, recorded, virtual, EPICS)."""
+"""Devices room: the burst cameras (ophyd, with simulated, recorded, virtual and watched
+backends; ophyd-async fly-scanned detectors, simulated and EPICS areaDetector)."""
 
 __all__: list[str] = []
 
@@ -8,7 +9,6 @@ from ._camera_backend import (  # noqa: E402
     CameraBackend,
     CameraFrame,
     CameraSettings,
-    EpicsAreaDetectorBackend,
 )
 from ._frame_file import FRAME_DATASET, HDF5_MIMETYPE  # noqa: E402
 from ._phantom import PHANTOM_MODEL, PhantomTMX7510  # noqa: E402
@@ -21,7 +21,6 @@ __all__ += [
     "CameraBackend",
     "CameraFrame",
     "CameraSettings",
-    "EpicsAreaDetectorBackend",
     "FRAME_DATASET",
     "HDF5_MIMETYPE",
     "PHANTOM_MODEL",
@@ -57,8 +56,10 @@ from ._ad_detector import (  # noqa: E402
     FRAME_ATTRIBUTES,
     IMAGE_SUFFIX,
     BurstDetector,
+    burst_keys,
     burst_ndattributes,
     burst_trigger_info,
+    frame_value_keys,
 )
 from ._ad_epics import BurstDriverIO, EpicsBurstDetector  # noqa: E402
 from ._ad_sim import SimBurstDetector  # noqa: E402
@@ -71,8 +72,10 @@ __all__ += [
     "FRAME_ATTRIBUTES",
     "IMAGE_SUFFIX",
     "SimBurstDetector",
+    "burst_keys",
     "burst_ndattributes",
     "burst_trigger_info",
+    "frame_value_keys",
 ]
 
 # a case folder read while the vendor software is still writing it

@@ -6,8 +6,9 @@ starts the burst, ``complete`` waits until the camera has written them, ``collec
 emits StreamResource/StreamDatum documents (one event index per frame). Beside the
 frames (``<name>_image``) the file holds one dataset per frame value, written by the
 camera as areaDetector NDAttributes: ``<name>_frame_number``, ``<name>_time_ns`` and,
-on the Phantom, ``<name>_trigger_flag`` (the 'E' flag). Those names end as the
-document reader expects (``documents.camera_stream``), and ``<name>-camera_model`` in
+on the Phantom, ``<name>_trigger_flag`` (the 'E' flag). The part after ``<name>_``
+comes from the camera's ``CameraKeys`` (default: the names above), the same object the
+document reader (``documents.camera_stream``) is given, and ``<name>-camera_model`` in
 the configuration says which camera a stream is.
 """
 
@@ -19,6 +20,7 @@ from bluesky.protocols import Collectable, Flyable, Preparable
 from ophyd_async.core import SignalR, TriggerInfo
 from ophyd_async.epics.adcore import NDAttributeDataType, NDAttributeParam
 
+from ..documents import PHANTOM_KEYS, SHIMADZU_KEYS, CameraKeys
 from ._phantom import PHANTOM_MODEL
 from ._shimadzu import SHIMADZU_MODEL
 
@@ -27,8 +29,10 @@ __all__ = [
     "CAMERA_MODELS",
     "FRAME_ATTRIBUTES",
     "IMAGE_SUFFIX",
+    "burst_keys",
     "burst_ndattributes",
     "burst_trigger_info",
+    "frame_value_keys",
 ]
 
 Camera = Literal["phantom", "shimadzu"]
@@ -36,7 +40,8 @@ Camera = Literal["phantom", "shimadzu"]
 #: data key of the frames: the detector's name plus this
 IMAGE_SUFFIX = "_image"
 
-#: per camera: (data key suffix, driver parameter the camera stamps, NDAttribute type)
+#: per camera: (``CameraKeys`` field naming the value, driver parameter the camera
+#: stamps, NDAttribute type)
 FRAME_ATTRIBUTES: dict[str, tuple[tuple[str, str, NDAttributeDataType], ...]] = {
     "phantom": (
         ("frame_number", "FRAME_NUMBER", NDAttributeDataType.INT),
@@ -52,16 +57,34 @@ FRAME_ATTRIBUTES: dict[str, tuple[tuple[str, str, NDAttributeDataType], ...]] = 
 CAMERA_MODELS: dict[str, str] = {"phantom": PHANTOM_MODEL, "shimadzu": SHIMADZU_MODEL}
 
 
-def burst_ndattributes(name: str, camera: Camera) -> list[NDAttributeParam]:
-    """The NDAttributes a burst camera stamps on each frame, named after the detector."""
+def burst_keys(camera: Camera, keys: CameraKeys | None = None) -> CameraKeys:
+    """``keys``, or the camera's default names; refused if it names no Phantom flag."""
+    keys = keys or (PHANTOM_KEYS if camera == "phantom" else SHIMADZU_KEYS)
+    if camera == "phantom" and keys.trigger_flag is None:
+        raise ValueError("a Phantom burst detector needs keys.trigger_flag (the 'E' flag)")
+    return keys
+
+
+def frame_value_keys(name: str, camera: Camera, keys: CameraKeys) -> dict[str, str]:
+    """Data key -> ``CameraKeys`` field of each per-frame value of detector ``name``."""
+    return {f"{name}_{getattr(keys, field)}": field for field, _, _ in FRAME_ATTRIBUTES[camera]}
+
+
+def burst_ndattributes(
+    name: str, camera: Camera, keys: CameraKeys | None = None
+) -> list[NDAttributeParam]:
+    """The NDAttributes a burst camera stamps on each frame, named after the detector
+    and ``keys`` (default: the camera's default names)."""
+    keys = burst_keys(camera, keys)
+    params = {field: (param, datatype) for field, param, datatype in FRAME_ATTRIBUTES[camera]}
     return [
         NDAttributeParam(
-            name=f"{name}_{suffix}",
-            param=param,
-            datatype=datatype,
-            description=f"{camera} {suffix.replace('_', ' ')} of each frame",
+            name=key,
+            param=params[field][0],
+            datatype=params[field][1],
+            description=f"{camera} {field.replace('_', ' ')} of each frame",
         )
-        for suffix, param, datatype in FRAME_ATTRIBUTES[camera]
+        for key, field in frame_value_keys(name, camera, keys).items()
     ]
 
 

@@ -29,40 +29,43 @@ from ophyd_async.core import (
     soft_signal_r_and_setter,
 )
 
+from ..documents import CameraKeys
 from ..simulation import AD_ATTRIBUTES_GROUP, AD_FRAMES_DATASET, ADFileWriter
-from ._ad_detector import CAMERA_MODELS, FRAME_ATTRIBUTES, IMAGE_SUFFIX, Camera
+from ._ad_detector import CAMERA_MODELS, FRAME_ATTRIBUTES, Camera, burst_keys, frame_value_keys
 from ._camera_backend import CameraBackend, CameraFrame
 from ._frame_file import HDF5_MIMETYPE
 
 __all__ = ["SimBurstDetector"]
 
 
-def _value(frame: CameraFrame, suffix: str) -> int:
+def _value(frame: CameraFrame, field: str) -> int:
     return {
         "frame_number": int(frame.frame_number),
         "time_ns": int(frame.time_ns),
         "trigger_flag": int(bool(frame.e_flag)),
-    }[suffix]
+    }[field]
 
 
 class _CameraMemory:
     """The simulated camera: records a burst and reads it out into the file, frame by
     frame (in a worker thread), counting the frames written."""
 
-    def __init__(self, backend: CameraBackend, camera: Camera) -> None:
+    def __init__(self, backend: CameraBackend, camera: Camera, keys: CameraKeys) -> None:
         self.backend = backend
         self.camera = camera
+        self.keys = keys
         self.frames_written, self._set_written = soft_signal_r_and_setter(int, initial_value=0)
         self.requested = 0
         self.writer: ADFileWriter | None = None
-        self._names: dict[str, str] = {}  # data key -> frame value suffix
+        self._names: dict[str, str] = {}  # data key -> CameraKeys field of the value
         self._stop = threading.Event()
 
     def open(self, path: Path, name: str) -> dict[str, str]:
         """A new file for ``name``'s frames; returns its NDAttribute data keys and dtypes."""
         self.close()
-        dtypes = {f"{name}_{s}": t.value for s, _, t in FRAME_ATTRIBUTES[self.camera]}
-        self._names = {f"{name}_{s}": s for s, _, _ in FRAME_ATTRIBUTES[self.camera]}
+        self._names = frame_value_keys(name, self.camera, self.keys)
+        types = {field: t.value for field, _, t in FRAME_ATTRIBUTES[self.camera]}
+        dtypes = {key: types[field] for key, field in self._names.items()}
         self.writer = ADFileWriter(path, dtypes)
         self._set_written(0)
         return dtypes
@@ -127,15 +130,14 @@ class _Acquire(DetectorAcquireLogic):
 
 
 class _Data(DetectorDataLogic):
-    datakey_suffix = IMAGE_SUFFIX
-
     def __init__(self, memory: _CameraMemory, path_provider: PathProvider) -> None:
         self.memory = memory
         self.path_provider = path_provider
+        self.datakey_suffix = f"_{memory.keys.image}"
 
     async def prepare_unbounded(self, datakey_name: str) -> StreamableDataProvider:
         info = self.path_provider(datakey_name)
-        name = datakey_name.removesuffix(IMAGE_SUFFIX)
+        name = datakey_name.removesuffix(self.datakey_suffix)
         path = Path(str(info.directory_path)) / f"{info.filename}.h5"
         dtypes = self.memory.open(path, name)
         rows, cols = self.memory.backend.settings().frame_shape
@@ -174,7 +176,8 @@ class SimBurstDetector(StandardDetector):
     """A burst camera (``camera``: phantom or shimadzu) whose backend records the burst.
 
     ``path_provider`` says where each burst's file goes (ophyd-async's, e.g.
-    ``StaticPathProvider(UUIDFilenameProvider(), directory)``).
+    ``StaticPathProvider(UUIDFilenameProvider(), directory)``). ``keys`` names the
+    frames and per-frame values as for ``EpicsBurstDetector``.
     """
 
     def __init__(
@@ -184,8 +187,9 @@ class SimBurstDetector(StandardDetector):
         *,
         camera: Camera,
         name: str = "",
+        keys: CameraKeys | None = None,
     ) -> None:
-        memory = _CameraMemory(backend, camera)
+        memory = _CameraMemory(backend, camera, burst_keys(camera, keys))
         self.camera_model, _ = soft_signal_r_and_setter(str, initial_value=CAMERA_MODELS[camera])
         self.burst_frames, _ = soft_signal_r_and_setter(
             int, initial_value=int(backend.settings().n_frames)

@@ -3,8 +3,10 @@
 The ophyd devices (``PhantomTMX7510``, ``ShimadzuHPVX2``) own the bluesky side
 (readings, configuration, HDF5 file, asset documents); everything a real camera does
 lives in a backend: arm, record one burst into camera memory, read that memory out
-with each frame's hardware timestamp. The simulator, a recorded experiment folder and
-(later) EPICS areaDetector are three backends of the same shape.
+with each frame's hardware timestamp. The simulator, a recorded experiment folder, a
+virtual sequence and a watched vendor folder are backends of the same shape. Real
+EPICS cameras are not a backend here: they are ophyd-async ``EpicsBurstDetector``s,
+whose IOC records and writes the burst (``_ad_epics``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ __all__ = [
     "CameraBackend",
     "CameraFrame",
     "CameraSettings",
-    "EpicsAreaDetectorBackend",
 ]
 
 
@@ -105,40 +106,3 @@ class BurstLifecycle:
     def _require_recorded(self) -> None:
         if not self._recorded:
             raise RuntimeError(f"{self.source} {self.camera}: readout before trigger")
-
-
-class EpicsAreaDetectorBackend:
-    """Skeleton of the EPICS areaDetector backend: where the PVs will be used.
-
-    Not implemented: no beamline here runs EPICS. The class exists so a profile can
-    name the PV prefix and so the shape of the real backend is fixed:
-    ``arm`` -> ``{prefix}cam1:Acquire`` armed in burst mode, ``trigger`` -> wait for
-    the hardware trigger and ``{prefix}cam1:DetectorState_RBV`` back to Idle,
-    ``readout`` -> the HDF5 plugin's file plus per-frame timestamps from the vendor
-    SDK. Every method raises ``NotImplementedError`` naming the prefix.
-    """
-
-    def __init__(self, prefix: str, camera_model: str) -> None:
-        self.prefix = prefix
-        self.camera_model = camera_model
-
-    def _missing(self, what: str) -> NotImplementedError:
-        return NotImplementedError(
-            f"EPICS backend for {self.camera_model} (prefix {self.prefix!r}) does not "
-            f"implement {what}; use backend 'sim' or 'recorded' in the profile"
-        )
-
-    def settings(self) -> CameraSettings:
-        raise self._missing("settings()")
-
-    def arm(self) -> None:
-        raise self._missing("arm()")
-
-    def trigger(self) -> None:
-        raise self._missing("trigger()")
-
-    def readout(self, limit: int | None = None) -> Iterator[CameraFrame]:
-        raise self._missing("readout()")
-
-    def disarm(self) -> None:
-        raise self._missing("disarm()")

@@ -1,7 +1,7 @@
 """The one camera-document reader: which camera a stream is, and its frames.
 
 Fusion and live calibration both recognise cameras by the camera model a descriptor
-declares and fill frames the same way (inline, StreamResource/StreamDatum,
+declares, with the key names the profile gives (``CameraRecognition``), and fill frames the same way (inline, StreamResource/StreamDatum,
 Resource/Datum, or a Tiled run), so a new detector or asset scheme is taught here once.
 Camera streams that come as StreamDatum only (fly-scanned bursts) become the per-frame
 events they imply (``StreamDatumEvents``), values read from the cameras' files; any
@@ -17,8 +17,12 @@ from ._paths import DataRoots, data_roots
 from ._sequence import DOCUMENT_NAMES, RunGuard
 from ._stream_events import StreamDatumEvents
 from ._streams import (
+    PHANTOM_KEYS,
     PHANTOM_MODELS,
+    SHIMADZU_KEYS,
     SHIMADZU_MODELS,
+    CameraKeys,
+    CameraRecognition,
     CameraStream,
     camera_of,
     camera_stream,
@@ -27,13 +31,17 @@ from ._streams import (
 
 __all__ = [
     "ArraySource",
+    "CameraKeys",
+    "CameraRecognition",
     "CameraStream",
     "DOCUMENT_NAMES",
     "DataRoots",
     "FilledEvents",
     "FrameFiller",
+    "PHANTOM_KEYS",
     "PHANTOM_MODELS",
     "RunGuard",
+    "SHIMADZU_KEYS",
     "SHIMADZU_MODELS",
     "StreamDatumEvents",
     "camera_of",

@@ -27,7 +27,7 @@ import numpy as np
 from ..core import DocumentError
 from ._paths import DataRoots, _walk, dataset_path, open_confined, path_of_uri
 from ._paths import data_roots as _confining
-from ._streams import CameraStream, camera_stream, declares_camera
+from ._streams import CameraRecognition, CameraStream, camera_stream
 
 __all__ = ["StreamDatumEvents"]
 
@@ -60,6 +60,9 @@ class StreamDatumEvents:
 
     ``data_roots`` as for ``FrameFiller``: None trusts the documents' paths, a sequence
     confines files to those directories, ``()`` reads no file (no events then).
+    ``cameras`` says how camera streams are recognised; None: the callback's own
+    (``callback.config.cameras``, as a ``FusionCallback`` has), else the defaults, so
+    the events follow the same key names as the consumer they feed.
     """
 
     def __init__(
@@ -67,8 +70,12 @@ class StreamDatumEvents:
         callback: Callback,
         *,
         data_roots: Iterable[str | os.PathLike[str]] | None = None,
+        cameras: CameraRecognition | None = None,
     ) -> None:
         self.callback = callback
+        if cameras is None:
+            cameras = getattr(getattr(callback, "config", None), "cameras", None)
+        self.cameras = cameras if isinstance(cameras, CameraRecognition) else None
         self._roots: DataRoots = _confining(data_roots)
         self._tracked: dict[str, _Tracked] = {}
         self._resources: dict[str, dict[str, Any]] = {}
@@ -88,9 +95,7 @@ class StreamDatumEvents:
 
     # ---- documents -------------------------------------------------------------------
     def _on_descriptor(self, doc: dict) -> None:
-        if not declares_camera(doc):
-            return
-        stream = camera_stream(doc)
+        stream = camera_stream(doc, self.cameras)
         if stream is None:
             return
         values = [stream.time_key, stream.frame_number_key]

@@ -27,6 +27,7 @@ from ._alignment import AlignmentMonitor
 from ._composer import FusedFrame, FusedRunComposer, Sink
 from ._config import FusionConfig
 from ._fidelity import shimadzu_measurement
+from ._inference import WindowExecutor
 from ._model import FusionModel
 from ._runner import FusionWorker, WindowJob
 from ._schema import FUSED_FRAME, FrameSchema
@@ -53,7 +54,8 @@ class FusionCallback(DocumentRouter):
     trusts them (documents from this process's RunEngine), ``()`` allows none.
     ``slots`` bounds the runs being fused at once: the fused run takes one when it
     opens (waiting, which holds the raw documents back) and frees it when done.
-    ``fused_uid`` names the fused run (re-fusing a run cut off earlier).
+    ``fused_uid`` names the fused run (re-fusing a run cut off earlier). ``executor``
+    fuses the windows outside the worker thread (``FusionWorker``).
     """
 
     def __init__(
@@ -70,9 +72,11 @@ class FusionCallback(DocumentRouter):
         data_roots: DataRootsArg = None,
         fused_uid: str | None = None,
         slots: threading.Semaphore | None = None,
+        executor: WindowExecutor | None = None,
     ) -> None:
         super().__init__()
         self._slots = slots
+        self._executor = executor
         self._fused_uid = fused_uid
         self.stopped = False  # the raw run's stop (or the guard's stand-in) came
         self.lost: list[str] = []
@@ -170,6 +174,7 @@ class FusionCallback(DocumentRouter):
                 on_frame=self._on_frame,
                 shimadzu=measurement,
                 on_done=self._slots.release if self._slots is not None else None,
+                executor=self._executor,
             )
         except BaseException:
             if self._slots is not None:
@@ -250,11 +255,11 @@ class FusionCallback(DocumentRouter):
         self._guard(self._descriptor, doc)
 
     def _descriptor(self, doc: dict) -> None:
-        if not declares_camera(doc):
+        if not declares_camera(doc, self.config.cameras):
             return
         self._filler.descriptor(doc)
         self._open_fused_run()
-        stream = camera_stream(doc)
+        stream = camera_stream(doc, self.config.cameras)
         assert stream is not None
         expected = (
             self.calibration.phantom_shape

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..core import ConfigModel
+from ..documents import CameraRecognition
 
 __all__ = ["FusionConfig"]
 
@@ -48,4 +49,9 @@ class FusionConfig(ConfigModel):
         False,
         description="also publish each window's registered Shimadzu frame t and nearest "
         "Phantom frame, for the live viewer (xfusion view); about doubles the bytes per frame",
+    )
+    cameras: CameraRecognition = Field(
+        CameraRecognition(),
+        description="how camera streams are recognised: model strings and key names per "
+        "camera (a profile sets them in devices.<camera>.keys)",
     )

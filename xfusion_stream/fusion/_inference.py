@@ -13,7 +13,7 @@ import functools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from ._model import FusionModel
 if TYPE_CHECKING:
     from ._runner import WindowJob
 
-__all__ = ["WindowInference", "WindowOutput"]
+__all__ = ["WindowExecutor", "WindowInference", "WindowOutput", "WindowRunner"]
 
 #: Per-frame features kept (both cameras together); a window needs 3 Shimadzu + 2 Phantom.
 FEATURE_CACHE_SIZE = 16
@@ -42,6 +42,29 @@ class WindowOutput:
     tau: float  # fraction of the Phantom interval (hr_warp), NaN otherwise
     blend_weights: np.ndarray  # float32 (4,), NaN where the model does not blend
     residual: ShimadzuResidual  # against Shimadzu frame t, in noise units
+
+
+class WindowRunner(Protocol):
+    """What a fusion worker fuses its windows with: ``WindowInference`` in its own
+    thread, or a runner that sends them elsewhere (other processes, Dask workers).
+    ``run`` returns one output per job, in order; ``release`` ends the fused run."""
+
+    def run(self, jobs: Sequence[WindowJob]) -> list[WindowOutput]: ...
+
+    def release(self) -> None: ...
+
+
+class WindowExecutor(Protocol):
+    """Where a session's windows are fused when not in the worker's own thread.
+
+    ``batch``: the windows a worker should hand over at once so that every place has
+    work. Every executor fuses each window on its own (batch 1 per forward, caches
+    per fused run), so its frames are bit-identical to ``WindowInference``'s.
+    """
+
+    batch: int
+
+    def runner(self, shimadzu: ShimadzuMeasurement, feature_cache: bool) -> WindowRunner: ...
 
 
 def _emptied(cache: PhantomMotionCache) -> PhantomMotionCache:

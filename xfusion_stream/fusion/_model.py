@@ -31,6 +31,9 @@ class FusionModel:
     sha256: str
     device: torch.device
     precision: str = "fp32"
+    #: how another process loads the same weights (a registry name or an absolute
+    #: checkpoint path); None when built some other way (``arch_opt``, by hand)
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.net, StreamingFusionNet):
@@ -74,6 +77,33 @@ def _arch_options(path: Path) -> dict[str, Any]:
     return opts
 
 
+def _original_model(path: Path, arch_opt: Path, dev: torch.device, precision: str) -> FusionModel:
+    """An original XFusion/BasicSR checkpoint loaded into the network ``arch_opt`` builds."""
+    import xfusion_models as xm
+
+    opts = _arch_options(arch_opt)
+    arch = opts.pop("arch")
+    builder = xm.edvr_stf if arch == "edvr_stf" else xm.swin_xvr
+    try:
+        net = builder(opts.pop("preset", "paper"), **opts)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{arch_opt}: {exc}") from None
+    if not path.exists():
+        raise ConfigError(f"{path}: model file not found")
+    try:
+        xm.load_original_checkpoint(net, path)
+    except xm.CheckpointError as exc:
+        raise ConfigError(str(exc)) from exc
+    return FusionModel(
+        net=net.to(dev).eval(),
+        name=path.stem,
+        arch=arch,
+        sha256=file_sha256(path),
+        device=dev,
+        precision=precision,
+    )
+
+
 def load_fusion_model(
     spec: str | os.PathLike | None = None,
     *,
@@ -98,28 +128,7 @@ def load_fusion_model(
     if arch_opt is not None:
         if spec is None:
             raise ConfigError("--arch-opt needs --model_file (the checkpoint to load)")
-        opts = _arch_options(Path(arch_opt))
-        arch = opts.pop("arch")
-        builder = xm.edvr_stf if arch == "edvr_stf" else xm.swin_xvr
-        try:
-            net = builder(opts.pop("preset", "paper"), **opts)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{arch_opt}: {exc}") from None
-        path = Path(spec)
-        if not path.exists():
-            raise ConfigError(f"{path}: model file not found")
-        try:
-            xm.load_original_checkpoint(net, path)
-        except xm.CheckpointError as exc:
-            raise ConfigError(str(exc)) from exc
-        return FusionModel(
-            net=net.to(dev).eval(),
-            name=path.stem,
-            arch=arch,
-            sha256=file_sha256(path),
-            device=dev,
-            precision=precision,
-        )
+        return _original_model(Path(spec), Path(arch_opt), dev, precision)
     source: Any = spec
     if source is None:
         entry = xm.default_weights()
@@ -133,16 +142,26 @@ def load_fusion_model(
             source = xm.get_weights(str(source))
         except xm.CheckpointError as exc:
             raise ConfigError(str(exc)) from exc
+    arch: str
     if isinstance(source, xm.WeightsEntry):
         name, arch, sha = source.name, source.arch, source.sha256
+        reload = source.name
     else:
         path = Path(source)
         name, sha = path.stem, file_sha256(path)
-        arch = ""
+        arch, reload = "", str(path.resolve())
     try:
         net = xm.build_model(source).to(dev).eval()
     except xm.CheckpointError as exc:
         raise ConfigError(str(exc)) from exc
     if not arch:
         arch = "edvr_stf" if type(net).__name__.lower().startswith("edvr") else "swin_xvr"
-    return FusionModel(net=net, name=name, arch=arch, sha256=sha, device=dev, precision=precision)
+    return FusionModel(
+        net=net,
+        name=name,
+        arch=arch,
+        sha256=sha,
+        device=dev,
+        precision=precision,
+        source=reload,
+    )

@@ -18,6 +18,7 @@ from ..documents import ArraySource, RunGuard, StreamDatumEvents
 from ._callback import DataRootsArg, FusionCallback, is_calibration_run
 from ._composer import FusedFrame, Sink
 from ._config import FusionConfig
+from ._inference import WindowExecutor
 from ._model import FusionModel
 from ._runner import WindowJob
 from ._schema import FUSED_FRAME, FrameSchema
@@ -41,6 +42,7 @@ def fusion_router(
     max_open_runs: int | None = None,
     idle_timeout: float | None = None,
     slots: threading.Semaphore | None = None,
+    executor: WindowExecutor | None = None,
 ) -> RunGuard:
     """A RunRouter that gives every raw (non-calibration) run its own FusionCallback,
     behind a ``RunGuard``: documents out of order or naming unknown runs are logged and
@@ -49,7 +51,8 @@ def fusion_router(
     ``max_open_runs``/``idle_timeout`` bound the runs the guard keeps open (the oldest,
     or a silent one, is ended with ``abort`` and the reason); raw documents the guard
     finds lost become gaps of their fused run; ``slots`` bounds the runs being fused at
-    once (``FusionCallback``). The workers of overlapping runs call
+    once (``FusionCallback``); ``executor`` fuses every run's windows outside its worker
+    thread (``WindowPool``). The workers of overlapping runs call
     ``sinks`` from their own threads: callers that may overlap runs hand in sinks that
     deliver on their own (``FusionSession`` does).
     """
@@ -72,6 +75,7 @@ def fusion_router(
             schema=schema,
             data_roots=roots,
             slots=slots,
+            executor=executor,
         )
         by_uid[start["uid"]] = cb
         while len(by_uid) > _REMEMBERED_RUNS:
@@ -79,7 +83,7 @@ def fusion_router(
         if on_callback is not None:
             on_callback(cb)
         # fly-scanned cameras send StreamDatum ranges, no events: imply one per frame
-        return [StreamDatumEvents(cb, data_roots=roots)], []
+        return [StreamDatumEvents(cb, data_roots=roots, cameras=cb.config.cameras)], []
 
     def lost(run_uid: str, message: str) -> None:
         cb = by_uid.get(run_uid)

@@ -20,7 +20,7 @@ import numpy as np
 from xfusion_models.ops import ShimadzuMeasurement
 
 from ._composer import FusedFrame, FusedRunComposer
-from ._inference import WindowInference
+from ._inference import WindowExecutor, WindowInference, WindowRunner
 from ._model import FusionModel
 from ._truth import score_against_truth
 
@@ -81,7 +81,9 @@ def _metrics(fused: np.ndarray, job: WindowJob) -> dict[str, float]:
 class FusionWorker:
     """Owns the model, the cache and the composer of one fused run; ``shimadzu`` (default:
     ratio 4, no extra blur) is how the Shimadzu sees a fused frame, from the calibration.
-    ``on_done`` is called once the run is over (e.g. to free a session's fusion slot)."""
+    ``on_done`` is called once the run is over (e.g. to free a session's fusion slot).
+    ``executor`` fuses the windows elsewhere (``WindowPool``, Dask workers), handed
+    over ``executor.batch`` at a time; the frames are the same either way."""
 
     def __init__(
         self,
@@ -95,6 +97,7 @@ class FusionWorker:
         on_frame: Callable[[FusedFrame, WindowJob], None] | None = None,
         shimadzu: ShimadzuMeasurement | None = None,
         on_done: Callable[[], None] | None = None,
+        executor: WindowExecutor | None = None,
     ) -> None:
         self.on_done = on_done
         self.model = model
@@ -103,7 +106,12 @@ class FusionWorker:
         self.when_full = when_full
         self.max_batch = max_batch
         self.report = WorkerReport()
-        self.inference = WindowInference(model, feature_cache=feature_cache, shimadzu=shimadzu)
+        self.inference: WindowRunner
+        if executor is None:
+            self.inference = WindowInference(model, feature_cache=feature_cache, shimadzu=shimadzu)
+        else:
+            self.inference = executor.runner(shimadzu or ShimadzuMeasurement(), feature_cache)
+            self.max_batch = max(max_batch, executor.batch)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         # skipped windows (window index, shimadzu index); appended by the callback thread
         # without blocking, turned into ``gaps`` events by the worker

@@ -19,6 +19,7 @@ __all__ = [
 from ._backup import BackupReport, reingest_tiled_backups  # noqa: E402
 from ._curve import ClientCurve, ServerCurve, client_curve, make_curve_keys, server_curve  # noqa: E402
 from ._listener import DocumentCounter, ListenerProcess, RunCount, listen  # noqa: E402
+from ._off_loop import OffLoopWriter  # noqa: E402
 from ._serialization import (  # noqa: E402
     DOCUMENT_NAMES,
     WireFormatError,
@@ -72,6 +73,7 @@ __all__ += [
     "ReingestReport",
     "SEND_HWM",
     "SPOOL_SUFFIX",
+    "OffLoopWriter",
     "SinkThread",
     "Spool",
     "SpoolStatus",

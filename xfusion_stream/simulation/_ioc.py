@@ -9,7 +9,10 @@ per attribute the driver's ``NDAttributesFile`` names, then closes the file befo
 camera reports Idle. The IOC, not the client, writes the file; rendering and writing
 run in worker threads so the IOC keeps answering. Errors land in
 ``StatusMessage_RBV``/``DetectorState_RBV`` (camera) and ``WriteStatus``/
-``WriteMessage`` (plugin), and fail the ``Acquire`` put. A ``BeamTargetIOC`` serves
+``WriteMessage`` (plugin), and fail the ``Acquire`` put. ``SimDisconnectAfter`` makes
+the camera drop off its IOC mid-burst, as a camera whose link fails does: the plugin
+closes the file with the frames read out so far, the driver reports
+``Disconnected`` with the reason, and the IOC stays up. A ``BeamTargetIOC`` serves
 what sits in the beam (``<prefix>Target``: sample or the G400 grid), as a stage that
 moves the calibration grid in would; moving it switches both cameras' scene.
 """
@@ -31,6 +34,7 @@ from ._scene import Scene, SceneConfig, grid_scene_config
 __all__ = [
     "BEAM_TARGETS",
     "BeamTargetIOC",
+    "CameraDisconnected",
     "CameraIOC",
     "camera_iocs",
     "grid_scene_config",
@@ -67,6 +71,10 @@ def parse_ndattributes(text: str) -> dict[str, tuple[str, str]]:
             raise ValueError(f"NDAttribute {name!r}: datatype {datatype} is not numeric")
         attributes[name] = (source, _DATATYPES[datatype])
     return attributes
+
+
+class CameraDisconnected(Exception):
+    """The simulated camera dropped off its IOC in the middle of a burst."""
 
 
 def _file_name(template: str, path: str, name: str, number: int) -> str:
@@ -144,12 +152,17 @@ class CameraIOC:
             return "Acquire"
         self._acquiring = True
         self._stop = asyncio.Event()
+        # the state leaves whatever the last burst ended in before the readback says armed
+        await self.cam.put("DetectorState_RBV", "Acquire")
         await self.cam.put("Acquire_RBV", True)
         try:
             n = await self._burst()
             ended = "Aborted" if self._stop.is_set() else "Idle"
             await self.cam.put("DetectorState_RBV", ended)
             await self.cam.put("StatusMessage_RBV", f"{ended.replace('Idle', 'Done')}: {n} frames")
+        except CameraDisconnected as lost:  # the put completes; the state says why
+            await self.cam.put("DetectorState_RBV", "Disconnected")
+            await self.cam.put("StatusMessage_RBV", str(lost))
         except Exception as exc:
             await self._error(f"burst failed: {exc}")
             raise
@@ -170,6 +183,9 @@ class CameraIOC:
     async def _burst(self) -> int:
         """Record (instant: the scene is the camera memory) and read out frame by frame."""
         n = self._frames_to_take()
+        drop_after = int(self.cam.get("SimDisconnectAfter"))
+        if drop_after:
+            await self.cam.put("SimDisconnectAfter", 0)  # one shot
         attributes = parse_ndattributes(self.cam.get("NDAttributesFile"))
         await self.cam.put("DetectorState_RBV", "Readout")
         await self.cam.put("StatusMessage_RBV", f"Reading out {n} frames")
@@ -185,6 +201,11 @@ class CameraIOC:
                 await self.cam.put("UniqueId_RBV", counter)
                 values = {name: params[param] for name, (param, _) in attributes.items()}
                 await self._plugin_frame(image, values, attributes)
+                if taken == drop_after < n:
+                    raise CameraDisconnected(
+                        f"camera disconnected after {taken} of {n} frames "
+                        f"({self.camera.identity.model})"
+                    )
         finally:
             await self._end_of_burst()
         return taken

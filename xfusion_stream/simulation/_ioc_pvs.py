@@ -85,6 +85,9 @@ CAM_PVS: list[PVSpec] = [
     PVSpec("StatusMessage_RBV", "text", "Idle"),
     # burst cameras: how many frames one burst holds in camera memory
     PVSpec("BurstFrames_RBV", "int", 0),
+    # simulated fault: the camera drops off its IOC after this many frames of the next
+    # burst (0: never); one shot, back to 0 once it happened
+    PVSpec("SimDisconnectAfter", "int", 0),
 ]
 
 HDF_PVS: list[PVSpec] = [

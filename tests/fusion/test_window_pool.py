@@ -1,0 +1,156 @@
+"""Fusion processes (``WindowPool``): the frames of the worker thread, from N processes,
+also when one of them is killed while it holds a window."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import xfusion_models as xm
+from xfusion_models.ops import ShimadzuMeasurement
+from xfusion_stream.core import ConfigError, XFusionError
+from xfusion_stream.fusion import (
+    FusedRunComposer,
+    FusionWorker,
+    WindowInference,
+    WindowJob,
+    WindowPool,
+    load_fusion_model,
+)
+from xfusion_stream.testing import DocumentLog
+
+pytestmark = pytest.mark.timeout(180)
+
+H, W = 48, 64  # big enough that a window takes a while in the tiny preset
+
+
+def _jobs(n: int, seed: int = 3) -> list[WindowJob]:
+    rng = np.random.default_rng(seed)
+    lr = [rng.random((H, W), dtype=np.float32) for _ in range(n + 2)]
+    hr = [rng.random((4 * H, 4 * W), dtype=np.float32) for _ in range(n // 4 + 2)]
+    return [
+        WindowJob(
+            index=i,
+            shimadzu_index=i,
+            shimadzu_time_ns=200 * i,
+            lr=(i, i + 1, i + 2),
+            hr=(i // 4, i // 4 + 1),
+            lr_frames=(lr[i], lr[i + 1], lr[i + 2]),
+            hr_frames=(hr[i // 4], hr[i // 4 + 1]),
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "edvr_stf_tiny.pth"
+    xm.save_checkpoint(xm.edvr_stf("tiny"), path)
+    return load_fusion_model(path)
+
+
+@pytest.fixture(scope="module")
+def pool(model):
+    with WindowPool(model, 2, batch_per_worker=3) as pool:
+        yield pool
+
+
+def _same(a, b) -> None:
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.attention, b.attention)
+    np.testing.assert_array_equal(a.blend_weights, b.blend_weights)
+    np.testing.assert_array_equal(a.residual.map, b.residual.map)
+    assert (a.tau, a.residual.rms, a.residual.p99) == pytest.approx(
+        (b.tau, b.residual.rms, b.residual.p99), nan_ok=True, rel=0, abs=0
+    )
+
+
+def _reference(model, jobs, shimadzu):
+    inference = WindowInference(model, shimadzu=shimadzu)
+    return [inference.run([job])[0] for job in jobs]
+
+
+def test_a_pool_fuses_what_the_worker_thread_fuses(model, pool):
+    shimadzu = ShimadzuMeasurement(ratio=4, blur_px=0.7)
+    jobs = _jobs(10)
+    runner = pool.runner(shimadzu, feature_cache=True)
+    outputs = runner.run(jobs[:7]) + runner.run(jobs[7:])  # caches carry over batches
+    runner.release()
+    for got, want in zip(outputs, _reference(model, jobs, shimadzu), strict=True):
+        _same(got, want)
+    assert len(set(pool.pids())) == 2 and os.getpid() not in pool.pids()
+
+
+def test_a_fused_run_through_a_pool_equals_one_in_the_worker_thread(model, pool):
+    def fuse(executor):
+        log = DocumentLog()
+        worker = FusionWorker(
+            model,
+            FusedRunComposer([log], {"purpose": "fused"}),
+            queue_size=64,
+            when_full="block",
+            executor=executor,
+        )
+        worker.start_run((4 * H, 4 * W), "fused")
+        for job in _jobs(9):
+            worker.submit(job)
+        worker.stop_run()
+        assert worker.join(120)
+        return log
+
+    thread, pooled = fuse(None), fuse(pool)
+    assert pooled.of("stop")[0]["exit_status"] == "success"
+    a, b = thread.events(), pooled.events()
+    assert [e["seq_num"] for e in b] == list(range(1, 10))  # in frame order
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x["data"]["fused_image"], y["data"]["fused_image"])
+
+
+def test_a_killed_process_is_replaced_and_its_window_redone(model, pool):
+    shimadzu = ShimadzuMeasurement()
+    jobs = _jobs(12, seed=5)
+    before = pool.pids()
+    victim = before[0]
+    killed = threading.Event()
+
+    def kill_when_busy() -> None:
+        deadline = time.monotonic() + 60
+        while pool._children[0].busy is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        os.kill(victim, signal.SIGKILL)
+        killed.set()
+
+    killer = threading.Thread(target=kill_when_busy)
+    killer.start()
+    runner = pool.runner(shimadzu, feature_cache=True)
+    outputs = runner.run(jobs)
+    killer.join()
+    assert killed.is_set()
+    for got, want in zip(outputs, _reference(model, jobs, shimadzu), strict=True):
+        _same(got, want)
+    assert pool.replaced == 1 and pool.windows_redone == 1
+    after = pool.pids()
+    assert after[0] != victim and after[1] == before[1]
+
+
+def test_a_window_the_model_refuses_fails_with_its_index(pool):
+    job = _jobs(3)[2]
+    bad = WindowJob(**{**job.__dict__, "hr_frames": (job.hr_frames[0][:7], job.hr_frames[1])})
+    runner = pool.runner(ShimadzuMeasurement(), feature_cache=False)
+    with pytest.raises(XFusionError, match="window 2"):
+        runner.run([_jobs(3)[0], bad])
+    assert runner.run(_jobs(2))  # the processes fuse on
+
+
+def test_a_model_without_a_source_is_refused(model):
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="cannot load it again"):
+        WindowPool(replace(model, source=None), 2)
