@@ -140,13 +140,17 @@ def test_a_killed_process_is_replaced_and_its_window_redone(model, pool):
     assert after[0] != victim and after[1] == before[1]
 
 
-def test_a_window_the_model_refuses_fails_with_its_index(pool):
-    job = _jobs(3)[2]
-    bad = WindowJob(**{**job.__dict__, "hr_frames": (job.hr_frames[0][:7], job.hr_frames[1])})
+def test_a_window_the_model_refuses_fails_with_its_index_and_nothing_is_left_over(model, pool):
+    jobs = _jobs(4, seed=9)
+    bad = WindowJob(**{**jobs[3].__dict__, "hr_frames": (jobs[3].hr_frames[0][:7],) * 2})
     runner = pool.runner(ShimadzuMeasurement(), feature_cache=False)
-    with pytest.raises(XFusionError, match="window 2"):
-        runner.run([_jobs(3)[0], bad])
-    assert runner.run(_jobs(2))  # the processes fuse on
+    # one process fails at once on the bad window while the other is still busy
+    with pytest.raises(XFusionError, match="window 3"):
+        runner.run([*jobs[:2], bad, jobs[2]])  # process 1 starts with the bad window
+    # the processes fuse on, and no answer of the failed batch is taken for this one's
+    after = runner.run(jobs[:3])
+    for got, want in zip(after, _reference(model, jobs[:3], ShimadzuMeasurement()), strict=True):
+        _same(got, want)
 
 
 def test_a_model_without_a_source_is_refused(model):

@@ -18,7 +18,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_event_loop.
 @pytest.mark.timeout(120)
 def test_bench_event_loop_prints_its_json():
     argv = [sys.executable, str(SCRIPT), "--bursts", "1", "--frames", "8",
-            "--shimadzu-shape", "16", "24"]  # fmt: skip
+            "--shimadzu-shape", "16", "24", "--tiled", "embedded"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=100, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -28,7 +28,10 @@ def test_bench_event_loop_prints_its_json():
     for measured in (result, result["without_raw_writer"]):
         assert len(measured["burst_s"]) == 1 and measured["probes"] > 0
         assert measured["max_stall_ms"] >= measured["p99_stall_ms"] >= 0
-    assert isinstance(result["within_target"], bool)
+        for phase in ("acquiring", "recording"):  # the stall split at the first StreamResource
+            assert 0 <= measured[f"max_stall_{phase}_ms"] <= measured["max_stall_ms"]
+    assert isinstance(result["within_target"], bool) and result["tiled"] == "embedded"
+    assert isinstance(result["within_target_acquiring"], bool)
     assert "burst 1/1" in proc.stderr  # progress on stderr
 
 

@@ -1,7 +1,8 @@
-"""Issue 16 (first slice): `xfusion reprocess` fuses stored raw runs on a real Dask
-LocalCluster (2 processes), bit-identical to a serial replay, skips what is already
-fused, and reports a failing run while the others land. The model reaches the workers
-as a checkpoint path + sha256, the calibration as the record's content."""
+"""Issue 16: `xfusion reprocess` fuses stored raw runs on a real Dask LocalCluster
+(2 processes), one of them split in window ranges across both workers, bit-identical to
+a serial replay; skips what is already fused, and reports a failing run while the others
+land. The model reaches the workers as a checkpoint path + sha256, the calibration as the
+record's content; the workers read the raw HDF5 files from a shared folder."""
 
 from __future__ import annotations
 
@@ -30,11 +31,11 @@ from xfusion_stream.publishing import make_tiled_writer
 from xfusion_stream.simulation import Scene, SceneConfig
 from xfusion_stream.testing import DocumentLog, sim_cameras
 
-# the fusion room's scene, cut to 16 Shimadzu frames: seconds per replay on 2 cores
-SCENE = SceneConfig(seed=5, shimadzu_shape=(24, 40), n_shimadzu=16)
-# the same cameras and calibration, a burst long enough to be split (--split-windows 16)
-LONG = SceneConfig(seed=5, shimadzu_shape=(24, 40), n_shimadzu=40)
-SPLIT = "16"
+# the fusion room's scene, cut to 12 Shimadzu frames: seconds per replay on 2 cores
+SCENE = SceneConfig(seed=5, shimadzu_shape=(24, 40), n_shimadzu=12)
+# the same cameras and calibration, a burst long enough to be split (--split-windows 12)
+LONG = SceneConfig(seed=5, shimadzu_shape=(24, 40), n_shimadzu=30)
+SPLIT = "12"
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +119,11 @@ def test_a_local_cluster_fuses_like_serial_replay_skips_on_rerun_and_reports_fai
     assert "nothing was fused" in failed["problem"] and bad in out["error"]
     by_raw = {r["raw_uid"]: r for r in out["fused"]}
     assert set(by_raw) == set(good)
-    # the long run's windows went out in ranges of 16 to both workers; the short ones
+    # the long run's windows went out in ranges of 12 to both workers; the short ones
     # were fused whole by the worker that took them
     long_run = by_raw[good[2]]
     ranges = long_run["window_ranges"]
-    assert len(ranges) >= 3 and all(last - first < 16 for first, last, _ in ranges)
+    assert len(ranges) >= 3 and all(last - first < 12 for first, last, _ in ranges)
     assert sorted(i for first, last, _ in ranges for i in range(first, last + 1)) == list(
         range(long_run["frames_fused"])
     )

@@ -40,10 +40,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def stock_tiled(tmp_path):
+@pytest.fixture(scope="module")  # one server for the module: starting one takes ~10 s
+def stock_tiled(tmp_path_factory):
     """``tiled serve config`` on loopback; yields (base URL, API key, camera folder,
     fused-frames folder)."""
+    tmp_path = tmp_path_factory.mktemp("stock-tiled")
     catalog, cameras, fused = tmp_path / "tiled", tmp_path / "cameras", tmp_path / "fused"
     for folder in (catalog, cameras, fused):
         folder.mkdir()

@@ -256,14 +256,36 @@ class WindowPool:
                 child.todo = collections.deque(range(lo, hi))
             restarts: collections.Counter[int] = collections.Counter()
             messages = [job_message(run, settings, job) for job in jobs]
-            for child in self._children:
-                self._send_next(child, messages)
-            while any(child.busy is not None for child in self._children):
-                self._collect(outputs, messages, restarts, jobs)
+            try:
+                for child in self._children:
+                    self._send_next(child, messages)
+                while any(child.busy is not None for child in self._children):
+                    self._collect(outputs, messages, restarts, jobs)
+            except BaseException:
+                self._settle()
+                raise
             done = [out for out in outputs if out is not None]
             if len(done) != len(jobs):  # cannot happen: every window is sent until answered
                 raise XFusionError(f"fusion processes returned {len(done)} of {len(jobs)} windows")
             return done
+
+    def _settle(self) -> None:
+        """A batch failed: no process may keep an answer the next batch would read as
+        its own. Each busy one is waited for (its answer dropped) or, silent past
+        ``window_timeout``, replaced."""
+        for child in list(self._children):
+            child.todo.clear()
+            if child.busy is None:
+                continue
+            child.busy = None
+            try:
+                if child.conn.poll(self.window_timeout):
+                    child.conn.recv_bytes()
+                    continue
+            except (EOFError, OSError):
+                pass
+            child.process.kill()
+            self._replace(child)
 
     def _send_next(self, child: _Child, messages: list[bytes]) -> None:
         child.busy = child.todo.popleft() if child.todo else None
@@ -293,6 +315,7 @@ class WindowPool:
                     continue
                 if msg.get("kind") == "error":
                     window = jobs[child.busy].index  # type: ignore[index]
+                    child.busy = None  # answered: nothing of it is left in the pipe
                     raise XFusionError(f"fusion process on window {window}: {msg['message']}")
                 outputs[child.busy] = output_from(msg)  # type: ignore[index]
                 self._send_next(child, messages)
