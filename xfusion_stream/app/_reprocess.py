@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..calibration import CalibrationRecord
-from ..core import ConfigError, load_config
+from ..core import HEAP_ENV, ConfigError, load_config
 from ..fusion import is_calibration_run
 from ._reprocess_worker import (
     WORKER_CONFIG,
@@ -44,7 +44,12 @@ __all__ = [
 ]
 
 #: each worker: one process, one Dask thread, one torch thread (no oversubscription)
-WORKER_ENV = {"XFUSION_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+WORKER_ENV = {
+    "XFUSION_TORCH_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    **HEAP_ENV,  # the budget's heap policy from the worker's start (retain_heap_early)
+}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..core import XFusionError, mask_secrets
+from ..core import XFusionError, mask_secrets, retain_heap_early
 from ._logging import command_handler, plain_stderr
 from ._summary import summary_lines
 
@@ -170,6 +170,8 @@ def _run(args: argparse.Namespace) -> dict | int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # before any thread exists: the heap policy of the thread budget (core._threads)
+    retain_heap_early()
     # stderr that is not a terminal gets plain progress lines (no \r, no ANSI codes)
     with plain_stderr():
         return _command(argv)

@@ -22,10 +22,12 @@ from ._home_config import (
 )
 from ._optics import InterCameraTransform
 from ._secrets import SecretFilter, mask_secrets
-from ._threads import ThreadBudget, available_cores
+from ._threads import HEAP_ENV, ThreadBudget, available_cores, retain_heap_early
 
 __all__ = [
+    "HEAP_ENV",
     "available_cores",
+    "retain_heap_early",
     "ThreadBudget",
     "CalibrationError",
     "CONFIG_NAME",
