@@ -25,7 +25,6 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 TARGET_MS = 50.0
@@ -48,49 +47,6 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "shares the interpreter lock with the RunEngine's loop",
     )
     return parser.parse_args(argv)
-
-
-@contextlib.contextmanager
-def stock_tiled(folder: Path, camera_dir: Path) -> Iterator[str]:
-    """``tiled serve config profiles/tiled/config.yml`` on a free loopback port; yields
-    the raw catalog's URI (the API key in ``TILED_API_KEY``)."""
-    import secrets
-    import socket
-    import subprocess
-
-    import httpx
-    import xfusion_profiles
-
-    key = secrets.token_hex(16)
-    env = dict(os.environ, XFUSION_TILED_DIR=str(folder / "tiled"))
-    env |= {"XFUSION_CAMERA_DATA": str(camera_dir), "XFUSION_FUSED_DATA": str(folder)}
-    env["XFUSION_TILED_API_KEY"] = os.environ["TILED_API_KEY"] = key
-    (folder / "tiled").mkdir()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    exe = Path(sys.executable).parent / "tiled"
-    with (folder / "tiled.log").open("w") as log:
-        proc = subprocess.Popen(
-            [str(exe), "serve", "config", str(Path(xfusion_profiles.__file__).parent / "tiled" / "config.yml"), "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((folder / "tiled.log").read_text()[-2000:])
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1, trust_env=False).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        yield f"{base}/api/v1/metadata/raw"
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 class LoopProbe:
@@ -204,6 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     from xfusion_stream.app import ca_loopback_env, soft_iocs
     from xfusion_stream.profile import build_beamline, load_profile
     from xfusion_stream.simulation import SceneConfig
+    from xfusion_stream.testing import stock_tiled
 
     args = _args(argv)
     scene = SceneConfig(seed=0, n_shimadzu=args.frames, shimadzu_shape=tuple(args.shimadzu_shape))
@@ -219,7 +176,9 @@ def main(argv: list[str] | None = None) -> dict:
             uri = "embedded"
             if args.tiled == "process":
                 print("bench_event_loop: starting tiled serve config", file=sys.stderr)
-                uri = stack.enter_context(stock_tiled(folder, iocs.data_dir))
+                server = stack.enter_context(stock_tiled(folder, cameras=iocs.data_dir))
+                os.environ["TILED_API_KEY"] = server.api_key  # the profile's api_key_env
+                uri = server.raw_uri
             profile = load_profile(_profile(folder, iocs, uri))
             with build_beamline(profile, progress=False) as bl:
                 measured = _bursts(bl, args.bursts, args.period_ms / 1e3, "raw writer")

@@ -10,28 +10,14 @@ from xfusion_stream.core import DocumentError
 from xfusion_stream.documents import FilledEvents
 from xfusion_stream.fusion import FusedRunComposer, FusionWorker, WindowJob
 from xfusion_stream.publishing import make_tiled_writer
-from xfusion_stream.testing import DocumentLog
+from xfusion_stream.testing import DocumentLog, random_window_jobs
 
 H, W = 8, 12
 FRAME_KEYS = ("fused_image", "shimadzu_residual_map")
 
 
 def _jobs(n: int) -> list[WindowJob]:
-    rng = np.random.default_rng(1)
-    lr = [rng.random((H, W), dtype=np.float32) for _ in range(n + 2)]
-    hr = [rng.random((4 * H, 4 * W), dtype=np.float32) for _ in range(n + 2)]
-    return [
-        WindowJob(
-            index=i,
-            shimadzu_index=i,
-            shimadzu_time_ns=200 * i,
-            lr=(i, i + 1, i + 2),
-            hr=(i, i + 1),
-            lr_frames=(lr[i], lr[i + 1], lr[i + 2]),
-            hr_frames=(hr[i], hr[i + 1]),
-        )
-        for i in range(n)
-    ]
+    return random_window_jobs(n, (H, W), seed=1, phantom_every=1)
 
 
 def _fuse(model, sinks, n=5, frame_dir=None) -> FusionWorker:

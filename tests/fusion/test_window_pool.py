@@ -23,7 +23,7 @@ from xfusion_stream.fusion import (
     WindowPool,
     load_fusion_model,
 )
-from xfusion_stream.testing import DocumentLog
+from xfusion_stream.testing import DocumentLog, random_window_jobs
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -31,21 +31,7 @@ H, W = 48, 64  # big enough that a window takes a while in the tiny preset
 
 
 def _jobs(n: int, seed: int = 3) -> list[WindowJob]:
-    rng = np.random.default_rng(seed)
-    lr = [rng.random((H, W), dtype=np.float32) for _ in range(n + 2)]
-    hr = [rng.random((4 * H, 4 * W), dtype=np.float32) for _ in range(n // 4 + 2)]
-    return [
-        WindowJob(
-            index=i,
-            shimadzu_index=i,
-            shimadzu_time_ns=200 * i,
-            lr=(i, i + 1, i + 2),
-            hr=(i // 4, i // 4 + 1),
-            lr_frames=(lr[i], lr[i + 1], lr[i + 2]),
-            hr_frames=(hr[i // 4], hr[i // 4 + 1]),
-        )
-        for i in range(n)
-    ]
+    return random_window_jobs(n, (H, W), seed=seed)
 
 
 @pytest.fixture(scope="module")

@@ -18,26 +18,13 @@ from xfusion_stream.fusion import (
     WindowJob,
 )
 from xfusion_stream.testing import DocumentLog as Collector
+from xfusion_stream.testing import random_window_jobs
 
 H, W = 8, 12
 
 
 def _jobs(n: int, seed: int = 0) -> list[WindowJob]:
-    rng = np.random.default_rng(seed)
-    lr = [rng.random((H, W), dtype=np.float32) for _ in range(n + 2)]
-    hr = [rng.random((4 * H, 4 * W), dtype=np.float32) for _ in range(n // 4 + 2)]
-    return [
-        WindowJob(
-            index=i,
-            shimadzu_index=i,
-            shimadzu_time_ns=200 * i,
-            lr=(i, i + 1, i + 2),
-            hr=(i // 4, i // 4 + 1),
-            lr_frames=(lr[i], lr[i + 1], lr[i + 2]),
-            hr_frames=(hr[i // 4], hr[i // 4 + 1]),
-        )
-        for i in range(n)
-    ]
+    return random_window_jobs(n, (H, W), seed=seed)
 
 
 def _run(model, jobs, **kw) -> tuple[Collector, FusionWorker]:

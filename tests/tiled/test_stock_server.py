@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import torch
-import xfusion_profiles
 from xfusion_plans import dual_camera_burst
 
 from xfusion_stream.calibration import CalibrationRecord
@@ -29,60 +24,17 @@ from xfusion_stream.fusion import FusionModel
 from xfusion_stream.publishing import make_tiled_writer
 from xfusion_stream.simulation import Scene
 from xfusion_stream.testing import FUSION_SCENE, sim_cameras
+from xfusion_stream.testing import stock_tiled as start_stock_tiled
 
-CONFIG = Path(xfusion_profiles.__file__).parent / "tiled" / "config.yml"
 XFUSION = str(Path(sys.executable).parent / "xfusion")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")  # one server for the module: starting one takes ~10 s
 def stock_tiled(tmp_path_factory):
     """``tiled serve config`` on loopback; yields (base URL, API key, camera folder,
     fused-frames folder)."""
-    tmp_path = tmp_path_factory.mktemp("stock-tiled")
-    catalog, cameras, fused = tmp_path / "tiled", tmp_path / "cameras", tmp_path / "fused"
-    for folder in (catalog, cameras, fused):
-        folder.mkdir()
-    key = secrets.token_hex(16)
-    env = dict(os.environ, XFUSION_TILED_DIR=str(catalog), XFUSION_CAMERA_DATA=str(cameras))
-    env["XFUSION_FUSED_DATA"] = str(fused)
-    env["XFUSION_TILED_API_KEY"] = key
-    port = _free_port()
-    tiled = Path(sys.executable).parent / "tiled"
-    log = (tmp_path / "tiled.log").open("w")
-    proc = subprocess.Popen(
-        [str(tiled), "serve", "config", str(CONFIG), "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp_path / "tiled.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "tiled serve config did not become ready"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1, trust_env=False).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        yield base, key, cameras, fused
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with start_stock_tiled(tmp_path_factory.mktemp("stock-tiled")) as server:
+        yield server.base, server.api_key, server.cameras, server.fused
 
 
 @pytest.fixture

@@ -11,19 +11,24 @@ from ._kit import (
     expected_table,
     feed,
     fused_frames,
+    random_window_jobs,
     sim_cameras,
     wait_until,
 )
+from ._stock_tiled import StockTiled, stock_tiled
 
 __all__ = [
     "BEAMLINE_SCENE",
     "FUSION_SCENE",
     "DocumentLog",
+    "StockTiled",
     "TcpForwarder",
     "expected_table",
     "feed",
     "flaky_tiled_client",
     "fused_frames",
+    "random_window_jobs",
     "sim_cameras",
+    "stock_tiled",
     "wait_until",
 ]

@@ -13,6 +13,7 @@ from event_model import DocumentNames, schema_validators
 
 from ..calibration import PairingTable, pairing_table
 from ..devices import PhantomTMX7510, ShimadzuHPVX2, SimBeam, SimPhantomBackend, SimShimadzuBackend
+from ..fusion import WindowJob
 from ..simulation import Scene, SceneConfig
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "expected_table",
     "feed",
     "fused_frames",
+    "random_window_jobs",
     "sim_cameras",
     "wait_until",
 ]
@@ -92,3 +94,27 @@ def fused_frames(client: Any, uid: str) -> np.ndarray:
     run = client[uid]
     assert run.metadata["stop"]["exit_status"] == "success"
     return np.asarray(run["fused"]["fused_image"].read())
+
+
+def random_window_jobs(
+    n: int, shape: tuple[int, int] = (8, 12), *, seed: int = 0, phantom_every: int = 4
+) -> list[WindowJob]:
+    """``n`` consecutive continuous-mode windows of random frames (Shimadzu ``shape``,
+    Phantom x4), a Phantom pair per ``phantom_every`` windows: model runners tested
+    without a scene (the cost depends on sizes, not content)."""
+    h, w = shape
+    rng = np.random.default_rng(seed)
+    lr = [rng.random((h, w), dtype=np.float32) for _ in range(n + 2)]
+    hr = [rng.random((4 * h, 4 * w), dtype=np.float32) for _ in range(n // phantom_every + 2)]
+    return [
+        WindowJob(
+            index=i,
+            shimadzu_index=i,
+            shimadzu_time_ns=200 * i,
+            lr=(i, i + 1, i + 2),
+            hr=(i // phantom_every, i // phantom_every + 1),
+            lr_frames=(lr[i], lr[i + 1], lr[i + 2]),
+            hr_frames=(hr[i // phantom_every], hr[i // phantom_every + 1]),
+        )
+        for i in range(n)
+    ]
