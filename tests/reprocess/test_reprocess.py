@@ -25,7 +25,7 @@ from xfusion_stream.app import (
 )
 from xfusion_stream.calibration import CalibrationRecord
 from xfusion_stream.cli import main
-from xfusion_stream.core import ConfigError
+from xfusion_stream.core import HEAP_ENV, ConfigError
 from xfusion_stream.fusion import FusionConfig, load_fusion_model
 from xfusion_stream.publishing import make_tiled_writer
 from xfusion_stream.simulation import Scene, SceneConfig
@@ -171,8 +171,19 @@ def test_reprocess_workers_run_without_the_task_profiler():
         callbacks = cluster.client.run(lambda dask_worker: sorted(dask_worker.periodic_callbacks))
         assert callbacks and all("profile" not in names for names in callbacks.values())
         assert set(cluster.client.run(stop_task_profiler).values()) == {False}
+        # the heap policy is in the environment the worker process started with (glibc
+        # reads it then), not only set inside it afterwards
+        started_with = cluster.client.run(_environment_at_start)
+        for environ in started_with.values():
+            assert all(environ.get(k) == v for k, v in HEAP_ENV.items()), environ
     finally:
         cluster.close()
+
+
+def _environment_at_start() -> dict[str, str]:
+    with open("/proc/self/environ", "rb") as fh:
+        items = fh.read().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in items if b"=" in item)
 
 
 def test_stop_task_profiler_stops_a_running_one():

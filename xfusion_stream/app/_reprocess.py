@@ -44,12 +44,17 @@ __all__ = [
 ]
 
 #: each worker: one process, one Dask thread, one torch thread (no oversubscription)
-WORKER_ENV = {
-    "XFUSION_TORCH_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    **HEAP_ENV,  # the budget's heap policy from the worker's start (retain_heap_early)
-}
+WORKER_ENV = {"XFUSION_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _pre_spawn_environ() -> dict[str, str]:
+    """Dask's variables set before a worker process starts, plus the thread budget's heap
+    policy (``core.HEAP_ENV``): glibc reads those once, when the process starts, so they
+    cannot go in ``env`` (set inside the worker, too late). Workers of an existing
+    cluster (``--scheduler``) need them in the environment they are started with."""
+    import dask
+
+    return {**(dask.config.get("distributed.nanny.pre-spawn-environ") or {}), **HEAP_ENV}
 
 
 @dataclass(frozen=True)
@@ -182,7 +187,8 @@ class _Cluster:
             if workers < 1:
                 raise ConfigError(f"--workers {workers}: need at least one worker")
             # the nannies hand this config to the worker processes they spawn
-            with dask.config.set(WORKER_CONFIG):
+            config = {**WORKER_CONFIG, "distributed.nanny.pre-spawn-environ": _pre_spawn_environ()}
+            with dask.config.set(config):
                 self.cluster = LocalCluster(
                     n_workers=workers,
                     processes=True,
