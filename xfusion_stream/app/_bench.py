@@ -22,6 +22,7 @@ import numpy as np
 
 from ..core import ThreadBudget, XFusionError, available_cores
 from ..fusion import FusionConfig, FusionModel, WindowJob, load_fusion_model
+from ._bench_heap import heap_refaults
 from ._bench_model import (
     flop_efficiency,
     matmul_peak,
@@ -161,7 +162,7 @@ def run_benchmarks(settings: BenchSettings | None = None) -> dict[str, Any]:
     s = settings or BenchSettings()
     budget = ThreadBudget.for_this_process(s.torch_threads, s.opencv_threads).apply()
     steps = _Steps(
-        ["matmul", "live", "streaming", "efficiency", "precision", "persistence", "stages"],
+        ["matmul", "live", "streaming", "efficiency", "precision", "persistence", "stages", "heap"],
         s.progress,
     )
     model = load_fusion_model(s.model, device=s.device)
@@ -235,6 +236,8 @@ def _measure(
         live = out["persistence"]["cases"]["fused_live_float32"]["shipped"]
         publish_s = 1.0 / live["fps"] + 1.0 / live["zmq_fps"]
         out.update(_stage_shares(model, run, publish_s))
+    with steps.step("heap"):  # why sys_over_user is what it is (fresh processes)
+        out["heap"] = heap_refaults()
     return out
 
 

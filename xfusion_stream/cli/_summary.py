@@ -228,6 +228,11 @@ def _bench(r: dict) -> Lines:
     lines = [f"model {r.get('model')} on {r.get('device')}, threads {r.get('threads')}"]
     for label, value, key in rows:
         lines.append(f"{label}: {value} ({'meets' if met.get(key) else 'misses'} its target)")
+    heap = (r.get("heap") or {}).get("refaulted_blocks_per_block")
+    if heap:
+        lines.append(
+            "freed blocks mapped afresh: " + ", ".join(f"{k} {v}" for k, v in heap.items())
+        )
     shares = r.get("stage_shares", {})
     lines.append("time per fused frame: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
     return lines

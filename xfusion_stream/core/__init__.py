@@ -22,11 +22,20 @@ from ._home_config import (
 )
 from ._optics import InterCameraTransform
 from ._secrets import SecretFilter, mask_secrets
-from ._threads import HEAP_ENV, ThreadBudget, available_cores, retain_heap_early
+from ._threads import (
+    HEAP_ENV,
+    ThreadBudget,
+    available_cores,
+    heap_policy_threads,
+    inherited_heap_policy,
+    retain_heap_early,
+)
 
 __all__ = [
     "HEAP_ENV",
     "available_cores",
+    "heap_policy_threads",
+    "inherited_heap_policy",
     "retain_heap_early",
     "ThreadBudget",
     "CalibrationError",

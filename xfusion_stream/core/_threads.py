@@ -17,28 +17,27 @@ sys/user 0.06): the process keeps its peak heap, which the next frame needs anyw
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 from dataclasses import dataclass
 
-__all__ = ["HEAP_ENV", "ThreadBudget", "available_cores", "retain_freed_heap", "retain_heap_early"]
+from .._heap import (
+    HEAP_ENV,
+    env_flag,
+    heap_policy_threads,
+    inherited_heap_policy,
+    retain_freed_heap,
+    retain_heap_early,
+)
 
-#: the same policy for processes started by this one (Dask workers): glibc reads these
-#: when a process starts, before any thread has an arena of its own
-HEAP_ENV = {
-    "MALLOC_ARENA_MAX": "1",
-    "MALLOC_MMAP_THRESHOLD_": str(1 << 30),
-    "MALLOC_TRIM_THRESHOLD_": str((1 << 31) - 1),
-    "MALLOC_TOP_PAD_": str(64 << 20),
-}
-
-# mallopt(3) parameters (glibc malloc.h)
-_M_TRIM_THRESHOLD = -1
-_M_TOP_PAD = -2
-_M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
-_HEAP_RETAINED = False
+__all__ = [
+    "HEAP_ENV",
+    "ThreadBudget",
+    "available_cores",
+    "heap_policy_threads",
+    "inherited_heap_policy",
+    "retain_freed_heap",
+    "retain_heap_early",
+]
 
 
 def available_cores() -> int:
@@ -47,50 +46,6 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def retain_freed_heap() -> bool:
-    """Keep freed memory in this process (glibc only; once per process); True if set.
-
-    Blocks up to 1 GiB come from the heap instead of fresh mappings, the heap is not
-    trimmed back to the kernel, and every thread allocates from one arena (a second
-    arena's heap is capped at 64 MiB, so a worker thread's large tensors would be
-    mapped afresh each time). Later ``mallopt`` calls or ``MALLOC_*`` variables win.
-    """
-    global _HEAP_RETAINED
-    if _HEAP_RETAINED:
-        return True
-    name = ctypes.util.find_library("c")
-    if name is None or not os.uname().sysname == "Linux":
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl or another libc: nothing to tune
-        return False
-    settings = {
-        _M_MMAP_THRESHOLD: 1 << 30,
-        _M_TRIM_THRESHOLD: (1 << 31) - 1,  # mallopt takes a C int
-        _M_TOP_PAD: 64 << 20,
-        _M_ARENA_MAX: 1,
-    }
-    _HEAP_RETAINED = all(mallopt(key, value) == 1 for key, value in settings.items())
-    return _HEAP_RETAINED
-
-
-def retain_heap_early() -> bool:
-    """``retain_freed_heap`` unless ``XFUSION_RETAIN_HEAP=0``: call it before the process
-    starts any thread (the CLI does, first thing). Why early: a thread that allocated
-    before it has an arena of its own, whose heap cannot grow past 64 MiB, so the
-    full-sensor feature maps a fusion worker thread allocates there are mapped afresh
-    every window whatever the settings (one 400x250 window measured 4.3 M page faults
-    and 8.2 s in the kernel tuned late, 77 k and 0.18 s tuned early)."""
-    return _env_flag("XFUSION_RETAIN_HEAP", True) and retain_freed_heap()
-
-
-def _env_flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    return default if value is None else value.strip().lower() not in ("0", "false", "no", "")
 
 
 @dataclass(frozen=True)
@@ -127,7 +82,7 @@ class ThreadBudget:
         if opencv_threads is None:
             opencv_threads = int(os.environ.get("XFUSION_OPENCV_THREADS", 1))
         if retain_heap is None:
-            retain_heap = _env_flag("XFUSION_RETAIN_HEAP", True)
+            retain_heap = env_flag("XFUSION_RETAIN_HEAP", True)
         return cls(torch_threads, opencv_threads, retain_heap)
 
     def apply(self) -> ThreadBudget:
@@ -148,9 +103,10 @@ class ThreadBudget:
         cv2.setNumThreads(self.opencv_threads)
         return self
 
-    def as_dict(self) -> dict[str, int | bool]:
+    def as_dict(self) -> dict[str, int | bool | None]:
         return {
             "torch_threads": self.torch_threads,
             "opencv_threads": self.opencv_threads,
             "retain_heap": self.retain_heap,
+            "heap_policy_set_with_threads": heap_policy_threads(),
         }

@@ -183,7 +183,10 @@ class WindowPool:
             name=f"xfusion-fusion-{slot}",
             daemon=True,
         )
-        process.start()
+        from ..core import inherited_heap_policy
+
+        with inherited_heap_policy():  # its imports start threads before its budget
+            process.start()
         child_end.close()
         return _Child(slot, process, parent)
 
