@@ -69,7 +69,10 @@ def test_consistency_adds_no_parameters_and_is_recorded_only_when_on(flag):
     assert set(model.state_dict()) == set(plain.state_dict())
     assert ("consistency" in model.config) is flag
     model.load_state_dict(plain.state_dict())
-    lq, hq = torch.rand(1, 3, 1, 8, 8), torch.rand(1, 2, 1, 32, 32)
+    # Phantom frames far darker than the Shimadzu saw: whatever the random weights, the
+    # output contradicts the measurement (random frames sometimes agreed within noise)
+    hq = 0.1 * torch.rand(1, 2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    lq = torch.full((1, 3, 1, 8, 8), 0.9)
     with torch.no_grad():
         same = torch.equal(model(lq, hq), plain(lq, hq))
     assert same is not flag
