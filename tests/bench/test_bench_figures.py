@@ -116,6 +116,7 @@ def _figures(**changes):
         "pipeline": {"pipeline_ratio": 0.95, "sys_over_user": 0.05},
         "persistence": {"cases": {"raw_400x250_uint16": raw}},
         "precision": {"psnr_change_db": -0.05},
+        "scaling": {"linear": True},
     }
     for path, value in changes.items():
         section, key = path.split("__")
@@ -129,6 +130,7 @@ def test_targets_are_judged_one_by_one():
     assert not _targets_met(_figures(pipeline__sys_over_user=0.5))["sys_over_user"]
     assert not _targets_met(_figures(precision__psnr_change_db=-0.2))["precision"]
     assert not _targets_met(_figures(efficiency__b={"efficiency": 0.1}))["efficiency"]
+    assert not _targets_met(_figures(scaling__linear=False))["scaling_linear"]
     assert TARGETS["pipeline_ratio"] == 0.9
 
 
@@ -203,6 +205,21 @@ def test_the_cli_sets_the_heap_policy_before_any_thread(env):
         assert run("late")[0] == "2"  # the count sees a thread started before
 
 
+def test_children_inherit_the_heap_policy_and_the_parent_keeps_its_environment(monkeypatch):
+    from xfusion_stream.core import HEAP_ENV, inherited_heap_policy
+
+    for name in HEAP_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "4096")  # the user's own setting wins
+    with inherited_heap_policy():
+        seen = dict(os.environ)
+    assert seen["MALLOC_ARENA_MAX"] == "1" and seen["MALLOC_TOP_PAD_"] == "4096"
+    assert "MALLOC_ARENA_MAX" not in os.environ and os.environ["MALLOC_TOP_PAD_"] == "4096"
+    monkeypatch.setenv("XFUSION_RETAIN_HEAP", "0")
+    with inherited_heap_policy():
+        assert "MALLOC_ARENA_MAX" not in os.environ
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_the_heap_figure_measures_every_case():
     """The bench's heap figure (its numbers depend on the machine; tests/bench checks
@@ -217,3 +234,54 @@ def test_the_heap_figure_measures_every_case():
     }  # fmt: skip
     assert all(0.0 <= v <= 1.5 for v in per_block.values())
     assert per_block["main_default"] >= 0.9
+
+
+def test_scaling_table_fuses_each_size_and_length(tiny):
+    from xfusion_stream.app._bench_scaling import LINEAR_EXPONENT_MAX, scaling_table
+
+    table = scaling_table(tiny, shapes=((8, 12), (16, 24)), lengths=(6, 12),
+                          length_shape=(8, 12), windows_per_shape=4)  # fmt: skip
+    assert [r["shimadzu_shape"] for r in table["by_pixels"]] == [[8, 12], [16, 24]]
+    assert [r["frames"] for r in table["by_burst_length"]] == [6, 12]
+    assert all(r["s_per_frame"] > 0 for r in table["by_pixels"] + table["by_burst_length"])
+    worst = max(table["pixel_exponent"], table["length_exponent"])
+    assert table["linear"] is (worst <= LINEAR_EXPONENT_MAX)
+
+
+def test_the_scaling_exponent_tells_linear_from_quadratic():
+    from xfusion_stream.app._bench_scaling import _exponent
+
+    sizes = [32, 64, 128, 256]
+    assert _exponent(sizes, [0.1 * n for n in sizes]) == pytest.approx(1.0)
+    assert _exponent(sizes, [0.1 * n + 1e-3 * n * n for n in sizes]) > 1.2
+    assert _exponent(sizes, [5.0 + 0.1 * n for n in sizes]) < 1.0  # a fixed cost per run
+
+
+def test_synthetic_runs_share_frames_like_a_continuous_run():
+    from xfusion_stream.app._bench_scaling import synthetic_run
+
+    jobs = synthetic_run((8, 12), 9, phantom_every=4)
+    assert [j.lr for j in jobs[:2]] == [(0, 1, 2), (1, 2, 3)]
+    assert jobs[0].lr_frames[1] is jobs[1].lr_frames[0]  # one frame, seen by three windows
+    assert [j.hr for j in jobs[3:5]] == [(0, 1), (1, 2)]
+    assert len({id(f) for j in jobs for f in j.lr_frames}) == 9 + 2
+
+
+def test_the_full_burst_figure_times_each_model_and_is_judged_on_its_own_burst(tiny):
+    from xfusion_stream.app._bench import _burst_target
+    from xfusion_stream.app._bench_burst import full_burst
+
+    figure = full_burst({"a": tiny, "b": tiny}, shape=(8, 12), frames=5, profiled_windows=2)
+    assert set(figure["models"]) == {"a", "b"} and figure["frames"] == 5
+    for row in figure["models"].values():
+        assert row["burst_s"] > 0 and row["frames_per_s"] == pytest.approx(
+            5 / row["burst_s"], rel=0.01
+        )
+        assert sum(row["stage_shares"].values()) == pytest.approx(1.0, abs=0.01)
+    assert _burst_target({"full_burst": figure}) == {}  # not the burst the target names
+    named = {"frames": 256, "shimadzu_shape": [250, 400]}
+    for seconds, met in ((4.2, True), (6.0, False)):
+        models = {"edvr_stf_paper": {"burst_s": seconds}}
+        assert _burst_target({"full_burst": {**named, "models": models}}) == {
+            "paper_burst_under_5s": met
+        }

@@ -261,6 +261,20 @@ def test_bench_ratios_and_serve_with_a_tiled_outage_read_as_lines():
     text = _text(summary_lines("bench", bench))
     assert "persistence (raw frames/s, HDF5 + documents to Tiled): 325" in text
     assert "325 (meets its target)" in text
+    bench["scaling"] = {
+        "pixel_exponent": 0.97, "length_exponent": 1.3,
+        "by_pixels": [{"shimadzu_shape": [64, 96], "s_per_frame": 0.25}],
+        "by_burst_length": [{"frames": 256, "s_per_frame": 0.071}],
+    }  # fmt: skip
+    bench["full_burst"] = {
+        "frames": 256, "shimadzu_shape": [250, 400],
+        "models": {"edvr_stf_paper": {"burst_s": 4.2, "frames_per_s": 61.0, "cpu_side_share": 0.3}},
+    }  # fmt: skip
+    bench["heap"] = {"refaulted_blocks_per_block": {"main_default": 1.0, "main_retained": 0.0}}
+    text = _text(summary_lines("bench", bench))
+    assert "burst length 1.3 (misses its target)" in text and "256 frames: 0.071 s/frame" in text
+    assert "edvr_stf_paper: 4.2 s, 61 frames/s, CPU-side share 0.3" in text
+    assert "main_default 1.0, main_retained 0.0" in text
 
 
 def test_summaries_survive_missing_keys():

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +74,10 @@ def test_a_pool_fuses_what_the_worker_thread_fuses(model, pool):
     for got, want in zip(outputs, _reference(model, jobs, shimadzu), strict=True):
         _same(got, want)
     assert len(set(pool.pids())) == 2 and os.getpid() not in pool.pids()
+    if sys.platform.startswith("linux"):  # the heap policy reached them before any import
+        for pid in pool.pids():
+            start_env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert b"MALLOC_ARENA_MAX=1" in start_env
 
 
 def test_a_fused_run_through_a_pool_equals_one_in_the_worker_thread(model, pool):

@@ -4,6 +4,12 @@ The live path is the real one, configured as shipped: simulated cameras writing 
 files through a RunEngine, the fusion session's callback and worker, fused frames to
 their HDF5 file (``fused_data_dir``, ADR 0006) with the documents to an in-process 0MQ
 proxy and to an embedded Tiled server, raw documents to Tiled as on the beamline.
+
+The cameras' memories are rendered before the clock starts (``memory_render_s`` says
+how long that took): a real camera records its burst in microseconds on its own
+hardware, so the scene engine's rendering, which stands in for it, is not the live
+path's work. Everything after the trigger is: reading the memory out, writing the
+burst files, the documents, registration, fusion, publishing and Tiled.
 """
 
 from __future__ import annotations
@@ -31,10 +37,13 @@ class LiveRun:
     record: Any
     wall_s: float
     acquired_s: float  # RunEngine start -> raw stop document
+    memory_render_s: float  # the simulated cameras' recording, before the clock starts
     user_s: float
     sys_s: float
     minor_faults: int
-    raw_stop_at: list[float] = field(default_factory=list)
+    t0: float = 0.0  # perf_counter at the plan's start
+    fused_at: list[float] = field(default_factory=list)  # perf_counter per fused frame
+    ready_at: list[float] = field(default_factory=list)  # per window: its inputs all in
 
 
 def _cameras(beam: Any, raw: Path) -> tuple[Any, Any]:
@@ -43,6 +52,34 @@ def _cameras(beam: Any, raw: Path) -> tuple[Any, Any]:
     phantom = PhantomTMX7510("B:", name="phantom", backend=SimPhantomBackend(beam), data_dir=raw)
     shimadzu = ShimadzuHPVX2("B:", name="shimadzu", backend=SimShimadzuBackend(beam), data_dir=raw)
     return phantom, shimadzu
+
+
+def _record_memory(scene: Any) -> float:
+    """Render every frame both simulated cameras will read out, once, and keep them:
+    the scene's frame methods then return the recorded frames (seconds taken)."""
+    t0 = time.perf_counter()
+    shimadzu = [scene.shimadzu_frame(k) for k in range(scene.n_shimadzu)]
+    phantom = [scene.phantom_frame(i) for i in range(scene.n_phantom)]
+    scene.shimadzu_frame = lambda k: shimadzu[k].copy()
+    scene.phantom_frame = lambda i: phantom[i].copy()
+    return time.perf_counter() - t0
+
+
+@dataclass
+class _Clock:
+    """When each fused frame came (and the frames), and when the raw run stopped."""
+
+    kept: list[tuple[FusedFrame, WindowJob]] = field(default_factory=list)
+    fused_at: list[float] = field(default_factory=list)
+    raw_stop: list[float] = field(default_factory=list)
+
+    def frame(self, frame: FusedFrame, job: WindowJob) -> None:
+        self.kept.append((frame, job))
+        self.fused_at.append(time.perf_counter())
+
+    def raw(self, name: str, doc: dict) -> None:
+        if name == "stop":
+            self.raw_stop.append(time.perf_counter())
 
 
 def live_pipeline(
@@ -59,7 +96,13 @@ def live_pipeline(
 
     from ..calibration import CalibrationRecord
     from ..devices import SimBeam
-    from ..publishing import EmbeddedTiled, ProxyThread, make_publisher, make_tiled_writer
+    from ..publishing import (
+        EmbeddedTiled,
+        OffLoopWriter,
+        ProxyThread,
+        make_publisher,
+        make_tiled_writer,
+    )
     from ..simulation import SceneConfig
     from ._session import FusionSession
 
@@ -67,16 +110,11 @@ def live_pipeline(
     raw, fused = workdir / "raw", workdir / "fused"
     phantom, shimadzu = _cameras(beam, raw)
     scene = beam.scene
+    render_s = _record_memory(scene)
     record = CalibrationRecord.from_transform(
         scene.transform, scene.shimadzu_shape, scene.phantom_shape
     )
-    kept: list[tuple[FusedFrame, WindowJob]] = []
-    stop_times: list[float] = []
-
-    def raw_stop(name: str, doc: dict) -> None:
-        if name == "stop":
-            stop_times.append(time.perf_counter())
-
+    clock = _Clock()
     with (
         EmbeddedTiled(workdir / "tiled", readable_storage=[raw, fused]) as tiled,
         ProxyThread() as proxy,
@@ -89,25 +127,31 @@ def live_pipeline(
             record,
             sinks,
             FusionConfig(fused_data_dir=str(fused)),
-            on_frame=lambda f, j: kept.append((f, j)),
+            on_frame=clock.frame,
             threads=threads,
         )
+        raw_writer = OffLoopWriter(make_tiled_writer(client))  # off the loop, as configured
         before = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         result = session.run_plan(
-            dual_camera_burst(phantom, shimadzu), raw_sinks=[make_tiled_writer(client), raw_stop]
+            dual_camera_burst(phantom, shimadzu), raw_sinks=[raw_writer, clock.raw]
         )
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_SELF)
         publisher.close()
+        raw_writer.close()
     return LiveRun(
         result=result,
-        jobs=[j for _, j in kept],
-        frames=[f for f, _ in kept],
+        jobs=[j for _, j in clock.kept],
+        frames=[f for f, _ in clock.kept],
         scene=scene,
         record=record,
         wall_s=wall,
-        acquired_s=(stop_times[0] - t0) if stop_times else float("nan"),
+        acquired_s=(clock.raw_stop[0] - t0) if clock.raw_stop else float("nan"),
+        memory_render_s=render_s,
+        t0=t0,
+        fused_at=clock.fused_at,
+        ready_at=[j.ready_at for _, j in clock.kept],
         user_s=after.ru_utime - before.ru_utime,
         sys_s=after.ru_stime - before.ru_stime,
         minor_faults=after.ru_minflt - before.ru_minflt,

@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--shape", type=int, nargs=2, default=(64, 96), metavar=("ROWS", "COLS"),
         help="Shimadzu frame size of the live burst",
     )  # fmt: skip
-    parser.add_argument("--frames", type=int, default=40, help="Shimadzu frames in the live burst")
+    parser.add_argument(
+        "--frames", type=int, default=128, help="Shimadzu frames in the live burst (issue 15: 128)"
+    )
     parser.add_argument(
         "--presets", nargs="*", default=["tiny", "small"], help="untrained presets for efficiency"
     )
@@ -49,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--burst-frames", type=int, default=128, help="raw 400x250 frames persisted (one burst)"
     )
+    parser.add_argument(
+        "--full-burst", type=int, default=None, metavar="FRAMES",
+        help="frames of the whole-burst figure at 400x250 with the shipped and paper-size "
+        "models (default: 256 on a GPU, 0 = none on a CPU)",
+    )  # fmt: skip
     parser.add_argument(
         "--torch-threads", type=int, default=None, help="torch threads (default: all cores)"
     )
@@ -122,6 +129,8 @@ def run(args: argparse.Namespace) -> dict:
 
     if args.frames < 24:  # two Phantom frames (20 Shimadzu frames apart) and a window
         raise ConfigError(f"--frames {args.frames}: need at least 24")
+    if args.full_burst is not None and args.full_burst < 0:
+        raise ConfigError(f"--full-burst {args.full_burst}: need 0 (none) or more frames")
     if args.persistence_frames < 1 or args.burst_frames < 1:
         raise ConfigError(
             f"--persistence-frames {args.persistence_frames}, --burst-frames "
@@ -136,6 +145,7 @@ def run(args: argparse.Namespace) -> dict:
         full_shape=None if args.no_full_sensor else (250, 400),
         persistence_frames=args.persistence_frames,
         burst_frames=args.burst_frames,
+        full_burst_frames=args.full_burst,
         torch_threads=args.torch_threads,
         opencv_threads=args.opencv_threads,
         progress=not args.quiet,

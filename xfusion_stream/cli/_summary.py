@@ -228,6 +228,25 @@ def _bench(r: dict) -> Lines:
     lines = [f"model {r.get('model')} on {r.get('device')}, threads {r.get('threads')}"]
     for label, value, key in rows:
         lines.append(f"{label}: {value} ({'meets' if met.get(key) else 'misses'} its target)")
+    scaling = r.get("scaling") or {}
+    if scaling:
+        lines.append(
+            "scaling (log-log exponent, 1 = linear): pixels "
+            f"{_number(scaling.get('pixel_exponent'))}, burst length "
+            f"{_number(scaling.get('length_exponent'))} "
+            f"({'meets' if met.get('scaling_linear') else 'misses'} its target)"
+        )
+        for row in scaling.get("by_pixels", []):
+            lines.append(f"  {row['shimadzu_shape']}: {_number(row['s_per_frame'])} s/frame")
+        for row in scaling.get("by_burst_length", []):
+            lines.append(f"  {row['frames']} frames: {_number(row['s_per_frame'])} s/frame")
+    burst = r.get("full_burst") or {}
+    for name, row in (burst.get("models") or {}).items():
+        lines.append(
+            f"whole burst ({burst['frames']} frames of {burst['shimadzu_shape']}), {name}: "
+            f"{_number(row['burst_s'])} s, {_number(row['frames_per_s'])} frames/s, "
+            f"CPU-side share {_number(row['cpu_side_share'])}"
+        )
     heap = (r.get("heap") or {}).get("refaulted_blocks_per_block")
     if heap:
         lines.append(
