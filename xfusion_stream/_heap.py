@@ -80,9 +80,10 @@ def _os_threads() -> int | None:
 
 
 def heap_policy_threads() -> int | None:
-    """How many threads the process had when the heap policy was set (None: not set,
-    or not countable). 1 is the aim: a thread started before has an arena of its own
-    that the policy cannot reach."""
+    """How many threads the process had when ``retain_freed_heap`` set the policy (None:
+    not set, or not countable). 1 is the aim: a thread started before has an arena of
+    its own that the policy cannot reach. A process that got it as ``MALLOC_*``
+    variables had it from its start, whatever this says."""
     return _THREADS_AT_POLICY if _HEAP_RETAINED else None
 
 
@@ -106,7 +107,9 @@ def inherited_heap_policy() -> Iterator[None]:
     """Processes started inside get the policy as ``MALLOC_*`` variables (glibc reads
     them before the child runs any code), unless ``XFUSION_RETAIN_HEAP=0``; the
     parent's environment is restored after. For children whose first imports start
-    threads (a multiprocessing spawn child imports its target's module first)."""
+    threads (a multiprocessing spawn child imports its target's module first). The
+    variables are process-wide while inside: another thread's child started meanwhile
+    gets them too, which does it no harm."""
     if not env_flag("XFUSION_RETAIN_HEAP", True):
         yield
         return

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -24,8 +23,9 @@ from xfusion_stream.app._bench_persistence import (
     PersistenceCase,
     persistence_rates,
 )
+from xfusion_stream.app._bench_scaling import synthetic_run
 from xfusion_stream.core import ThreadBudget
-from xfusion_stream.fusion import FusionModel, WindowJob
+from xfusion_stream.fusion import FusionModel
 
 
 @pytest.fixture(scope="module")
@@ -37,27 +37,8 @@ def tiny() -> FusionModel:
     return FusionModel(net, "tiny_hrwarp", "edvr_stf", "0" * 64, torch.device("cpu"))
 
 
-def _sequence_jobs(n: int, lr_shape=(12, 16)) -> list[WindowJob]:
-    """Continuous-mode windows over one Shimadzu sequence and one Phantom pair."""
-    rng = np.random.default_rng(1)
-    lr = [rng.random(lr_shape, dtype=np.float32) for _ in range(n + 2)]
-    hr = [rng.random((4 * lr_shape[0], 4 * lr_shape[1]), dtype=np.float32) for _ in range(2)]
-    return [
-        WindowJob(
-            index=i,
-            shimadzu_index=i + 1,
-            shimadzu_time_ns=200 * (i + 1),
-            lr=(i, i + 1, i + 2),
-            hr=(0, 1),
-            lr_frames=(lr[i], lr[i + 1], lr[i + 2]),
-            hr_frames=(hr[0], hr[1]),
-        )
-        for i in range(n)
-    ]
-
-
 def test_caches_change_no_fused_frame_and_are_used(tiny):
-    jobs = _sequence_jobs(5)
+    jobs = synthetic_run((12, 16), 5, phantom_every=5)  # one Phantom pair for all five
     figures = streaming_speedup(tiny, jobs)
     assert figures["identical_output"] is True
     assert figures["windows"] == 5

@@ -21,7 +21,7 @@ import numpy as np
 from ..fusion import FusionModel, WindowJob
 from ..fusion._inference import WindowInference
 
-__all__ = ["LINEAR_EXPONENT_MAX", "scaling_table", "synthetic_run"]
+__all__ = ["LINEAR_EXPONENT_MAX", "scaling_table", "synthetic_run", "timed_run"]
 
 #: the largest log-log slope still called linear (timing noise on shared cores included)
 LINEAR_EXPONENT_MAX = 1.1
@@ -58,7 +58,7 @@ def synthetic_run(
     ]
 
 
-def _timed_run(model: FusionModel, jobs: Sequence[WindowJob], skip: int) -> tuple[float, float]:
+def timed_run(model: FusionModel, jobs: Sequence[WindowJob], skip: int) -> tuple[float, float]:
     """Seconds for the whole run, and per window after the first ``skip`` (caches and
     pools warm)."""
     inference = WindowInference(model)
@@ -94,7 +94,7 @@ def scaling_table(
     by_pixels: list[dict[str, Any]] = []
     for shape in shapes:
         jobs = synthetic_run(shape, windows_per_shape)
-        _, per_frame = _timed_run(model, jobs, skip=2)
+        _, per_frame = timed_run(model, jobs, skip=2)
         pixels = jobs[0].lr_frames[1].size
         by_pixels.append(
             {"shimadzu_shape": list(jobs[0].lr_frames[1].shape), "pixels": pixels,
@@ -104,7 +104,7 @@ def scaling_table(
     by_length: list[dict[str, Any]] = []
     for n in lengths:
         jobs = synthetic_run(length_shape, n)
-        total, per_frame = _timed_run(model, jobs, skip=2)
+        total, per_frame = timed_run(model, jobs, skip=2)
         by_length.append(
             {"frames": n, "s_per_frame": round(per_frame, 5), "run_s": round(total, 3)}
         )
