@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 __all__ = [
     "HEAP_ENV",
+    "child_heap_env",
     "heap_policy_threads",
     "inherited_heap_policy",
     "retain_freed_heap",
@@ -102,18 +103,22 @@ def env_flag(name: str, default: bool) -> bool:
     return default if value is None else value.strip().lower() not in ("0", "false", "no", "")
 
 
+def child_heap_env() -> dict[str, str]:
+    """The ``MALLOC_*`` variables a child process should start with: the policy, less
+    what the user set themselves; none with ``XFUSION_RETAIN_HEAP=0``."""
+    if not env_flag("XFUSION_RETAIN_HEAP", True):
+        return {}
+    return {k: v for k, v in HEAP_ENV.items() if k not in os.environ}
+
+
 @contextlib.contextmanager
 def inherited_heap_policy() -> Iterator[None]:
-    """Processes started inside get the policy as ``MALLOC_*`` variables (glibc reads
-    them before the child runs any code), unless ``XFUSION_RETAIN_HEAP=0``; the
-    parent's environment is restored after. For children whose first imports start
-    threads (a multiprocessing spawn child imports its target's module first). The
-    variables are process-wide while inside: another thread's child started meanwhile
-    gets them too, which does it no harm."""
-    if not env_flag("XFUSION_RETAIN_HEAP", True):
-        yield
-        return
-    added = {k: v for k, v in HEAP_ENV.items() if k not in os.environ}
+    """Processes started inside get ``child_heap_env`` (glibc reads it before the child
+    runs any code); the parent's environment is restored after. For children whose
+    first imports start threads (a multiprocessing spawn child imports its target's
+    module first). The variables are process-wide while inside: another thread's child
+    started meanwhile gets them too, which does it no harm."""
+    added = child_heap_env()
     os.environ.update(added)
     try:
         yield

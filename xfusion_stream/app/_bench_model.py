@@ -25,6 +25,7 @@ __all__ = [
     "stage_seconds",
     "streaming_speedup",
     "synthetic_job",
+    "synthetic_run",
     "time_windows",
 ]
 
@@ -76,31 +77,42 @@ def streaming_speedup(model: FusionModel, jobs: Sequence[WindowJob]) -> dict[str
     }
 
 
-def synthetic_job(lr_shape: tuple[int, int], ratio: int = 4, seed: int = 0) -> WindowJob:
-    """A window of smooth random frames (sides rounded down to what registration gives):
-    cost depends on sizes, not on content."""
+def synthetic_run(
+    lr_shape: tuple[int, int], n_frames: int, phantom_every: int = 4, seed: int = 0
+) -> list[WindowJob]:
+    """``n_frames`` consecutive windows of one run: smooth random frames, each frame its
+    own (the caches key on frames, so none is a repeat), a Phantom pair every
+    ``phantom_every`` windows, Phantom x4."""
     import cv2
 
     rng = np.random.default_rng(seed)
     # the registered crop is a multiple of 16 fused px: LR sides are multiples of 4
-    lr_shape = (lr_shape[0] // 4 * 4, lr_shape[1] // 4 * 4)
-    hr_shape = (lr_shape[0] * ratio, lr_shape[1] * ratio)
+    h, w = lr_shape[0] // 4 * 4, lr_shape[1] // 4 * 4
 
     def smooth(shape: tuple[int, int]) -> np.ndarray:
-        img = cv2.GaussianBlur(rng.random(shape, dtype=np.float32), (0, 0), 3.0)
+        img = cv2.GaussianBlur(rng.random(shape, dtype=np.float32), (0, 0), 2.0)
         return np.ascontiguousarray((img - img.min()) / (np.ptp(img) + 1e-6))
 
-    lr = tuple(smooth(lr_shape) for _ in range(3))
-    hr = tuple(smooth(hr_shape) for _ in range(2))
-    return WindowJob(
-        index=0,
-        shimadzu_index=1,
-        shimadzu_time_ns=200,
-        lr=(0, 1, 2),
-        hr=(0, 1),
-        lr_frames=lr,  # type: ignore[arg-type]
-        hr_frames=hr,  # type: ignore[arg-type]
-    )
+    lr = [smooth((h, w)) for _ in range(n_frames + 2)]
+    hr = [smooth((4 * h, 4 * w)) for _ in range(n_frames // phantom_every + 2)]
+    return [
+        WindowJob(
+            index=i,
+            shimadzu_index=i + 1,
+            shimadzu_time_ns=200 * (i + 1),
+            lr=(i, i + 1, i + 2),
+            hr=(i // phantom_every, i // phantom_every + 1),
+            lr_frames=(lr[i], lr[i + 1], lr[i + 2]),
+            hr_frames=(hr[i // phantom_every], hr[i // phantom_every + 1]),
+        )
+        for i in range(n_frames)
+    ]
+
+
+def synthetic_job(lr_shape: tuple[int, int], seed: int = 0) -> WindowJob:
+    """One window of smooth random frames (the first of ``synthetic_run``): cost depends
+    on sizes, not on content."""
+    return synthetic_run(lr_shape, 1, seed=seed)[0]
 
 
 def flop_efficiency(

@@ -20,42 +20,12 @@ import numpy as np
 
 from ..fusion import FusionModel, WindowJob
 from ..fusion._inference import WindowInference
+from ._bench_model import synthetic_run
 
 __all__ = ["LINEAR_EXPONENT_MAX", "scaling_table", "synthetic_run", "timed_run"]
 
 #: the largest log-log slope still called linear (timing noise on shared cores included)
 LINEAR_EXPONENT_MAX = 1.1
-
-
-def synthetic_run(
-    lr_shape: tuple[int, int], n_frames: int, phantom_every: int = 4, seed: int = 0
-) -> list[WindowJob]:
-    """``n_frames`` consecutive windows of one run: smooth random frames, each frame its
-    own (the caches key on frames, so none is a repeat), a Phantom pair every
-    ``phantom_every`` windows, Phantom x4."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    h, w = lr_shape[0] // 4 * 4, lr_shape[1] // 4 * 4
-
-    def smooth(shape: tuple[int, int]) -> np.ndarray:
-        img = cv2.GaussianBlur(rng.random(shape, dtype=np.float32), (0, 0), 2.0)
-        return np.ascontiguousarray((img - img.min()) / (np.ptp(img) + 1e-6))
-
-    lr = [smooth((h, w)) for _ in range(n_frames + 2)]
-    hr = [smooth((4 * h, 4 * w)) for _ in range(n_frames // phantom_every + 2)]
-    return [
-        WindowJob(
-            index=i,
-            shimadzu_index=i + 1,
-            shimadzu_time_ns=200 * (i + 1),
-            lr=(i, i + 1, i + 2),
-            hr=(i // phantom_every, i // phantom_every + 1),
-            lr_frames=(lr[i], lr[i + 1], lr[i + 2]),
-            hr_frames=(hr[i // phantom_every], hr[i // phantom_every + 1]),
-        )
-        for i in range(n_frames)
-    ]
 
 
 def timed_run(model: FusionModel, jobs: Sequence[WindowJob], skip: int) -> tuple[float, float]:

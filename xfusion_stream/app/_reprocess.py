@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..calibration import CalibrationRecord
-from ..core import HEAP_ENV, ConfigError, load_config
+from ..core import ConfigError, child_heap_env, load_config
 from ..fusion import is_calibration_run
 from ._reprocess_worker import (
     WORKER_CONFIG,
@@ -49,12 +49,13 @@ WORKER_ENV = {"XFUSION_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THR
 
 def _pre_spawn_environ() -> dict[str, str]:
     """Dask's variables set before a worker process starts, plus the thread budget's heap
-    policy (``core.HEAP_ENV``): glibc reads those once, when the process starts, so they
-    cannot go in ``env`` (set inside the worker, too late). Workers of an existing
-    cluster (``--scheduler``) need them in the environment they are started with."""
+    policy (``core.child_heap_env``): glibc reads those once, when the process starts,
+    so they cannot go in ``env`` (set inside the worker, too late). Workers of an
+    existing cluster (``--scheduler``) need them in the environment they are started
+    with."""
     import dask
 
-    return {**(dask.config.get("distributed.nanny.pre-spawn-environ") or {}), **HEAP_ENV}
+    return {**(dask.config.get("distributed.nanny.pre-spawn-environ") or {}), **child_heap_env()}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from ._threads import (
     HEAP_ENV,
     ThreadBudget,
     available_cores,
+    child_heap_env,
     heap_policy_threads,
     inherited_heap_policy,
     retain_heap_early,
@@ -33,6 +34,7 @@ from ._threads import (
 
 __all__ = [
     "HEAP_ENV",
+    "child_heap_env",
     "available_cores",
     "heap_policy_threads",
     "inherited_heap_policy",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from .._heap import (
     HEAP_ENV,
+    child_heap_env,
     env_flag,
     heap_policy_threads,
     inherited_heap_policy,
@@ -31,6 +32,7 @@ from .._heap import (
 
 __all__ = [
     "HEAP_ENV",
+    "child_heap_env",
     "ThreadBudget",
     "available_cores",
     "heap_policy_threads",
