@@ -148,7 +148,9 @@ def test_live_fusion_with_a_tiled_that_answers_very_slowly(
     assert result is not None and result.frames == 10 and len(log.events()) == 10
     assert not result.ok and "not delivered within 1 s" in (result.problem or "")
     wait_until(lambda: not spool_files(spool_dir), 120, "the slow re-ingest")
-    assert session.tiled is not None and session.tiled.reingested == [result.fused_uid]
+    # the spool empties run by run; the re-ingest records its runs when it ends
+    assert session.tiled is not None and session.tiled.wait_reingest(60)
+    assert session.tiled.reingested == [result.fused_uid]
     assert len(fused_frames(tiled_server.client(), result.fused_uid)) == 10
     t0 = time.monotonic()
     session.close(timeout=30.0)
