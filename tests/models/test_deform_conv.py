@@ -72,20 +72,24 @@ def test_zero_offset_unit_mask_is_plain_conv(device, stride, padding, dilation, 
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("grad", [True, False], ids=["grad", "no_grad"])
 @pytest.mark.parametrize("stride,padding,dilation,groups,dg", [(1, 1, 1, 2, 2), (2, 1, 2, 1, 2)])
-def test_random_offsets_match_per_pixel_reference(stride, padding, dilation, groups, dg):
+def test_random_offsets_match_per_pixel_reference(stride, padding, dilation, groups, dg, grad):
+    """Inference masks the columns in place and multiplies them batch by batch: both
+    paths, with two windows in the batch, agree with the per-pixel reference."""
     gen = torch.Generator().manual_seed(2)
-    x = torch.randn(1, 4, 5, 6, generator=gen)
+    x = torch.randn(2, 4, 5, 6, generator=gen)
     weight = torch.randn(4, 4 // groups, 3, 3, generator=gen)
     bias = torch.randn(4, generator=gen)
     h_out = (5 + 2 * padding - dilation * 2 - 1) // stride + 1
     w_out = (6 + 2 * padding - dilation * 2 - 1) // stride + 1
     # Offsets up to +-3 px push many taps across the border and off whole pixels.
-    offset = (torch.rand(1, 2 * dg * 9, h_out, w_out, generator=gen) - 0.5) * 6
-    mask = torch.rand(1, dg * 9, h_out, w_out, generator=gen)
-    got = modulated_deform_conv2d(
-        x, offset, mask, weight, bias, stride, padding, dilation, groups, dg, backend="torch"
-    )
+    offset = (torch.rand(2, 2 * dg * 9, h_out, w_out, generator=gen) - 0.5) * 6
+    mask = torch.rand(2, dg * 9, h_out, w_out, generator=gen)
+    with torch.set_grad_enabled(grad):
+        got = modulated_deform_conv2d(
+            x, offset, mask, weight, bias, stride, padding, dilation, groups, dg, backend="torch"
+        )
     want = _reference(x, offset, mask, weight, bias, stride, padding, dilation, groups, dg)
     torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4)
 

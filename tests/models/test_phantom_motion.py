@@ -189,3 +189,35 @@ def test_round_trip_error_marks_what_the_flow_cannot_follow():
     appeared[0, 1, 0, 40:60, 50:70] = 0.95  # a bright patch only in the frame after
     errors = phantom_at_t(appeared, lq).after_error[0, 0]
     assert float(errors[40:60, 50:70].mean()) > 3 * float(errors[:30].mean())
+
+
+def test_a_pairs_tau_views_are_memoised_and_give_the_same_tau(monkeypatch):
+    """Windows between one Phantom pair share the pair's warped views at each candidate
+    tau; only the correlation with each Shimadzu frame is per window. The memo is kept
+    for the latest pair only, and what it gives equals what is computed afresh."""
+    import xfusion_models.ops._tau_search as search
+
+    made = []
+    real = search._PairGrids.views
+    monkeypatch.setattr(
+        search._PairGrids, "views", lambda self, t, s: made.append(t.numel()) or real(self, t, s)
+    )
+    cache = PhantomMotionCache()
+    hq = _window(0.0, seed=6)[0]
+    taus = (0.12, 0.14, 0.5, 0.86)
+    frames = [F.avg_pool2d(torch.from_numpy(_window(t, seed=6)[2])[None, None], 4) for t in taus]
+    memoised = [phantom_at_t(hq, lq, cache=cache) for lq in frames]
+    fresh = [phantom_at_t(hq, lq) for lq in frames]
+    for a, b in zip(memoised, fresh):
+        torch.testing.assert_close(a.tau, b.tau, rtol=0, atol=0)
+        torch.testing.assert_close(a.before, b.before, rtol=0, atol=0)
+    got = [round(r.tau.item(), 2) for r in memoised]
+    assert got == pytest.approx(taus, abs=0.03)
+    # fresh: 2 sets of 11 views per window; memoised: coarse once, then a fine set per
+    # new coarse best (0.1 serves 0.12 and 0.14)
+    assert len(made) == 2 * len(taus) + 1 + 3
+    other = _window(0.4, seed=7)[:2]
+    phantom_at_t(*other, cache=cache)
+    made.clear()
+    phantom_at_t(hq, frames[0], cache=cache)
+    assert made == [11, 11]  # the first pair's memo went when another pair came

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..ops import HalvingMaxPool
+
 __all__ = ["ResidualBlockNoBN", "residual_stack", "PhantomBranch", "scaled_kaiming_init"]
 
 
@@ -49,7 +51,7 @@ class PhantomBranch(nn.Module):
         self.conv1 = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.conv2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv3 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.pool = HalvingMaxPool()
         self.lrelu = nn.LeakyReLU(0.1, inplace=True)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:

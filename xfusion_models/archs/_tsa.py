@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops import HalvingMaxPool
+
 __all__ = ["TSAFusion"]
 
 
@@ -23,7 +25,7 @@ class TSAFusion(nn.Module):
         self.temporal_attn1 = nn.Conv2d(c, c, 3, 1, 1)
         self.temporal_attn2 = nn.Conv2d(c, c, 3, 1, 1)
         self.feat_fusion = nn.Conv2d(num_frame * c, c, 1, 1)
-        self.max_pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.max_pool = HalvingMaxPool()
         self.avg_pool = nn.AvgPool2d(3, stride=2, padding=1)
         self.spatial_attn1 = nn.Conv2d(num_frame * c, c, 1)
         self.spatial_attn2 = nn.Conv2d(2 * c, c, 1)

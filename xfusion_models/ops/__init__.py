@@ -17,14 +17,17 @@ from ._phantom_motion import (
     phantom_at_t,
     warp,
 )
+from ._pooling import HalvingMaxPool, halving_max_pool
 
 __all__ = [
     "SIGMA_FLOOR",
     "ShimadzuMeasurement",
+    "HalvingMaxPool",
     "ModulatedDeformConv2d",
     "PhantomAtT",
     "PhantomMotionCache",
     "dense_flow",
+    "halving_max_pool",
     "measure",
     "noise_sigma",
     "modulated_deform_conv2d",

@@ -72,7 +72,10 @@ def _sample_columns(
     xg = x.reshape(b * deform_groups, c // deform_groups, h, w)
     sampled = F.grid_sample(xg, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     sampled = sampled.view(b, deform_groups, c // deform_groups, k, h_out, w_out)
-    sampled = sampled * mask.view(b, deform_groups, 1, k, h_out, w_out)
+    taps = mask.view(b, deform_groups, 1, k, h_out, w_out)
+    # in place when nothing needs the unmasked samples for a backward pass: the columns
+    # are the largest tensor of the layer, and a second copy is another pass over memory
+    sampled = sampled * taps if torch.is_grad_enabled() else sampled.mul_(taps)
     return sampled.reshape(b, c, k, h_out * w_out)
 
 
@@ -100,7 +103,9 @@ def _deform_conv_torch(
     cols = _sample_columns(x, offset, mask, (kh, kw), stride, padding, dilation, deform_groups)
     cols = cols.view(b, groups, (c // groups) * kh * kw, h_out * w_out)
     wmat = weight.reshape(groups, c_out // groups, c_per_group * kh * kw).to(cols.dtype)
-    out = torch.einsum("gok,bgkl->bgol", wmat, cols).reshape(b, c_out, h_out, w_out)
+    # (1, g, O, CK) @ (B, g, CK, L): a batched product over the columns as they lie (an
+    # einsum here folded the batch into L and copied every column first)
+    out = torch.matmul(wmat.unsqueeze(0), cols).reshape(b, c_out, h_out, w_out)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     return out.to(out_dtype)

@@ -9,11 +9,10 @@ with the quadratic flow approximation of Super SloMo (Jiang et al., CVPR 2018)::
     F_t0 = -(1 - tau) * tau * F_01 + tau**2 * F_10
     F_t1 = (1 - tau)**2 * F_01 - tau * (1 - tau) * F_10
 
-``tau`` itself is read from the Shimadzu frame t: it is the fraction whose warped
-Phantom blend, area-averaged to the Shimadzu grid, correlates best with frame t
-(correlation, so a gain or offset between the cameras does not bias it). No timing
-metadata is needed, and a burst whose motion is not uniform in time still gets the
-fraction that matches what the Shimadzu saw.
+``tau`` itself is read from the Shimadzu frame t (``_tau_search``): it is the fraction
+whose warped Phantom blend, area-averaged to the Shimadzu grid, correlates best with
+frame t. No timing metadata is needed, and a burst whose motion is not uniform in time
+still gets the fraction that matches what the Shimadzu saw.
 
 Flow is OpenCV's DIS (Kroeger et al., ECCV 2016) on the two Phantom frames, stretched
 jointly to 8 bits. It runs on the CPU; warping and the ``tau`` search run in torch on the
@@ -31,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._tau_search import TAU_COARSE, TAU_FINE_STEP, TauViews, search_tau
+
 __all__ = [
     "PhantomAtT",
     "PhantomMotionCache",
@@ -44,10 +45,6 @@ __all__ = [
     "STRETCH_PERCENTILES",
 ]
 
-#: First pass of the tau search: 0, 0.1, ..., 1.
-TAU_COARSE = 11
-#: Second pass: +-0.1 around the best coarse value in steps of 0.02.
-TAU_FINE_STEP = 0.02
 #: Intensity percentiles of the Phantom pair that map to 0 and 255 for the flow.
 STRETCH_PERCENTILES = (0.1, 99.9)
 
@@ -114,10 +111,13 @@ class PhantomMotionCache:
     """The motion of the last few HR (Phantom) pairs, keyed by a digest of the frames' bytes.
 
     In continuous mode every window between two Phantom frames shares their pair, so flow
-    and round-trip errors are computed once per pair instead of once per window. DIS is
-    deterministic, so a cached result equals a recomputed one bit for bit. The caller
-    owns it (one per fusion worker, next to its feature cache), so ``hits``/``misses``
-    are visible and the memory goes with the caller; thread safe.
+    and round-trip errors are computed once per pair instead of once per window, and so
+    are the pair's views at each candidate ``tau`` (``_tau_search``), kept for the most
+    recent pair only (windows come pair by pair; at 400x250 a pair's views can reach
+    ~50 MB). DIS and the views are deterministic, so a cached result equals a recomputed
+    one bit for bit. The caller owns it (one per fusion worker, next to its feature
+    cache), so ``hits``/``misses`` are visible and the memory goes with the caller;
+    thread safe.
     """
 
     def __init__(self, size: int = 8) -> None:
@@ -127,6 +127,7 @@ class PhantomMotionCache:
         self.hits = 0
         self.misses = 0
         self._items: OrderedDict[bytes, PairMotion] = OrderedDict()
+        self._views: tuple[bytes, TauViews] = (b"", {})
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -134,6 +135,10 @@ class PhantomMotionCache:
 
     def motion(self, pair: np.ndarray) -> PairMotion:
         """The motion of one HR pair (2, H, W), from the cache when seen lately."""
+        return self.lookup(pair)[0]
+
+    def lookup(self, pair: np.ndarray) -> tuple[PairMotion, TauViews]:
+        """The motion of one HR pair (2, H, W) and the memo of its views at candidate taus."""
         pair = np.ascontiguousarray(pair)
         key = hashlib.blake2b(pair.tobytes(), digest_size=16, person=str(pair.shape).encode()[:16])
         digest = key.digest()
@@ -142,14 +147,19 @@ class PhantomMotionCache:
             if hit is not None:
                 self.hits += 1
                 self._items.move_to_end(digest)
-                return hit
+                return hit, self._views_of(digest)
             self.misses += 1
         result = pair_motion(pair[0], pair[1])
         with self._lock:
             self._items[digest] = result
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
-        return result
+            return result, self._views_of(digest)
+
+    def _views_of(self, digest: bytes) -> TauViews:
+        if self._views[0] != digest:
+            self._views = (digest, {})
+        return self._views[1]
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -179,38 +189,6 @@ def interpolation_flows(
     ft0 = -(1 - t) * t * f01 + t * t * f10
     ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
     return ft0, ft1
-
-
-def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation of each pair of (N, ...) tensors, flattened -> (N,)."""
-    a = a.flatten(1) - a.flatten(1).mean(dim=1, keepdim=True)
-    b = b.flatten(1) - b.flatten(1).mean(dim=1, keepdim=True)
-    den = (a.square().sum(dim=1) * b.square().sum(dim=1)).sqrt().clamp_min(1e-12)
-    return (a * b).sum(dim=1) / den
-
-
-def _warped_pair(
-    hr_frames: torch.Tensor, f01: torch.Tensor, f10: torch.Tensor, tau: torch.Tensor
-) -> PhantomAtT:
-    ft0, ft1 = interpolation_flows(f01, f10, tau)
-    return PhantomAtT(warp(hr_frames[:, 0], ft0), warp(hr_frames[:, 1], ft1), tau)
-
-
-def _best_tau(
-    hr_frames: torch.Tensor,
-    f01: torch.Tensor,
-    f10: torch.Tensor,
-    lr_centre: torch.Tensor,
-    candidates: torch.Tensor,
-    scale: int,
-) -> torch.Tensor:
-    """For each window, the candidate (B, K) whose warped blend best matches frame t."""
-    b, k = candidates.shape
-    rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731 - (B, ...) -> (B*K, ...)
-    pair = _warped_pair(rep(hr_frames), rep(f01), rep(f10), candidates.reshape(-1))
-    seen = F.avg_pool2d(pair.blend(), scale)  # what the Shimadzu pixels would integrate
-    score = _correlation(seen, rep(lr_centre)).view(b, k)
-    return candidates.gather(1, score.argmax(dim=1, keepdim=True)).squeeze(1)
 
 
 def _check_window(hr_frames: torch.Tensor, lr_centre: torch.Tensor) -> None:
@@ -243,23 +221,25 @@ def phantom_at_t(
     coarse in 16 bits.
     """
     _check_window(hr_frames, lr_centre)
-    b, _, _, h, _ = hr_frames.shape
-    scale = h // lr_centre.shape[2]
+    b = hr_frames.shape[0]
     dtype = hr_frames.dtype
     hr, lr_centre = hr_frames.detach().float(), lr_centre.detach().float()
     pairs = hr[:, :, 0].cpu().numpy()
-    motions = [
-        cache.motion(pair) if cache is not None else pair_motion(pair[0], pair[1]) for pair in pairs
+    looked_up = [
+        cache.lookup(pair) if cache is not None else (pair_motion(pair[0], pair[1]), None)
+        for pair in pairs
     ]
     f01, f10, e0, e1 = (
-        torch.from_numpy(np.stack([m[k] for m in motions])).to(hr.device) for k in range(4)
+        torch.from_numpy(np.stack([m[k] for m, _ in looked_up])).to(hr.device) for k in range(4)
     )
     if tau is None:
-        coarse = torch.linspace(0, 1, TAU_COARSE, device=hr.device)
-        best = _best_tau(hr, f01, f10, lr_centre, coarse.expand(b, -1), scale)
-        steps = torch.arange(-5, 6, device=hr.device) * TAU_FINE_STEP
-        fine = (best[:, None] + steps[None]).clamp(0, 1)
-        tau = _best_tau(hr, f01, f10, lr_centre, fine, scale)
+        # window by window, so a view computed here equals one from the memo bit for bit
+        tau = torch.stack(
+            [
+                search_tau(hr[i, :, 0], f01[i], f10[i], lr_centre[i], memo)
+                for i, (_, memo) in enumerate(looked_up)
+            ]
+        )
     else:
         tau = tau.to(hr.device, torch.float32).reshape(b)
     ft0, ft1 = interpolation_flows(f01, f10, tau)

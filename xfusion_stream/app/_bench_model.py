@@ -168,7 +168,7 @@ def precision_change(
 # stage -> qualified names whose cumulative time belongs to it (file suffix, function)
 _STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "dis_flow": (("ops/_phantom_motion.py", "dense_flow"),),
-    "tau_search": (("ops/_phantom_motion.py", "_best_tau"),),
+    "tau_search": (("ops/_tau_search.py", "search_tau"),),
     "gate": (("archs/_hr_gate.py", "forward"),),
     "consistency": (("archs/_consistency.py", "forward"),),
     "fidelity": (("fusion/_fidelity.py", "shimadzu_residuals"),),

@@ -1,0 +1,127 @@
+"""Which fraction ``tau`` of the Phantom interval a Shimadzu frame was recorded at.
+
+For each candidate ``tau`` both Phantom frames are warped to that time (the quadratic
+flow approximation in ``_phantom_motion``), blended by time and area-averaged to the
+Shimadzu grid: what the Shimadzu would have seen at ``tau``. The candidate whose view
+correlates best with the frame the Shimadzu recorded wins (correlation, so a gain or
+offset between the cameras does not bias it): 11 coarse values 0, 0.1, ..., 1, then
+11 fine ones +-0.1 around the best in steps of 0.02.
+
+The views depend on the Phantom pair and the candidates only, not on the Shimadzu frame,
+so every window between the same two Phantom frames can reuse them: a ``views`` memo
+(one per pair, owned by ``PhantomMotionCache``) keeps them, and the correlation, the only
+per-window step, runs on identical numbers whether a view came from the memo or not.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["TAU_COARSE", "TAU_FINE_STEP", "TauViews", "search_tau"]
+
+#: First pass of the tau search: 0, 0.1, ..., 1.
+TAU_COARSE = 11
+#: Second pass: +-0.1 around the best coarse value in steps of 0.02.
+TAU_FINE_STEP = 0.02
+
+#: Memo of one pair's views, keyed by the exact candidate values: (K, 1, h, w) each.
+TauViews = dict[tuple[float, ...], torch.Tensor]
+
+
+class _PairGrids:
+    """Sampling grids of one pair for any ``tau``: a base grid plus both flows, already
+    in grid_sample's normalised units, so each candidate's grid is one product."""
+
+    def __init__(self, pair: torch.Tensor, f01: torch.Tensor, f10: torch.Tensor) -> None:
+        _, h, w = pair.shape
+        dev, dt = pair.device, pair.dtype
+        units = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=dev, dtype=dt)
+        xs = torch.arange(w, device=dev, dtype=dt) * units[0] - 1.0
+        ys = torch.arange(h, device=dev, dtype=dt) * units[1] - 1.0
+        base = torch.stack((xs.expand(h, w), ys[:, None].expand(h, w)), dim=-1)
+        self.base = base.reshape(1, -1)  # (1, H * W * 2), x then y per pixel
+        flows = torch.stack((f01, f10)) * units.view(1, 2, 1, 1)  # (2, 2, H, W)
+        self.flows = flows.permute(0, 2, 3, 1).reshape(2, -1)  # (2, H * W * 2)
+        self.pair, self.shape = pair, (h, w)
+
+    def views(self, taus: torch.Tensor, scale: int) -> torch.Tensor:
+        """What the Shimadzu would see of the pair warped to each of ``taus``: (K, 1, h, w)."""
+        k, (h, w) = taus.numel(), self.shape
+        t = taus.view(k, 1).to(self.base.dtype)
+        # F_t0 = -(1 - t) t F_01 + t^2 F_10 and F_t1 = (1 - t)^2 F_01 - t (1 - t) F_10
+        weights = (
+            torch.cat((-(1 - t) * t, t * t), dim=1),
+            torch.cat(((1 - t) * (1 - t), -t * (1 - t)), dim=1),
+        )
+        seen = []
+        for frame, coeff in zip(self.pair, weights):
+            grid = torch.addmm(self.base, coeff, self.flows).view(k, h, w, 2)
+            image = frame.view(1, 1, h, w).expand(k, 1, h, w)
+            warped = F.grid_sample(
+                image, grid, mode="bilinear", padding_mode="border", align_corners=True
+            )
+            seen.append(F.avg_pool2d(warped, scale))  # the Shimadzu integrates its pixels
+        blend = t.view(k, 1, 1, 1)
+        return (1 - blend) * seen[0] + blend * seen[1]
+
+
+def _correlation(views: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of each view (K, ...) with one frame -> (K,)."""
+    a = views.flatten(1)
+    a = a - a.mean(dim=1, keepdim=True)
+    b = frame.flatten()
+    b = b - b.mean()
+    den = (a.square().sum(dim=1) * b.square().sum()).sqrt().clamp_min(1e-12)
+    return (a @ b) / den
+
+
+class _Lazy:
+    """The pair's grids, built on the first view the memo does not hold."""
+
+    def __init__(self, pair: torch.Tensor, f01: torch.Tensor, f10: torch.Tensor) -> None:
+        self._args = (pair, f01, f10)
+        self._grids: _PairGrids | None = None
+
+    def views(self, taus: torch.Tensor, scale: int) -> torch.Tensor:
+        if self._grids is None:
+            self._grids = _PairGrids(*self._args)
+        return self._grids.views(taus, scale)
+
+
+def _best(
+    candidates: torch.Tensor,
+    grids: _Lazy,
+    frame: torch.Tensor,
+    scale: int,
+    memo: TauViews | None,
+) -> torch.Tensor:
+    key = tuple(candidates.tolist())
+    views = memo.get(key) if memo is not None else None
+    if views is None:
+        views = grids.views(candidates, scale)
+        if memo is not None:
+            memo[key] = views
+    return candidates[_correlation(views, frame).argmax()]
+
+
+def search_tau(
+    pair: torch.Tensor,
+    f01: torch.Tensor,
+    f10: torch.Tensor,
+    frame: torch.Tensor,
+    memo: TauViews | None = None,
+) -> torch.Tensor:
+    """The ``tau`` (0-d float32) whose warped view of ``pair`` best matches ``frame``.
+
+    pair (2, H, W): the Phantom frames before and after, float32; f01, f10 (2, H, W):
+    their flows both ways; frame (1, h, w): the Shimadzu frame, on a divisor grid of
+    (H, W). ``memo`` holds the pair's views across windows (None: computed here; the
+    chosen ``tau`` is the same either way).
+    """
+    scale = pair.shape[-1] // frame.shape[-1]
+    grids = _Lazy(pair, f01, f10)
+    coarse = torch.linspace(0, 1, TAU_COARSE, device=pair.device)
+    best = _best(coarse, grids, frame, scale, memo)
+    steps = torch.arange(-5, 6, device=pair.device) * TAU_FINE_STEP
+    return _best((best + steps).clamp(0, 1), grids, frame, scale, memo)
