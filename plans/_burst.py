@@ -6,6 +6,7 @@ consumers find a camera by the ``<name>_camera_model`` configuration value). Wit
 live consumer would want them.
 """
 
+import uuid
 from collections.abc import Generator
 from typing import Any
 
@@ -46,6 +47,24 @@ def _readout_order(times: dict[str, list[int]], interleave: bool) -> list[tuple[
     if interleave:
         items.sort()
     return [(name, i) for _, _, i, name in items]
+
+
+def _read_frame(dev: BurstCamera, stream: str, index: int, group: str) -> Plan:
+    """One camera frame as one event: the messages of ``bps.abs_set(dev.readout_index,
+    index, wait=True)``, ``bps.create(stream)``, ``bps.read(dev)`` and ``bps.save()``.
+
+    Yielded directly: each of those stubs is a ``bluesky.utils.Plan``, which formats the
+    caller's whole stack (reading the source lines of every frame on it) in case it is
+    never iterated, and ``abs_set`` draws a fresh uuid for its group. Four stacks per
+    frame were a third of a readout's CPU (1.4-1.9 ms an event, 1.0-1.2 without). One
+    ``group`` per readout waits for the same thing: the RunEngine forgets a group once
+    waited on.
+    """
+    yield Msg("set", dev.readout_index, index, group=group)
+    yield Msg("wait", None, group=group)
+    yield Msg("create", name=stream)
+    yield Msg("read", dev)
+    yield Msg("save")
 
 
 def _run_metadata(
@@ -102,12 +121,9 @@ def burst_run(
 
         @bpp.run_decorator(md=run_md)
         def readout() -> Plan:
+            group = f"readout-{uuid.uuid4()}"
             for name, index in _readout_order(times, interleave):
-                dev = devices[name]
-                yield from bps.abs_set(dev.readout_index, index, wait=True)
-                yield from bps.create(streams[name])
-                yield from bps.read(dev)
-                yield from bps.save()
+                yield from _read_frame(devices[name], streams[name], index, group)
 
         return (yield from readout())
 

@@ -249,3 +249,40 @@ def test_legacy_resources_are_confined_too(tree):
     with pytest.raises(DocumentError, match="unknown resource"):
         filler.datum({"datum_id": "x/1", "resource": "nope", "datum_kwargs": {}})
     filler.close()
+
+
+def test_a_uri_is_resolved_once_per_stream_resource_and_refusals_every_time(tree, monkeypatch):
+    """The live path reads one frame per event from one open file: its uri is checked
+    when first read, not again per event; a refused uri is refused on every read."""
+    import xfusion_stream.documents._filler as filler_module
+
+    root, outside = tree
+    calls: list[str] = []
+    real = filler_module.path_of_uri
+
+    def counted(uri, *args):
+        calls.append(uri)
+        return real(uri, *args)
+
+    monkeypatch.setattr(filler_module, "path_of_uri", counted)
+    filler = _filler(f"{root}/frames.h5", [root])
+    for seq in (1, 2, 3):
+        event = {"uid": f"e{seq}", "seq_num": seq, "data": {}}
+        frame = filler.frame("d1", "s", "cam_image", event, seq - 1)
+        np.testing.assert_array_equal(frame, FRAMES[seq - 1])
+    assert len(calls) == 1
+    # the same resource announced again is checked again at its next read
+    filler.stream_resource(
+        {"uid": "sr1", "uri": f"{root}/frames.h5", "data_key": "cam_image", "parameters": {}}
+    )
+    filler.frame("d1", "s", "cam_image", {"uid": "e", "seq_num": 1, "data": {}}, 0)
+    assert len(calls) == 2
+    filler.close()
+
+    calls.clear()
+    filler = _filler(f"{outside}/secret.h5", [root])
+    for _ in range(2):
+        with pytest.raises(DocumentError, match="refusing"):
+            filler.frame("d1", "s", "cam_image", {"uid": "e", "seq_num": 1, "data": {}}, 0)
+    assert len(calls) == 2
+    filler.close()

@@ -114,3 +114,34 @@ def test_a_run_fused_again_under_its_uid_gets_a_file_of_its_own(tiny_model, tmp_
     assert again.frame_file.path.name == f"fused_{first.uid}-r2.h5"
     first.stop()
     again.stop()
+
+
+def test_every_per_frame_document_is_validated_once(tiny_model, tmp_path, monkeypatch):
+    """event-model validates events and asset documents as it composes them; the
+    composer does not validate them again (twice cost as much as composing), and every
+    other document it validates itself."""
+    from event_model import DocumentNames, schema_validators
+
+    seen: dict[str, list[str]] = {}
+
+    class Counted:
+        def __init__(self, name, validator):
+            self.name, self.validator = name, validator
+
+        def validate(self, doc):
+            seen.setdefault(self.name, []).append(doc["uid"])
+            return self.validator.validate(doc)
+
+    for name in ("start", "descriptor", "event", "stream_resource", "stream_datum", "stop"):
+        key = DocumentNames[name]
+        monkeypatch.setitem(schema_validators, key, Counted(name, schema_validators[key]))
+    docs: list[tuple[str, dict]] = []  # a plain sink: DocumentLog validates as well
+    _fuse(tiny_model, [lambda name, doc: docs.append((name, doc))], n=4, frame_dir=tmp_path)
+
+    def uids(name):
+        return [doc["uid"] for kind, doc in docs if kind == name]
+
+    for name in ("event", "stream_datum", "stream_resource"):
+        assert uids(name) and sorted(seen[name]) == sorted(uids(name)), name  # each, once
+    for name in ("start", "descriptor", "stop"):
+        assert uids(name) and set(uids(name)) <= set(seen[name]), name

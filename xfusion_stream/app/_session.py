@@ -36,7 +36,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..calibration import CalibrationRecord
-from ..core import ThreadBudget, XFusionError
+from ..core import ThreadBudget, XFusionError, release_openmp_pool
 from ..documents import ArraySource, DataRoots, RunGuard
 from ..documents import data_roots as _roots
 from ..fusion import (
@@ -104,6 +104,9 @@ class FusionSession:
         # one deliberate thread budget for torch and OpenCV in this process (default: every
         # core to torch, one to OpenCV; XFUSION_TORCH_THREADS / _OPENCV_THREADS override)
         self.threads = (threads or ThreadBudget.for_this_process()).apply()
+        # whatever torch did in this thread so far (loading the model, a warm-up), its
+        # idle OpenMP pool would make the fusion worker's threads sleep between operators
+        release_openmp_pool()
         self.model = model
         self.calibration = calibration
         self.config = config or FusionConfig()
@@ -233,6 +236,7 @@ class FusionSession:
         Without ``RE`` the plan runs on a RunEngine of its own, closed afterwards.
         ``raw_sinks`` see the raw documents for this plan only.
         """
+        release_openmp_pool()  # this thread waits on the RunEngine; the worker fuses
         engine = RE if RE is not None else new_run_engine()
         first = len(self._callbacks)
         tokens = [engine.subscribe(sink) for sink in raw_sinks]

@@ -29,12 +29,16 @@ from ._threads import (
     child_heap_env,
     heap_policy_threads,
     inherited_heap_policy,
+    openmp_released,
+    release_openmp_pool,
     retain_heap_early,
 )
 
 __all__ = [
     "HEAP_ENV",
     "child_heap_env",
+    "openmp_released",
+    "release_openmp_pool",
     "available_cores",
     "heap_policy_threads",
     "inherited_heap_policy",

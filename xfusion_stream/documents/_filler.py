@@ -61,6 +61,9 @@ class FrameFiller:
         # (descriptor uid, data key) -> list of (seq start, seq stop, resource uid, index start)
         self._ranges: dict[tuple[str, str], list[tuple[int, int, str, int]]] = {}
         self._files: dict[str, tuple[h5py.File, IO[bytes]]] = {}
+        # stream resource uid -> the confined real path its uri named when first read
+        # (its file is open from then on; refusals are not kept)
+        self._paths: dict[str, str] = {}
         self._datasets: dict[tuple[str, str, str | None], h5py.Dataset] = {}
 
     # ---- documents -------------------------------------------------------------
@@ -75,6 +78,7 @@ class FrameFiller:
         if not isinstance(uid, str) or not isinstance(doc.get("data_key"), str):
             raise DocumentError("stream_resource", uid, "uid and data_key must be strings")
         self._stream_resources[uid] = doc
+        self._paths.pop(uid, None)
 
     def _stream_resource_of(self, doc: dict[str, Any]) -> dict[str, Any]:
         resource = self._stream_resources.get(doc.get("stream_resource"))  # type: ignore[arg-type]
@@ -193,7 +197,10 @@ class FrameFiller:
     ) -> np.ndarray:
         res = self._stream_resources[resource_uid]
         uid = res["uid"]
-        path = path_of_uri(res.get("uri"), self.data_roots, "stream_resource", uid)
+        path = self._paths.get(uid)
+        if path is None:  # resolved once per resource, not once per event
+            path = path_of_uri(res.get("uri"), self.data_roots, "stream_resource", uid)
+            self._paths[uid] = path
         params = res.get("parameters") or {}
         dataset = dataset_path(
             params.get("dataset") if isinstance(params, dict) else None, "stream_resource", uid
@@ -246,6 +253,7 @@ class FrameFiller:
 
     def close(self) -> None:
         self._datasets.clear()
+        self._paths.clear()
         for h5, fh in self._files.values():
             try:
                 h5.close()

@@ -23,6 +23,8 @@ import torch
 
 from xfusion_models.ops import ShimadzuMeasurement
 
+from ..core import openmp_released
+
 __all__ = ["AlignmentCheck", "AlignmentMonitor", "alignment_check"]
 
 logger = logging.getLogger(__name__)
@@ -124,6 +126,10 @@ class AlignmentMonitor:
     def add(self, camera: str, time_ns: int, frame: np.ndarray) -> None:
         if len(self.checks) >= self.pairs:
             return
+        with openmp_released():  # the document thread's torch must not keep a pool
+            self._add(camera, time_ns, frame)
+
+    def _add(self, camera: str, time_ns: int, frame: np.ndarray) -> None:
         other = "shimadzu" if camera == "phantom" else "phantom"
         lr = _measured(frame, self.shimadzu) if camera == "phantom" else frame
         for t, partner in list(self._seen[other].items()):

@@ -21,7 +21,7 @@ from event_model import DocumentRouter
 
 from .. import __version__
 from ..calibration import CalibrationRecord, Registration, StreamingPairer, Window
-from ..core import DocumentError
+from ..core import DocumentError, openmp_released
 from ..documents import ArraySource, CameraStream, FrameFiller, camera_stream, declares_camera
 from ._alignment import AlignmentMonitor
 from ._composer import FusedFrame, FusedRunComposer, Sink
@@ -161,7 +161,8 @@ class FusionCallback(DocumentRouter):
             raise DocumentError(
                 "descriptor", None, f"no fusion slot came free in {SLOT_TIMEOUT:g} s"
             )
-        measurement = shimadzu_measurement(self.calibration, self.registration)
+        with openmp_released():  # torch in the RunEngine's thread, not the worker's
+            measurement = shimadzu_measurement(self.calibration, self.registration)
         self.alignment = AlignmentMonitor(measurement, cfg.tolerance_ns)
         try:
             self.worker = FusionWorker(

@@ -83,6 +83,7 @@ class FusedFrameFile:
                     "chunk_shape": [1, *shape],
                     "swmr": True,
                 },
+                validate=True,
             )
         h5.swmr_mode = True  # every dataset exists; readers may open it now
         self.n_rows = 0
@@ -97,7 +98,8 @@ class FusedFrameFile:
     ) -> list[tuple[str, dict]]:
         """Write one row (every field) and flush; returns the documents that announce
         it: the StreamResources before the first row, then one StreamDatum per field
-        for event ``seq_num`` of ``descriptor``."""
+        for event ``seq_num`` of ``descriptor``. event-model validated each of them
+        against its schema as it composed it."""
         if self._h5 is None:
             raise RuntimeError(f"{self.path} is closed")
         row = self.n_rows
@@ -122,6 +124,7 @@ class FusedFrameFile:
                 indices=StreamRange(start=row, stop=row + 1),
                 seq_nums=StreamRange(start=seq_num, stop=seq_num + 1),
                 descriptor=descriptor,
+                validate=True,
             )
             docs.append(("stream_datum", dict(datum)))
         return docs
