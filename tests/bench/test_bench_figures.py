@@ -39,13 +39,16 @@ def tiny() -> FusionModel:
 
 def test_caches_change_no_fused_frame_and_are_used(tiny):
     jobs = synthetic_run((12, 16), 5, phantom_every=5)  # one Phantom pair for all five
-    figures = streaming_speedup(tiny, jobs)
+    figures = streaming_speedup(tiny, jobs, segments=3)
     assert figures["identical_output"] is True
-    assert figures["windows"] == 5
+    assert figures["windows"] == 5 and figures["segments"] == 3  # stretches of 2, 2, 1
     assert figures["streaming_speedup"] > 0
     # the cached path really reuses features: 3 LR + 2 HR the first window, 1 LR after
     _, cached = time_windows(tiny, jobs, cached=True)
     assert len(cached) == 5 and all(img.shape == (48, 64) for img in cached)
+    # in one stretch, the same comparison
+    whole = streaming_speedup(tiny, jobs, segments=1)
+    assert whole["segments"] == 1 and whole["identical_output"] is True
 
 
 def test_flop_efficiency_counts_the_forward(tiny):

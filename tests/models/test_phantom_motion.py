@@ -167,6 +167,33 @@ def test_reduced_precision_inputs_are_searched_in_float32():
     assert psnr(half.blend()[0, 0].float().numpy()[inner], truth[inner]) > 36.0
 
 
+def test_a_bf16_autocast_does_not_reach_the_search_or_the_warps():
+    """A model run under autocast (``--precision bf16``) gets the float32 result: the
+    tau search's grid products and correlation are matrix products, which autocast
+    would otherwise run in 16 bits."""
+    from xfusion_models.ops._tau_search import search_tau
+
+    hq, lq, _ = _window(0.37, seed=8)
+    full = phantom_at_t(hq, lq)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = phantom_at_t(hq, lq, cache=PhantomMotionCache())
+    for field in ("tau", "before", "after", "before_error"):
+        torch.testing.assert_close(getattr(under, field), getattr(full, field), rtol=0, atol=0)
+    # the views the search compares, on a sensor-sized pair: 16-bit grids would move
+    # samples by up to ~1.5 px there
+    gen = torch.Generator().manual_seed(3)
+    pair = torch.rand(2, 256, 384, generator=gen)
+    f01, f10 = torch.randn(2, 2, 256, 384, generator=gen)
+    frame = F.avg_pool2d(pair[:1], 4)
+    memos: list[dict] = [{}, {}]
+    search_tau(pair, f01, f10, frame, memos[0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        search_tau(pair, f01, f10, frame, memos[1])
+    assert memos[0].keys() == memos[1].keys()
+    for key, views in memos[0].items():
+        torch.testing.assert_close(memos[1][key], views, rtol=0, atol=0)
+
+
 def test_hot_pixels_do_not_spoil_the_flow():
     base = _texture()
     moved = _shifted(base, 2.5, -1.5)

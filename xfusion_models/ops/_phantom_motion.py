@@ -217,10 +217,20 @@ def phantom_at_t(
     when the time fraction is known. ``cache`` reuses the flow of a pair seen before
     (None: computed afresh; the result is the same). Returns the warped frames (in
     ``hr_frames``' dtype) and the fraction used. Everything runs in float32 whatever the
-    model's precision: the correlation that picks ``tau`` and sub-pixel warps are too
-    coarse in 16 bits.
+    model's precision (inside a bf16/fp16 autocast too): the correlation that picks
+    ``tau`` and sub-pixel warps are too coarse in 16 bits.
     """
     _check_window(hr_frames, lr_centre)
+    with torch.autocast(hr_frames.device.type, enabled=False):
+        return _at_t(hr_frames, lr_centre, tau, cache)
+
+
+def _at_t(
+    hr_frames: torch.Tensor,
+    lr_centre: torch.Tensor,
+    tau: torch.Tensor | None,
+    cache: PhantomMotionCache | None,
+) -> PhantomAtT:
     b = hr_frames.shape[0]
     dtype = hr_frames.dtype
     hr, lr_centre = hr_frames.detach().float(), lr_centre.detach().float()

@@ -121,7 +121,10 @@ def search_tau(
     """
     scale = pair.shape[-1] // frame.shape[-1]
     grids = _Lazy(pair, f01, f10)
-    coarse = torch.linspace(0, 1, TAU_COARSE, device=pair.device)
-    best = _best(coarse, grids, frame, scale, memo)
-    steps = torch.arange(-5, 6, device=pair.device) * TAU_FINE_STEP
-    return _best((best + steps).clamp(0, 1), grids, frame, scale, memo)
+    # under a bf16/fp16 autocast the grid products and the correlation would drop to 16
+    # bits: sampling positions 2 px apart past 256 px, and a coarse tau
+    with torch.autocast(pair.device.type, enabled=False):
+        coarse = torch.linspace(0, 1, TAU_COARSE, device=pair.device)
+        best = _best(coarse, grids, frame, scale, memo)
+        steps = torch.arange(-5, 6, device=pair.device) * TAU_FINE_STEP
+        return _best((best + steps).clamp(0, 1), grids, frame, scale, memo)
