@@ -59,6 +59,12 @@ def test_flop_efficiency_counts_the_forward(tiny):
     assert 0 < small["efficiency"] < 2
     # convolutions scale with the pixels: four times the pixels, about four times the FLOPs
     assert 3.5 < large["gflop_per_window"] / small["gflop_per_window"] < 4.5
+    # the peak measured beside the window, one matmul per timed window
+    beside = flop_efficiency(tiny, synthetic_job((8, 8)), repeats=2, matmul_n=128)
+    assert beside["peak_gflops"] > 0.1 and beside["gflop_per_window"] == small["gflop_per_window"]
+    assert beside["efficiency"] == pytest.approx(
+        beside["achieved_gflops"] / beside["peak_gflops"], rel=0.02
+    )
 
 
 def test_persistence_measures_both_paths_of_every_case(tmp_path):

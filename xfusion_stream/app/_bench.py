@@ -223,15 +223,13 @@ def _measure(
     with steps.step("streaming"):
         out["streaming"] = streaming_speedup(model, run.jobs)
     with steps.step("efficiency"):
-        eff: dict[str, Any] = {
-            "shipped": flop_efficiency(model, run.jobs[len(run.jobs) // 2], peak)
-        }
+        eff: dict[str, Any] = {"shipped": flop_efficiency(model, run.jobs[len(run.jobs) // 2])}
         if s.full_shape is not None:
-            eff["shipped_full_sensor"] = flop_efficiency(model, synthetic_job(s.full_shape), peak)
+            eff["shipped_full_sensor"] = flop_efficiency(model, synthetic_job(s.full_shape))
         for preset in s.presets:
             net = xm.edvr_stf(preset).eval().to(model.device)
             bare = FusionModel(net, f"edvr_stf_{preset}", "edvr_stf", "0" * 64, model.device)
-            eff[f"edvr_stf_{preset}"] = flop_efficiency(bare, synthetic_job(s.shape), peak)
+            eff[f"edvr_stf_{preset}"] = flop_efficiency(bare, synthetic_job(s.shape))
         out["efficiency"] = eff
     with steps.step("precision"):
         low_name = "fp16" if model.device.type == "cuda" else "bf16"

@@ -139,26 +139,51 @@ def synthetic_job(lr_shape: tuple[int, int], seed: int = 0) -> WindowJob:
     return synthetic_run(lr_shape, 1, seed=seed)[0]
 
 
+def _matmul_seconds(device: torch.device, n: int) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    torch.mm(a, b)
+    _sync(device)
+    t0 = time.perf_counter()
+    torch.mm(a, b)
+    _sync(device)
+    return time.perf_counter() - t0
+
+
 def flop_efficiency(
-    model: FusionModel, job: WindowJob, peak_flops: float, repeats: int = 3
+    model: FusionModel,
+    job: WindowJob,
+    peak_flops: float | None = None,
+    repeats: int = 3,
+    matmul_n: int = 2048,
 ) -> dict[str, Any]:
     """Counted FLOPs of one window's forward (every input recomputed) per second of it,
-    as a fraction of ``peak_flops``. torch's FlopCounterMode counts convolutions and
+    as a fraction of the matmul peak. torch's FlopCounterMode counts convolutions and
     matrix products; sampling (grid_sample, DIS flow) is time without counted FLOPs,
-    which is what a fraction of the matmul peak should expose."""
+    which is what a fraction of the matmul peak should expose.
+
+    Without ``peak_flops`` the peak is measured beside the window, one matmul after each
+    timed window, best of ``repeats`` for both: on shared cores a peak measured minutes
+    earlier moved the ratio by +-0.06 between runs.
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with counter:
         time_windows(model, [job], cached=False)
     flops = float(counter.get_total_flops())
-    seconds = min(time_windows(model, [job], cached=False)[0] for _ in range(repeats))
+    seconds, matmul_s = float("inf"), float("inf")
+    for _ in range(repeats):
+        seconds = min(seconds, time_windows(model, [job], cached=False)[0])
+        if peak_flops is None:
+            matmul_s = min(matmul_s, _matmul_seconds(model.device, matmul_n))
+    peak = peak_flops if peak_flops is not None else 2.0 * matmul_n**3 / matmul_s
     achieved = flops / seconds
     return {
-        "efficiency": round(achieved / peak_flops, 4),
+        "efficiency": round(achieved / peak, 4),
         "gflop_per_window": round(flops / 1e9, 3),
         "seconds_per_window": round(seconds, 4),
         "achieved_gflops": round(achieved / 1e9, 2),
+        "peak_gflops": round(peak / 1e9, 2),
         "lr_shape": list(job.lr_frames[1].shape),
     }
 
