@@ -25,7 +25,7 @@ TAU_COARSE = 11
 #: Second pass: +-0.1 around the best coarse value in steps of 0.02.
 TAU_FINE_STEP = 0.02
 
-#: Memo of one pair's views, keyed by the exact candidate values: (K, 1, h, w) each.
+#: Memo of one pair's views, keyed by (scale, exact candidate values): (K, 1, h, w) each.
 TauViews = dict[tuple[float, ...], torch.Tensor]
 
 
@@ -96,7 +96,7 @@ def _best(
     scale: int,
     memo: TauViews | None,
 ) -> torch.Tensor:
-    key = tuple(candidates.tolist())
+    key = (float(scale), *candidates.tolist())  # the views' grid is part of what they are
     views = memo.get(key) if memo is not None else None
     if views is None:
         views = grids.views(candidates, scale)
