@@ -15,6 +15,8 @@ per-window step, runs on identical numbers whether a view came from the memo or 
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -31,24 +33,29 @@ TauViews = dict[tuple[float, ...], torch.Tensor]
 
 class _PairGrids:
     """Sampling grids of one pair for any ``tau``: a base grid plus both flows, already
-    in grid_sample's normalised units, so each candidate's grid is one product."""
+    in grid_sample's normalised units, so each candidate's grid is one product. Built on
+    the first view the memo does not hold."""
 
     def __init__(self, pair: torch.Tensor, f01: torch.Tensor, f10: torch.Tensor) -> None:
-        _, h, w = pair.shape
-        dev, dt = pair.device, pair.dtype
+        self.pair, self.flow_pair, self.shape = pair, (f01, f10), tuple(pair.shape[-2:])
+
+    @functools.cached_property
+    def _grids(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, H * W * 2) base grid, x then y per pixel; (2, H * W * 2) both flows."""
+        h, w = self.shape
+        dev, dt = self.pair.device, self.pair.dtype
         units = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=dev, dtype=dt)
         xs = torch.arange(w, device=dev, dtype=dt) * units[0] - 1.0
         ys = torch.arange(h, device=dev, dtype=dt) * units[1] - 1.0
         base = torch.stack((xs.expand(h, w), ys[:, None].expand(h, w)), dim=-1)
-        self.base = base.reshape(1, -1)  # (1, H * W * 2), x then y per pixel
-        flows = torch.stack((f01, f10)) * units.view(1, 2, 1, 1)  # (2, 2, H, W)
-        self.flows = flows.permute(0, 2, 3, 1).reshape(2, -1)  # (2, H * W * 2)
-        self.pair, self.shape = pair, (h, w)
+        flows = torch.stack(self.flow_pair) * units.view(1, 2, 1, 1)  # (2, 2, H, W)
+        return base.reshape(1, -1), flows.permute(0, 2, 3, 1).reshape(2, -1)
 
     def views(self, taus: torch.Tensor, scale: int) -> torch.Tensor:
         """What the Shimadzu would see of the pair warped to each of ``taus``: (K, 1, h, w)."""
         k, (h, w) = taus.numel(), self.shape
-        t = taus.view(k, 1).to(self.base.dtype)
+        base, flows = self._grids
+        t = taus.view(k, 1).to(base.dtype)
         # F_t0 = -(1 - t) t F_01 + t^2 F_10 and F_t1 = (1 - t)^2 F_01 - t (1 - t) F_10
         weights = (
             torch.cat((-(1 - t) * t, t * t), dim=1),
@@ -56,7 +63,7 @@ class _PairGrids:
         )
         seen = []
         for frame, coeff in zip(self.pair, weights):
-            grid = torch.addmm(self.base, coeff, self.flows).view(k, h, w, 2)
+            grid = torch.addmm(base, coeff, flows).view(k, h, w, 2)
             image = frame.view(1, 1, h, w).expand(k, 1, h, w)
             warped = F.grid_sample(
                 image, grid, mode="bilinear", padding_mode="border", align_corners=True
@@ -76,22 +83,9 @@ def _correlation(views: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
     return (a @ b) / den
 
 
-class _Lazy:
-    """The pair's grids, built on the first view the memo does not hold."""
-
-    def __init__(self, pair: torch.Tensor, f01: torch.Tensor, f10: torch.Tensor) -> None:
-        self._args = (pair, f01, f10)
-        self._grids: _PairGrids | None = None
-
-    def views(self, taus: torch.Tensor, scale: int) -> torch.Tensor:
-        if self._grids is None:
-            self._grids = _PairGrids(*self._args)
-        return self._grids.views(taus, scale)
-
-
 def _best(
     candidates: torch.Tensor,
-    grids: _Lazy,
+    grids: _PairGrids,
     frame: torch.Tensor,
     scale: int,
     memo: TauViews | None,
@@ -120,7 +114,7 @@ def search_tau(
     chosen ``tau`` is the same either way).
     """
     scale = pair.shape[-1] // frame.shape[-1]
-    grids = _Lazy(pair, f01, f10)
+    grids = _PairGrids(pair, f01, f10)
     # under a bf16/fp16 autocast the grid products and the correlation would drop to 16
     # bits: sampling positions 2 px apart past 256 px, and a coarse tau
     with torch.autocast(pair.device.type, enabled=False):

@@ -35,19 +35,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
-    """FLOP/s of a large fp32 matmul on ``device``: the machine's practical limit."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+def _matmul_seconds(device: torch.device, n: int) -> float:
+    """Seconds of one (n x n) @ (n x n) fp32 product on ``device``, after a warm-up one."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     torch.mm(a, b)  # warm-up: thread pools, caches
     _sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best
+    t0 = time.perf_counter()
+    torch.mm(a, b)
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a large fp32 matmul on ``device``: the machine's practical limit."""
+    return 2.0 * n**3 / min(_matmul_seconds(device, n) for _ in range(repeats))
 
 
 def _fused(
@@ -137,16 +138,6 @@ def synthetic_job(lr_shape: tuple[int, int], seed: int = 0) -> WindowJob:
     """One window of smooth random frames (the first of ``synthetic_run``): cost depends
     on sizes, not on content."""
     return synthetic_run(lr_shape, 1, seed=seed)[0]
-
-
-def _matmul_seconds(device: torch.device, n: int) -> float:
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    torch.mm(a, b)
-    _sync(device)
-    t0 = time.perf_counter()
-    torch.mm(a, b)
-    _sync(device)
-    return time.perf_counter() - t0
 
 
 def flop_efficiency(
