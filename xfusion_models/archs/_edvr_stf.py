@@ -14,7 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._protocol import FusedOutput
-from ..ops import PhantomMotionCache, ShimadzuMeasurement, phantom_at_t
+from ..ops import (
+    PhantomMotionCache,
+    ShimadzuMeasurement,
+    cat_frames_channels_last,
+    channels_last,
+    phantom_at_t,
+)
 from ._blocks import PhantomBranch, residual_stack
 from ._consistency import ShimadzuConsistency
 from ._hr_gate import HRGate, WarpGate
@@ -138,12 +144,12 @@ class EDVRSTF(nn.Module):
     def encode_lr(self, x: torch.Tensor) -> torch.Tensor:
         """Shimadzu frames (N, 1, h, w) -> features (N, C, h, w)."""
         check_frames(x, "LR frames")
-        return self.feature_extraction(self.lrelu(self.conv_first(x)))
+        return self.feature_extraction(self.lrelu(self.conv_first(channels_last(x))))
 
     def encode_hr(self, y: torch.Tensor) -> torch.Tensor:
         """Phantom frames (N, 1, 4h, 4w) -> features on the LR grid (N, C, h, w)."""
         check_frames(y, "HR frames", scale=SCALE)
-        return self.feature_extraction(self.hr_branch(y))
+        return self.feature_extraction(self.hr_branch(channels_last(y)))
 
     # -- everything after the frames meet -------------------------------------------
     def _pyramid(self, l1: torch.Tensor) -> list[torch.Tensor]:
@@ -170,16 +176,12 @@ class EDVRSTF(nn.Module):
         check_fuse_inputs(lr_feats, hr_feats, lr_centre, self.num_feat)
         if self.needs_hr_frames:
             check_gate_frames(hr_frames, lr_centre)
-        feats = torch.cat((lr_feats, hr_feats), dim=1)
-        b, t, c, h, w = feats.shape
-        nbr = self._pyramid(feats.reshape(b * t, c, h, w))
-        # Every frame aligns to LR frame t: repeat its pyramid once per frame (one batch).
-        ref = [
-            lv.view(b, t, *lv.shape[1:])[:, CENTRE : CENTRE + 1]
-            .expand(b, t, *lv.shape[1:])
-            .reshape(lv.shape)
-            for lv in nbr
-        ]
+        b, t = lr_feats.shape[0], lr_feats.shape[1] + hr_feats.shape[1]
+        c, h, w = lr_feats.shape[2:]
+        # one (B * T, C, h, w) batch of every frame, channels-last (see ``ops._layout``)
+        nbr = self._pyramid(cat_frames_channels_last([lr_feats, hr_feats]))
+        # Every frame aligns to LR frame t of its window.
+        ref = [lv.view(b, t, *lv.shape[1:])[:, CENTRE] for lv in nbr]
         aligned = self.pcd_align(nbr, ref).view(b, t, c, h, w)
         feat, attention = self.fusion(aligned)
         out = self.reconstruction(feat)

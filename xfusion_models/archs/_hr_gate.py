@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import PhantomAtT
+from ..ops import PhantomAtT, cat_channels_last
 
 __all__ = [
     "HRGate",
@@ -82,9 +82,8 @@ class HRGate(nn.Module):
     ) -> torch.Tensor:
         """Blend weights (B, 3, H, W) for (fused, before, after); they sum to 1 per pixel."""
         before, after = hr_frames[:, 0], hr_frames[:, 1]
-        x = torch.cat(
-            (fused, before, after, lr_up, (before - fused).abs(), (after - fused).abs(), head),
-            dim=1,
+        x = cat_channels_last(
+            (fused, before, after, lr_up, (before - fused).abs(), (after - fused).abs(), head)
         )
         return F.softmax(self.logits(self.body(x)), dim=1)
 
@@ -150,7 +149,7 @@ class WarpGate(nn.Module):
             torch.zeros_like(fused) if e is None else torch.log1p(e.to(fused.dtype))
             for e in (at_t.before_error, at_t.after_error)
         ]
-        x = torch.cat(
+        x = cat_channels_last(
             (
                 fused,
                 before,
@@ -162,8 +161,7 @@ class WarpGate(nn.Module):
                 tau,
                 *errors,
                 head,
-            ),
-            dim=1,
+            )
         )
         logits = self.logits(self.body(x)) + self.prior(at_t.tau, fused)
         return F.softmax(logits, dim=1)

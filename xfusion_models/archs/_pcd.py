@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,8 +28,22 @@ class DCNPack(ModulatedDeformConv2d):
         nn.init.zeros_(self.conv_offset.bias)  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        o1, o2, mask = torch.chunk(self.conv_offset(feat), 3, dim=1)
-        return super().forward(x, torch.cat((o1, o2), dim=1), torch.sigmoid(mask))
+        out = self.conv_offset(feat)
+        # the y/x offset thirds lie next to each other: a view, not a copy
+        n = self.offset_channels
+        return super().forward(x, out[:, :n], torch.sigmoid(out[:, n:]))
+
+
+def _with_reference(conv: nn.Conv2d, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``conv(cat((x, ref repeated per frame), 1))`` with the reference half computed once
+    per window: a conv is linear in its input channels, and the reference is the same
+    frame for all T frames of a window (T - 1 of T reference convs saved)."""
+    c = x.shape[1]
+    out = F.conv2d(x, conv.weight[:, :c], conv.bias, conv.stride, conv.padding)
+    shared = F.conv2d(ref, conv.weight[:, c:], None, conv.stride, conv.padding)
+    b = ref.shape[0]
+    out.view(b, x.shape[0] // b, *out.shape[1:]).add_(shared.unsqueeze(1))
+    return out
 
 
 def _upsample2(x: torch.Tensor) -> torch.Tensor:
@@ -60,12 +76,15 @@ class PCDAlignment(nn.Module):
         self.lrelu = nn.LeakyReLU(0.1, inplace=True)
 
     def forward(self, nbr: list[torch.Tensor], ref: list[torch.Tensor]) -> torch.Tensor:
-        """``nbr``/``ref``: features at levels 1..3 (full, 1/2, 1/4); returns aligned level 1."""
+        """``nbr``: the features of every frame of B windows at levels 1..3 (full, 1/2,
+        1/4), (B * T, C, h, w) each; ``ref``: the reference frame of each window at the
+        same levels, (B, C, h, w). Returns level 1 aligned to each window's reference."""
         up_offset = up_feat = nbr[0]  # placeholders; level 3 has nothing coarser
         feat = nbr[0]
         for i in (3, 2, 1):
             level = f"l{i}"
-            offset = self.lrelu(self.offset_conv1[level](torch.cat((nbr[i - 1], ref[i - 1]), 1)))
+            conv1 = cast(nn.Conv2d, self.offset_conv1[level])
+            offset = self.lrelu(_with_reference(conv1, nbr[i - 1], ref[i - 1]))
             if i == 3:
                 offset = self.lrelu(self.offset_conv2[level](offset))
             else:
@@ -79,6 +98,6 @@ class PCDAlignment(nn.Module):
                 # Offsets are in pixels of their level: doubling the grid doubles them.
                 up_offset = _upsample2(offset) * 2
                 up_feat = _upsample2(feat)
-        offset = self.lrelu(self.cas_offset_conv1(torch.cat((feat, ref[0]), 1)))
+        offset = self.lrelu(_with_reference(self.cas_offset_conv1, feat, ref[0]))
         offset = self.lrelu(self.cas_offset_conv2(offset))
         return self.lrelu(self.cas_dcnpack(feat, offset))

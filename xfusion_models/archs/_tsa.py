@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import HalvingMaxPool
+from ..ops import HalvingMaxPool, merge_frames_channels_last
 
 __all__ = ["TSAFusion"]
 
@@ -47,7 +47,7 @@ class TSAFusion(nn.Module):
         emb_ref = self.temporal_attn1(aligned[:, self.center_frame_idx])
         emb = self.temporal_attn2(aligned.reshape(-1, c, h, w)).view(b, t, c, h, w)
         corr = torch.sigmoid((emb * emb_ref.unsqueeze(1)).sum(dim=2))  # (B, T, h, w)
-        weighted = (aligned * corr.unsqueeze(2)).reshape(b, t * c, h, w)
+        weighted = merge_frames_channels_last(aligned * corr.unsqueeze(2))
         feat = self.lrelu(self.feat_fusion(weighted))
 
         attn = self.lrelu(self.spatial_attn1(weighted))

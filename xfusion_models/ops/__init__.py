@@ -1,6 +1,12 @@
 """Operators the fusion models need that plain ``torch.nn`` lacks."""
 
 from ._deform_conv import ModulatedDeformConv2d, modulated_deform_conv2d, torchvision_deform_conv2d
+from ._layout import (
+    cat_channels_last,
+    cat_frames_channels_last,
+    channels_last,
+    merge_frames_channels_last,
+)
 from ._measurement import (
     SIGMA_FLOOR,
     ShimadzuMeasurement,
@@ -26,9 +32,13 @@ __all__ = [
     "ModulatedDeformConv2d",
     "PhantomAtT",
     "PhantomMotionCache",
+    "cat_channels_last",
+    "cat_frames_channels_last",
+    "channels_last",
     "dense_flow",
     "halving_max_pool",
     "measure",
+    "merge_frames_channels_last",
     "noise_sigma",
     "modulated_deform_conv2d",
     "pair_motion",
