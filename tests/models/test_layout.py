@@ -105,3 +105,34 @@ def test_windows_fused_together_equal_each_window_fused_alone(gate, make_window)
             torch.testing.assert_close(together[i : i + 1], alone, rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(attention[i : i + 1], alone_att, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(together[0], together[1], atol=1e-3)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("stride,padding,dilation", [(1, 1, 1), (2, 2, 2)])
+def test_inference_bands_equal_the_whole_batch_product(
+    monkeypatch, layout, stride, padding, dilation
+):
+    """Without gradients the op samples one frame and a band of rows at a time; bands of
+    one and of three rows (tiles that do not divide the height) give the batched values."""
+    from xfusion_models.ops import _deform_conv
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(2, 8, 9, 7, generator=gen)
+    if layout == "channels_last":
+        x = channels_last(x)
+    weight = torch.randn(5, 8, 3, 3, generator=gen)
+    bias = torch.randn(5, generator=gen)
+    h_out = (9 + 2 * padding - 2 * dilation - 1) // stride + 1
+    w_out = (7 + 2 * padding - 2 * dilation - 1) // stride + 1
+    offset = (torch.rand(2, 2 * 2 * 9, h_out, w_out, generator=gen) - 0.5) * 6
+    mask = torch.rand(2, 2 * 9, h_out, w_out, generator=gen)
+    args = (x, offset, mask, weight, bias, stride, padding, dilation, 1, 2)
+    with torch.enable_grad():
+        want = _deform_conv.modulated_deform_conv2d(*args, backend="torch")
+    row_bytes = 8 * 9 * w_out * 4
+    for rows in (1, 3):
+        monkeypatch.setattr(_deform_conv, "TILE_BYTES", rows * row_bytes)
+        with torch.no_grad():
+            got = _deform_conv.modulated_deform_conv2d(*args, backend="torch")
+        assert _is_cl(got)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
