@@ -6,11 +6,12 @@ import math
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from xfusion_stream.app._bench import TARGETS, _targets_met
+from xfusion_stream.app._bench import TARGETS, _pipeline_figures, _targets_met
 from xfusion_stream.app._bench_model import (
     flop_efficiency,
     matmul_peak,
@@ -112,6 +113,39 @@ def _figures(**changes):
         section, key = path.split("__")
         out[section][key] = value
     return out
+
+
+def _live(frames: int, wall: float, status: str = "success") -> SimpleNamespace:
+    """What ``_pipeline_figures`` reads of a live run: ``frames`` windows in ``wall`` s."""
+    result = SimpleNamespace(frames=frames, model_seconds=0.1 * frames, exit_status=status)
+    return SimpleNamespace(
+        result=result,
+        jobs=[None] * frames,
+        wall_s=wall,
+        user_s=1.5 * wall,
+        sys_s=0.01 * wall,
+        t0=0.0,
+        fused_at=[0.5, wall - 0.1],
+        acquired_s=wall / 2,
+        memory_render_s=0.2,
+        minor_faults=10,
+    )
+
+
+def test_the_pipeline_ratio_pools_the_live_and_bare_pairs():
+    """Each live run against the bare model run after it, and all of them pooled: the
+    pooled ratio is frames over total time on both sides, not a mean of ratios."""
+    runs = [_live(100, 25.0), _live(100, 20.0)]
+    bare = [(20.0, 38.0), (20.0, 39.0)]  # (wall, cpu) of the bare model on each run's windows
+    got = _pipeline_figures(runs, bare)
+    assert got["pipeline_ratio_runs"] == [0.8, 1.0]
+    assert got["pipeline_ratio"] == round((200 / 45.0) / (200 / 40.0), 3)
+    assert got["frames_fused"] == 200 and got["live_wall_s"] == [25.0, 20.0]
+    assert got["bare_model_runs_s"] == [20.0, 20.0]
+    assert got["exit_status"] == "success"
+    assert got["sys_over_user"] == round(0.01 / 1.5, 4)
+    failed = _pipeline_figures([_live(100, 25.0), _live(90, 20.0, "fail")], bare)
+    assert failed["exit_status"] == "fail"
 
 
 def test_targets_are_judged_one_by_one():
