@@ -114,7 +114,8 @@ def _deform_conv_torch(
         x, offset, mask = x.float(), offset.float(), mask.float()
         weight = weight.float()
         bias = bias.float() if bias is not None else None
-    if groups == 1 and not torch.is_grad_enabled():
+    if groups == 1 and not torch.is_grad_enabled() and x.device.type == "cpu":
+        # bands keep a CPU's caches warm; on a GPU they would only add kernel launches
         out = _deform_conv_tiled(x, offset, mask, weight, stride, padding, dilation, deform_groups)
     elif groups == 1:
         # (B, L, CK) @ (CK, O): the columns read transposed as they lie, and the product
@@ -163,7 +164,7 @@ def _deform_conv_tiled(
     b, c = x.shape[:2]
     c_out, _, kh, kw = weight.shape
     h_out, w_out = offset.shape[-2:]
-    wmat_t = weight.reshape(c_out, c * kh * kw).t()
+    wmat_t = weight.reshape(c_out, c * kh * kw).t().to(x.dtype)
     out = torch.empty((b, h_out, w_out, c_out), device=x.device, dtype=x.dtype)
     rows = max(1, TILE_BYTES // (c * kh * kw * w_out * x.element_size()))
     for i in range(b):
