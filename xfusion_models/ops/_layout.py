@@ -39,7 +39,7 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"channels_last wants (N, C, H, W), got {tuple(x.shape)}")
     if x.shape[1] != 1:
         return x.contiguous(memory_format=torch.channels_last)
-    n, _, h, w = x.shape
+    h, w = x.shape[-2:]
     return x.contiguous().as_strided(x.shape, (h * w, 1, w, 1))
 
 
@@ -48,15 +48,20 @@ def _empty_channels_last(like: Sequence[torch.Tensor], shape: tuple[int, ...]) -
     return torch.empty(shape, dtype=dtype, device=like[0].device, memory_format=torch.channels_last)
 
 
+def _copy_side_by_side(out: torch.Tensor, dim: int, parts: Sequence[torch.Tensor]) -> None:
+    """Copy ``parts`` into consecutive slices of ``out`` along ``dim``."""
+    start = 0
+    for part in parts:
+        out.narrow(dim, start, part.shape[dim]).copy_(part)
+        start += part.shape[dim]
+
+
 def cat_channels_last(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """``torch.cat(tensors, dim=1)`` of (N, C_i, H, W) tensors, written straight into
     channels-last memory (a plain ``cat`` of mixed layouts answers in (N, C, H, W))."""
     n, _, h, w = tensors[0].shape
     out = _empty_channels_last(tensors, (n, sum(t.shape[1] for t in tensors), h, w))
-    start = 0
-    for t in tensors:
-        out[:, start : start + t.shape[1]].copy_(t)
-        start += t.shape[1]
+    _copy_side_by_side(out, 1, tensors)
     return out
 
 
@@ -66,11 +71,7 @@ def cat_frames_channels_last(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     b, _, c, h, w = parts[0].shape
     frames = sum(p.shape[1] for p in parts)
     out = _empty_channels_last(parts, (b * frames, c, h, w))
-    windows = out.view(b, frames, c, h, w)
-    start = 0
-    for p in parts:
-        windows[:, start : start + p.shape[1]].copy_(p)
-        start += p.shape[1]
+    _copy_side_by_side(out.view(b, frames, c, h, w), 1, parts)
     return out
 
 
