@@ -125,6 +125,46 @@ def test_flow_is_computed_once_per_phantom_pair_by_the_callers_cache(monkeypatch
     torch.testing.assert_close(replay.before, first.before, rtol=0, atol=0)
 
 
+def test_the_pair_looked_up_last_is_recognised_in_place_without_a_digest(monkeypatch):
+    """Consecutive windows share their Phantom pair: a tensor equal to the last one is a
+    hit found by comparing it where it lives (on a GPU: no copy to the host, no ~15 ms
+    digest of a full-size pair per window); anything else goes by the bytes' digest."""
+    import hashlib
+
+    import xfusion_models.ops._phantom_motion as motion
+
+    digests = []
+    real = hashlib.blake2b
+    monkeypatch.setattr(
+        motion.hashlib, "blake2b", lambda *a, **k: digests.append(1) or real(*a, **k)
+    )
+    cache = PhantomMotionCache(size=2)
+    hq, lq, _ = _window(0.3, seed=3)
+    pair = hq[0, :, 0]
+    first, _ = cache.lookup(pair)
+    assert (len(digests), cache.misses) == (1, 1)
+    again, _ = cache.lookup(pair.clone())  # a new tensor, equal values
+    assert (len(digests), cache.hits) == (1, 1)
+    assert all(a is b for a, b in zip(first, again))
+    changed = pair.clone()
+    changed[1, 5, 5] += 0.25
+    other, _ = cache.lookup(changed)
+    assert (len(digests), cache.misses) == (2, 2)
+    assert not np.array_equal(other[0], first[0])
+    back, _ = cache.lookup(pair)  # not the last one any more: found by its digest
+    assert (len(digests), cache.hits, cache.misses) == (3, 2, 2)
+    assert all(a is b for a, b in zip(first, back))
+    array_hit, _ = cache.lookup(pair.numpy())  # arrays always go by the digest
+    assert (len(digests), cache.hits) == (4, 3)
+    assert all(a is b for a, b in zip(first, array_hit))
+    for seed in (4, 5):  # arrays evict the tensor looked up last from a 2-pair cache
+        cache.lookup(_window(0.5, seed=seed)[0][0, :, 0].numpy())
+    assert cache.misses == 4
+    evicted, _ = cache.lookup(pair)
+    assert cache.misses == 5  # recomputed, not taken from a stale reference
+    np.testing.assert_array_equal(evicted[0], first[0])
+
+
 def test_without_a_cache_nothing_is_kept_and_the_result_is_the_same(monkeypatch):
     import xfusion_models.ops._phantom_motion as motion
 
