@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,6 +108,12 @@ def pair_motion(first: np.ndarray, second: np.ndarray) -> PairMotion:
     return f01, f10, e0, e1
 
 
+def _digest(pair: np.ndarray) -> bytes:
+    """Key of a pair's bytes (and shape) in the motion cache."""
+    person = str(pair.shape).encode()[:16]
+    return hashlib.blake2b(pair.tobytes(), digest_size=16, person=person).digest()
+
+
 class PhantomMotionCache:
     """The motion of the last few HR (Phantom) pairs, keyed by a digest of the frames' bytes.
 
@@ -130,6 +137,9 @@ class PhantomMotionCache:
         self._views: tuple[bytes, TauViews] = (b"", {})
         #: the pair looked up last as a tensor (where it lives) and its digest
         self._recent: tuple[torch.Tensor, bytes] | None = None
+        #: motions started ahead (``prefetch``) and the one thread that computes them
+        self._pending: dict[bytes, Future[PairMotion]] = {}
+        self._ahead: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -175,9 +185,33 @@ class PhantomMotionCache:
             self._items.move_to_end(digest)
             return hit, self._views_of(digest)
 
+    def prefetch(self, pair: np.ndarray) -> bool:
+        """Start the motion of a pair (2, H, W) that windows still to come will look up,
+        in this cache's one background thread; ``lookup`` then waits for it instead of
+        computing it. For a model on a GPU, whose flow runs on the CPU meanwhile (on a
+        CPU the cores are the model's: nothing to overlap). Returns whether it started."""
+        pair = np.ascontiguousarray(pair, dtype=np.float32)
+        digest = _digest(pair)
+        with self._lock:
+            if digest in self._items or digest in self._pending:
+                return False
+            if self._ahead is None:
+                self._ahead = ThreadPoolExecutor(1, thread_name_prefix="xfusion-flow-ahead")
+            self._pending[digest] = self._ahead.submit(pair_motion, pair[0], pair[1])
+            return True
+
+    def close(self) -> None:
+        """Stop the background thread (motions not started are dropped). Idempotent."""
+        with self._lock:
+            ahead, self._ahead = self._ahead, None
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            future.cancel()
+        if ahead is not None:
+            ahead.shutdown(wait=True, cancel_futures=True)
+
     def _lookup_array(self, pair: np.ndarray) -> tuple[PairMotion, bytes]:
-        key = hashlib.blake2b(pair.tobytes(), digest_size=16, person=str(pair.shape).encode()[:16])
-        digest = key.digest()
+        digest = _digest(pair)
         with self._lock:
             hit = self._items.get(digest)
             if hit is not None:
@@ -185,7 +219,8 @@ class PhantomMotionCache:
                 self._items.move_to_end(digest)
                 return hit, digest
             self.misses += 1
-        result = pair_motion(pair[0], pair[1])
+            started = self._pending.pop(digest, None)
+        result = pair_motion(pair[0], pair[1]) if started is None else started.result()
         with self._lock:
             self._items[digest] = result
             while len(self._items) > self.size:

@@ -32,17 +32,18 @@ def timed_run(model: FusionModel, jobs: Sequence[WindowJob], skip: int) -> tuple
     """Seconds for the whole run, and per window after the first ``skip`` (caches and
     pools warm)."""
     inference = WindowInference(model)
-    t0 = time.perf_counter()
-    for job in jobs[:skip]:
-        inference.run([job])
-    t1 = time.perf_counter()
-    for job in jobs[skip:]:
-        inference.run([job])
-    if model.device.type == "cuda":
-        import torch
+    try:
+        t0 = time.perf_counter()
+        inference.run_each(jobs[:skip])
+        t1 = time.perf_counter()
+        inference.run_each(jobs[skip:])
+        if model.device.type == "cuda":
+            import torch
 
-        torch.cuda.synchronize(model.device)
-    t2 = time.perf_counter()
+            torch.cuda.synchronize(model.device)
+        t2 = time.perf_counter()
+    finally:
+        inference.release()
     return t2 - t0, (t2 - t1) / max(len(jobs) - skip, 1)
 
 

@@ -179,7 +179,10 @@ def fuse_window_range(
     inference = WindowInference(
         _model(job), feature_cache=feature_cache, shimadzu=ShimadzuMeasurement(*shimadzu)
     )
-    outputs = [inference.run([window])[0] for window in windows]
+    try:
+        outputs = inference.run_each(windows)
+    finally:
+        inference.release()
     return get_worker().address, outputs
 
 

@@ -31,6 +31,9 @@ __all__ = ["WindowExecutor", "WindowInference", "WindowOutput", "WindowRunner"]
 
 #: Per-frame features kept (both cameras together); a window needs 3 Shimadzu + 2 Phantom.
 FEATURE_CACHE_SIZE = 16
+#: How far ``run_each`` looks for the next Phantom pair: past the ~20 Shimadzu frames
+#: between two Phantom frames of the HPV-X2 / TMX7510 pairing.
+LOOK_AHEAD_WINDOWS = 32
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ class WindowExecutor(Protocol):
 
 
 def _emptied(cache: PhantomMotionCache) -> PhantomMotionCache:
-    """A new empty motion cache carrying ``cache``'s counts."""
+    """A new empty motion cache carrying ``cache``'s counts (``cache`` is closed)."""
+    cache.close()
     fresh = PhantomMotionCache(cache.size)
     fresh.hits, fresh.misses = cache.hits, cache.misses
     return fresh
@@ -133,15 +137,49 @@ class WindowInference:
         feature_cache: bool = True,
         motion_cache: bool = True,
         shimadzu: ShimadzuMeasurement | None = None,
+        flow_ahead: bool | None = None,
     ) -> None:
         self.model = model
         self.shimadzu = shimadzu if shimadzu is not None else ShimadzuMeasurement()
         self.feature_cache = _FeatureCache(capacity=FEATURE_CACHE_SIZE if feature_cache else 0)
         self.motion_cache = PhantomMotionCache() if motion_cache else None
+        #: start the next Phantom pair's flow while the model fuses (default: off the CPU)
+        self.flow_ahead = model.device.type != "cpu" if flow_ahead is None else flow_ahead
+        self._asked_ahead: OrderedDict[tuple[int, ...], None] = OrderedDict()
+
+    def look_ahead(self, upcoming: Sequence[WindowJob]) -> None:
+        """Start, in the motion cache's thread, the flow of the first Phantom pair among
+        ``upcoming`` (windows queued after those being fused) not asked for yet.
+
+        On a GPU the flow (OpenCV, on the CPU, ~0.1-0.3 s a 1600x1000 pair) then runs
+        while the device fuses the windows before the pair's, instead of holding the
+        device idle at the pair's first window. Only once the model has used the motion
+        cache (a model without ``hr_warp`` never does), and only with ``flow_ahead``."""
+        cache = self.motion_cache
+        if not self.flow_ahead or cache is None or cache.hits + cache.misses == 0:
+            return
+        for job in upcoming:
+            if tuple(job.hr) in self._asked_ahead:
+                continue
+            self._asked_ahead[tuple(job.hr)] = None
+            while len(self._asked_ahead) > cache.size:
+                self._asked_ahead.popitem(last=False)
+            if cache.prefetch(np.stack(job.hr_frames)):
+                return
+
+    def run_each(self, jobs: Sequence[WindowJob]) -> list[WindowOutput]:
+        """``run`` window by window, in order, each time looking ``LOOK_AHEAD_WINDOWS``
+        windows ahead for the next Phantom pair (``look_ahead``)."""
+        outputs = []
+        for i, job in enumerate(jobs):
+            self.look_ahead(jobs[i + 1 : i + 1 + LOOK_AHEAD_WINDOWS])
+            outputs += self.run([job])
+        return outputs
 
     def release(self) -> None:
         """Drop the cached features and motions (the counts stay): the run is over."""
         self.feature_cache._items.clear()
+        self._asked_ahead.clear()
         if self.motion_cache is not None:
             self.motion_cache = _emptied(self.motion_cache)
 

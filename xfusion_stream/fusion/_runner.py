@@ -20,7 +20,7 @@ import numpy as np
 from xfusion_models.ops import ShimadzuMeasurement
 
 from ._composer import FusedFrame, FusedRunComposer
-from ._inference import WindowExecutor, WindowInference, WindowRunner
+from ._inference import LOOK_AHEAD_WINDOWS, WindowExecutor, WindowInference, WindowRunner
 from ._model import FusionModel
 from ._truth import score_against_truth
 
@@ -205,8 +205,18 @@ class FusionWorker:
             extra.append(item)
         return extra
 
+    def _look_ahead(self) -> None:
+        """Let the model's inference start the next Phantom pair's flow (on a GPU)."""
+        inference = self.inference
+        if not (isinstance(inference, WindowInference) and inference.flow_ahead):
+            return
+        with self._queue.mutex:
+            queued = [item for item in self._queue.queue if isinstance(item, WindowJob)]
+        inference.look_ahead(queued[:LOOK_AHEAD_WINDOWS])
+
     def _process(self, jobs: list[WindowJob]) -> None:
         try:
+            self._look_ahead()
             t0 = time.perf_counter()
             outputs = self.inference.run(jobs)
             self.report.model_seconds += time.perf_counter() - t0
