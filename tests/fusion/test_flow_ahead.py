@@ -1,5 +1,6 @@
-"""Flow ahead: the next Phantom pair's motion starts in the motion cache's thread while
-the model fuses the windows before it (for a model on a GPU); nothing else changes."""
+"""Work a GPU would otherwise wait for, moved out of its way: the next Phantom pair's
+motion starts in the motion cache's thread while the model fuses the windows before it,
+and a Phantom pair is copied to the device once, not once a window. Frames unchanged."""
 
 from __future__ import annotations
 
@@ -99,3 +100,26 @@ def test_the_live_worker_looks_ahead_into_its_queue(motion_threads):
     assert len(motion_threads) == 4  # one motion per Phantom pair, wherever computed
     assert sum(name.startswith("xfusion-flow-ahead") for name in motion_threads) >= 2
     assert cache._ahead is None  # the run's end stopped the thread
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_phantom_pair_goes_to_the_device_once_when_features_are_cached(cached, monkeypatch):
+    torch.set_num_threads(1)
+    model = _model(hr_warp=True)
+    jobs = synthetic_run((16, 24), 8, phantom_every=4)  # 2 Phantom pairs, 8 windows
+    moved = []
+    real = FusionModel.to_tensor
+
+    def counting(self, frames):
+        if frames[0].shape == jobs[0].hr_frames[0].shape:
+            moved.append(len(frames))
+        return real(self, frames)
+
+    expected = [o.image for o in WindowInference(model, feature_cache=False).run_each(jobs)]
+    monkeypatch.setattr(FusionModel, "to_tensor", counting)
+    inference = WindowInference(model, feature_cache=cached, motion_cache=cached)
+    got = [o.image for o in inference.run_each(jobs)]
+    pairs = moved.count(2)
+    assert pairs == (2 if cached else 8)
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -146,6 +146,9 @@ class WindowInference:
         #: start the next Phantom pair's flow while the model fuses (default: off the CPU)
         self.flow_ahead = model.device.type != "cpu" if flow_ahead is None else flow_ahead
         self._asked_ahead: OrderedDict[tuple[int, ...], None] = OrderedDict()
+        #: the last Phantom pair on the model's device (2, 1, H, W), with its positions:
+        #: the ~20 windows between two Phantom frames copy it there once, not each time
+        self._hr_pair: tuple[tuple[int, ...], torch.Tensor] | None = None
 
     def look_ahead(self, upcoming: Sequence[WindowJob]) -> None:
         """Start, in the motion cache's thread, the flow of the first Phantom pair among
@@ -180,6 +183,7 @@ class WindowInference:
         """Drop the cached features and motions (the counts stay): the run is over."""
         self.feature_cache._items.clear()
         self._asked_ahead.clear()
+        self._hr_pair = None
         if self.motion_cache is not None:
             self.motion_cache = _emptied(self.motion_cache)
 
@@ -205,6 +209,17 @@ class WindowInference:
             ]
         )
 
+    def _hr_frames(self, job: WindowJob) -> torch.Tensor:
+        """The window's Phantom pair (2, 1, H, W) on the model's device, kept for the
+        windows after it when features are cached (as the frames' features are)."""
+        key = tuple(job.hr)
+        if self._hr_pair is not None and self._hr_pair[0] == key:
+            return self._hr_pair[1]
+        pair = self.model.to_tensor(list(job.hr_frames))
+        if self.feature_cache.capacity:
+            self._hr_pair = (key, pair)
+        return pair
+
     @torch.inference_mode()
     def run(self, jobs: Sequence[WindowJob]) -> list[WindowOutput]:
         """One output per job, in order (NaN where the model does not report a value),
@@ -216,7 +231,7 @@ class WindowInference:
             centre = m.to_tensor([job.lr_frames[1] for job in jobs])
             hr_frames = None
             if net.needs_hr_frames:  # a full-resolution gate (hr_gate, hr_warp)
-                hr_frames = torch.stack([m.to_tensor(list(job.hr_frames)) for job in jobs])
+                hr_frames = torch.stack([self._hr_frames(job) for job in jobs])
             fused = net.fuse(
                 torch.stack(lr_feats),
                 torch.stack(hr_feats),
