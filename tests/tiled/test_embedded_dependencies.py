@@ -62,6 +62,12 @@ def test_an_app_with_other_overrides_keeps_fastapis_path():
     assert isinstance(app.dependency_overrides, _ResolvedOverrides)
     assert not app.dependency_overrides  # FastAPI sees none
     assert not resolve_settings_override(app)  # idempotent
+    app.dependency_overrides[other] = other  # added later: FastAPI sees them all again
+    assert app.dependency_overrides
+    del app.dependency_overrides[other]
+    assert not app.dependency_overrides
+    app.dependency_overrides[get_settings] = other  # replaced: the same
+    assert app.dependency_overrides
 
 
 @pytest.mark.parametrize("resolved", [False, True])
@@ -84,7 +90,7 @@ def test_fastapi_rebuilds_only_where_overrides_are_seen(resolved, monkeypatch):
         return value
 
     overrides = {setting: setting}
-    app.dependency_overrides = _ResolvedOverrides(overrides) if resolved else overrides
+    app.dependency_overrides = _ResolvedOverrides(overrides, setting) if resolved else overrides
 
     async def three_requests() -> list[int]:
         transport = httpx.ASGITransport(app=app)
