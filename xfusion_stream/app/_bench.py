@@ -62,7 +62,7 @@ class BenchSettings:
     frames: int = 128  # issue 15's burst: the live figure and the streaming figure
     live_runs: int = 2  # live bursts, each followed by the bare model on its windows
     seed: int = 11
-    presets: tuple[str, ...] = ("tiny", "small")
+    presets: tuple[str, ...] = ("tiny", "small", "paper")  # paper: the GPU target's model
     full_shape: tuple[int, int] | None = (250, 400)  # the HPV-X2's sensor, for efficiency
     persistence_frames: int = 32  # full-size fused frames (6.4 MB each)
     burst_frames: int = 128  # raw 400x250 frames per persisted burst, as in issue 15
