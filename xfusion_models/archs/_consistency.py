@@ -30,13 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import ShimadzuMeasurement
+from ..ops import ShimadzuMeasurement, bicubic_upsample
 
 __all__ = ["ShimadzuConsistency"]
-
-
-def _upsample(lr: torch.Tensor, ratio: int) -> torch.Tensor:
-    return F.interpolate(lr, scale_factor=ratio, mode="bicubic", align_corners=False)
 
 
 class ShimadzuConsistency(nn.Module):
@@ -56,9 +52,9 @@ class ShimadzuConsistency(nn.Module):
 
     def shimadzu_only(self, lr: torch.Tensor, shimadzu: ShimadzuMeasurement) -> torch.Tensor:
         """Bicubic x4 of ``lr`` refined by back-projection so it measures back to ``lr``."""
-        out = _upsample(lr, shimadzu.ratio)
+        out = bicubic_upsample(lr, shimadzu.ratio)
         for _ in range(self.iterations):
-            out = out + _upsample(lr - shimadzu.measure(out), shimadzu.ratio)
+            out = out + bicubic_upsample(lr - shimadzu.measure(out), shimadzu.ratio)
         return out
 
     def support(
@@ -98,5 +94,5 @@ class ShimadzuConsistency(nn.Module):
             residual = lr - shimadzu.measure(out)
             residual = F.avg_pool2d(residual, 3, stride=1, padding=1, count_include_pad=False)
             beyond_noise = residual.sign() * (residual.abs() - tolerance).clamp_min(0.0)
-            out = out + _upsample(beyond_noise, shimadzu.ratio)
+            out = out + bicubic_upsample(beyond_noise, shimadzu.ratio)
         return out.to(dtype)

@@ -24,12 +24,14 @@ from ._phantom_motion import (
     warp,
 )
 from ._pooling import HalvingMaxPool, halving_max_pool
+from ._upsampling import bicubic_upsample
 
 __all__ = [
     "SIGMA_FLOOR",
     "ShimadzuMeasurement",
     "HalvingMaxPool",
     "ModulatedDeformConv2d",
+    "bicubic_upsample",
     "PhantomAtT",
     "PhantomMotionCache",
     "cat_channels_last",
