@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ..core import ConfigError, ConfigModel, RecordedFormatError
-from ..recorded import PhantomTiming, ShimadzuTiming
+from ..recorded import PhantomTiming, ShimadzuTiming, read_tiff
 from ._camera_backend import BurstLifecycle, CameraFrame, CameraSettings
 
 __all__ = ["DEFAULT_PHOTONS", "VirtualCaseBackend", "VirtualOptions", "VirtualSequence"]
@@ -84,12 +84,7 @@ def read_gray(path: Path) -> np.ndarray:
     """One gray frame as float32 in [0, 1] (8-bit / 255, 16-bit / 65535)."""
     image: np.ndarray | None
     if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        try:
-            image = tifffile.imread(path)
-        except (OSError, ValueError, tifffile.TiffFileError) as exc:
-            raise RecordedFormatError(path, "image", f"not a readable TIFF: {exc}") from None
+        image = read_tiff(path)
     else:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:

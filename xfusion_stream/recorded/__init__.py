@@ -6,7 +6,7 @@ raises :class:`xfusion_stream.core.RecordedFormatError` naming file and field.
 """
 
 from ._case import DEFAULT_START, RecordedCase, read_case, write_case
-from ._frames import frame_header, read_frame, write_frame
+from ._frames import frame_header, read_frame, read_tiff, write_frame
 from ._phantom_xml import (
     PhantomTiming,
     format_phantom_date,
@@ -30,6 +30,7 @@ __all__ = [
     "parse_rec_speed",
     "read_case",
     "read_frame",
+    "read_tiff",
     "read_phantom_xml",
     "read_shimadzu_ini",
     "write_case",
