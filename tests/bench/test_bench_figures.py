@@ -21,6 +21,7 @@ from xfusion_stream.app._bench_model import (
 )
 from xfusion_stream.app._bench_persistence import (
     PERSISTENCE_PATHS,
+    SHIPPED_RUNS,
     PersistenceCase,
     persistence_rates,
 )
@@ -95,8 +96,14 @@ def test_persistence_measures_both_paths_of_every_case(tmp_path):
     assert out["cases"]["raw"]["shipped"]["documents_per_frame"] == pytest.approx(
         (3 * 2 + 4) / 3, abs=0.01
     )
-    # the fused frame files sit beside the burst files, one per fused run (2 x 1 frame, 2)
-    assert len(list((tmp_path / "persistence-frames").glob("fused_*.h5"))) == 3
+    # the fused frame files sit beside the burst files, one per fused run (2 x 1 frame,
+    # then SHIPPED_RUNS of the case, whose median is the figure)
+    assert len(list((tmp_path / "persistence-frames").glob("fused_*.h5"))) == 2 + SHIPPED_RUNS
+    for label in cases:
+        shipped = out["cases"][label]["shipped"]
+        each = sorted(shipped["fps_each"])
+        assert len(each) == SHIPPED_RUNS and all(math.isfinite(v) and v > 0 for v in each)
+        assert shipped["fps"] == pytest.approx(each[SHIPPED_RUNS // 2], rel=0.01)
 
 
 def _figures(**changes):
