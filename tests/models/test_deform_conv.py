@@ -151,3 +151,27 @@ def test_half_precision_input_samples_at_full_precision():
     # Only the bf16 rounding of inputs and output remains: a few percent, not a pixel shift.
     err = (got.float() - want).abs()[..., 250:]
     assert err.mean() < 0.05 * want.abs()[..., 250:].mean()
+
+
+def test_channels_last_offsets_and_masks_as_a_dcn_pack_makes_them_give_the_same_values():
+    """A DCN pack slices offsets and masks out of one channels-last conv output; the
+    inference path takes that layout as it comes (copying only a band's mask) and gives
+    the values of (N, C, H, W) inputs bit for bit, and the per-pixel reference's."""
+    gen = torch.Generator().manual_seed(5)
+    dg, c = 2, 4
+    x = torch.randn(2, c, 9, 7, generator=gen).contiguous(memory_format=torch.channels_last)
+    raw = torch.randn(2, 3 * dg * 9, 9, 7, generator=gen) * 2
+    raw = raw.contiguous(memory_format=torch.channels_last)
+    offset, mask = raw[:, : 2 * dg * 9], torch.sigmoid(raw[:, 2 * dg * 9 :])
+    assert not mask.is_contiguous() and not offset.is_contiguous()
+    weight = torch.randn(c, c, 3, 3, generator=gen)
+    bias = torch.zeros(c)
+    args = (weight, bias, 1, 1, 1, 1, dg)
+    with torch.no_grad():
+        got = modulated_deform_conv2d(x, offset, mask, *args, backend="torch")
+        plain = modulated_deform_conv2d(
+            x.contiguous(), offset.contiguous(), mask.contiguous(), *args, backend="torch"
+        )
+    assert torch.equal(got, plain)
+    want = _reference(x, offset, mask, weight, bias, 1, 1, 1, 1, dg)
+    torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4)
