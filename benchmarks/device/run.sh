@@ -80,12 +80,13 @@ echo "xfusion bench --device $DEV --json $ARGS (timeout $LIMIT s; progress in be
 t1=$SECONDS
 rc=0
 # shellcheck disable=SC2086  # ARGS is a list of flags
-PYTHONUNBUFFERED=1 timeout "$LIMIT" "$SITE/bin/xfusion" bench --device "$DEV" --json $ARGS \
+PYTHONUNBUFFERED=1 timeout "$LIMIT" "$SITE/bin/xfusion" bench --device "$DEV" --json \
+    --partial "$OUT/bench_partial.json" $ARGS \
     >"$OUT/bench_cuda.json" 2>"$OUT/bench_cuda.err" || rc=$?
 echo "bench rc=$rc in $((SECONDS - t1)) s"
 
 # 5. a compact summary of the JSON
-"$PY" - "$OUT/bench_cuda.json" "$OUT/bench_cuda.err" <<'PYEOF' 2>&1 | tee "$OUT/summary.txt"
+"$PY" - "$OUT/bench_cuda.json" "$OUT/bench_cuda.err" "$OUT/bench_partial.json" <<'PYEOF' 2>&1 | tee "$OUT/summary.txt"
 import json, sys
 
 try:
@@ -93,7 +94,11 @@ try:
 except ValueError as exc:
     print(f"no JSON from the bench ({exc}); stderr ends:")
     print(open(sys.argv[2]).read()[-3000:])
-    sys.exit(0)
+    try:  # the steps it finished, written after each one
+        d = json.loads(open(sys.argv[3]).read())
+    except (OSError, ValueError):
+        sys.exit(0)
+    print("partial figures:", json.dumps(d.get("partial")))
 if not d.get("ok", True) or "error" in d:
     print("bench error:", json.dumps(d)[:3000])
 print("device", d.get("device"), "model", d.get("model"), "matmul_gflops", d.get("matmul_gflops"))

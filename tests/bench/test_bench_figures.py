@@ -316,3 +316,43 @@ def test_the_full_burst_figure_times_each_model_and_is_judged_on_its_own_burst(t
         assert _burst_target({"full_burst": {**named, "models": models}}) == {
             "paper_burst_under_5s": met
         }
+
+
+def test_each_step_leaves_the_figures_so_far_and_a_failing_step_its_name(tmp_path):
+    """What a one-shot device run relies on: a run cut short still leaves its figures."""
+    import json
+
+    from xfusion_stream.app._bench import _Steps
+
+    partial = tmp_path / "bench_partial.json"
+    steps = _Steps(["matmul", "live", "streaming"], progress=False, partial=partial)
+    out = {"device": "cuda"}
+    steps.track(out)
+    with steps.step("matmul"):
+        out["matmul_gflops"] = 51234.5
+    written = json.loads(partial.read_text())
+    assert written == {
+        "device": "cuda",
+        "matmul_gflops": 51234.5,
+        "partial": {"completed": ["matmul"]},
+    }
+    with pytest.raises(RuntimeError, match="out of memory"), steps.step("live"):
+        out["pipeline"] = {"half": "done"}
+        raise RuntimeError("CUDA out of memory")
+    written = json.loads(partial.read_text())
+    assert written["partial"] == {
+        "completed": ["matmul"],
+        "failed": "live",
+        "error": "RuntimeError: CUDA out of memory",
+    }
+    assert written["matmul_gflops"] == 51234.5 and not list(tmp_path.glob("*.tmp"))
+    steps.close()
+
+
+def test_a_whole_burst_figure_runs_right_after_the_matmul():
+    from xfusion_stream.app._bench import BenchSettings, _step_names
+
+    cpu = _step_names(BenchSettings(full_burst_frames=0))
+    gpu = _step_names(BenchSettings(device="cuda", full_burst_frames=256))
+    assert "full burst" not in cpu and cpu[0] == "matmul" and cpu[-1] == "heap"
+    assert gpu[:2] == ["matmul", "full burst"] and gpu[2:] == cpu[1:]

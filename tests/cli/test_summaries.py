@@ -237,6 +237,12 @@ def test_bench_scripts_give_a_line_of_figures_each(tmp_path, capsys):
     assert "tiny: runs_in 4, frames_lost 0, rss_mb 812" in text
 
 
+def test_bench_refuses_a_partial_file_in_a_missing_folder_before_measuring(tmp_path, capsys):
+    target = tmp_path / "nowhere" / "bench_partial.json"
+    assert main(["bench", "--json", "--partial", str(target)]) == 2
+    assert "--partial" in capsys.readouterr().out and not target.parent.exists()
+
+
 def test_bench_ratios_and_serve_with_a_tiled_outage_read_as_lines():
     """The two long-running commands' summaries, from results of the shape they return
     (their runs are tests/bench and tests/zmq's)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import resource
 import tempfile
 import time
@@ -73,24 +74,57 @@ class BenchSettings:
     torch_threads: int | None = None
     opencv_threads: int | None = None
     progress: bool = True
+    #: after each step, the figures so far as JSON (replaced whole), so a run cut short
+    #: (a device lent for minutes, a timeout) still leaves what it measured
+    partial: Path | None = None
 
 
 class _Steps:
-    """A tqdm bar over the named steps (stderr), silent with ``progress=False``."""
+    """A tqdm bar over the named steps (stderr), silent with ``progress=False``; with
+    ``partial``, the tracked figures are written there after every step, and the name
+    and error of a step that fails."""
 
-    def __init__(self, names: list[str], progress: bool) -> None:
+    def __init__(self, names: list[str], progress: bool, partial: Path | None = None) -> None:
         from tqdm import tqdm
 
         self._bar = tqdm(total=len(names), desc="xfusion bench", disable=not progress)
+        self._partial = partial
+        self._out: dict[str, Any] = {}
+        self._done: list[str] = []
+
+    def track(self, out: dict[str, Any]) -> None:
+        self._out = out
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
         self._bar.set_postfix_str(name)
-        yield
+        try:
+            yield
+        except BaseException as exc:
+            self._write({"failed": name, "error": f"{type(exc).__name__}: {exc}"})
+            raise
+        self._done.append(name)
+        self._write({})
         self._bar.update(1)
+
+    def _write(self, extra: dict[str, Any]) -> None:
+        if self._partial is None:
+            return
+        state = {**self._out, "partial": {"completed": list(self._done), **extra}}
+        fresh = self._partial.with_name(self._partial.name + ".tmp")
+        fresh.write_text(json.dumps(state, default=str))
+        fresh.replace(self._partial)
 
     def close(self) -> None:
         self._bar.close()
+
+
+def _step_names(s: BenchSettings) -> list[str]:
+    """The steps in the order they run. A whole-burst figure (a GPU's) runs right after
+    the matmul: it is what a device is lent for, and a run cut short keeps it."""
+    burst = ["full burst"] if s.full_burst_frames else []
+    rest = ["live", "streaming", "efficiency", "precision", "persistence", "stages", "scaling"]
+    return ["matmul", *burst, *rest, "heap"]
 
 
 def _truth(run: LiveRun, full_scale: float) -> Any:
@@ -192,9 +226,7 @@ def run_benchmarks(settings: BenchSettings | None = None) -> dict[str, Any]:
     if s.full_burst_frames is None:
         s = dataclasses.replace(s, full_burst_frames=256 if s.device.startswith("cuda") else 0)
     budget = ThreadBudget.for_this_process(s.torch_threads, s.opencv_threads).apply()
-    names = ["matmul", "live", "streaming", "efficiency", "precision", "persistence", "stages"]
-    names += ["scaling", "full burst", "heap"] if s.full_burst_frames else ["scaling", "heap"]
-    steps = _Steps(names, s.progress)
+    steps = _Steps(_step_names(s), s.progress, s.partial)
     model = load_fusion_model(s.model, device=s.device)
     out: dict[str, Any] = {
         "benchmark": "xfusion_bench",
@@ -204,9 +236,10 @@ def run_benchmarks(settings: BenchSettings | None = None) -> dict[str, Any]:
         "shimadzu_shape": list(s.shape),
         "targets": TARGETS,
     }
+    steps.track(out)
     try:
         with tempfile.TemporaryDirectory(prefix="xfusion-bench-") as tmp:
-            out.update(_measure(model, s, budget, Path(tmp), steps))
+            _measure(model, s, budget, Path(tmp), steps, out)
     finally:
         steps.close()
     out["targets_met"] = _targets_met(out)
@@ -214,14 +247,29 @@ def run_benchmarks(settings: BenchSettings | None = None) -> dict[str, Any]:
 
 
 def _measure(
-    model: FusionModel, s: BenchSettings, budget: ThreadBudget, tmp: Path, steps: _Steps
-) -> dict[str, Any]:
+    model: FusionModel,
+    s: BenchSettings,
+    budget: ThreadBudget,
+    tmp: Path,
+    steps: _Steps,
+    out: dict[str, Any],
+) -> None:
+    """Each step's figures into ``out`` as the step ends (``steps`` writes them out)."""
     import xfusion_models as xm
 
-    out: dict[str, Any] = {}
     with steps.step("matmul"):
         peak = matmul_peak(model.device)
         out["matmul_gflops"] = round(peak / 1e9, 2)
+    if s.full_burst_frames:
+        net = xm.edvr_stf("paper").eval().to(model.device)
+        paper = FusionModel(net, "edvr_stf_paper", "edvr_stf", "0" * 64, model.device)
+        with steps.step("full burst"):
+            out["full_burst"] = full_burst(
+                {"shipped": model, "edvr_stf_paper": paper},
+                s.full_shape or s.shape,
+                s.full_burst_frames,
+            )
+        del net, paper
     with steps.step("live"):
         # the model warm (thread pools, heap) as a beamline's fusion server has it before a
         # burst, and as the bare runs below find it: one window of the live size, apart
@@ -275,20 +323,8 @@ def _measure(
         out.update(_stage_shares(model, run, publish_s))
     with steps.step("scaling"):
         out["scaling"] = scaling_table(model, s.scaling_shapes, s.scaling_lengths)
-    if s.full_burst_frames:
-        import xfusion_models as xm
-
-        net = xm.edvr_stf("paper").eval().to(model.device)
-        paper = FusionModel(net, "edvr_stf_paper", "edvr_stf", "0" * 64, model.device)
-        with steps.step("full burst"):
-            out["full_burst"] = full_burst(
-                {"shipped": model, "edvr_stf_paper": paper},
-                s.full_shape or s.shape,
-                s.full_burst_frames,
-            )
     with steps.step("heap"):  # why sys_over_user is what it is (fresh processes)
         out["heap"] = heap_refaults()
-    return out
 
 
 def _raw_shipped(out: dict[str, Any]) -> dict[str, Any]:

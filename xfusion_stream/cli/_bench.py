@@ -65,6 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--opencv-threads", type=int, default=None, help="OpenCV threads (default: 1)"
     )
+    parser.add_argument(
+        "--partial", type=Path, default=None, metavar="FILE",
+        help="after each step, write the figures so far to FILE as JSON (a run cut short "
+        "keeps them; a failing step is named there with its error)",
+    )  # fmt: skip
     parser.add_argument("--all", action="store_true", help="run every script of benchmarks/")
     parser.add_argument("--dir", type=Path, default=None, help="benchmarks folder of a checkout")
     parser.add_argument("--list", action="store_true", help="list the benchmark scripts and exit")
@@ -139,6 +144,8 @@ def run(args: argparse.Namespace) -> dict:
             f"--persistence-frames {args.persistence_frames}, --burst-frames "
             f"{args.burst_frames}: need at least 1 each"
         )
+    if args.partial is not None and not args.partial.absolute().parent.is_dir():
+        raise ConfigError(f"--partial {args.partial}: its folder does not exist")
     settings = BenchSettings(
         model=args.model,
         device=args.device,
@@ -152,5 +159,6 @@ def run(args: argparse.Namespace) -> dict:
         torch_threads=args.torch_threads,
         opencv_threads=args.opencv_threads,
         progress=not args.quiet,
+        partial=args.partial,
     )
     return run_benchmarks(settings)
