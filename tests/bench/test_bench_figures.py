@@ -356,3 +356,15 @@ def test_a_whole_burst_figure_runs_right_after_the_matmul():
     gpu = _step_names(BenchSettings(device="cuda", full_burst_frames=256))
     assert "full burst" not in cpu and cpu[0] == "matmul" and cpu[-1] == "heap"
     assert gpu[:2] == ["matmul", "full burst"] and gpu[2:] == cpu[1:]
+
+
+def test_a_failing_step_keeps_its_own_error_when_the_partial_file_cannot_be_written(tmp_path):
+    from xfusion_stream.app._bench import _Steps
+
+    partial = tmp_path / "gone" / "bench_partial.json"  # its folder vanished mid-run
+    steps = _Steps(["live"], progress=False, partial=partial)
+    steps.track({})
+    with pytest.raises(RuntimeError, match="device lost") as info, steps.step("live"):
+        raise RuntimeError("device lost")
+    assert any("not written" in note for note in getattr(info.value, "__notes__", []))
+    steps.close()

@@ -101,7 +101,10 @@ class _Steps:
         try:
             yield
         except BaseException as exc:
-            self._write({"failed": name, "error": f"{type(exc).__name__}: {exc}"})
+            try:
+                self._write({"failed": name, "error": f"{type(exc).__name__}: {exc}"})
+            except OSError as write_error:  # the step's own error is the one to see
+                exc.add_note(f"--partial {self._partial} not written: {write_error}")
             raise
         self._done.append(name)
         self._write({})
