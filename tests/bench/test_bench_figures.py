@@ -368,3 +368,25 @@ def test_a_failing_step_keeps_its_own_error_when_the_partial_file_cannot_be_writ
         raise RuntimeError("device lost")
     assert any("not written" in note for note in getattr(info.value, "__notes__", []))
     steps.close()
+
+
+def test_the_full_burst_warms_each_model_before_timing_it(tiny, monkeypatch):
+    """It runs right after the matmul on a GPU: a model's first window (kernels loading)
+    is kept out of the burst's time, as a fusion server is warm before a burst."""
+    import xfusion_stream.app._bench_burst as burst
+
+    order = []
+    real_time_windows, real_timed_run = burst.time_windows, burst.timed_run
+
+    def warm(model, jobs, *, cached):
+        order.append(("warm", len(jobs), cached))
+        return real_time_windows(model, jobs, cached=cached)
+
+    def timed(model, jobs, skip):
+        order.append(("burst", len(jobs), skip))
+        return real_timed_run(model, jobs, skip)
+
+    monkeypatch.setattr(burst, "time_windows", warm)
+    monkeypatch.setattr(burst, "timed_run", timed)
+    burst.full_burst({"a": tiny, "b": tiny}, shape=(8, 12), frames=4, profiled_windows=1)
+    assert order == [("warm", 1, False), ("burst", 4, 2)] * 2
