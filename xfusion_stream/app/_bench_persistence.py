@@ -39,7 +39,7 @@ PERSISTENCE_PATHS = {
         "file; fused frames: FusedRunComposer's SWMR file, a flushed row per frame, ADR "
         "0006), StreamResource/StreamDatum + per-frame numbers to a real Tiled server "
         "through the project's TiledWriter (and, for zmq_fps, through 0MQ); per-run "
-        "costs included; fps: the median of three runs of the case (fps_each: each run; "
+        f"costs included; fps: the median of {SHIPPED_RUNS} runs of the case (fps_each: each run; "
         "one_frame_run_s: a run of one frame; sustained_fps: the frames after it); "
         "read_back: Tiled served the last frame"
     ),
