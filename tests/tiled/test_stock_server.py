@@ -1,8 +1,9 @@
 """Issue 14 item 3: replay against a stock facility Tiled server (``tiled serve config``).
 
 The server is the shipped ``profiles/tiled/config.yml`` started as a subprocess, with
-its folders and API key given through the environment variables the file names; nothing
-of ours is imported into it (the json-seq exporter comes from its ``media_types``).
+its folders and API key given through the environment variables the file names. Of
+ours it imports only the catalog wrapper the file names (``xfusion_profiles.tiled_server``,
+Tiled + SQLAlchemy); the json-seq exporter comes from its ``media_types``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from xfusion_stream.cli import main
 from xfusion_stream.fusion import FusionModel
 from xfusion_stream.publishing import make_tiled_writer
 from xfusion_stream.simulation import Scene
-from xfusion_stream.testing import FUSION_SCENE, sim_cameras
+from xfusion_stream.testing import FUSION_SCENE, sim_cameras, write_runs_at_once
 from xfusion_stream.testing import stock_tiled as start_stock_tiled
 
 XFUSION = str(Path(sys.executable).parent / "xfusion")
@@ -121,3 +122,23 @@ def test_clients_from_a_tiled_profile(stock_tiled, tmp_path):
         env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path,
     )  # fmt: skip
     assert missing.returncode == 2 and "profile:nobody" in missing.stderr
+
+
+@pytest.mark.timeout(300)
+def test_runs_written_at_once_into_the_facility_server_keep_each_row_once(stock_tiled):
+    """The shipped config serves its DuckDB table stores one request thread at a time
+    (``xfusion_profiles.tiled_server:catalog``); as stock Tiled makes them, request
+    threads share one connection and runs written at once lost or doubled rows
+    (``tests/tiled/test_concurrent_writes.py``)."""
+    from tiled.client import from_uri
+
+    base, key, _, _ = stock_tiled
+    derived = f"{base}/api/v1/metadata/derived?api_key={key}"
+    out = write_runs_at_once(derived, writers=4, runs=3, rows=8, batch_size=2)
+    assert out.errors == []
+    assert len(out.uids) == 12
+    client = from_uri(derived)
+    try:
+        assert out.wrong_runs(client) == {}
+    finally:
+        client.context.close()

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from xfusion_profiles.tiled_server import serialize_table_storage
+
 from ..core import ConfigError
 
 __all__ = [
@@ -100,7 +102,10 @@ class EmbeddedTiled:
     """SimpleTiledServer on 127.0.0.1 in a thread, with the catalog in ``directory``.
 
     ``readable_storage`` adds folders the server may read external files from (the
-    devices' HDF5 files); ``directory`` itself is always readable and writable.
+    devices' HDF5 files); ``directory`` itself is always readable and writable. Its
+    DuckDB table store serves one request thread at a time
+    (``xfusion_profiles.tiled_server.serialize_table_storage``): runs written at once
+    lost or doubled rows in the store as Tiled makes it.
     Use as a context manager or call ``close()``: an open server keeps the process
     alive at exit.
 
@@ -153,6 +158,8 @@ class EmbeddedTiled:
             )
         finally:
             logging_config.LOGGING_CONFIG = default_log_config
+        #: whether the table store takes one request thread at a time
+        self.serialized_tables = serialize_table_storage(getattr(self._server, "storage", None))
         #: whether requests skip FastAPI's per-request rebuild of Tiled's dependencies
         self.fast_dependencies = resolve_settings_override(self._server.app)
         self._clients: list[Any] = []

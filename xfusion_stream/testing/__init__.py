@@ -3,6 +3,7 @@
 Never imported by runtime code (import-linter keeps it on top of the layers).
 """
 
+from ._concurrent_runs import ConcurrentRuns, write_runs_at_once
 from ._faults import TcpForwarder, flaky_tiled_client
 from ._kit import (
     BEAMLINE_SCENE,
@@ -19,6 +20,7 @@ from ._stock_tiled import StockTiled, stock_tiled
 
 __all__ = [
     "BEAMLINE_SCENE",
+    "ConcurrentRuns",
     "FUSION_SCENE",
     "DocumentLog",
     "StockTiled",
@@ -31,4 +33,5 @@ __all__ = [
     "sim_cameras",
     "stock_tiled",
     "wait_until",
+    "write_runs_at_once",
 ]
