@@ -225,3 +225,40 @@ def test_models_travel_by_reference(campaign):
         resolve_model("nowhere/tiny.pth")
     with pytest.raises(ConfigError, match="unknown weights"):
         resolve_model("no_such_weights")
+
+
+def test_a_fused_run_marked_with_rows_twice_is_not_fused_already():
+    """``fused_already`` on a stand-in catalog (a unit test of the selection only): the
+    same model, calibration and mode, stopped with success, is skipped unless the Tiled
+    sink marked it as holding rows twice."""
+    from xfusion_stream.app import ModelReference, ReprocessJob, fused_already
+    from xfusion_stream.publishing import DOUBLED_KEY
+
+    job = ReprocessJob(
+        tiled_uri="http://127.0.0.1:1", uid="raw-1",
+        model=ModelReference("m.pth", "m", "abc"), calibration={"uid": "cal-1"},
+    )  # fmt: skip
+    good = {
+        "start": {"purpose": "fused", "model": {"sha256": "abc"}, "calibration_uid": "cal-1",
+                  "traverse_mode": "continuous"},
+        "stop": {"exit_status": "success"},
+    }  # fmt: skip
+
+    class Run:
+        def __init__(self, metadata: dict) -> None:
+            self.metadata = metadata
+
+    class Catalog:
+        def __init__(self, runs: dict) -> None:
+            self.runs = runs
+
+        def search(self, query):
+            return self
+
+        def items(self):
+            return list(self.runs.items())
+
+    assert fused_already(Catalog({"f1": Run(good)}), job) == "f1"
+    doubled = {**good, DOUBLED_KEY: "fused/internal: 2 of 8 rows"}
+    assert fused_already(Catalog({"f1": Run(doubled)}), job) is None
+    assert fused_already(Catalog({"f1": Run(doubled), "f2": Run(good)}), job) == "f2"

@@ -25,6 +25,7 @@ from typing import IO, Any
 from ..calibration import CalibrationRecord
 from ..core import ConfigError, child_heap_env, load_config
 from ..fusion import is_calibration_run
+from ..publishing import DOUBLED_KEY
 from ._reprocess_worker import (
     WORKER_CONFIG,
     ModelReference,
@@ -126,7 +127,8 @@ def calibration_from_tiled(client: Any, uid: str) -> CalibrationRecord:
 
 def fused_already(client: Any, job: ReprocessJob) -> str | None:
     """The uid of a fused run of ``job.uid`` that stopped with success, made with the
-    same model sha256, calibration uid and traverse mode; None if there is none."""
+    same model sha256, calibration uid and traverse mode, and not marked as holding
+    rows twice (``publishing.DOUBLED_KEY``); None if there is none."""
     from tiled.queries import Key
 
     for fused_uid, run in client.search(Key("start.raw_uid") == job.uid).items():
@@ -138,6 +140,7 @@ def fused_already(client: Any, job: ReprocessJob) -> str | None:
             and start.get("calibration_uid") == job.calibration.get("uid")
             and start.get("traverse_mode") == job.traverse_mode
             and stop.get("exit_status") == "success"
+            and DOUBLED_KEY not in run.metadata  # rows stored twice: fuse it again
         ):
             return fused_uid
     return None

@@ -43,8 +43,10 @@ from ._spool import (  # noqa: E402
     try_lock,
 )
 from ._tiled_sink import (  # noqa: E402
+    DOUBLED_KEY,
     ReingestReport,
     TiledSink,
+    doubled_rows,
     is_tiled_writer,
     reingest_spool,
     write_spooled_run,
@@ -68,6 +70,7 @@ __all__ += [
     "BackupReport",
     "reingest_tiled_backups",
     "DEFAULT_DELIVERY_TIMEOUT",
+    "DOUBLED_KEY",
     "DeliveringSink",
     "RECEIVE_HWM",
     "ReingestReport",
@@ -79,6 +82,7 @@ __all__ += [
     "SpoolStatus",
     "TiledSink",
     "document_bytes",
+    "doubled_rows",
     "is_tiled_writer",
     "iter_spool",
     "reingest_spool",

@@ -7,7 +7,10 @@ forwards to the server; ``down()`` closes the listening socket and cuts every op
 connection (clients see connection refused/reset), ``up()`` listens again on the
 same port. A server that is there but misbehaves is a mode: ``hang`` accepts and reads
 every connection and never answers, ``slow`` hands each chunk a client sends on
-``delay`` s late.
+``delay`` s late. ``lose_answers(marker, n)`` forwards the next ``n`` requests that
+begin with ``marker`` (e.g. ``b"PATCH /api/v1/table/"``), lets the server do them, and
+cuts the connection instead of handing back the answer: a request done whose answer
+was lost, which a client must not simply send again.
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ class TcpForwarder:
         self.port = port
         self.mode, self.delay = "forward", 0.0
         self.connections = 0
+        self._lose: tuple[bytes, int] = (b"", 0)  # (request marker, answers left to lose)
+        #: how many answers were lost so far
+        self.answers_lost = 0
         self.set_mode(mode, delay)
         self.up()
 
@@ -73,6 +79,20 @@ class TcpForwarder:
             self.delay = self.delay if delay is None else float(delay)
             conns, self._conns = self._conns, []
         _cut(conns)
+
+    def lose_answers(self, marker: bytes, n: int = 1) -> None:
+        """Lose the answers to the next ``n`` requests that begin with ``marker``."""
+        with self._lock:
+            self._lose = (bytes(marker), int(n))
+
+    def _losing(self, data: bytes) -> bool:
+        """Whether the answer to the request starting in ``data`` is to be lost."""
+        with self._lock:
+            marker, left = self._lose
+            if left <= 0 or not data.startswith(marker):
+                return False
+            self._lose = (marker, left - 1)
+            return True
 
     @property
     def is_up(self) -> bool:
@@ -131,8 +151,11 @@ class TcpForwarder:
                     return
                 self._conns += [client, server]
             lag = delay if mode == "slow" else 0.0
-            for a, b, wait in ((client, server, lag), (server, client, 0.0)):
-                threading.Thread(target=self._pipe, args=(a, b, wait), daemon=True).start()
+            lose = threading.Event()  # set: the answer now coming back is to be lost
+            for a, b, wait, ask in ((client, server, lag, True), (server, client, 0.0, False)):
+                threading.Thread(
+                    target=self._pipe, args=(a, b, wait, lose, ask), daemon=True
+                ).start()
 
     @staticmethod
     def _swallow(conn: socket.socket) -> None:
@@ -141,12 +164,27 @@ class TcpForwarder:
             while conn.recv(65536):
                 pass
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket, lag: float = 0.0) -> None:
+    def _pipe(
+        self,
+        source: socket.socket,
+        sink: socket.socket,
+        lag: float,
+        lose: threading.Event,
+        asking: bool,
+    ) -> None:
+        """Copy ``source`` to ``sink``. ``asking``: this is the client's side, whose
+        requests may arm ``lose``; otherwise the server's, which cuts both sockets
+        instead of handing on an answer to be lost."""
         try:
             while data := source.recv(65536):
                 if lag:
                     time.sleep(lag)
+                if asking and self._losing(data):
+                    lose.set()
+                elif not asking and lose.is_set():
+                    with self._lock:
+                        self.answers_lost += 1
+                    return  # the finally cuts both: the client never sees the answer
                 sink.sendall(data)
         except OSError:
             pass

@@ -1,0 +1,111 @@
+"""A lost answer must not leave a fused run with rows stored twice, reported as fine.
+
+When the answer to an append is lost (a timeout, a cut connection) after Tiled did it,
+TiledWriter sends it again and notes that rows "may be duplicated". The Tiled sink then
+reads the run back: rows found twice fail the run (not ``ok``), and with a spool the
+run is rewritten whole, each row once. The fault is real: a TCP forwarder lets the
+server do one append and cuts the connection instead of handing back the answer.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from event_model import compose_run
+
+from xfusion_stream.publishing import (
+    DOUBLED_KEY,
+    Spool,
+    TiledSink,
+    doubled_rows,
+    make_tiled_writer,
+)
+from xfusion_stream.testing import flaky_tiled_client
+
+APPEND = b"PATCH /api/v1/table/partition/"
+ROWS = 6
+
+
+def _run_documents() -> list[tuple[str, dict]]:
+    bundle = compose_run(metadata={"purpose": "fused"})
+    keys = {"shimadzu_index": {"source": "test", "dtype": "integer", "shape": []}}
+    stream = bundle.compose_descriptor(name="fused", data_keys=keys)
+    docs = [("start", bundle.start_doc), ("descriptor", stream.descriptor_doc)]
+    for i in range(ROWS):
+        now = time.time()
+        event = stream.compose_event(data={"shimadzu_index": i}, timestamps={"shimadzu_index": now})
+        docs.append(("event", event))
+    return [*docs, ("stop", bundle.compose_stop())]
+
+
+def _rows(client, uid: str) -> list[int]:
+    return [int(v) for v in client[uid]["fused"].base["internal"].read()["seq_num"]]
+
+
+@pytest.mark.timeout(120)
+def test_a_run_written_without_a_lost_answer_has_nothing_doubled(tiled_server):
+    client = tiled_server.client()
+    writer = make_tiled_writer(client, batch_size=2)
+    docs = _run_documents()
+    for name, doc in docs:
+        writer(name, doc)
+    uid = docs[0][1]["uid"]
+    assert _rows(client, uid) == list(range(1, ROWS + 1))
+    assert doubled_rows(client, uid) == ""
+
+
+@pytest.mark.timeout(180)
+def test_rows_stored_twice_after_a_lost_answer_fail_the_run_and_the_spool_rewrites_it(
+    tiled_server, tmp_path
+):
+    client, forwarder = flaky_tiled_client(tiled_server.uri)
+    check = tiled_server.client()
+    sink = TiledSink(client, batch_size=2, spool=Spool(tmp_path / "spool"), retry_after=0.5)
+    docs = _run_documents()
+    uid = docs[0][1]["uid"]
+    try:
+        forwarder.lose_answers(APPEND, 1)
+        for name, doc in docs:
+            sink.submit(uid, name, doc)
+        errors = sink.delivered(uid, timeout=90)
+        assert forwarder.answers_lost == 1
+        # the append was done, its answer lost, TiledWriter sent it again: two rows twice
+        assert any("twice" in e and "fused/internal: 2 of 8 rows" in e for e in errors), errors
+        assert any("kept in the spool" in e for e in errors), errors
+        # the spool rewrites the run whole (the sink starts that itself once the run has
+        # failed; a pass here catches up if it has not): each row once, the stop recorded
+        assert sink.wait_reingest(60)
+        report = sink.reingest()
+        assert not report.failed and sink.reingested == [uid], (report, sink.reingested)
+        assert _rows(check, uid) == list(range(1, ROWS + 1))
+        assert check[uid].metadata["stop"]["exit_status"] == "success"
+        assert doubled_rows(check, uid) == ""
+    finally:
+        sink.close()
+        forwarder.down()
+        client.context.close()
+
+
+@pytest.mark.timeout(180)
+def test_without_a_spool_the_doubled_run_fails_and_is_marked_in_tiled(tiled_server):
+    """Nothing can rewrite it here: the run fails, and its metadata says what is doubled,
+    so ``xfusion reprocess`` does not count it as fused already."""
+    client, forwarder = flaky_tiled_client(tiled_server.uri)
+    check = tiled_server.client()
+    sink = TiledSink(client, batch_size=4)
+    docs = _run_documents()
+    uid = docs[0][1]["uid"]
+    try:
+        forwarder.lose_answers(APPEND, 1)
+        for name, doc in docs:
+            sink.submit(uid, name, doc)
+        errors = sink.delivered(uid, timeout=90)
+        assert forwarder.answers_lost == 1
+        assert len(errors) == 1 and "fused/internal: 4 of 10 rows" in errors[0], errors
+        assert "spool" not in errors[0]
+        assert check[uid].metadata[DOUBLED_KEY] == "fused/internal: 4 of 10 rows"
+    finally:
+        sink.close()
+        forwarder.down()
+        client.context.close()
