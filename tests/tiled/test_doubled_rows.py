@@ -16,6 +16,7 @@ from event_model import compose_run
 
 from xfusion_stream.publishing import (
     DOUBLED_KEY,
+    OffLoopWriter,
     Spool,
     TiledSink,
     doubled_rows,
@@ -107,5 +108,27 @@ def test_without_a_spool_the_doubled_run_fails_and_is_marked_in_tiled(tiled_serv
         assert check[uid].metadata[DOUBLED_KEY] == "fused/internal: 4 of 10 rows"
     finally:
         sink.close()
+        forwarder.down()
+        client.context.close()
+
+
+@pytest.mark.timeout(180)
+def test_the_raw_writer_reports_and_marks_rows_stored_twice(tiled_server):
+    """The RunEngine's raw TiledWriter (behind ``OffLoopWriter``) has no spool to rewrite
+    from: the run is marked in Tiled and the writer's errors say what is doubled."""
+    client, forwarder = flaky_tiled_client(tiled_server.uri)
+    check = tiled_server.client()
+    off = OffLoopWriter(make_tiled_writer(client, batch_size=3))
+    docs = _run_documents()
+    uid = docs[0][1]["uid"]
+    try:
+        forwarder.lose_answers(APPEND, 1)
+        for name, doc in docs:
+            off(name, doc)  # the stop returns once the run was written and checked
+        assert forwarder.answers_lost == 1
+        assert len(off.errors) == 1 and "fused/internal: 3 of 9 rows" in off.errors[0]
+        assert check[uid].metadata[DOUBLED_KEY] == "fused/internal: 3 of 9 rows"
+    finally:
+        off.close()
         forwarder.down()
         client.context.close()

@@ -48,6 +48,7 @@ from ._tiled_sink import (  # noqa: E402
     TiledSink,
     doubled_rows,
     is_tiled_writer,
+    mark_doubled_rows,
     reingest_spool,
     write_spooled_run,
 )
@@ -85,6 +86,7 @@ __all__ += [
     "doubled_rows",
     "is_tiled_writer",
     "iter_spool",
+    "mark_doubled_rows",
     "reingest_spool",
     "spool_files",
     "spool_status",

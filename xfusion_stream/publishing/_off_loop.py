@@ -114,6 +114,8 @@ class OffLoopWriter:
                 self._cond.notify_all()  # room in the queue
             try:
                 self.writer(name, doc)
+                if name == "stop":
+                    self._check_rows(doc)
             except Exception as exc:  # noqa: BLE001 - logged and counted, never raised
                 message = f"{self.label} failed on a {name} document: {exc!r}"
                 logger.error("%s", message)
@@ -122,3 +124,19 @@ class OffLoopWriter:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _check_rows(self, stop: dict) -> None:
+        """A TiledWriter's run read back when it had to send an append again: rows found
+        twice are an error of this writer, and marked in Tiled (``mark_doubled_rows``)."""
+        from ._tiled_sink import is_tiled_writer, mark_doubled_rows
+
+        if not is_tiled_writer(self.writer):
+            return
+        uid = stop.get("run_start", "")
+        if doubled := mark_doubled_rows(self.writer.client, uid):
+            message = (
+                f"{self.label}: Tiled holds rows of run {uid} twice ({doubled}): "
+                "TiledWriter sent appends again whose answers were lost"
+            )
+            logger.error("%s", message)
+            self.errors.append(message)

@@ -36,6 +36,7 @@ __all__ = [
     "TiledSink",
     "doubled_rows",
     "is_tiled_writer",
+    "mark_doubled_rows",
     "reingest_spool",
     "write_spooled_run",
 ]
@@ -84,15 +85,22 @@ def doubled_rows(client: Any, uid: str) -> str:
 DOUBLED_KEY = "doubled_rows"
 
 
+def mark_doubled_rows(client: Any, uid: str) -> str:
+    """``doubled_rows``; when run ``uid`` holds rows twice, its metadata also gets
+    ``DOUBLED_KEY`` (its stop still says success: what wrote the stop did not know)."""
+    doubled = doubled_rows(client, uid)
+    if doubled:
+        try:
+            client[uid].update_metadata(metadata={DOUBLED_KEY: doubled}, drop_revision=True)
+        except Exception:  # noqa: BLE001 - the caller reports the rows anyway
+            logger.exception("could not mark run %s as holding rows twice", uid)
+    return doubled
+
+
 def _refuse_doubled(client: Any, uid: str) -> None:
-    """Raise if run ``uid`` holds rows twice, after marking it so in its metadata (its
-    stop still says success: what wrote the stop did not know)."""
-    if not (doubled := doubled_rows(client, uid)):
+    """Raise if fused run ``uid`` holds rows twice (marked so in Tiled)."""
+    if not (doubled := mark_doubled_rows(client, uid)):
         return
-    try:
-        client[uid].update_metadata(metadata={DOUBLED_KEY: doubled}, drop_revision=True)
-    except Exception:  # noqa: BLE001 - the error below says it anyway
-        logger.exception("could not mark fused run %s as holding rows twice", uid)
     raise RuntimeError(
         f"Tiled holds rows of fused run {uid} twice ({doubled}): TiledWriter sent "
         "appends again whose answers were lost"
