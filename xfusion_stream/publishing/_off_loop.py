@@ -130,10 +130,11 @@ class OffLoopWriter:
         twice are an error of this writer, and marked in Tiled (``mark_doubled_rows``)."""
         from ._tiled_sink import is_tiled_writer, mark_doubled_rows
 
-        if not is_tiled_writer(self.writer):
+        writer: Any = self.writer
+        if not is_tiled_writer(writer):
             return
         uid = stop.get("run_start", "")
-        if doubled := mark_doubled_rows(self.writer.client, uid):
+        if doubled := mark_doubled_rows(writer.client, uid):
             message = (
                 f"{self.label}: Tiled holds rows of run {uid} twice ({doubled}): "
                 "TiledWriter sent appends again whose answers were lost"
