@@ -18,6 +18,7 @@ __all__ = [
 
 from ._backup import BackupReport, reingest_tiled_backups  # noqa: E402
 from ._curve import ClientCurve, ServerCurve, client_curve, make_curve_keys, server_curve  # noqa: E402
+from ._doubled import DOUBLED_KEY, doubled_rows, mark_doubled_rows  # noqa: E402
 from ._listener import DocumentCounter, ListenerProcess, RunCount, listen  # noqa: E402
 from ._off_loop import OffLoopWriter  # noqa: E402
 from ._serialization import (  # noqa: E402
@@ -43,12 +44,9 @@ from ._spool import (  # noqa: E402
     try_lock,
 )
 from ._tiled_sink import (  # noqa: E402
-    DOUBLED_KEY,
     ReingestReport,
     TiledSink,
-    doubled_rows,
     is_tiled_writer,
-    mark_doubled_rows,
     reingest_spool,
     write_spooled_run,
 )

@@ -128,7 +128,8 @@ class OffLoopWriter:
     def _check_rows(self, stop: dict) -> None:
         """A TiledWriter's run read back when it had to send an append again: rows found
         twice are an error of this writer, and marked in Tiled (``mark_doubled_rows``)."""
-        from ._tiled_sink import is_tiled_writer, mark_doubled_rows
+        from ._doubled import mark_doubled_rows
+        from ._tiled_sink import is_tiled_writer
 
         writer: Any = self.writer
         if not is_tiled_writer(writer):

@@ -26,17 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._doubled import mark_doubled_rows
 from ._sink_thread import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_QUEUE_BYTES, SinkThread, _RunState
 from ._spool import SPOOL_SUFFIX, Spool, iter_spool, spool_files, spool_status, try_lock
 from ._tiled import make_tiled_writer
 
 __all__ = [
-    "DOUBLED_KEY",
     "ReingestReport",
     "TiledSink",
-    "doubled_rows",
     "is_tiled_writer",
-    "mark_doubled_rows",
     "reingest_spool",
     "write_spooled_run",
 ]
@@ -47,54 +45,6 @@ DEFAULT_RETRY_AFTER = 30.0
 #: rows per TiledWriter batch (``make_tiled_writer``'s default): one write per row is
 #: ~100 ms, and a burst's rows all exist once the camera is read out
 DEFAULT_BATCH_SIZE = 64
-
-
-#: in a run's ``notes`` (its metadata), TiledWriter's words for re-sending rows whose
-#: answer was lost: the server may have stored them already (bluesky-tiled-plugins 2.0)
-_RESENT_NOTE = "forcing a retry"
-
-
-def doubled_rows(client: Any, uid: str) -> str:
-    """What run ``uid`` holds twice in Tiled ('' : nothing).
-
-    TiledWriter sends an append again when its answer was lost (a timeout, a cut
-    connection) and says so in the run's ``notes``; when the first one had been done,
-    the rows are there twice. Only then are the streams' tables read: a ``seq_num``
-    found more than once is a row stored twice.
-    """
-    node = client[uid]
-    if not any(_RESENT_NOTE in str(note) for note in node.metadata.get("notes") or ()):
-        return ""
-    doubled = []
-    for name in node:
-        container = getattr(node[name], "base", node[name])
-        for key in container:
-            if not key.startswith("internal"):
-                continue
-            table = container[key]
-            if "seq_num" not in getattr(table, "columns", ()):
-                continue
-            seq = [int(v) for v in table.read(["seq_num"])["seq_num"]]
-            if len(seq) > len(set(seq)):
-                doubled.append(f"{name}/{key}: {len(seq) - len(set(seq))} of {len(seq)} rows")
-    return "; ".join(doubled)
-
-
-#: metadata key of a run found with rows twice (what ``doubled_rows`` said); a rewrite
-#: from the spool replaces the run and drops it
-DOUBLED_KEY = "doubled_rows"
-
-
-def mark_doubled_rows(client: Any, uid: str) -> str:
-    """``doubled_rows``; when run ``uid`` holds rows twice, its metadata also gets
-    ``DOUBLED_KEY`` (its stop still says success: what wrote the stop did not know)."""
-    doubled = doubled_rows(client, uid)
-    if doubled:
-        try:
-            client[uid].update_metadata(metadata={DOUBLED_KEY: doubled}, drop_revision=True)
-        except Exception:  # noqa: BLE001 - the caller reports the rows anyway
-            logger.exception("could not mark run %s as holding rows twice", uid)
-    return doubled
 
 
 def _refuse_doubled(client: Any, uid: str) -> None:
