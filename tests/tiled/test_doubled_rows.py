@@ -9,6 +9,7 @@ server do one append and cuts the connection instead of handing back the answer.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -56,19 +57,45 @@ def test_a_run_written_without_a_lost_answer_has_nothing_doubled(tiled_server):
     assert doubled_rows(client, uid) == ""
 
 
-@pytest.mark.timeout(180)
-def test_rows_stored_twice_after_a_lost_answer_fail_the_run_and_the_spool_rewrites_it(
-    tiled_server, tmp_path
-):
+def _to_sink(sink, uid: str, name: str, doc: dict) -> None:
+    sink.submit(uid, name, doc)
+
+
+def _to_writer(writer, uid: str, name: str, doc: dict) -> None:
+    writer(name, doc)  # a stop returns once the run was written and checked
+
+
+@contextlib.contextmanager
+def _one_answer_lost(tiled_server, make_writer, send):
+    """A whole run sent (``send``) to ``make_writer(client)``, whose client reaches
+    Tiled through a forwarder that loses the answer to the first append; yields the
+    writer, the run's uid and the forwarder; closes them afterwards."""
     client, forwarder = flaky_tiled_client(tiled_server.uri)
-    check = tiled_server.client()
-    sink = TiledSink(client, batch_size=2, spool=Spool(tmp_path / "spool"), retry_after=0.5)
+    writer = make_writer(client)
     docs = _run_documents()
     uid = docs[0][1]["uid"]
     try:
         forwarder.lose_answers(APPEND, 1)
         for name, doc in docs:
-            sink.submit(uid, name, doc)
+            send(writer, uid, name, doc)
+        yield writer, uid, forwarder
+    finally:
+        writer.close()
+        forwarder.down()
+        client.context.close()
+
+
+@pytest.mark.timeout(180)
+def test_rows_stored_twice_after_a_lost_answer_fail_the_run_and_the_spool_rewrites_it(
+    tiled_server, tmp_path
+):
+    check = tiled_server.client()
+    spool = Spool(tmp_path / "spool")
+
+    def make_sink(client):
+        return TiledSink(client, batch_size=2, spool=spool, retry_after=0.5)
+
+    with _one_answer_lost(tiled_server, make_sink, _to_sink) as (sink, uid, forwarder):
         errors = sink.delivered(uid, timeout=90)
         assert forwarder.answers_lost == 1
         # the append was done, its answer lost, TiledWriter sent it again: two rows twice
@@ -82,53 +109,35 @@ def test_rows_stored_twice_after_a_lost_answer_fail_the_run_and_the_spool_rewrit
         assert _rows(check, uid) == list(range(1, ROWS + 1))
         assert check[uid].metadata["stop"]["exit_status"] == "success"
         assert doubled_rows(check, uid) == ""
-    finally:
-        sink.close()
-        forwarder.down()
-        client.context.close()
 
 
 @pytest.mark.timeout(180)
 def test_without_a_spool_the_doubled_run_fails_and_is_marked_in_tiled(tiled_server):
     """Nothing can rewrite it here: the run fails, and its metadata says what is doubled,
     so ``xfusion reprocess`` does not count it as fused already."""
-    client, forwarder = flaky_tiled_client(tiled_server.uri)
     check = tiled_server.client()
-    sink = TiledSink(client, batch_size=4)
-    docs = _run_documents()
-    uid = docs[0][1]["uid"]
-    try:
-        forwarder.lose_answers(APPEND, 1)
-        for name, doc in docs:
-            sink.submit(uid, name, doc)
+
+    def make_sink(client):
+        return TiledSink(client, batch_size=4)
+
+    with _one_answer_lost(tiled_server, make_sink, _to_sink) as (sink, uid, forwarder):
         errors = sink.delivered(uid, timeout=90)
         assert forwarder.answers_lost == 1
         assert len(errors) == 1 and "fused/internal: 4 of 10 rows" in errors[0], errors
         assert "spool" not in errors[0]
         assert check[uid].metadata[DOUBLED_KEY] == "fused/internal: 4 of 10 rows"
-    finally:
-        sink.close()
-        forwarder.down()
-        client.context.close()
 
 
 @pytest.mark.timeout(180)
 def test_the_raw_writer_reports_and_marks_rows_stored_twice(tiled_server):
     """The RunEngine's raw TiledWriter (behind ``OffLoopWriter``) has no spool to rewrite
     from: the run is marked in Tiled and the writer's errors say what is doubled."""
-    client, forwarder = flaky_tiled_client(tiled_server.uri)
     check = tiled_server.client()
-    off = OffLoopWriter(make_tiled_writer(client, batch_size=3))
-    docs = _run_documents()
-    uid = docs[0][1]["uid"]
-    try:
-        forwarder.lose_answers(APPEND, 1)
-        for name, doc in docs:
-            off(name, doc)  # the stop returns once the run was written and checked
+
+    def make_raw(client):
+        return OffLoopWriter(make_tiled_writer(client, batch_size=3))
+
+    with _one_answer_lost(tiled_server, make_raw, _to_writer) as (off, uid, forwarder):
         assert forwarder.answers_lost == 1
         assert len(off.errors) == 1 and "fused/internal: 3 of 9 rows" in off.errors[0]
         assert check[uid].metadata[DOUBLED_KEY] == "fused/internal: 3 of 9 rows"
-    finally:
-        off.close()
-        forwarder.down()
-        client.context.close()
