@@ -21,8 +21,7 @@ from xfusion_stream.testing import write_runs_at_once
 def _duckdb_storage(path):
     from tiled.storage import EmbeddedSQLStorage
 
-    storage = EmbeddedSQLStorage(uri=f"duckdb:///{path}")
-    return storage
+    return EmbeddedSQLStorage(uri=f"duckdb:///{path}")
 
 
 def _second_checkout(storage, got: threading.Event, release: threading.Event) -> None:

@@ -10,10 +10,8 @@ server do one append and cuts the connection instead of handing back the answer.
 from __future__ import annotations
 
 import contextlib
-import time
 
 import pytest
-from event_model import compose_run
 
 from xfusion_stream.publishing import (
     DOUBLED_KEY,
@@ -23,22 +21,10 @@ from xfusion_stream.publishing import (
     doubled_rows,
     make_tiled_writer,
 )
-from xfusion_stream.testing import flaky_tiled_client
+from xfusion_stream.testing import flaky_tiled_client, small_run
 
 APPEND = b"PATCH /api/v1/table/partition/"
 ROWS = 6
-
-
-def _run_documents() -> list[tuple[str, dict]]:
-    bundle = compose_run(metadata={"purpose": "fused"})
-    keys = {"shimadzu_index": {"source": "test", "dtype": "integer", "shape": []}}
-    stream = bundle.compose_descriptor(name="fused", data_keys=keys)
-    docs = [("start", bundle.start_doc), ("descriptor", stream.descriptor_doc)]
-    for i in range(ROWS):
-        now = time.time()
-        event = stream.compose_event(data={"shimadzu_index": i}, timestamps={"shimadzu_index": now})
-        docs.append(("event", event))
-    return [*docs, ("stop", bundle.compose_stop())]
 
 
 def _rows(client, uid: str) -> list[int]:
@@ -49,7 +35,7 @@ def _rows(client, uid: str) -> list[int]:
 def test_a_run_written_without_a_lost_answer_has_nothing_doubled(tiled_server):
     client = tiled_server.client()
     writer = make_tiled_writer(client, batch_size=2)
-    docs = _run_documents()
+    docs = small_run(ROWS, stream="fused", metadata={"purpose": "fused"})
     for name, doc in docs:
         writer(name, doc)
     uid = docs[0][1]["uid"]
@@ -72,7 +58,7 @@ def _one_answer_lost(tiled_server, make_writer, send):
     writer, the run's uid and the forwarder; closes them afterwards."""
     client, forwarder = flaky_tiled_client(tiled_server.uri)
     writer = make_writer(client)
-    docs = _run_documents()
+    docs = small_run(ROWS, stream="fused", metadata={"purpose": "fused"})
     uid = docs[0][1]["uid"]
     try:
         forwarder.lose_answers(APPEND, 1)

@@ -23,17 +23,19 @@ _RESENT_NOTE = "forcing a retry"
 def doubled_rows(client: Any, uid: str) -> str:
     """What run ``uid`` holds twice in Tiled ('' : nothing).
 
-    TiledWriter sends an append again when its answer was lost (a timeout, a cut
-    connection) and says so in the run's ``notes``; when the first one had been done,
-    the rows are there twice. Only then are the streams' tables read: a ``seq_num``
-    found more than once is a row stored twice.
+    Only when TiledWriter's note says it sent an append again are the streams' tables
+    read: a ``seq_num`` found more than once is a row stored twice.
     """
-    node = client[uid]
+    return _doubled_in(client[uid])
+
+
+def _doubled_in(node: Any) -> str:
     if not any(_RESENT_NOTE in str(note) for note in node.metadata.get("notes") or ()):
         return ""
     doubled = []
     for name in node:
-        container = getattr(node[name], "base", node[name])
+        stream = node[name]
+        container = getattr(stream, "base", stream)
         for key in container:
             if not key.startswith("internal"):
                 continue
@@ -54,10 +56,11 @@ DOUBLED_KEY = "doubled_rows"
 def mark_doubled_rows(client: Any, uid: str) -> str:
     """``doubled_rows``; when run ``uid`` holds rows twice, its metadata also gets
     ``DOUBLED_KEY`` (its stop still says success: what wrote the stop did not know)."""
-    doubled = doubled_rows(client, uid)
+    node = client[uid]
+    doubled = _doubled_in(node)
     if doubled:
         try:
-            client[uid].update_metadata(metadata={DOUBLED_KEY: doubled}, drop_revision=True)
+            node.update_metadata(metadata={DOUBLED_KEY: doubled}, drop_revision=True)
         except Exception:  # noqa: BLE001 - the caller reports the rows anyway
             logger.exception("could not mark run %s as holding rows twice", uid)
     return doubled

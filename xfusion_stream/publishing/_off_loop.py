@@ -21,6 +21,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ._doubled import mark_doubled_rows
+from ._tiled_sink import is_tiled_writer
+
 __all__ = ["OffLoopWriter"]
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ class OffLoopWriter:
         if max_documents < 1:
             raise ValueError("the queue must hold at least one document")
         self.writer = writer
+        #: a TiledWriter's client: its runs are read back when it had to re-send rows
+        self._tiled = writer.client if is_tiled_writer(writer) else None  # type: ignore[attr-defined]
         self.label = label
         self.max_documents = int(max_documents)
         self.drain_timeout = float(drain_timeout)
@@ -128,14 +133,10 @@ class OffLoopWriter:
     def _check_rows(self, stop: dict) -> None:
         """A TiledWriter's run read back when it had to send an append again: rows found
         twice are an error of this writer, and marked in Tiled (``mark_doubled_rows``)."""
-        from ._doubled import mark_doubled_rows
-        from ._tiled_sink import is_tiled_writer
-
-        writer: Any = self.writer
-        if not is_tiled_writer(writer):
+        if self._tiled is None:
             return
         uid = stop.get("run_start", "")
-        if doubled := mark_doubled_rows(writer.client, uid):
+        if doubled := mark_doubled_rows(self._tiled, uid):
             message = (
                 f"{self.label}: Tiled holds rows of run {uid} twice ({doubled}): "
                 "TiledWriter sent appends again whose answers were lost"

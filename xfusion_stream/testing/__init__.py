@@ -3,7 +3,7 @@
 Never imported by runtime code (import-linter keeps it on top of the layers).
 """
 
-from ._concurrent_runs import ConcurrentRuns, write_runs_at_once
+from ._concurrent_runs import ConcurrentRuns, small_run, write_runs_at_once
 from ._faults import TcpForwarder, flaky_tiled_client
 from ._kit import (
     BEAMLINE_SCENE,
@@ -31,6 +31,7 @@ __all__ = [
     "fused_frames",
     "random_window_jobs",
     "sim_cameras",
+    "small_run",
     "stock_tiled",
     "wait_until",
     "write_runs_at_once",

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ConcurrentRuns", "write_runs_at_once"]
+__all__ = ["ConcurrentRuns", "small_run", "write_runs_at_once"]
 
 
 @dataclass
@@ -32,8 +32,32 @@ class ConcurrentRuns:
         return wrong
 
 
-def _write(uri: str, worker: int, runs: int, rows: int, batch: int, out: ConcurrentRuns) -> None:
+def small_run(
+    rows: int, *, stream: str = "primary", metadata: dict[str, Any] | None = None
+) -> list[tuple[str, dict]]:
+    """The documents of a run of ``rows`` events in ``stream`` (``index`` 0..rows-1 and
+    a ``value``), from its start to its stop."""
     from event_model import compose_run
+
+    bundle = compose_run(metadata=metadata or {})
+    keys = {
+        "index": {"source": "test", "dtype": "integer", "shape": []},
+        "value": {"source": "test", "dtype": "number", "shape": []},
+    }
+    descriptor = bundle.compose_descriptor(name=stream, data_keys=keys)
+    docs: list[tuple[str, dict]] = [
+        ("start", dict(bundle.start_doc)),
+        ("descriptor", dict(descriptor.descriptor_doc)),
+    ]
+    for i in range(rows):
+        data = {"index": i, "value": i / rows}
+        now = time.time()
+        event = descriptor.compose_event(data=data, timestamps=dict.fromkeys(data, now))
+        docs.append(("event", dict(event)))
+    return [*docs, ("stop", dict(bundle.compose_stop()))]
+
+
+def _write(uri: str, worker: int, runs: int, rows: int, batch: int, out: ConcurrentRuns) -> None:
     from tiled.client import from_uri
 
     from ..publishing import make_tiled_writer
@@ -42,21 +66,10 @@ def _write(uri: str, worker: int, runs: int, rows: int, batch: int, out: Concurr
     try:
         for _ in range(runs):
             writer = make_tiled_writer(client, batch_size=batch)
-            bundle = compose_run(metadata={"writer": worker})
-            writer("start", bundle.start_doc)
-            keys = {
-                "index": {"source": "test", "dtype": "integer", "shape": []},
-                "value": {"source": "test", "dtype": "number", "shape": []},
-            }
-            stream = bundle.compose_descriptor(name="primary", data_keys=keys)
-            writer("descriptor", stream.descriptor_doc)
-            for i in range(rows):
-                now = time.time()
-                data = {"index": i, "value": worker + i / rows}
-                event = stream.compose_event(data=data, timestamps=dict.fromkeys(data, now))
-                writer("event", event)
-            writer("stop", bundle.compose_stop())
-            out.uids.append(bundle.start_doc["uid"])
+            docs = small_run(rows, metadata={"writer": worker})
+            for name, doc in docs:
+                writer(name, doc)
+            out.uids.append(docs[0][1]["uid"])
     except Exception as exc:  # noqa: BLE001 - the test reports every writer's failure
         out.errors.append(f"writer {worker}: {exc!r}")
     finally:
