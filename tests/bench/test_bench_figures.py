@@ -51,6 +51,9 @@ def test_caches_change_no_fused_frame_and_are_used(tiny):
     # in one stretch, the same comparison
     whole = streaming_speedup(tiny, jobs, segments=1)
     assert whole["segments"] == 1 and whole["identical_output"] is True
+    # by default the two take turns window by window
+    turns = streaming_speedup(tiny, jobs)
+    assert turns["segments"] == 5 and turns["identical_output"] is True
 
 
 def test_flop_efficiency_counts_the_forward(tiny):
