@@ -289,6 +289,52 @@ MALFORMED = {
         "Phantom XML",
     ),
     "no Phantom folder": (lambda c: shutil.rmtree(c / "phantom"), "case", "Phantom folder"),
+    # numbers out of any camera's range: each once overflowed the arithmetic (a traceback)
+    "frame rate near zero": (
+        lambda c: _edit(_xml(c), "FrameRateDouble>1000000.0<", "FrameRateDouble>1e-300<"),
+        "case.xml",
+        "FrameRateDouble",
+    ),
+    "frame rate beyond any camera": (
+        lambda c: _edit(_xml(c), "FrameRateDouble>1000000.0<", "FrameRateDouble>1e300<"),
+        "case.xml",
+        "FrameRateDouble",
+    ),
+    "Frame attribute of 30 digits": (
+        lambda c: _edit(_xml(c), '<Time frame="1">', '<Time frame="' + "9" * 30 + '">'),
+        "case.xml",
+        "TIMEBLOCK/Time",
+    ),
+    "dates years apart": (
+        lambda c: _edit(_xml(c), "Tue Oct 24 2023", "Fri Dec 31 9999", 2),
+        "case.xml",
+        "TIMEBLOCK/Date",
+    ),
+    "unknown XML encoding": (
+        lambda c: _edit(_xml(c), 'encoding="utf-8"', 'encoding="no-such-codec"'),
+        "case.xml",
+        "XML",
+    ),
+    "RecSpeed of 400 digits": (
+        lambda c: _edit(_ini(c), "200ns", "1" + "0" * 400 + "ns"),
+        "case.ini",
+        "RecSpeed",
+    ),
+    "ImageRelative of 400 digits": (
+        lambda c: _edit(_ini(c), "ImageRelative=400", "ImageRelative=1" + "0" * 400),
+        "case.ini",
+        "IMAGE_INFO_3/ImageRelative",
+    ),
+    "ImageRelative past int64": (
+        lambda c: _edit(_ini(c), "ImageRelative=400", "ImageRelative=" + "9" * 20),
+        "case.ini",
+        "IMAGE_INFO_3/ImageRelative",
+    ),
+    "IMAGE_INFO numbered 10**12": (
+        lambda c: _edit(_ini(c), "[IMAGE_INFO_24]", "[IMAGE_INFO_1000000000000]"),
+        "case.ini",
+        "IMAGE_INFO_24",
+    ),
 }
 
 

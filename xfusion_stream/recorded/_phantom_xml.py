@@ -34,6 +34,11 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _DATE_RE = re.compile(r"^([A-Za-z]{3})\s+([A-Za-z]{3})\s+(\d{1,2})\s+(\d{4})$")
 _NS_PER_DAY = 86_400 * 10**9
+#: Frame rates a high-speed camera can declare (Hz); outside them a frame time is
+#: nonsense (0.5 Hz) or not a number the arithmetic can hold (1e-300 Hz: infinite ns).
+FRAME_RATE_RANGE = (1.0, 1e9)
+#: Cine frame numbers are 32-bit; beyond that a number is corrupt, not a frame.
+_FRAME_NUMBER_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,8 @@ def _parse_root(path: Path) -> ET.Element:
         return ET.fromstring(data)
     except ET.ParseError as exc:
         raise RecordedFormatError(path, "XML", f"not well-formed: {exc}") from None
+    except (LookupError, ValueError) as exc:  # an encoding Python does not know, ...
+        raise RecordedFormatError(path, "XML", f"cannot be decoded: {exc}") from None
 
 
 def _time_block(root: ET.Element, path: Path) -> tuple[list[ET.Element], list[ET.Element]]:
@@ -179,11 +186,16 @@ def _frame_number(elem: ET.Element, field: str, path: Path) -> int:
     if raw is None:
         raise RecordedFormatError(path, field, "Frame attribute missing")
     try:
-        return int(raw.strip())
+        number = int(raw.strip())
     except ValueError:
         raise RecordedFormatError(
             path, field, f"Frame attribute {raw!r} is not an integer"
         ) from None
+    if abs(number) > _FRAME_NUMBER_MAX:
+        raise RecordedFormatError(
+            path, field, f"Frame attribute {raw.strip()[:40]!r} is out of a cine's range"
+        )
+    return number
 
 
 def _dates_by_frame(dates: list[ET.Element], path: Path) -> dict[int, tuple[str, _dt.date]]:
@@ -198,6 +210,21 @@ def _dates_by_frame(dates: list[ET.Element], path: Path) -> dict[int, tuple[str,
     return out
 
 
+def _first_day(date_map: dict[int, tuple[str, _dt.date]], path: Path) -> int:
+    """The ordinal of the earliest date; the dates may span midnight once, no more (a
+    cine lasts seconds to minutes; years apart overflow the nanosecond clock)."""
+    days = {number: day.toordinal() for number, (_, day) in date_map.items()}
+    if days and max(days.values()) - min(days.values()) > 1:
+        late = max(days, key=days.__getitem__)
+        raise RecordedFormatError(
+            path,
+            f"TIMEBLOCK/Date[Frame={late}]",
+            f"dates span {max(days.values()) - min(days.values())} days; one recording "
+            "spans at most one midnight",
+        )
+    return min(days.values(), default=0)
+
+
 def read_phantom_xml(path: str | Path) -> PhantomTiming:
     """Read and validate a Phantom XML header; times relative to the first E frame."""
     path = Path(path)
@@ -206,6 +233,11 @@ def read_phantom_xml(path: str | Path) -> PhantomTiming:
     rate = _setup_float(setup, "FrameRateDouble", path)
     if rate <= 0:
         raise RecordedFormatError(path, "CameraSetup/FrameRateDouble", f"{rate} is not > 0")
+    if not FRAME_RATE_RANGE[0] <= rate <= FRAME_RATE_RANGE[1]:
+        low, high = FRAME_RATE_RANGE
+        raise RecordedFormatError(
+            path, "CameraSetup/FrameRateDouble", f"{rate:g} Hz is outside {low:g}-{high:g} Hz"
+        )
     gamma = _setup_float(setup, "Gamma", path)
     if gamma != 0:
         raise RecordedFormatError(
@@ -213,7 +245,7 @@ def read_phantom_xml(path: str | Path) -> PhantomTiming:
         )
     time_elems, date_elems = _time_block(root, path)
     date_map = _dates_by_frame(date_elems, path)
-    first_day = min((d.toordinal() for _, d in date_map.values()), default=0)
+    first_day = _first_day(date_map, path)
     numbers, abs_ns, flags, date_texts = [], [], [], []
     for e in time_elems:
         number = _frame_number(e, "TIMEBLOCK/Time", path)

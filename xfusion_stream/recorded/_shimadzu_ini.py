@@ -17,6 +17,12 @@ __all__ = ["ShimadzuTiming", "read_shimadzu_ini", "shimadzu_ini_text", "parse_re
 _SPEED_RE = re.compile(r"^([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)$")
 _RELATIVE_RE = re.compile(r"^(-?[0-9]+(?:\.[0-9]*)?)\s*(ns)?$", re.IGNORECASE)
 _IMAGE_SECTION_RE = re.compile(r"^IMAGE_INFO_(\d+)$")
+#: The longest frame time an ultra-high-speed camera declares (1 s, in ns); the HPV-X2's
+#: is at most milliseconds, and 1e400 is not a number the arithmetic can hold.
+REC_SPEED_MAX_NS = 10**9
+#: Frame times further than this from frame 1 (1000 s, in ns) are corrupt: a burst of
+#: 256 frames lasts well under a second.
+_RELATIVE_MAX_NS = 10**12
 
 
 @dataclass(frozen=True)
@@ -37,8 +43,10 @@ def parse_rec_speed(text: str) -> int:
     if unit != "ns":
         raise ValueError(f"{text!r}: unit {m[2] or '(none)'!r} is not ns")
     value = float(m[1])
-    if value <= 0 or value != int(value):
-        raise ValueError(f"{text!r} is not a positive whole number of ns")
+    if not 0 < value <= REC_SPEED_MAX_NS or value != int(value):
+        raise ValueError(
+            f"{text.strip()[:40]!r} is not a whole number of ns in 1-{REC_SPEED_MAX_NS}"
+        )
     return int(value)
 
 
@@ -78,10 +86,11 @@ def _image_relative(parser: configparser.ConfigParser, path: Path, n: int) -> np
         int(m[1]) for s in parser.sections() if (m := _IMAGE_SECTION_RE.match(s)) is not None
     )
     if numbers != list(range(1, len(numbers) + 1)):
-        missing = sorted(set(range(1, max(numbers, default=0) + 1)) - set(numbers))
-        raise RecordedFormatError(
-            path, f"IMAGE_INFO_{missing[0] if missing else 1}", "section missing or duplicated"
-        )
+        # the first gap, looked for among as many numbers as there are sections (a
+        # section numbered 10**12 must not make a set of 10**12 numbers)
+        present = set(numbers)
+        first = next(i for i in range(1, len(numbers) + 2) if i not in present)
+        raise RecordedFormatError(path, f"IMAGE_INFO_{first}", "section missing or duplicated")
     if len(numbers) != n:
         raise RecordedFormatError(
             path, "REC_INFO/RecFrame", f"is {n} but there are {len(numbers)} IMAGE_INFO sections"
@@ -91,8 +100,12 @@ def _image_relative(parser: configparser.ConfigParser, path: Path, n: int) -> np
         field = f"IMAGE_INFO_{i}/ImageRelative"
         text = _get(parser, path, f"IMAGE_INFO_{i}", "ImageRelative")
         m = _RELATIVE_RE.match(text)
-        if m is None or float(m[1]) != int(float(m[1])):
-            raise RecordedFormatError(path, field, f"{text!r} is not a whole number of ns")
+        if m is None or not np.isfinite(float(m[1])) or float(m[1]) != int(float(m[1])):
+            raise RecordedFormatError(path, field, f"{text[:40]!r} is not a whole number of ns")
+        if abs(float(m[1])) > _RELATIVE_MAX_NS:
+            raise RecordedFormatError(
+                path, field, f"{text[:40]!r} ns is more than 1e12 ns from frame 1"
+            )
         times.append(int(float(m[1])))
     out = np.asarray(times, dtype=np.int64)
     if out.size:
