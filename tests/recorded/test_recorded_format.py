@@ -4,6 +4,7 @@ one clear error (file + field) per malformed input."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from xfusion_stream.core import RecordedFormatError
 from xfusion_stream.recorded import (
     format_phantom_date,
     format_phantom_time,
+    frame_header,
     parse_phantom_date,
     parse_phantom_time,
     parse_rec_speed,
@@ -357,6 +359,33 @@ def test_read_frame_rejects_float(tmp_path: Path) -> None:
         read_frame(path)
     tifffile.imwrite(path, np.ones((1, 4, 5), np.uint16))
     assert read_frame(path).shape == (4, 5)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["4-byte header", "8-byte BigTIFF header", "FIFO", "device", "pages of two shapes", "stack"],
+)
+def test_a_frame_file_that_is_no_single_tiff_page_is_named(tmp_path: Path, damage: str) -> None:
+    """Each of these once escaped as a traceback (struct.error), blocked the reader for
+    ever (a FIFO), or was read as its first page and nothing said."""
+    path = tmp_path / "img_000003.tif"
+    if damage == "4-byte header":
+        path.write_bytes(b"II*\x00")
+    elif damage == "8-byte BigTIFF header":
+        path.write_bytes(b"II+\x00\x08\x00\x00\x00")
+    elif damage == "FIFO":
+        os.mkfifo(path)
+    elif damage == "device":
+        path.symlink_to("/dev/zero")
+    elif damage == "pages of two shapes":
+        tifffile.imwrite(path, np.zeros((4, 5), np.uint16))
+        tifffile.imwrite(path, np.zeros((6, 7), np.uint16), append=True)
+    else:
+        tifffile.imwrite(path, np.zeros((3, 4, 5), np.uint16))
+    for read in (read_frame, frame_header):
+        with pytest.raises(RecordedFormatError) as info:
+            read(path)
+        assert Path(info.value.path) == path and info.value.field == "image", str(info.value)
 
 
 def test_writer_refuses_inconsistent_input(tmp_path: Path) -> None:

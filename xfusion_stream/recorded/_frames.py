@@ -8,6 +8,7 @@ dependency already), after tifffile has read the header and found one 2-D page.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import cv2
@@ -18,7 +19,26 @@ from ..core import RecordedFormatError
 
 __all__ = ["read_frame", "read_tiff", "write_frame", "frame_header"]
 
-_TIFF_ERRORS = (OSError, ValueError, IndexError, tifffile.TiffFileError)
+#: What tifffile raises on a damaged file (a 4-byte header: struct.error; a bad IFD
+#: offset: IndexError; ...): each becomes a RecordedFormatError naming the file.
+_TIFF_ERRORS = (
+    OSError,
+    ValueError,
+    IndexError,
+    KeyError,
+    TypeError,
+    EOFError,
+    struct.error,
+    tifffile.TiffFileError,
+)
+
+
+def _regular_file(path: Path) -> None:
+    """A frame is a regular file: a FIFO named like one would block its reader for ever,
+    and a device such as /dev/zero would be read without end."""
+    if not path.is_file():
+        what = "a directory" if path.is_dir() else "missing" if not path.exists() else "special"
+        raise RecordedFormatError(path, "image", f"not a regular file ({what})")
 
 
 def _squeeze_2d(shape: tuple[int, ...]) -> tuple[int, int] | None:
@@ -31,8 +51,10 @@ def _squeeze_2d(shape: tuple[int, ...]) -> tuple[int, int] | None:
 def frame_header(path: str | Path) -> tuple[tuple[int, int], np.dtype]:
     """Shape and dtype of a frame from its TIFF header, without reading the pixels."""
     path = Path(path)
+    _regular_file(path)
     try:
         with tifffile.TiffFile(path) as tif:
+            _one_page(tif, path)
             series = tif.series[0]
             shape, dtype = tuple(series.shape), np.dtype(series.dtype)
     except _TIFF_ERRORS as exc:
@@ -43,12 +65,16 @@ def frame_header(path: str | Path) -> tuple[tuple[int, int], np.dtype]:
     return flat, dtype
 
 
-def _decoded_by_opencv(path: Path, codec_error: ValueError) -> np.ndarray:
+def _one_page(tif: tifffile.TiffFile, path: Path) -> None:
+    """One frame per file: of a stack, tifffile and OpenCV would read the first series
+    or page and say nothing (pages of another shape are another series)."""
+    pages = len(tif.pages)
+    if pages != 1:
+        raise RecordedFormatError(path, "image", f"{pages} pages; one frame per file expected")
+
+
+def _decoded_by_opencv(path: Path, shape: tuple[int, ...], codec_error: ValueError) -> np.ndarray:
     """The pixels of a one-page TIFF whose compression tifffile cannot decode here."""
-    with tifffile.TiffFile(path) as tif:
-        pages, shape = len(tif.pages), tuple(tif.series[0].shape)
-    if pages != 1:  # OpenCV would read the first page of a stack and say nothing
-        raise codec_error
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None or _squeeze_2d(image.shape) != _squeeze_2d(shape):
         raise codec_error
@@ -59,13 +85,18 @@ def read_tiff(path: str | Path) -> np.ndarray:
     """The pixels of a TIFF file as stored; a file that cannot be decoded is a
     ``RecordedFormatError`` naming it."""
     path = Path(path)
+    _regular_file(path)
     try:
-        try:
-            return tifffile.imread(path)
-        except ValueError as exc:
-            if "imagecodecs" not in str(exc):
-                raise
-            return _decoded_by_opencv(path, exc)
+        with tifffile.TiffFile(path) as tif:
+            _one_page(tif, path)
+            shape = tuple(tif.series[0].shape)
+            try:
+                return tif.asarray()
+            except ValueError as exc:
+                if "imagecodecs" not in str(exc):
+                    raise
+                codec_error = exc
+        return _decoded_by_opencv(path, shape, codec_error)
     except _TIFF_ERRORS as exc:
         raise RecordedFormatError(path, "image", f"not a readable TIFF: {exc}") from None
 
