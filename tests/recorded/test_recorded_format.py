@@ -332,6 +332,50 @@ MALFORMED = {
         "case.ini",
         "IMAGE_INFO_3/ImageRelative",
     ),
+    "entity in UTF-16": (
+        lambda c: _xml(c).write_bytes(
+            _xml(c)
+            .read_text()
+            .replace('encoding="utf-8"', 'encoding="utf-16"')
+            .replace("<chd>", '<!DOCTYPE chd [<!ENTITY z "0">]><chd>')
+            .encode("utf-16")
+        ),
+        "case.xml",
+        "DOCTYPE",
+    ),
+    "FIFO named like the XML": (
+        lambda c: (_xml(c).unlink(), os.mkfifo(_xml(c))),
+        "case.xml",
+        "file",
+    ),
+    # a frame missing, and the count made up past the end: every later frame would be
+    # paired with its neighbour's time
+    "Phantom numbering gap": (
+        lambda c: (
+            (c / "phantom" / "img_000003.tif").unlink(),
+            shutil.copy(c / "phantom" / "img_000005.tif", c / "phantom" / "img_000006.tif"),
+        ),
+        "img_000004.tif",
+        "Phantom frames",
+    ),
+    "Phantom frame renamed before the first": (
+        lambda c: (c / "phantom" / "img_000005.tif").rename(c / "phantom" / "img_-00001.tif"),
+        "img_-00001.tif",
+        "Phantom frames",
+    ),
+    "Shimadzu numbering gap": (
+        lambda c: (
+            (_shimadzu_dir(c) / "case_000012.tif").unlink(),
+            shutil.copy(_shimadzu_dir(c) / "case_000024.tif", _shimadzu_dir(c) / "case_000025.tif"),
+        ),
+        "case_000013.tif",
+        "Shimadzu frames",
+    ),
+    "E flag apart from the E run": (
+        lambda c: _edit(_xml(c), "16:44:12.729 494.03<", "16:44:12.729 494.03 E<"),
+        "case.xml",
+        "TIMEBLOCK/Time[Frame=0]",
+    ),
     "IMAGE_INFO numbered 10**12": (
         lambda c: _edit(_ini(c), "[IMAGE_INFO_24]", "[IMAGE_INFO_1000000000000]"),
         "case.ini",

@@ -28,6 +28,7 @@ __all__ = ["RecordedCase", "read_case", "write_case", "DEFAULT_START"]
 
 DEFAULT_START = _dt.datetime(2023, 10, 24, 16, 44, 12, 729496)
 _PHANTOM_FILE_RE = re.compile(r"^img_(-?\d+)\.tiff?$", re.IGNORECASE)
+_TRAILING_NUMBER_RE = re.compile(r"(\d+)$")
 _TIFF_SUFFIXES = (".tif", ".tiff")
 
 
@@ -77,6 +78,46 @@ def _phantom_folder(case: Path) -> Path:
     others = [p for p in _visible(case.iterdir()) if p.is_dir() and p.name.upper() != "TIFF16"]
     with_xml = [d for d in others if any(f.suffix.lower() == ".xml" for f in d.iterdir())]
     return _exactly_one(with_xml, case, "Phantom folder", "folder holding a Phantom XML")
+
+
+def _first_gap(numbers: Sequence[int]) -> int | None:
+    """Where ascending ``numbers`` first skip or repeat a number (the index), else None."""
+    steps = np.diff(np.asarray(numbers, dtype=np.int64))
+    bad = np.flatnonzero(steps != 1)
+    return int(bad[0]) + 1 if bad.size else None
+
+
+def _check_shimadzu_numbering(files: Sequence[Path]) -> None:
+    """Files numbered by their names' trailing digits count up by one: with one frame
+    missing and another added past the end, the count still matches RecFrame and every
+    later frame would be paired with its neighbour's time."""
+    found = [_TRAILING_NUMBER_RE.search(f.stem) for f in files]
+    if not all(found):
+        return  # names without a frame number: their order is all there is to check
+    gap = _first_gap([int(m[1]) for m in found if m is not None])
+    if gap is not None:
+        raise RecordedFormatError(
+            files[gap], "Shimadzu frames", f"numbering jumps from {files[gap - 1].name}"
+        )
+
+
+def _check_phantom_numbering(files: Sequence[Path], timing: PhantomTiming, xml: Path) -> None:
+    """img_NNNNNN numbers are the XML elements' order (from 0 or 1) or their Frame
+    numbers; anything else means a frame is missing or out of place."""
+    numbers = [int(m[1]) for f in files if (m := _PHANTOM_FILE_RE.match(f.name)) is not None]
+    n = len(numbers)
+    frames = [int(v) for v in timing.frame_numbers]
+    if numbers in (list(range(n)), list(range(1, n + 1)), frames):
+        return
+    gap = _first_gap(numbers)
+    where = files[gap] if gap is not None else files[0]
+    raise RecordedFormatError(
+        where,
+        "Phantom frames",
+        f"img_ numbers {numbers[0]}..{numbers[-1]} are neither 0..{n - 1} nor the Frame "
+        f"numbers {frames[0]}..{frames[-1]} of {xml.name}"
+        + (f" (numbering jumps from {files[gap - 1].name})" if gap is not None else ""),
+    )
 
 
 def _phantom_files(folder: Path) -> list[Path]:
@@ -130,6 +171,7 @@ def read_case(case_dir: str | Path) -> RecordedCase:
             f"is {shimadzu.n_frames} but {shimadzu_files[0].parent} holds "
             f"{len(shimadzu_files)} TIFF frames",
         )
+    _check_shimadzu_numbering(shimadzu_files)
     folder = _phantom_folder(case)
     xml = _exactly_one(
         [p for p in _visible(folder.iterdir()) if p.suffix.lower() == ".xml"],
@@ -146,6 +188,7 @@ def read_case(case_dir: str | Path) -> RecordedCase:
             f"{phantom.n_frames} Time entries but {folder} holds "
             f"{len(phantom_files)} img_NNNNNN.tif frames",
         )
+    _check_phantom_numbering(phantom_files, phantom, xml)
     return RecordedCase(
         path=case,
         phantom_xml=xml,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import xml.etree.ElementTree as ET
+import xml.parsers.expat as expat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,15 +148,39 @@ def _setup_float(setup: ET.Element, name: str, path: Path) -> float:
     return value
 
 
+class _EntityDeclared(Exception):
+    pass
+
+
+def _refuse_entity(*_: object) -> None:
+    raise _EntityDeclared
+
+
+def _refuse_entities(data: bytes) -> None:
+    """A first pass of expat that stops at the first entity declaration, before any use
+    of it (malformed XML passes here and is reported by the real parse)."""
+    parser = expat.ParserCreate()
+    parser.EntityDeclHandler = _refuse_entity
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError:
+        pass
+
+
 def _parse_root(path: Path) -> ET.Element:
+    if not path.is_file():  # a FIFO named *.xml would block the reader for ever
+        raise RecordedFormatError(path, "file", "not a regular file")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise RecordedFormatError(path, "file", f"cannot read: {exc}") from None
-    if b"<!ENTITY" in data:
-        raise RecordedFormatError(path, "DOCTYPE", "XML entity declarations are not accepted")
     try:
+        _refuse_entities(data)  # in any encoding (UTF-16 hides the bytes b"<!ENTITY")
         return ET.fromstring(data)
+    except _EntityDeclared:
+        raise RecordedFormatError(
+            path, "DOCTYPE", "XML entity declarations are not accepted"
+        ) from None
     except ET.ParseError as exc:
         raise RecordedFormatError(path, "XML", f"not well-formed: {exc}") from None
     except (LookupError, ValueError) as exc:  # an encoding Python does not know, ...
@@ -296,7 +321,16 @@ def _timing_from_absolute(
         raise RecordedFormatError(
             path, "TIMEBLOCK/Time", "no frame is E-flagged (the Shimadzu trigger was never seen)"
         )
-    times = times - times[int(np.argmax(e_flags))]
+    flagged = np.flatnonzero(e_flags)
+    if flagged[-1] - flagged[0] + 1 != flagged.size:  # the trigger is seen once, in one run
+        k = int(flagged[np.flatnonzero(np.diff(flagged) != 1)[0] + 1])
+        raise RecordedFormatError(
+            path,
+            f"TIMEBLOCK/Time[Frame={numbers[k]}]",
+            "E-flagged frames are not one unbroken run: time zero (the first E frame) "
+            "would be ambiguous",
+        )
+    times = times - times[int(flagged[0])]
     return PhantomTiming(frame_numbers, times, e_flags, float(rate), float(gamma), dates)
 
 

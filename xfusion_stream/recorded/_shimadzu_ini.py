@@ -60,6 +60,8 @@ def _decode(data: bytes) -> str:
 
 
 def _load(path: Path) -> configparser.ConfigParser:
+    if not path.is_file():  # a FIFO named *.ini would block the reader for ever
+        raise RecordedFormatError(path, "file", "not a regular file")
     try:
         text = "\n".join(_decode(path.read_bytes()).splitlines())
     except OSError as exc:
