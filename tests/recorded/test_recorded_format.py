@@ -180,6 +180,12 @@ def _edit(path: Path, old: str, new: str, count: int = 1) -> None:
     path.write_bytes(text.replace(old, new, count).encode("utf-8"))
 
 
+def _day_later_from(path: Path, marker: str) -> None:
+    """Every date from ``marker`` on a day later (Tue Oct 24 -> Wed Oct 25)."""
+    head, tail = path.read_text().split(marker, 1)
+    path.write_text(head + marker + tail.replace("Tue Oct 24 2023", "Wed Oct 25 2023"))
+
+
 def _xml(case: Path) -> Path:
     return case / "phantom" / "case.xml"
 
@@ -375,6 +381,22 @@ MALFORMED = {
         lambda c: _edit(_xml(c), "16:44:12.729 494.03<", "16:44:12.729 494.03 E<"),
         "case.xml",
         "TIMEBLOCK/Time[Frame=0]",
+    ),
+    # declared frame times that contradict the recorded ones: which one is wrong?
+    "RecSpeed 4x the ImageRelative steps": (
+        lambda c: _edit(_ini(c), "RecSpeed=200ns", "RecSpeed=800ns"),
+        "case.ini",
+        "IMAGE_INFO_2/ImageRelative",
+    ),
+    "FrameRateDouble 4x the Time steps": (
+        lambda c: _edit(_xml(c), "FrameRateDouble>1000000.0<", "FrameRateDouble>4000000.0<"),
+        "case.xml",
+        "TIMEBLOCK/Time[Frame=1]",
+    ),
+    "Date jumps a day inside the E run": (
+        lambda c: _day_later_from(_xml(c), '<Date frame="1">'),
+        "case.xml",
+        "TIMEBLOCK/Time[Frame=1]",
     ),
     "IMAGE_INFO numbered 10**12": (
         lambda c: _edit(_ini(c), "[IMAGE_INFO_24]", "[IMAGE_INFO_1000000000000]"),

@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from ..core import RecordedFormatError
+from ._shimadzu_ini import STEP_TOLERANCE
 
 __all__ = [
     "PhantomTiming",
@@ -293,6 +294,26 @@ def read_phantom_xml(path: str | Path) -> PhantomTiming:
     )
 
 
+def _check_e_steps(
+    path: Path, numbers: list[int], times: np.ndarray, flagged: np.ndarray, rate: float
+) -> None:
+    """Consecutive E frames lie one declared frame time apart (within STEP_TOLERANCE):
+    a rate written in other units, or a date that jumps a day, would otherwise pair
+    Shimadzu frames with the wrong Phantom frames, silently."""
+    period = 1e9 / rate
+    steps = np.diff(times[flagged])
+    low, high = STEP_TOLERANCE
+    bad = np.flatnonzero((steps < low * period) | (steps > high * period))
+    if bad.size:
+        k = int(flagged[int(bad[0]) + 1])
+        raise RecordedFormatError(
+            path,
+            f"TIMEBLOCK/Time[Frame={numbers[k]}]",
+            f"{int(steps[bad[0]])} ns after the previous E frame, but FrameRateDouble "
+            f"{rate:g} Hz says {period:.0f} ns",
+        )
+
+
 def _timing_from_absolute(
     path: Path,
     numbers: list[int],
@@ -330,6 +351,7 @@ def _timing_from_absolute(
             "E-flagged frames are not one unbroken run: time zero (the first E frame) "
             "would be ambiguous",
         )
+    _check_e_steps(path, numbers, times, flagged, rate)
     times = times - times[int(flagged[0])]
     return PhantomTiming(frame_numbers, times, e_flags, float(rate), float(gamma), dates)
 

@@ -138,7 +138,27 @@ def read_shimadzu_ini(path: str | Path) -> ShimadzuTiming:
         ) from None
     if n < 1:
         raise RecordedFormatError(path, "REC_INFO/RecFrame", f"{n} frames; need at least 1")
-    return ShimadzuTiming(frame_ns, n, _image_relative(parser, path, n))
+    times = _image_relative(parser, path, n)
+    _check_steps(times, frame_ns, path)
+    return ShimadzuTiming(frame_ns, n, times)
+
+
+#: How far one frame-to-frame step may stray from the declared frame time (a factor):
+#: a camera's clock does not; a corrupt field or a frame time in other units does.
+STEP_TOLERANCE = (0.5, 1.5)
+
+
+def _check_steps(times: np.ndarray, frame_ns: int, path: Path) -> None:
+    steps = np.diff(times)
+    low, high = STEP_TOLERANCE
+    bad = np.flatnonzero((steps < low * frame_ns) | (steps > high * frame_ns))
+    if bad.size:
+        i = int(bad[0]) + 2  # IMAGE_INFO sections count from 1
+        raise RecordedFormatError(
+            path,
+            f"IMAGE_INFO_{i}/ImageRelative",
+            f"{int(steps[bad[0]])} ns after the previous frame, but RecSpeed says {frame_ns} ns",
+        )
 
 
 def shimadzu_ini_text(times_ns: Sequence[int] | np.ndarray, frame_ns: int) -> str:
