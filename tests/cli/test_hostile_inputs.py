@@ -19,9 +19,9 @@ def _simulated_case(tmp_path):
     return out
 
 
-def test_a_damaged_frame_is_named_in_one_line(tmp_path, capsys, monkeypatch):
-    """A truncated TIFF fails the camera's readout inside the RunEngine; the command says
-    which file, in one line, with exit code 2 (XFUSION_DEBUG unset: no traceback)."""
+def _case_with_record(tmp_path, monkeypatch):
+    """A simulated case, its calibration record, and the tiny model in place of the
+    shipped one; XFUSION_DEBUG unset (no traceback)."""
     import xfusion_models as xm
     import xfusion_stream.fusion as fusion
     from xfusion_stream.calibration import CalibrationRecord
@@ -40,19 +40,66 @@ def test_a_damaged_frame_is_named_in_one_line(tmp_path, capsys, monkeypatch):
     record = CalibrationRecord.from_transform(
         _transform(scene), tuple(shimadzu_shape), tuple(phantom_shape)
     ).save(tmp_path / "cal.json")
+    return case, record
+
+
+def _infer(case, record, out) -> list[str]:
+    return (
+        ["inference", "--data_type", "actual", "--input_dir", str(case)]
+        + ["--case_list", "sim_experiment", "--calibration", str(record)]
+        + ["--traverse_mode", "continuous", "--out", str(out), "--quiet"]
+    )
+
+
+def test_a_damaged_frame_is_named_in_one_line(tmp_path, capsys, monkeypatch):
+    """A truncated TIFF fails the camera's readout inside the RunEngine; the command says
+    which file, in one line, with exit code 2 (XFUSION_DEBUG unset: no traceback)."""
+    case, record = _case_with_record(tmp_path, monkeypatch)
     frames = sorted((case / "sim_experiment" / "TIFF16").rglob("*.tif"))
     damaged = frames[4]
     damaged.write_bytes(damaged.read_bytes()[:300])
     capsys.readouterr()
-    code = main(
-        ["inference", "--data_type", "actual", "--input_dir", str(case)]
-        + ["--case_list", "sim_experiment", "--calibration", str(record)]
-        + ["--traverse_mode", "continuous", "--out", str(tmp_path / "out"), "--quiet"]
-    )
+    code = main(_infer(case, record, tmp_path / "out"))
     err = capsys.readouterr().err
     assert code == 2
     assert damaged.name in err and "not a readable TIFF" in err
     assert "Traceback" not in err
+
+
+def test_times_that_do_not_pair_name_both_files(tmp_path, capsys, monkeypatch):
+    """One E-flagged Phantom frame: no Shimadzu frame lies between two, so nothing can
+    be fused; the refusal names the XML and the INI whose times these are."""
+    case, record = _case_with_record(tmp_path, monkeypatch)
+    xml = case / "sim_experiment" / "phantom" / "sim_experiment.xml"
+    text = xml.read_text()
+    flagged = [i for i in range(len(text)) if text.startswith(" E<", i)]
+    assert len(flagged) >= 2
+    for i in reversed(flagged[1:]):  # keep the first E flag only
+        text = text[:i] + text[i + 2 :]
+    xml.write_text(text)
+    capsys.readouterr()
+    code = main(_infer(case, record, tmp_path / "out"))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert str(xml) in err and "sim_experiment.ini" in err, err
+
+
+def test_a_grid_calibration_without_a_grid_names_the_case_and_camera(tmp_path, capsys):
+    import numpy as np
+    import tifffile
+
+    case = _simulated_case(tmp_path)
+    grid = case / "sim_calibration_grid"
+    for f in sorted((grid / "phantom").glob("img_*.tif")):
+        tifffile.imwrite(f, np.full((tifffile.imread(f).shape), 1000, np.uint16))
+    capsys.readouterr()
+    code = main(
+        ["calibrate", "--cal_dir", str(case), "--cal_id", "sim_calibration_grid"]
+        + ["--out", str(tmp_path / "rec.json"), "--quiet"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert str(grid) in err and "phantom" in err, err
 
 
 def _transform(scene: dict):

@@ -231,8 +231,8 @@ def _pair_squares(
     cp: np.ndarray,
 ) -> tuple[Lattice, Lattice, bool, np.ndarray, np.ndarray]:
     """Both lattices, the mirrored linear map and the indices of squares paired across them."""
-    sq_p: GridSquares = find_squares(phantom)
-    sq_s: GridSquares = find_squares(shimadzu_hr)
+    sq_p: GridSquares = _squares_of(phantom, "phantom")
+    sq_s: GridSquares = _squares_of(shimadzu_hr, "shimadzu")
     lat_p = fit_lattice(sq_p.centres - cp, np.zeros(2), "phantom")
     lat_s = fit_lattice((sq_s.centres - cs) * flip, np.zeros(2), "shimadzu")
     linear = lat_p.basis @ np.linalg.inv(lat_s.basis)  # mirrored Shimadzu -> Phantom
@@ -327,6 +327,14 @@ def _with_intensity(
         logger.warning("calibration %s: no intensity match: %s", record.uid, exc)
         return record, str(exc)
     return record.model_copy(update={"intensity": intensity}), None
+
+
+def _squares_of(image: np.ndarray, camera: str) -> GridSquares:
+    """The grid squares of one camera's mean frame; a failure says which camera."""
+    try:
+        return find_squares(image)
+    except CalibrationError as exc:
+        raise CalibrationError(f"{camera} frames: {exc}") from None
 
 
 def calibrate_grid(

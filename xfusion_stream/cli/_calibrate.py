@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     from ..calibration._overlay import write_overlay
     from ..calibration._spatial import calibrate_grid
-    from ..core import ConfigError
+    from ..core import CalibrationError, ConfigError
     from ..recorded import read_case, read_frame
 
     case_dir = Path(args.cal_dir) / args.cal_id
@@ -41,15 +41,18 @@ def run(args: argparse.Namespace) -> dict:
     case = read_case(case_dir)
     phantom = [read_frame(p) for p in case.phantom_frames]
     shimadzu = [read_frame(p) for p in case.shimadzu_frames]
-    result = calibrate_grid(
-        phantom,
-        shimadzu,
-        pitch_um=args.pitch_um,
-        ratio=args.ratio,
-        mirror=not args.no_mirror,
-        source=str(case_dir.resolve()),
-        progress=not args.quiet,
-    )
+    try:
+        result = calibrate_grid(
+            phantom,
+            shimadzu,
+            pitch_um=args.pitch_um,
+            ratio=args.ratio,
+            mirror=not args.no_mirror,
+            source=str(case_dir.resolve()),
+            progress=not args.quiet,
+        )
+    except CalibrationError as exc:  # which recording the grid could not be found in
+        raise CalibrationError(f"{case_dir}: {exc}") from None
     record_path = Path(args.out) if args.out else case_dir / "calibration.json"
     result.record.save(record_path)
     png_path = Path(args.png) if args.png else record_path.with_suffix(".png")

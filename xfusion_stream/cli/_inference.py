@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..core import ConfigError
+from ..core import CalibrationError, ConfigError
 from ._argtypes import positive_int
 
 
@@ -179,9 +179,12 @@ def _actual_cases(args, model, config, pool=None) -> list[dict]:
     for name in args.case_list:
         case = read_case(args.input_dir / name)
         calibration = _calibration(args, case)
-        table = pairing_table(
-            case.phantom, case.shimadzu, config.traverse_mode, config.tolerance_ns
-        )
+        try:
+            table = pairing_table(
+                case.phantom, case.shimadzu, config.traverse_mode, config.tolerance_ns
+            )
+        except CalibrationError as exc:  # the two files whose times do not pair
+            raise CalibrationError(f"{case.phantom_xml} and {case.shimadzu_ini}: {exc}") from None
         cameras = recorded_cameras(case.path, data_dir=args.out / name / "raw")
         plan = recorded_experiment(*cameras)
         n = len(table.windows)
