@@ -149,3 +149,17 @@ def test_a_file_that_is_not_a_checkpoint_says_so_without_unsafe_advice(tmp_path,
         read_checkpoint(path)
     text = str(info.value)
     assert str(path) in text and "weights_only=False" not in text
+
+
+def test_control_characters_in_a_named_path_stay_on_one_line(tmp_path, capsys):
+    """A file name is someone else's choice: a newline (or an ESC) in it must not split
+    the one-line error or reach the terminal raw."""
+    folder = tmp_path / "case\nFAKE: ok \x1b[31m"
+    code = main(
+        ["inference", "--data_type", "actual", "--input_dir", str(folder), "--case_list", "x"]
+        + ["--calibration", str(tmp_path / "c.json")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.count("\n") == 1 and "\x1b" not in err
+    assert "case\\nFAKE" in err and "\\x1b" in err, err

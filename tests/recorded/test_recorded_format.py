@@ -398,6 +398,13 @@ MALFORMED = {
         "case.xml",
         "TIMEBLOCK/Time[Frame=1]",
     ),
+    "IMAGE_INFO_0 beside 1..24": (
+        lambda c: _ini(c).write_text(
+            _ini(c).read_text() + "\n[IMAGE_INFO_0]\nImageRelative=-200\n"
+        ),
+        "case.ini",
+        "IMAGE_INFO_0",
+    ),
     "IMAGE_INFO numbered 10**12": (
         lambda c: _edit(_ini(c), "[IMAGE_INFO_24]", "[IMAGE_INFO_1000000000000]"),
         "case.ini",
@@ -429,9 +436,19 @@ def test_read_frame_rejects_float(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    ["4-byte header", "8-byte BigTIFF header", "FIFO", "device", "pages of two shapes", "stack"],
+    [
+        "4-byte header",
+        "8-byte BigTIFF header",
+        "first page past the end",
+        "FIFO",
+        "device",
+        "pages of two shapes",
+        "stack",
+    ],
 )
-def test_a_frame_file_that_is_no_single_tiff_page_is_named(tmp_path: Path, damage: str) -> None:
+def test_a_frame_file_that_is_no_single_tiff_page_is_named(
+    tmp_path: Path, damage: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     """Each of these once escaped as a traceback (struct.error), blocked the reader for
     ever (a FIFO), or was read as its first page and nothing said."""
     path = tmp_path / "img_000003.tif"
@@ -439,6 +456,8 @@ def test_a_frame_file_that_is_no_single_tiff_page_is_named(tmp_path: Path, damag
         path.write_bytes(b"II*\x00")
     elif damage == "8-byte BigTIFF header":
         path.write_bytes(b"II+\x00\x08\x00\x00\x00")
+    elif damage == "first page past the end":
+        path.write_bytes(b"II*\x00\x08\x00\x00\x00")
     elif damage == "FIFO":
         os.mkfifo(path)
     elif damage == "device":
@@ -452,6 +471,8 @@ def test_a_frame_file_that_is_no_single_tiff_page_is_named(tmp_path: Path, damag
         with pytest.raises(RecordedFormatError) as info:
             read(path)
         assert Path(info.value.path) == path and info.value.field == "image", str(info.value)
+        assert str(info.value).count(path.name) == 1, str(info.value)  # said once
+    assert capfd.readouterr().err == ""  # and only by us (not also by tifffile's logger)
 
 
 def test_writer_refuses_inconsistent_input(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -121,8 +122,17 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+#: Characters that would break the one-line message or drive the terminal (a newline or
+#: an ESC in a file name someone else chose): written as escapes.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _one_line(text: str) -> str:
+    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+
+
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
-    message = mask_secrets(message)
+    message = _one_line(mask_secrets(message))
     if args.json:
         print(json.dumps({"ok": False, "error": message}))
     print(f"xfusion {args.command}: {message}", file=sys.stderr)

@@ -8,6 +8,7 @@ dependency already), after tifffile has read the header and found one 2-D page.
 
 from __future__ import annotations
 
+import logging
 import struct
 from pathlib import Path
 
@@ -31,6 +32,12 @@ _TIFF_ERRORS = (
     struct.error,
     tifffile.TiffFileError,
 )
+
+
+# tifffile logs what it finds wrong (bad page offsets, ...) as it reads; each such file
+# is refused here by name, so the log line would be a second message for one problem.
+# A handler keeps Python's last-resort printing off; records still reach the root logger.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 
 def _regular_file(path: Path) -> None:
@@ -57,6 +64,8 @@ def frame_header(path: str | Path) -> tuple[tuple[int, int], np.dtype]:
             _one_page(tif, path)
             series = tif.series[0]
             shape, dtype = tuple(series.shape), np.dtype(series.dtype)
+    except RecordedFormatError:
+        raise  # already names the file (it is a ValueError too)
     except _TIFF_ERRORS as exc:
         raise RecordedFormatError(path, "image", f"not a readable TIFF: {exc}") from None
     flat = _squeeze_2d(shape)
@@ -97,6 +106,8 @@ def read_tiff(path: str | Path) -> np.ndarray:
                     raise
                 codec_error = exc
         return _decoded_by_opencv(path, shape, codec_error)
+    except RecordedFormatError:
+        raise  # already names the file (it is a ValueError too)
     except _TIFF_ERRORS as exc:
         raise RecordedFormatError(path, "image", f"not a readable TIFF: {exc}") from None
 

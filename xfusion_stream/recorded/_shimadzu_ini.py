@@ -87,6 +87,10 @@ def _image_relative(parser: configparser.ConfigParser, path: Path, n: int) -> np
     numbers = sorted(
         int(m[1]) for s in parser.sections() if (m := _IMAGE_SECTION_RE.match(s)) is not None
     )
+    if numbers and numbers[0] < 1:
+        raise RecordedFormatError(
+            path, f"IMAGE_INFO_{numbers[0]}", "unexpected section (frames count from 1)"
+        )
     if numbers != list(range(1, len(numbers) + 1)):
         # the first gap, looked for among as many numbers as there are sections (a
         # section numbered 10**12 must not make a set of 10**12 numbers)
