@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["non_negative_int", "port", "positive_float", "positive_int"]
+__all__ = ["non_negative_int", "port", "positive_float", "positive_int", "process_count"]
 
 
 def _whole(text: str, least: int) -> int:
@@ -19,6 +19,18 @@ def _whole(text: str, least: int) -> int:
 
 def positive_int(text: str) -> int:
     return _whole(text, 1)
+
+
+def process_count(text: str) -> int:
+    """Worker processes: at least 1, at most 4 per core (``--workers 99999`` started that
+    many interpreters and left the machine thrashing)."""
+    from ..core import available_cores
+
+    n = _whole(text, 1)
+    cores = available_cores()
+    if n > 4 * cores:
+        raise argparse.ArgumentTypeError(f"{n} processes on {cores} cores; at most {4 * cores}")
+    return n
 
 
 def non_negative_int(text: str) -> int:

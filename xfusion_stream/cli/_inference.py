@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import CalibrationError, ConfigError
-from ._argtypes import positive_int
+from ._argtypes import process_count
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="model precision")
     a(
         "--workers",
-        type=positive_int,
+        type=process_count,
         default=1,
         help="fusion processes: N > 1 fuses the windows in N processes with cores / N torch "
         "threads each (the frames of 1 process at that thread count) (default: 1)",

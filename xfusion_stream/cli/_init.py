@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    parser = configparser.ConfigParser()
+    parser = configparser.ConfigParser(interpolation=None)  # as read_config reads it
     parser["general"] = {
         "model_type": args.model_type,
         "arch": _ARCH[args.model_type],

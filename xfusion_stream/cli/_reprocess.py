@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._argtypes import process_count
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
@@ -41,7 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="an existing Dask scheduler, tcp://HOST:PORT (default: a LocalCluster here)",
     )
-    a("--workers", type=int, default=2, help="LocalCluster worker processes (one thread each)")
+    a(
+        "--workers",
+        type=process_count,
+        default=2,
+        help="LocalCluster worker processes (one thread each)",
+    )
     a(
         "--split-windows",
         type=int,

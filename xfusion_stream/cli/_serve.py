@@ -24,7 +24,7 @@ import logging
 from typing import Any
 
 from ..core import mask_secrets
-from ._argtypes import positive_float, positive_int
+from ._argtypes import positive_float, positive_int, process_count
 from ._logging import command_handler
 from ._serve_flags import (
     _IN,
@@ -174,7 +174,7 @@ def _fusion_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a(
         "--workers",
-        type=positive_int,
+        type=process_count,
         default=1,
         help="fusion processes: N > 1 fuses windows in N processes with --torch-threads, "
         "else cores / N, each (index ranges; events in frame order; a dead one is replaced "

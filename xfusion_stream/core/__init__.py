@@ -1,6 +1,12 @@
 """Shared ground of every room: errors, config loading, inter-camera optics, the home config."""
 
-from ._config import ConfigModel, format_validation_error, load_config, read_mapping
+from ._config import (
+    ConfigModel,
+    format_validation_error,
+    load_config,
+    read_mapping,
+    read_small_text,
+)
 from ._errors import (
     CalibrationError,
     ConfigError,
@@ -61,6 +67,7 @@ __all__ = [
     "MODEL_TYPES",
     "read_config",
     "read_mapping",
+    "read_small_text",
     "RecordedFormatError",
     "SecretFilter",
     "update_config",

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ._errors import ConfigError
 
 __all__ = [
+    "read_small_text",
     "ConfigModel",
     "format_validation_error",
     "load_config",
@@ -65,20 +66,45 @@ def format_validation_error(exc: ValidationError, *, source: object) -> str:
     return "\n".join(lines)
 
 
+#: The largest configuration-like file read (records, profiles, options: kilobytes).
+SMALL_TEXT_LIMIT = 16 << 20
+
+
+def read_small_text(path: str | os.PathLike[str], what: str = "configuration file") -> str:
+    """The UTF-8 text of a small file from outside, or ``ConfigError`` naming it: not a
+    regular file (a FIFO would block the reader for ever), larger than a configuration
+    file can be, or not UTF-8 text."""
+    path = Path(path)
+    if not path.is_file():
+        kind = "not found" if not path.exists() else "not a regular file"
+        raise ConfigError(f"{path}: {what} {kind}")
+    size = path.stat().st_size
+    if size > SMALL_TEXT_LIMIT:
+        raise ConfigError(f"{path}: {size} bytes; a {what} is at most {SMALL_TEXT_LIMIT} bytes")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: {what} cannot be read: {exc}") from None
+
+
 def read_mapping(path: str | os.PathLike[str], *, what: str = "configuration file") -> dict:
     """The mapping a YAML (or, by suffix, JSON) file holds; ``ConfigError`` naming the file."""
     import yaml
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: {what} not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_small_text(path, what)
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a {what}") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(f"{path}: a value cannot be read: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: (top level): expected a mapping of fields, got {type(data).__name__}"

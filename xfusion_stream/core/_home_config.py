@@ -14,7 +14,7 @@ from typing import Literal, get_args
 
 from pydantic import ConfigDict
 
-from ._config import ConfigModel, load_config
+from ._config import ConfigModel, load_config, read_small_text
 from ._errors import ConfigError
 
 __all__ = [
@@ -69,11 +69,13 @@ def read_config(home: str | os.PathLike | None = None) -> configparser.ConfigPar
     path = config_path(home)
     if not path.exists():
         raise ConfigError(f"{path}: not found; run `xfusion init` first")
-    parser = configparser.ConfigParser()
+    # no interpolation: a % in a path is a character, not a reference to another key
+    parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read(path, encoding="utf-8")
+        parser.read_string(read_small_text(path, "xfusion.conf"), source=str(path))
     except configparser.Error as exc:
-        raise ConfigError(f"{path}: not a valid INI file: {exc}") from exc
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not a valid INI file: {first}") from None
     sections = {name: dict(parser[name]) for name in parser.sections()}
     load_config(HomeConfig, sections, source=path)
     return parser
