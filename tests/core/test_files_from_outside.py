@@ -61,3 +61,21 @@ def test_worker_processes_are_bounded_by_the_cores(capsys: pytest.CaptureFixture
         assert info.value.code == 2
         err = capsys.readouterr().err
         assert "99999 processes" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "directory"])
+def test_a_model_file_that_is_no_regular_file_is_named(tmp_path: Path, kind: str) -> None:
+    from xfusion_stream.fusion import load_fusion_model
+
+    path = tmp_path / "model.pth"
+    os.mkfifo(path) if kind == "FIFO" else path.mkdir()
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_fusion_model(path)
+
+
+@pytest.mark.parametrize("device", ["tpu:9", "cuda:-1", "meta", "nonsense"])
+def test_a_device_torch_cannot_run_the_models_on_is_named(device: str) -> None:
+    from xfusion_stream.fusion import load_fusion_model
+
+    with pytest.raises(ConfigError, match="device"):
+        load_fusion_model(None, device=device)

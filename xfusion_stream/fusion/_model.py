@@ -120,7 +120,12 @@ def load_fusion_model(
 
     if precision not in _DTYPES:
         raise ConfigError(f"precision {precision!r} is not one of {sorted(_DTYPES)}")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as exc:  # "tpu:9", "cuda:-1", ...
+        raise ConfigError(f"device {device!r}: {str(exc).splitlines()[0][:120]}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device!r}: only cpu and cuda[:N] run the fusion models")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} asked for, but no CUDA device is available")
     if precision == "fp16" and dev.type == "cpu":
@@ -148,6 +153,8 @@ def load_fusion_model(
         reload = source.name
     else:
         path = Path(source)
+        if not path.is_file():  # a FIFO would block the digest for ever, a folder fail it
+            raise ConfigError(f"{path}: model file is not a regular file")
         name, sha = path.stem, file_sha256(path)
         arch, reload = "", str(path.resolve())
     try:
