@@ -10,11 +10,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from xfusion_models import StreamingFusionNet, file_sha256
 
-from ..core import ConfigError
+from ..core import ConfigError, read_mapping
 
 __all__ = ["FusionModel", "load_fusion_model"]
 
@@ -68,11 +67,8 @@ class FusionModel:
 
 def _arch_options(path: Path) -> dict[str, Any]:
     """The ``--arch-opt`` YAML: ``arch`` (edvr_stf | swin_xvr), ``preset``, overrides."""
-    try:
-        opts = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read architecture options: {exc}") from exc
-    if not isinstance(opts, dict) or opts.get("arch") not in ("edvr_stf", "swin_xvr"):
+    opts = read_mapping(path, what="architecture options file")
+    if opts.get("arch") not in ("edvr_stf", "swin_xvr"):
         raise ConfigError(f"{path}: arch: must be 'edvr_stf' or 'swin_xvr'")
     return opts
 
