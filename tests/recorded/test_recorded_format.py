@@ -161,6 +161,13 @@ def test_variant_ini_accepted(tmp_path: Path) -> None:
     np.testing.assert_array_equal(timing.times_ns, [0, 200, 400])
 
 
+def test_shimadzu_names_ending_in_a_shared_number_are_read_in_order(case: Path) -> None:
+    """``case_000001_cam1.tif``: the last number is the camera's, not the frame's."""
+    for p in _shimadzu_dir(case).glob("*.tif"):
+        p.rename(p.with_name(p.stem + "_cam1.tif"))
+    assert len(read_case(case).shimadzu_frames) == 24
+
+
 def test_variant_case_layout(case: Path) -> None:
     """Renamed .tiff Phantom files, CRLF/BOM files and unrelated extras are accepted."""
     for p in (case / "phantom").glob("img_*.tif"):

@@ -92,9 +92,12 @@ def _check_shimadzu_numbering(files: Sequence[Path]) -> None:
     missing and another added past the end, the count still matches RecFrame and every
     later frame would be paired with its neighbour's time."""
     found = [_TRAILING_NUMBER_RE.search(f.stem) for f in files]
-    if not all(found):
-        return  # names without a frame number: their order is all there is to check
-    gap = _first_gap([int(m[1]) for m in found if m is not None])
+    numbers = [int(m[1]) for m in found if m is not None]
+    if len(numbers) < len(files) or len(set(numbers)) < len(numbers):
+        # names without a frame number last (or one shared by all, e.g. ..._cam1): their
+        # order is all there is to check
+        return
+    gap = _first_gap(numbers)
     if gap is not None:
         raise RecordedFormatError(
             files[gap], "Shimadzu frames", f"numbering jumps from {files[gap - 1].name}"
