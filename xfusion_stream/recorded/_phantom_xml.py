@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from ..core import RecordedFormatError
-from ._shimadzu_ini import STEP_TOLERANCE
+from ._shimadzu_ini import first_step_off
 
 __all__ = [
     "PhantomTiming",
@@ -297,19 +297,17 @@ def read_phantom_xml(path: str | Path) -> PhantomTiming:
 def _check_e_steps(
     path: Path, numbers: list[int], times: np.ndarray, flagged: np.ndarray, rate: float
 ) -> None:
-    """Consecutive E frames lie one declared frame time apart (within STEP_TOLERANCE):
+    """Consecutive E frames lie one declared frame time apart (``first_step_off``):
     a rate written in other units, or a date that jumps a day, would otherwise pair
     Shimadzu frames with the wrong Phantom frames, silently."""
     period = 1e9 / rate
     steps = np.diff(times[flagged])
-    low, high = STEP_TOLERANCE
-    bad = np.flatnonzero((steps < low * period) | (steps > high * period))
-    if bad.size:
-        k = int(flagged[int(bad[0]) + 1])
+    j = first_step_off(steps, period)
+    if j is not None:
         raise RecordedFormatError(
             path,
-            f"TIMEBLOCK/Time[Frame={numbers[k]}]",
-            f"{int(steps[bad[0]])} ns after the previous E frame, but FrameRateDouble "
+            f"TIMEBLOCK/Time[Frame={numbers[int(flagged[j + 1])]}]",
+            f"{int(steps[j])} ns after the previous E frame, but FrameRateDouble "
             f"{rate:g} Hz says {period:.0f} ns",
         )
 

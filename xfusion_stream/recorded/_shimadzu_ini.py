@@ -152,16 +152,22 @@ def read_shimadzu_ini(path: str | Path) -> ShimadzuTiming:
 STEP_TOLERANCE = (0.5, 1.5)
 
 
+def first_step_off(steps: np.ndarray, period_ns: float) -> int | None:
+    """The index of the first frame-to-frame step outside STEP_TOLERANCE of the declared
+    frame time, else None (the Shimadzu's and the Phantom's checks share the rule)."""
+    low, high = STEP_TOLERANCE
+    bad = np.flatnonzero((steps < low * period_ns) | (steps > high * period_ns))
+    return int(bad[0]) if bad.size else None
+
+
 def _check_steps(times: np.ndarray, frame_ns: int, path: Path) -> None:
     steps = np.diff(times)
-    low, high = STEP_TOLERANCE
-    bad = np.flatnonzero((steps < low * frame_ns) | (steps > high * frame_ns))
-    if bad.size:
-        i = int(bad[0]) + 2  # IMAGE_INFO sections count from 1
+    k = first_step_off(steps, frame_ns)
+    if k is not None:
         raise RecordedFormatError(
             path,
-            f"IMAGE_INFO_{i}/ImageRelative",
-            f"{int(steps[bad[0]])} ns after the previous frame, but RecSpeed says {frame_ns} ns",
+            f"IMAGE_INFO_{k + 2}/ImageRelative",  # sections count from 1
+            f"{int(steps[k])} ns after the previous frame, but RecSpeed says {frame_ns} ns",
         )
 
 
