@@ -100,12 +100,76 @@ def test_matrix_scaled_against_the_ratio_is_refused(tmp_path, data, factor):
         load_record(path)
 
 
-def test_plausible_records_still_load(tmp_path, data):
-    m = np.asarray(data["matrix"])
-    m[:2, :2] *= 1.5
-    for n, change in enumerate(
-        [{"scale_col": 0.5, "scale_row": 2.0}, {"matrix": m.tolist()}, {"intensity": None}]
-    ):
-        path = tmp_path / f"ok_{n}.json"
-        path.write_text(json.dumps(data | change))
-        assert load_record(path).uid == data["uid"]
+@pytest.mark.parametrize(
+    ("transform", "change"),
+    [
+        (InterCameraTransform(scale_col=0.5, scale_row=2.0), {}),
+        (InterCameraTransform(rotation_deg=-179.0, scale_col=1.5, scale_row=1.5), {}),
+        (InterCameraTransform(mirror=False, translation_px=(30.0, -20.0)), {}),
+        (TRANSFORM, {"shimadzu_gain": 1e-6, "shimadzu_offset_counts": -1e6}),
+        (TRANSFORM, {"shimadzu_gain": 1e6, "shimadzu_offset_counts": 1e6}),
+        (TRANSFORM, None),
+    ],
+)
+def test_plausible_records_still_load(tmp_path, data, transform, change):
+    record = CalibrationRecord.from_transform(transform, SHIMADZU, PHANTOM, source="edge")
+    if change is not None:
+        intensity = IntensityMatch.model_validate(data["intensity"] | change)
+        record = record.model_copy(update={"intensity": intensity})
+    path = tmp_path / "ok.json"
+    path.write_text(record.model_dump_json())
+    assert load_record(path) == record
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("intensity.shimadzu_gain", 1e-30),
+        ("intensity.shimadzu_gain", 1e39),
+        ("intensity.shimadzu_offset_counts", 1e10),
+        ("intensity.shimadzu_offset_counts", -1e39),
+        ("intensity.extra_blur_px", 1e3),
+    ],
+)
+def test_intensity_matches_no_two_cameras_give_are_refused(tmp_path, data, field, value):
+    path = tmp_path / "intensity.json"
+    path.write_text(json.dumps(_set(data, field, value)))
+    with pytest.raises(ConfigError) as info:
+        load_record(path)
+    assert f"{path}: {field}: Input should be" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("translation_px[0]", 1e6),
+        ("translation_px[1]", 3.0),
+        ("rotation_deg", 11.7),
+        ("scale_row", 1.2),
+        ("mirror", False),
+    ],
+)
+def test_stated_geometry_that_contradicts_the_matrix_is_refused(tmp_path, data, field, value):
+    """The matrix is what fusion uses: a hand-edited translation (or mirror, rotation,
+    scale) that it ignores would be fused as if it were not there."""
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(_set(data, field, value)))
+    with pytest.raises(ConfigError, match=rf"edited\.json: {field.split('[')[0]}: .*contradicts"):
+        load_record(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"crop": {"x": 5000, "y": 0, "width": 176, "height": 112}}, "crop: the rectangle"),
+        ({"crop": {"x": 300, "y": 0, "width": 176, "height": 112}}, "leaves the Phantom frame"),
+        ({"phantom_shape": [10**9, 384]}, "phantom_shape: shape"),
+        ({"shimadzu_shape": [64, 70000]}, "exceeds 65536 pixels"),
+    ],
+)
+def test_crops_and_shapes_outside_any_camera_are_refused(tmp_path, data, change, words):
+    path = tmp_path / "frame.json"
+    path.write_text(json.dumps(data | change))
+    with pytest.raises(ConfigError, match=r"frame\.json: ") as info:
+        load_record(path)
+    assert words in str(info.value)

@@ -35,6 +35,35 @@ def test_a_damaged_mapping_file_is_named(tmp_path: Path, damage: str) -> None:
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("record.json", '{"crop": {"x": 1, "y": 2}, "ratio": 4, "crop": {"x": 9}}'),
+        ("record.json", '{"intensity": {"shimadzu_gain": 1.1, "shimadzu_gain": 3}}'),
+        ("profile.yaml", "fusion:\n  full_scale: 1.0\n  window: 5\n  full_scale: 4095\n"),
+        ("profile.yaml", "a: 1\nb: 2\na: 1\n"),
+    ],
+)
+def test_a_key_given_twice_is_refused(tmp_path: Path, name: str, text: str) -> None:
+    """JSON and YAML readers keep the last of two equal keys silently: a value edited
+    above a forgotten copy would do nothing."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="appears twice") as info:
+        read_mapping(path)
+    assert str(path) in str(info.value)
+
+
+def test_yaml_merge_keys_and_equal_keys_in_other_mappings_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text("base: &b {x: 1, y: 2}\nfast:\n  <<: *b\n  x: 3\nslow: {x: 4}\n")
+    assert read_mapping(path) == {
+        "base": {"x": 1, "y": 2},
+        "fast": {"x": 3, "y": 2},
+        "slow": {"x": 4},
+    }
+
+
 @pytest.mark.parametrize("text", ["[general]\nmodel_type = %(nope)s\n", "[general]\na = 5%\n"])
 def test_a_percent_in_xfusion_conf_is_a_character(tmp_path: Path, text: str) -> None:
     """configparser's interpolation made a % in a value a traceback (a path may hold one)."""

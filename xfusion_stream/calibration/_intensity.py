@@ -26,18 +26,29 @@ BLUR_SEARCH = tuple(np.round(np.arange(0.0, 2.01, 0.1), 2))
 #: Below this coefficient of determination the two cameras did not see the same thing
 #: (wrong registration, saturated or empty frames) and no intensity match is recorded.
 MIN_R2 = 0.8
+#: What a record may claim: Phantom counts per Shimadzu count, and the offset in Phantom
+#: counts. Real pairs (8- to 16-bit counts, or counts against 0..1 floats) sit well
+#: inside; outside, the mapped Shimadzu frame is not on the Phantom's scale at all (or
+#: overflows float32) and every consistency figure computed from it is meaningless.
+GAIN_RANGE = (1e-6, 1e6)
+OFFSET_LIMIT = 1e6
+#: Largest extra Shimadzu blur (Shimadzu px) a record may claim; the fit searches 0..2.
+MAX_EXTRA_BLUR_PX = 10.0
 
 
 class IntensityMatch(BaseModel):
     """``phantom_counts ~ shimadzu_gain * shimadzu_counts + shimadzu_offset_counts``."""
 
     model_config = ConfigDict(extra="forbid")
-    shimadzu_gain: float = Field(gt=0)
-    shimadzu_offset_counts: float
+    shimadzu_gain: float = Field(ge=GAIN_RANGE[0], le=GAIN_RANGE[1])
+    shimadzu_offset_counts: float = Field(ge=-OFFSET_LIMIT, le=OFFSET_LIMIT)
     r2: float = Field(ge=0, le=1, description="fit quality over the registered crop")
     n_pixels: int = Field(gt=0, description="Shimadzu pixels the fit used")
     extra_blur_px: float = Field(
-        0.0, ge=0, description="Gaussian sigma (Shimadzu px) that matched the Phantom's sharpness"
+        0.0,
+        ge=0,
+        le=MAX_EXTRA_BLUR_PX,
+        description="Gaussian sigma (Shimadzu px) that matched the Phantom's sharpness",
     )
 
     def apply(self, shimadzu: np.ndarray) -> np.ndarray:
@@ -91,6 +102,12 @@ def match_intensity(
             f"{source}: Phantom and Shimadzu intensities do not match linearly over the "
             f"registered crop (gain {gain:.4g}, r2 {r2:.3f} < {MIN_R2}); check the "
             "registration and that neither camera is saturated or dark"
+        )
+    if not (GAIN_RANGE[0] <= gain <= GAIN_RANGE[1] and abs(offset) <= OFFSET_LIMIT):
+        raise CalibrationError(
+            f"{source}: the fitted intensity match (gain {gain:.4g}, offset {offset:.4g}) "
+            f"is outside what two cameras of one beam give (gain {GAIN_RANGE[0]:g}.."
+            f"{GAIN_RANGE[1]:g}, |offset| <= {OFFSET_LIMIT:g})"
         )
     return IntensityMatch(
         shimadzu_gain=float(gain),

@@ -41,6 +41,12 @@ SCHEMA_VERSION: Literal[1] = 1
 #: (``ratio`` already makes them ~1): outside it the record is from another geometry or
 #: scaled absurdly, and fusing with it would mix frames that do not overlap.
 PLAUSIBLE_SCALE = (0.5, 2.0)
+#: Largest frame side (pixels) a record may name; both cameras are far below it.
+MAX_SIDE = 1 << 16
+#: How closely the stated rotation / scales / translation must agree with the matrix
+#: they were derived from (the matrix is what fusion uses; a hand edit of one of them
+#: would otherwise be silently ignored).
+AGREEMENT = {"rotation_deg": 1e-3, "scale_col": 1e-5, "scale_row": 1e-5, "translation_px": 1e-2}
 
 
 class Crop(BaseModel):
@@ -102,6 +108,8 @@ class CalibrationRecord(BaseModel):
     def _positive_shape(cls, v: tuple[int, int]) -> tuple[int, int]:
         if v[0] <= 0 or v[1] <= 0:
             raise ValueError(f"shape must be positive (rows, cols), got {v}")
+        if max(v) > MAX_SIDE:
+            raise ValueError(f"shape {v} exceeds {MAX_SIDE} pixels a side")
         return v
 
     @field_validator("matrix")
@@ -144,7 +152,40 @@ class CalibrationRecord(BaseModel):
                 f"matrix: implausible scale: it maps one Shimadzu pixel onto {cols:.3g} x "
                 f"{rows:.3g} Phantom pixels, the record's ratio is {self.ratio}"
             )
+        self._crop_inside()
+        self._fields_agree_with_matrix()
         return self
+
+    def _crop_inside(self) -> None:
+        rows, cols = self.phantom_shape
+        c = self.crop
+        if c.x + c.width > cols or c.y + c.height > rows:
+            raise ValueError(
+                f"crop: the rectangle x {c.x}..{c.x + c.width}, y {c.y}..{c.y + c.height} "
+                f"leaves the Phantom frame ({rows} rows x {cols} columns)"
+            )
+
+    def _fields_agree_with_matrix(self) -> None:
+        linear = self.matrix_array()[:2, :2]
+        if (np.linalg.det(linear) < 0) != self.mirror:
+            raise ValueError(
+                f"mirror: {self.mirror} contradicts the matrix (its determinant is "
+                f"{'negative' if not self.mirror else 'positive'})"
+            )
+        implied = decompose_matrix(
+            self.matrix_array(), self.shimadzu_shape, self.phantom_shape, self.ratio, self.mirror
+        )
+        for name, tolerance in AGREEMENT.items():
+            stated = np.atleast_1d(np.asarray(getattr(self, name), dtype=np.float64))
+            derived = np.atleast_1d(np.asarray(getattr(implied, name), dtype=np.float64))
+            off = np.abs(stated - derived)
+            if name == "rotation_deg":
+                off = np.minimum(off, 360.0 - off)
+            if np.any(off > tolerance):
+                raise ValueError(
+                    f"{name}: {_shown(stated)} contradicts the matrix, which implies "
+                    f"{_shown(derived)} (the matrix is what fusion uses)"
+                )
 
     def matrix_array(self) -> np.ndarray:
         return np.asarray(self.matrix, dtype=np.float64)
@@ -190,6 +231,11 @@ class CalibrationRecord(BaseModel):
             pixel_size_um=pixel_size_um,
             crop=Crop(**valid_crop(m, shimadzu_shape, phantom_shape, transform.ratio)),
         )
+
+
+def _shown(values: np.ndarray) -> str:
+    text = ", ".join(f"{v:.6g}" for v in values)
+    return text if values.size == 1 else f"({text})"
 
 
 def load_record(path: str | Path) -> CalibrationRecord:

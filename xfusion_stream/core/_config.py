@@ -89,6 +89,35 @@ def read_small_text(path: str | os.PathLike[str], what: str = "configuration fil
         raise ConfigError(f"{path}: {what} cannot be read: {exc}") from None
 
 
+class DuplicateKeyError(ValueError):
+    """A mapping names one key twice: which value was meant is anyone's guess."""
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKeyError(f"the key {key!r} appears twice in one mapping")
+        seen[key] = value
+    return seen
+
+
+def _safe_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (safe_load keeps
+    the last silently, so a hand-edited value above a forgotten copy does nothing)."""
+    import yaml
+
+    class UniqueKeySafeLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
+                keys = [k for k in keys if k != "<<"]  # merge keys may repeat
+                _unique_pairs([(k, None) for k in keys])
+            return super().construct_mapping(node, deep=deep)
+
+    return yaml.load(text, Loader=UniqueKeySafeLoader)  # noqa: S506 - a SafeLoader
+
+
 def read_mapping(path: str | os.PathLike[str], *, what: str = "configuration file") -> dict:
     """The mapping a YAML (or, by suffix, JSON) file holds; ``ConfigError`` naming the file."""
     import yaml
@@ -96,7 +125,12 @@ def read_mapping(path: str | os.PathLike[str], *, what: str = "configuration fil
     path = Path(path)
     text = read_small_text(path, what)
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        if path.suffix.lower() == ".json":
+            data = json.loads(text, object_pairs_hook=_unique_pairs)
+        else:
+            data = _safe_yaml(text)
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON: {exc}") from None
     except yaml.YAMLError as exc:
