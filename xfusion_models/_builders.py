@@ -79,7 +79,12 @@ def _build(
             base, saved_preset = dict(obj["config"]), obj.get("preset")
     if preset is not None and saved_preset is not None and preset != saved_preset:
         raise ValueError(f"preset {preset!r} asked for, but the weights are {saved_preset!r}")
-    model: Any = ARCHS[arch](**_config(arch, preset, base, overrides))
+    try:
+        model: Any = ARCHS[arch](**_config(arch, preset, base, overrides))
+    except (TypeError, ValueError) as exc:
+        if path is None or base is None:
+            raise
+        raise CheckpointError(f"{path}: its config does not build {arch}: {exc}") from None
     model.preset = saved_preset or preset or (DEFAULT_PRESET if base is None else None)
     if obj is not None and path is not None:
         load_state_from(model, obj, path, key=None, original=False)

@@ -88,3 +88,17 @@ def test_calibrate_records_its_result_for_later_commands(xfusion_home, tmp_path,
     assert read_config(xfusion_home)["calibrate"]["record"] == str(
         (tmp_path / "sim" / "sim_calibration_grid" / "calibration.json").resolve()
     )
+    # a damaged xfusion.conf is said, never silently replaced by the defaults
+    conf = xfusion_home / "xfusion.conf"
+    conf.write_text(conf.read_text() + "[general]\ndata_type = virtual\n")  # a section twice
+    calibrate = ["calibrate", "--cal_dir", str(tmp_path / "sim"), "--quiet", "--json"]
+    assert main([*calibrate, "--cal_id", "sim_calibration_grid"]) == 0  # the record is written
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["config_updated"] is False and "xfusion.conf" in out["config_problem"]
+    inference = ["inference", "--input_dir", str(tmp_path / "sim"), "--case_list"]
+    assert main([*inference, "sim_experiment", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "xfusion.conf: not a valid INI file" in err and "--calibration" not in err
+    conf.unlink()  # no xfusion.conf at all: the defaults, and what they need
+    assert main([*inference, "sim_experiment", "--quiet"]) == 2
+    assert "actual data needs --calibration" in capsys.readouterr().err

@@ -179,3 +179,28 @@ def test_save_rejects_non_plain_extra(tmp_path):
         xm.save_checkpoint(_seeded("edvr_stf"), tmp_path / "m.pth", extra={"when": object()})
     with pytest.raises(ValueError, match="reserved"):
         xm.save_checkpoint(_seeded("edvr_stf"), tmp_path / "m.pth", extra={"arch": "x"})
+
+
+@pytest.mark.parametrize(
+    ("arch", "key", "value"),
+    [
+        ("edvr_stf", "num_feat", 10**9),
+        ("edvr_stf", "num_reconstruct_block", 10**7),
+        ("edvr_stf", "upsample_feat", 64.5),
+        ("swin_xvr", "depths", [2, 10**6]),
+        ("swin_xvr", "embed_dim", True),
+        ("swin_xvr", "mlp_ratio", 1e9),
+    ],
+)
+def test_a_config_no_machine_can_build_is_refused_before_allocating(arch, key, value, tmp_path):
+    """A checkpoint's config of num_feat 1e9 asked the allocator for 36 GB (a traceback,
+    or the OOM killer) before anything named the file."""
+    path = tmp_path / "m.pth"
+    xm.save_checkpoint(_seeded(arch), path)
+    obj = read_checkpoint(path)
+    obj["config"][key] = value
+    torch.save(obj, path)
+    with pytest.raises(xm.CheckpointError, match=rf"m\.pth: its config does not build {arch}: "):
+        xm.build_model(path)
+    with pytest.raises(ValueError, match=rf"{arch} {key}: "):
+        ARCHS[arch](**{key: value})

@@ -23,6 +23,7 @@ from ..ops import (
 )
 from ._blocks import PhantomBranch, residual_stack
 from ._consistency import ShimadzuConsistency
+from ._hparams import MAX_BLOCKS, MAX_CHANNELS, check_bounds
 from ._hr_gate import HRGate, WarpGate
 from ._pcd import PCDAlignment
 from ._tsa import TSAFusion
@@ -61,6 +62,18 @@ class EDVRSTFConfig:
     consistency: bool = False
 
     def __post_init__(self) -> None:
+        check_bounds(
+            "edvr_stf",
+            {
+                "num_feat": (self.num_feat, 1, MAX_CHANNELS),
+                "num_extract_block": (self.num_extract_block, 0, MAX_BLOCKS),
+                "num_reconstruct_block": (self.num_reconstruct_block, 0, MAX_BLOCKS),
+                "deform_groups": (self.deform_groups, 1, MAX_CHANNELS),
+                "upsample_feat": (self.upsample_feat, 1, MAX_CHANNELS),
+                "hr_gate_feat": (self.hr_gate_feat, 1, MAX_CHANNELS),
+                "hr_warp_feat": (self.hr_warp_feat, 1, MAX_CHANNELS),
+            },
+        )
         if self.num_feat % self.deform_groups:
             raise ValueError(
                 f"num_feat {self.num_feat} must be divisible by deform_groups {self.deform_groups}"

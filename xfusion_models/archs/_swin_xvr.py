@@ -17,6 +17,7 @@ from torch import nn
 from .._protocol import FusedOutput
 from ..ops import PhantomMotionCache, ShimadzuMeasurement
 from ._blocks import PhantomBranch
+from ._hparams import MAX_BLOCKS, MAX_CHANNELS, check_bounds
 from ._swin3d import ResidualSwinStage, per_frame_conv
 from ._window import NUM_HR, NUM_LR, SCALE, check_frames, check_fuse_inputs, check_window
 
@@ -39,6 +40,20 @@ class SwinXVRConfig:
     upsample_feat: int = 64
 
     def __post_init__(self) -> None:
+        check_bounds(
+            "swin_xvr",
+            {
+                "embed_dim": (self.embed_dim, 1, MAX_CHANNELS),
+                "depths": (self.depths, 1, MAX_BLOCKS),
+                "num_heads": (self.num_heads, 1, MAX_CHANNELS),
+                "window_size": (self.window_size, 1, 64),
+                "mlp_ratio": (self.mlp_ratio, 0.0, 16.0),
+                "drop_path_rate": (self.drop_path_rate, 0.0, 1.0),
+                "upsample_feat": (self.upsample_feat, 1, MAX_CHANNELS),
+            },
+        )
+        if not 1 <= len(self.depths) <= 16:
+            raise ValueError(f"swin_xvr depths: {len(self.depths)} stages, expected 1..16")
         heads = self.num_heads
         heads = [heads] * len(self.depths) if isinstance(heads, int) else list(heads)
         if len(heads) != len(self.depths):

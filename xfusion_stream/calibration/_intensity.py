@@ -39,7 +39,7 @@ MAX_EXTRA_BLUR_PX = 10.0
 class IntensityMatch(BaseModel):
     """``phantom_counts ~ shimadzu_gain * shimadzu_counts + shimadzu_offset_counts``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     shimadzu_gain: float = Field(ge=GAIN_RANGE[0], le=GAIN_RANGE[1])
     shimadzu_offset_counts: float = Field(ge=-OFFSET_LIMIT, le=OFFSET_LIMIT)
     r2: float = Field(ge=0, le=1, description="fit quality over the registered crop")

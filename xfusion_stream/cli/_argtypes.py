@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["non_negative_int", "port", "positive_float", "positive_int", "process_count"]
+__all__ = [
+    "finite_float",
+    "non_negative_float",
+    "non_negative_int",
+    "port",
+    "positive_float",
+    "positive_int",
+    "process_count",
+]
 
 
 def _whole(text: str, least: int) -> int:
@@ -37,13 +45,29 @@ def non_negative_int(text: str) -> int:
     return _whole(text, 0)
 
 
-def positive_float(text: str) -> float:
+def finite_float(text: str) -> float:
+    """A finite number: ``nan`` and ``inf`` parse as floats and then pass every comparison
+    the wrong way (a timeout of nan never fires and never waits)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number of seconds")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not a positive number")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not >= 0")
     return value
 
 

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from ..core import ConfigError
+from ._argtypes import positive_float
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", type=Path, default=None, help="benchmarks folder of a checkout")
     parser.add_argument("--list", action="store_true", help="list the benchmark scripts and exit")
     parser.add_argument(
-        "--timeout", type=float, default=1800.0, help="seconds per benchmark script"
+        "--timeout", type=positive_float, default=1800.0, help="seconds per benchmark script"
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._argtypes import positive_float
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cal_dir", required=True, help="folder holding calibration cases")
@@ -17,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", default=None, help="record file (default <cal_dir>/<cal_id>/calibration.json)"
     )
     parser.add_argument("--png", default=None, help="overlay PNG (default next to the record)")
-    parser.add_argument("--pitch-um", type=float, default=62.0, help="grid pitch (G400: 62 um)")
+    parser.add_argument(
+        "--pitch-um", type=positive_float, default=62.0, help="grid pitch (G400: 62 um)"
+    )
     parser.add_argument("--ratio", type=int, default=4, help="Phantom/Shimadzu pixel ratio")
     parser.add_argument(
         "--no-mirror", action="store_true", help="the Phantom is not mirrored left-right"
@@ -59,18 +63,21 @@ def run(args: argparse.Namespace) -> dict:
     write_overlay(result, png_path)
     out = {"uid": result.record.uid, **result.report()}
     out.update(record=str(record_path), png=str(png_path))
-    out["config_updated"] = _remember(record_path.resolve())
+    _remember(record_path.resolve(), out)
     if args.cal_model_file:
         out["note"] = "--cal_model_file ignored: squares are paired by lattice coordinates"
     return out
 
 
-def _remember(record_path: Path) -> bool:
-    """Note the record in xfusion.conf (if `xfusion init` made one) for `xfusion inference`."""
-    from ..core import ConfigError, update_config
+def _remember(record_path: Path, out: dict) -> None:
+    """Note the record in xfusion.conf (if `xfusion init` made one) for `xfusion inference`;
+    a damaged xfusion.conf is said in ``config_problem`` (the record itself is written)."""
+    from ..core import ConfigError, read_config_if_any, update_config
 
+    out["config_updated"] = False
     try:
-        update_config("calibrate", record=record_path)
-    except ConfigError:
-        return False
-    return True
+        if read_config_if_any() is not None:
+            update_config("calibrate", record=record_path)
+            out["config_updated"] = True
+    except ConfigError as exc:
+        out["config_problem"] = f"{exc}; the record was not noted in it"

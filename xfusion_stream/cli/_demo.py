@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._argtypes import port
+from ._argtypes import non_negative_float, port
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a(
         "--view-linger",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         metavar="SECONDS",
         help="keep the viewer up this long after the demo (Ctrl-C ends it)",

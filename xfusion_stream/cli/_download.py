@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._argtypes import positive_float
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -19,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sha256", default=None, help="expected sha256 of the archive")
     parser.add_argument("--size", type=int, default=None, help="expected size in bytes")
     parser.add_argument("--no-extract", action="store_true", help="keep the archive packed")
-    parser.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
+    parser.add_argument(
+        "--timeout", type=positive_float, default=60.0, help="network timeout in seconds"
+    )
 
 
 def run(args: argparse.Namespace) -> dict:

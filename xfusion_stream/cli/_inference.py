@@ -88,12 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _data_type(args: argparse.Namespace) -> str:
     if args.data_type:
         return args.data_type
-    from ..core import read_config
+    from ..core import read_config_if_any
 
-    try:
-        return read_config(args.home)["general"]["data_type"]
-    except ConfigError:
+    conf = read_config_if_any(args.home)
+    if conf is None or not conf.has_option("general", "data_type"):
         return "actual"
+    return conf["general"]["data_type"]
 
 
 def _calibration(args: argparse.Namespace, case) -> Any:
@@ -107,12 +107,10 @@ def _calibration(args: argparse.Namespace, case) -> Any:
         return import_original(
             args.tfm_file, args.meta_file_scale, case.shimadzu_shape, case.phantom_shape
         )
-    from ..core import read_config
+    from ..core import read_config_if_any
 
-    try:
-        recorded = read_config(args.home)["calibrate"].get("record")
-    except (ConfigError, KeyError):
-        recorded = None
+    conf = read_config_if_any(args.home)
+    recorded = conf.get("calibrate", "record", fallback=None) if conf is not None else None
     if recorded:
         return load_record(recorded)
     raise ConfigError(

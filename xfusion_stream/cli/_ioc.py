@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._argtypes import non_negative_float
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix-phantom", default="XF:SIM:PH:", help="Phantom PV prefix")
@@ -44,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     scene.add_argument("--phantom-every", type=int, default=20, help="Shimadzu frames per Phantom")
     parser.add_argument(
-        "--exit-after", type=float, default=0.0, help="stop after this many seconds (0: never)"
+        "--exit-after",
+        type=non_negative_float,
+        default=0.0,
+        help="stop after this many seconds (0: never)",
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from ..core import ConfigError
-from ._argtypes import non_negative_int
+from ._argtypes import non_negative_int, positive_float
 
 _OUT = "tcp://127.0.0.1:5578"
 
@@ -39,7 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="exit after N fused runs stopped (default: 0, run until SIGINT/SIGTERM)",
     )
-    a("--timeout", type=float, default=None, help="exit after this many seconds (default: never)")
+    a(
+        "--timeout",
+        type=positive_float,
+        default=None,
+        help="exit after this many seconds (default: never)",
+    )
     a(
         "--every",
         type=non_negative_int,

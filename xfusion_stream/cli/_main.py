@@ -162,6 +162,10 @@ def _device_error(exc: BaseException) -> XFusionError | None:
     return None
 
 
+#: what torch's CPU allocator says when an allocation fails
+_ALLOCATOR_FAILED = "can't allocate memory"
+
+
 def _run(args: argparse.Namespace) -> dict | int:
     try:
         return {"ok": True, **(args._module.run(args) or {})}
@@ -172,7 +176,11 @@ def _run(args: argparse.Namespace) -> dict | int:
     except _connection_errors() as exc:
         why = " ".join(str(exc).split()) or type(exc).__name__  # one line
         return _fail(args, f"error: cannot connect: {why}", 2)
+    except MemoryError as exc:  # numpy's "Unable to allocate 636. GiB for an array ..."
+        return _fail(args, f"error: not enough memory: {str(exc) or 'an allocation failed'}", 2)
     except Exception as exc:
+        if _ALLOCATOR_FAILED in str(exc):  # torch's allocator raises a RuntimeError
+            return _fail(args, f"error: not enough memory: {str(exc).splitlines()[0]}", 2)
         inner = _device_error(exc)
         if inner is None:
             raise

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._argtypes import positive_float
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
@@ -49,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the fused frames as HDF5 here (Tiled must be able to read it) "
         "instead of inline in the events",
     )
-    a("--timeout", type=float, default=3600.0, help="seconds to wait for the fused run")
+    a("--timeout", type=positive_float, default=3600.0, help="seconds to wait for the fused run")
     a(
         "--data-root",
         action="append",

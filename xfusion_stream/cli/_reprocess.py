@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._argtypes import process_count
+from ._argtypes import positive_float, process_count
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "directly; repeat for more (default: none, every frame comes through Tiled)",
     )
     a("--force", action="store_true", help="fuse runs again even if already fused alike")
-    a("--timeout", type=float, default=3600.0, help="seconds to wait for each fused run")
+    a("--timeout", type=positive_float, default=3600.0, help="seconds to wait for each fused run")
     a(
         "--fused-data-dir",
         type=Path,

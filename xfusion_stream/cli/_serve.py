@@ -24,7 +24,7 @@ import logging
 from typing import Any
 
 from ..core import mask_secrets
-from ._argtypes import positive_float, positive_int, process_count
+from ._argtypes import non_negative_float, positive_float, positive_int, process_count
 from ._logging import command_handler
 from ._serve_flags import (
     _IN,
@@ -203,7 +203,7 @@ def _bounds_arguments(parser: argparse.ArgumentParser) -> None:
     a("--max-open-runs", type=positive_int, default=4, help="raw runs open at once")
     a(
         "--idle-timeout",
-        type=float,
+        type=non_negative_float,
         default=600.0,
         help="end a raw run silent this many seconds, with a reason (0: never)",
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ._argtypes import finite_float, non_negative_float, positive_float
+
 #: the presets are ``simulation.FAST_EVENT_PRESETS`` (not imported here: keeps the CLI fast)
 FAST_EVENTS_HELP = (
     "fast events, faster than the Phantom samples: a preset (none, mixed, dense) and/or "
@@ -41,36 +43,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phantom-every", type=int, default=20, help="Shimadzu frames per Phantom")
     parser.add_argument("--frame-ns", type=int, default=200, help="Shimadzu frame time in ns")
     geometry = parser.add_argument_group("inter-camera transform (Shimadzu HR grid -> Phantom)")
-    geometry.add_argument("--rotation-deg", type=float, default=1.2, help="rotation in degrees")
+    geometry.add_argument(
+        "--rotation-deg", type=finite_float, default=1.2, help="rotation in degrees"
+    )
     geometry.add_argument(
         "--translation-px",
-        type=float,
+        type=finite_float,
         nargs=2,
         default=(3.5, -2.0),
         metavar=("TX", "TY"),
         help="translation in Phantom pixels",
     )
-    geometry.add_argument("--scale-row", type=float, default=0.991, help="row scale")
-    geometry.add_argument("--scale-col", type=float, default=1.012, help="column scale")
+    geometry.add_argument("--scale-row", type=positive_float, default=0.991, help="row scale")
+    geometry.add_argument("--scale-col", type=positive_float, default=1.012, help="column scale")
     geometry.add_argument("--no-mirror", action="store_true", help="Phantom not mirrored")
     scene = parser.add_argument_group("scene")
-    scene.add_argument("--shimadzu-photons", type=float, default=1000.0, help="b0; 0 = no noise")
-    scene.add_argument("--phantom-photons", type=float, default=2000.0, help="b0; 0 = no noise")
     scene.add_argument(
-        "--motion-px", type=float, default=4.0, help="sample speed, px per Phantom frame"
+        "--shimadzu-photons", type=non_negative_float, default=1000.0, help="b0; 0 = no noise"
+    )
+    scene.add_argument(
+        "--phantom-photons", type=non_negative_float, default=2000.0, help="b0; 0 = no noise"
+    )
+    scene.add_argument(
+        "--motion-px", type=finite_float, default=4.0, help="sample speed, px per Phantom frame"
     )
     scene.add_argument(
         "--shimadzu-full-scale",
-        type=float,
+        type=positive_float,
         default=0.9,
         help="Shimadzu gain: fraction of the 16-bit range at intensity 1 (Phantom: 0.9)",
     )
     scene.add_argument(
-        "--shimadzu-dark", type=float, default=0.0, help="Shimadzu dark offset in counts"
+        "--shimadzu-dark",
+        type=non_negative_float,
+        default=0.0,
+        help="Shimadzu dark offset in counts",
     )
-    scene.add_argument("--pixel-um", type=float, default=3.2, help="Phantom pixel size (um)")
     scene.add_argument(
-        "--grid-angle-deg", type=float, default=2.5, help="G400 grid angle in degrees"
+        "--pixel-um", type=positive_float, default=3.2, help="Phantom pixel size (um)"
+    )
+    scene.add_argument(
+        "--grid-angle-deg", type=finite_float, default=2.5, help="G400 grid angle in degrees"
     )
     scene.add_argument(
         "--fast-events", type=_fast_events, default=None, metavar="SPEC",

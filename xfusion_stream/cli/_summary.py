@@ -194,7 +194,7 @@ def _calibrate(r: dict) -> Lines:
     lines.append(", ".join(f"{k} {_number(r[k], 4)}" for k in numbers if r.get(k) is not None))
     if r.get("config_updated"):
         lines.append("xfusion.conf now names this record (inference uses it by default)")
-    return lines + _pairs(r, ("intensity_problem", "note"))
+    return lines + _pairs(r, ("intensity_problem", "config_problem", "note"))
 
 
 def _bench(r: dict) -> Lines:

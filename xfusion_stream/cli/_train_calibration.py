@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._argtypes import positive_float
+
 
 def _optional(value: str | None) -> str | None:
     return None if value in (None, "", "None", "none") else value
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iters", type=int, default=1000, help="training steps")
     parser.add_argument("--batch-size", type=int, default=4, help="pairs per step")
     parser.add_argument("--crop", type=int, default=64, help="HR crop size (multiple of 16)")
-    parser.add_argument("--lr", type=float, default=1e-4, help="learning rate")
+    parser.add_argument("--lr", type=positive_float, default=1e-4, help="learning rate")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--out", default="calibration_flow.pth", help="checkpoint to write")
 

@@ -13,6 +13,8 @@ import argparse
 import os
 import sys
 
+from ._argtypes import positive_float
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
@@ -25,11 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--tiled-uri", help="Tiled server holding the fused run (with --uid)")
     a("--uid", help="the fused run's uid in Tiled (with --tiled-uri)")
     a("--api-key-env", default="TILED_API_KEY", help="environment variable with the Tiled API key")
-    a("--poll", type=float, default=1.0, help="seconds between reads of a growing run in Tiled")
+    a(
+        "--poll",
+        type=positive_float,
+        default=1.0,
+        help="seconds between reads of a growing run in Tiled",
+    )
     a("--host", default="127.0.0.1", help="address to serve on (loopback: this machine only)")
     a("--port", type=int, default=8765, help="port to serve on; 0 picks a free one")
     a("--max-frames", type=int, default=256, help="newest frames whose panels are kept in memory")
-    a("--timeout", type=float, default=None, help="stop serving after this many seconds")
+    a("--timeout", type=positive_float, default=None, help="stop serving after this many seconds")
     a("--ready-file", default=None, help="write the page's URL here once it is served")
     a(
         "--data-root",

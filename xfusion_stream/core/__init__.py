@@ -23,6 +23,7 @@ from ._home_config import (
     HomeConfig,
     config_path,
     read_config,
+    read_config_if_any,
     update_config,
     write_config,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "CalibrationError",
     "CONFIG_NAME",
     "config_path",
+    "read_config_if_any",
     "ConfigError",
     "ConfigModel",
     "DATA_TYPES",

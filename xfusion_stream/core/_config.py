@@ -175,7 +175,7 @@ class ConfigModel(BaseModel):
     fields; documents go through :func:`load_config`, which names the file instead.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     def __init__(self, /, **data: Any) -> None:
         try:

@@ -24,6 +24,7 @@ __all__ = [
     "GeneralSection",
     "HomeConfig",
     "config_path",
+    "read_config_if_any",
     "read_config",
     "write_config",
     "update_config",
@@ -79,6 +80,15 @@ def read_config(home: str | os.PathLike | None = None) -> configparser.ConfigPar
     sections = {name: dict(parser[name]) for name in parser.sections()}
     load_config(HomeConfig, sections, source=path)
     return parser
+
+
+def read_config_if_any(home: str | os.PathLike | None = None) -> configparser.ConfigParser | None:
+    """None when there is no ``xfusion.conf`` (the defaults apply); a damaged one is a
+    ``ConfigError``, never silently the defaults (a fallback showed "needs --calibration"
+    in place of the file's own fault)."""
+    if not os.path.lexists(config_path(home)):
+        return None
+    return read_config(home)
 
 
 def write_config(parser: configparser.ConfigParser, home: str | os.PathLike | None = None) -> Path:

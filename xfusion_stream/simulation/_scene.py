@@ -61,8 +61,8 @@ class SceneConfig(ConfigModel):
 
     seed: int = 0
     shimadzu_shape: tuple[int, int] = (250, 400)
-    ratio: int = Field(default=4, ge=1)
-    n_shimadzu: int = Field(default=128, ge=2)
+    ratio: int = Field(default=4, ge=1, le=16)
+    n_shimadzu: int = Field(default=128, ge=2, le=100_000)
     shimadzu_frame_ns: int = Field(default=200, ge=1)
     phantom_every: int = Field(default=20, ge=1)
     n_pre_trigger: int = Field(default=2, ge=0)
@@ -90,8 +90,8 @@ class SceneConfig(ConfigModel):
     @field_validator("shimadzu_shape")
     @classmethod
     def _shape(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if min(value) < 4:
-            raise ValueError(f"must be (rows, cols) of at least 4 pixels, got {list(value)}")
+        if min(value) < 4 or max(value) > 4096:
+            raise ValueError(f"must be (rows, cols) of 4 to 4096 pixels, got {list(value)}")
         return value
 
     @model_validator(mode="after")
