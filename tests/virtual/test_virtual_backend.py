@@ -164,6 +164,36 @@ def test_bad_frames_name_the_file(hr_folder):
 
 
 @pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (np.nan, "00000005.tif: image: 7000 pixels are NaN or infinite"),
+        (np.inf, "00000005.tif: image: 7000 pixels are NaN or infinite"),
+        (4095.0, r"00000005.tif: image: float pixels must be intensities in 0..1, found 4095"),
+        (-0.25, r"found -0.25\.\."),
+        (
+            np.uint16,
+            "00000005.tif: image: pixel type uint16 differs from the first frame's float32",
+        ),
+    ],
+)
+def test_frames_on_another_scale_are_refused_by_file(tmp_path, hr_stack, damage, words):
+    """A NaN float frame, one of raw counts, or an 8-bit frame among 16-bit ones were
+    clipped or scaled into plausible, wrong frames (fused ``ok: true``) or a traceback."""
+    unit = (hr_stack / 255.0).astype(np.float32)
+    for k, frame in enumerate(unit):
+        tifffile.imwrite(tmp_path / f"{k:08d}.tif", frame)
+    shape = unit.shape[1:]
+    if damage is np.uint16:
+        tifffile.imwrite(tmp_path / "00000005.tif", (unit[5] * 65535).astype(np.uint16))
+    else:
+        tifffile.imwrite(tmp_path / "00000005.tif", np.full(shape, damage, np.float32))
+    seq = VirtualSequence(tmp_path, VirtualOptions(photons=None))
+    assert seq.ground_truth(4).dtype == np.uint16  # the clip's own frames still read
+    with pytest.raises(RecordedFormatError, match=words):
+        seq.ground_truth(5)
+
+
+@pytest.mark.parametrize(
     ("options", "match"),
     [
         ({"phantom_every": 1}, "phantom_every: .*greater than or equal to 2"),

@@ -80,8 +80,8 @@ def frame_files(folder: str | Path) -> list[Path]:
         raise ConfigError(f"{folder}: sequence folder holds no PNG/TIFF frames") from None
 
 
-def read_gray(path: Path) -> np.ndarray:
-    """One gray frame as float32 in [0, 1] (8-bit / 255, 16-bit / 65535)."""
+def read_stored(path: Path) -> np.ndarray:
+    """One frame as stored in its file (its own pixel type), squeezed."""
     image: np.ndarray | None
     if path.suffix.lower() in (".tif", ".tiff"):
         image = read_tiff(path)
@@ -89,10 +89,16 @@ def read_gray(path: Path) -> np.ndarray:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
             raise RecordedFormatError(path, "image", "not a readable image")
-    return to_unit(np.squeeze(image), path)
+    return np.squeeze(image)
+
+
+def read_gray(path: Path) -> np.ndarray:
+    """One gray frame as float32 in [0, 1] (8-bit / 255, 16-bit / 65535)."""
+    return to_unit(read_stored(path), path)
 
 
 def to_unit(image: np.ndarray, where: object) -> np.ndarray:
+    """8-bit / 255, 16-bit / 65535; floats must be finite intensities in [0, 1] (not clipped)."""
     if image.ndim != 2:
         raise RecordedFormatError(where, "image", f"expected one gray frame, got {image.shape}")
     if image.dtype == np.uint8:
@@ -100,7 +106,14 @@ def to_unit(image: np.ndarray, where: object) -> np.ndarray:
     if image.dtype == np.uint16:
         return image.astype(np.float32) / FULL_SCALE
     if np.issubdtype(image.dtype, np.floating):
-        return np.clip(image, 0.0, 1.0).astype(np.float32)
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        if bad:
+            raise RecordedFormatError(where, "image", f"{bad} pixels are NaN or infinite")
+        low, high = float(image.min()), float(image.max())
+        if low < 0.0 or high > 1.0:
+            why = f"float pixels must be intensities in 0..1, found {low:.6g}..{high:.6g}"
+            raise RecordedFormatError(where, "image", why)
+        return image.astype(np.float32)
     raise RecordedFormatError(where, "image", f"pixel type {image.dtype} is not 8/16-bit")
 
 
@@ -119,7 +132,8 @@ class _Frames:
             self.array = None
             self.files = frame_files(source)
             self.name = str(Path(source).resolve())
-            self.shape = read_gray(self.files[0]).shape
+            first = read_stored(self.files[0])
+            self.shape, self.dtype = to_unit(first, self.files[0]).shape, first.dtype
 
     def __len__(self) -> int:
         return len(self.files) if self.array is None else int(self.array.shape[0])
@@ -128,7 +142,14 @@ class _Frames:
         if self.array is not None:
             return to_unit(self.array[index], f"{self.name}[{index}]")
         path = self.files[index]
-        image = read_gray(path)
+        stored = read_stored(path)
+        if stored.dtype != self.dtype:  # 8- and 16-bit frames are on different scales
+            raise RecordedFormatError(
+                path,
+                "image",
+                f"pixel type {stored.dtype} differs from the first frame's {self.dtype}",
+            )
+        image = to_unit(stored, path)
         if image.shape != self.shape:
             raise RecordedFormatError(
                 path, "image", f"shape {image.shape} differs from the first frame's {self.shape}"
