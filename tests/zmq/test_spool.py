@@ -160,10 +160,17 @@ def _abandoned_run(session: FusionSession, docs, spool_dir) -> str:
     """Feed a raw run but its last event and its stop (the process "died" there)."""
     assert [n for n, _ in docs[-2:]] == ["event", "stop"]
     feed(session.router(), docs[:-2])
+    # every window the callback handed over is fused before the "crash": a window still
+    # in the worker's hands was emitted (and spooled) after the count below, under load
+    (callback,) = session._callbacks
+    worker = callback.worker
+    assert worker is not None and callback.windows_submitted > 0
+    fused = worker.composer
+    wait_until(lambda: fused.n_events + fused.n_gaps >= callback.windows_submitted, 60, "fused")
     wait_until(lambda: spool_files(spool_dir), 30, "a spool file")
     (path,) = spool_files(spool_dir)
-    wait_until(lambda: spool_status(path).documents >= 5, 30, "fused events in the spool")
-    time.sleep(0.5)  # what the worker still had in hand lands
+    in_spool = 3 + fused.n_events + fused.n_gaps  # start and two descriptors first
+    wait_until(lambda: spool_status(path).documents == in_spool, 30, "the fused rows spooled")
     tiled = session.tiled
     assert tiled is not None
     wait_until(lambda: tiled.delivered_documents == spool_status(path).documents, 30, "Tiled")
@@ -271,6 +278,33 @@ def test_reingest_replaces_a_partial_run_in_tiled(tiled_server, tmp_path):
     run = client[bundle.start_doc["uid"]]
     assert list(run["fused"]["x"].read()) == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert run.metadata["stop"]["exit_status"] == "success" and not spool_files(tmp_path)
+
+
+def test_records_after_a_spooled_stop_are_not_written(tiled_server, tmp_path, caplog):
+    """A writer still holding the file appended a row after the stop recovery added:
+    TiledWriter failed the whole run with a KeyError of the descriptor's uid."""
+    from event_model import compose_run
+
+    from xfusion_stream.publishing import write_spooled_run
+
+    client = tiled_server.client()
+    bundle = compose_run(metadata={"purpose": "fused"})
+    desc = bundle.compose_descriptor(
+        name="fused", data_keys={"x": {"dtype": "number", "shape": [], "source": "t"}}
+    )
+    rows = [desc.compose_event(data={"x": float(i)}, timestamps={"x": 0.0}) for i in range(3)]
+    docs = [("start", bundle.start_doc), ("descriptor", desc.descriptor_doc)]
+    docs += [("event", row) for row in rows[:2]]
+    docs += [("stop", bundle.compose_stop(exit_status="abort")), ("event", rows[2])]
+    spool = Spool(tmp_path)
+    for name, doc in docs:
+        spool.append(bundle.start_doc["uid"], name, doc)
+    spool.close()
+    assert write_spooled_run(spool.path(bundle.start_doc["uid"]), client) == len(docs) - 1
+    run = client[bundle.start_doc["uid"]]
+    assert list(run["fused"]["x"].read()) == [0.0, 1.0]
+    assert run.metadata["stop"]["exit_status"] == "abort"
+    assert "records after the run's stop" in caplog.text
 
 
 def test_reingest_leaves_runs_being_written_and_runs_without_a_stop(tmp_path):

@@ -105,6 +105,10 @@ def write_spooled_run(
     for name, doc in docs:
         writer(name, doc)
         n += 1
+        if name == "stop":  # a record after it is no part of the run (TiledWriter: KeyError)
+            if next(docs, None) is not None:
+                logger.warning("%s: records after the run's stop; not written", path)
+            break
     if "stop" not in client[uid].metadata:
         raise RuntimeError(f"Tiled did not record the stop of fused run {uid}")
     _refuse_doubled(client, uid)
