@@ -163,3 +163,24 @@ def test_control_characters_in_a_named_path_stay_on_one_line(tmp_path, capsys):
     assert code == 2 and "Traceback" not in err
     assert err.count("\n") == 1 and "\x1b" not in err
     assert "case\\nFAKE" in err and "\\x1b" in err, err
+
+
+@pytest.mark.parametrize("dead", ["zeros", "open beam"])
+def test_a_dead_or_covered_shimadzu_is_not_fused_as_ok(tmp_path, capsys, monkeypatch, dead):
+    """An all-zero Shimadzu burst was fused ``ok: true``: a black fused frame that no
+    measurement supports, from a camera that saw nothing of the Phantom's scene."""
+    import numpy as np
+
+    from xfusion_stream.recorded import write_frame
+
+    case, record = _case_with_record(tmp_path, monkeypatch)
+    frames = sorted((case / "sim_experiment" / "TIFF16").rglob("*.tif"))
+    assert frames
+    level = 0 if dead == "zeros" else 40000
+    for path in frames:
+        write_frame(path, np.full((32, 48), level, np.uint16))
+    capsys.readouterr()
+    code = main([*_infer(case, record, tmp_path / "out"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 1 and json.loads(out.strip().splitlines()[-1])["ok"] is False
+    assert "do not follow the simultaneous Phantom frames" in err and "Traceback" not in err

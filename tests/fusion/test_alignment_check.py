@@ -52,6 +52,32 @@ def test_a_scene_without_texture_is_never_flagged():
     assert alignment_check(flat, _shimadzu_of(flat, (1, 1)), MEASURE).plausible
 
 
+@pytest.mark.parametrize(
+    "shimadzu",
+    [
+        lambda hr: np.zeros((24, 40), np.float32),  # dead or unplugged
+        lambda hr: np.full((24, 40), 0.61, np.float32),  # covered: the open beam only
+        lambda hr: _shimadzu_of(_textured(seed=9)),  # another scene (or field of view)
+        lambda hr: _shimadzu_of(hr[::-1].copy()),  # the camera's image upside down
+    ],
+)
+def test_a_shimadzu_that_does_not_see_the_phantoms_scene_is_flagged(shimadzu):
+    hr = _textured(seed=6)
+    right = alignment_check(hr, _shimadzu_of(hr), MEASURE)
+    assert right.same_scene and right.correlation > 0.9 and right.structure > 1.5
+    check = alignment_check(hr, shimadzu(hr), MEASURE)
+    assert not check.same_scene and check.correlation < 0.3
+    monitor = AlignmentMonitor(MEASURE, tolerance_ns=10)
+    monitor.add("phantom", 0, hr)
+    monitor.add("shimadzu", 0, shimadzu(hr))
+    assert monitor.problem and "do not follow the simultaneous Phantom frames" in monitor.problem
+
+
+def test_a_flat_phantom_frame_asks_nothing_of_the_shimadzu():
+    flat = np.full((96, 160), 0.5, dtype=np.float32)
+    assert alignment_check(flat, np.zeros((24, 40), np.float32), MEASURE).same_scene
+
+
 def test_the_monitor_pairs_frames_by_time_and_needs_a_majority():
     hr = _textured(seed=4)
     monitor = AlignmentMonitor(MEASURE, tolerance_ns=10)

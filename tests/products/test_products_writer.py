@@ -206,6 +206,12 @@ def test_infinite_psnr_is_left_out_of_the_mean(tmp_path):
     assert summary["mean"]["psnr"] == pytest.approx(
         np.mean([pairs[0][0].metrics["psnr"], pairs[2][0].metrics["psnr"]])
     )
+    # ... and the summary says so, where a reader of the mean looks
+    assert summary["mean_left_out"] == {"psnr": 1} and summary["n_frames"] == 3
+    from xfusion_stream.cli._summary import summary_lines
+
+    lines = summary_lines("inference", {"ok": True, "cases": [{"case": "c", **summary}]})
+    assert any("means leave out" in line and "psnr 1 of 3" in line for line in lines)
 
 
 def test_bad_frame_is_reported_not_raised(tmp_path):

@@ -65,6 +65,15 @@ def _scores(means: dict | None, label: str = "vs truth") -> Lines:
     return lines
 
 
+def _left_out(r: dict) -> Lines:
+    """The frames a mean does not cover (PSNR inf: a frame identical to the truth)."""
+    left = r.get("mean_left_out") or {}
+    if not left:
+        return []
+    told = ", ".join(f"{k} {n} of {r.get('n_frames', '?')}" for k, n in sorted(left.items()))
+    return [f"means leave out non-finite values (inf: identical to the truth): {told}"]
+
+
 def _products(r: dict) -> Lines:
     keys = ("montage_png", "gif", "mp4", "metrics_csv", "metrics_png", "frames_dir")
     made = [Path(str(r[k])) for k in keys if r.get(k)]
@@ -112,6 +121,7 @@ def _inference(r: dict) -> Lines:
         head = _fused(case)
         lines.append(f"{case.get('case')}: {head[0]}")
         lines += [f"  {line}" for line in head[1:2] + _scores(case.get("mean"))]
+        lines += [f"  {line}" for line in _left_out(case)]
         lines += [f"  {line}" for line in _products(case)]
         lines += [f"  {line}" for line in _summary_json(case.get("out_dir"))]
     if len(r.get("cases") or []) > 1:
@@ -122,7 +132,7 @@ def _inference(r: dict) -> Lines:
 def _replay(r: dict) -> Lines:
     lines = _fused(r) + _pairs(r, ("calibration_uid",))
     products = r.get("products") or {}
-    lines += _scores(products.get("mean")) + _products(products)
+    lines += _scores(products.get("mean")) + _left_out(products) + _products(products)
     return lines + _pairs(products, ("out_dir",))
 
 

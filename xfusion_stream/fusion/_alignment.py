@@ -9,7 +9,11 @@ frames that double mode pairs, |dt| <= the pairing tolerance), taken through the
 Shimadzu's measurement, must match that Shimadzu frame best where the calibration puts
 it. If shifting it by a whole Shimadzu pixel or two fits clearly better, the
 registration is off by that much and every fused frame of the run inherits the error.
-A scene without texture matches equally everywhere and is never flagged.
+A scene without texture matches equally everywhere and is never flagged. And where the
+Phantom frame has clear structure, the simultaneous Shimadzu frame must follow it at
+all: a dead, covered or unsynchronised Shimadzu (or a record of another field of view)
+gives a frame that does not correlate with it, and every fused frame would be built on
+a camera that saw something else (an all-zero Shimadzu burst was fused ``ok``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ logger = logging.getLogger(__name__)
 BETTER_BY = 1.5
 #: ... and by more than this many noise units (pure noise fits every shift alike).
 MARGIN = 0.5
+#: Structure (std of the measured Phantom frame over the Shimadzu noise sigma) above which
+#: the Shimadzu frame must follow the Phantom's, and the correlation it must reach then
+#: (noise alone at that structure still correlates about 0.8).
+STRUCTURE = 1.5
+MIN_CORRELATION = 0.3
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,15 @@ class AlignmentCheck:
     rms_calibrated: float
     rms_best: float
     best_shift: tuple[int, int]
+    #: std of the measured Phantom frame in noise units, and its correlation with the
+    #: Shimadzu frame at the best shift
+    structure: float = float("nan")
+    correlation: float = float("nan")
+
+    @property
+    def same_scene(self) -> bool:
+        """False when the Phantom frame has clear structure the Shimadzu frame lacks."""
+        return not (self.structure >= STRUCTURE and self.correlation < MIN_CORRELATION)
 
     @property
     def plausible(self) -> bool:
@@ -100,8 +118,21 @@ def _check(
             for dy in range(-m, m + 1)
             for dx in range(-m, m + 1)
         }
-    best = min(fits, key=lambda k: fits[k])
-    return AlignmentCheck(fits[(0, 0)], fits[best], best)
+        best = min(fits, key=lambda k: fits[k])
+        dy, dx = best  # the Shimadzu must follow the Phantom somewhere in the search
+        shifted = measured[..., m + dy : h - m + dy, m + dx : w - m + dx]
+        structure, correlation = _follows(shifted, core, core_sigma)
+    return AlignmentCheck(fits[(0, 0)], fits[best], best, structure, correlation)
+
+
+def _follows(measured: torch.Tensor, lr: torch.Tensor, sigma: torch.Tensor) -> tuple[float, float]:
+    """(std of ``measured`` in noise units, its correlation with ``lr``; 0 for a flat
+    ``lr``, which follows nothing)."""
+    x, y = measured.flatten().double(), lr.flatten().double()
+    structure = float(x.std() / sigma.double().mean().clamp_min(1e-12))
+    if float(x.std()) == 0.0 or float(y.std()) == 0.0:
+        return structure, 0.0
+    return structure, float(torch.corrcoef(torch.stack([x, y]))[0, 1])
 
 
 @dataclass
@@ -146,6 +177,15 @@ class AlignmentMonitor:
     @property
     def problem(self) -> str | None:
         """Why the calibration does not fit this run, or None (also when unchecked)."""
+        elsewhere = [c for c in self.checks if not c.same_scene]
+        if self.checks and len(elsewhere) * 2 > len(self.checks):
+            c = elsewhere[0]
+            return (
+                f"the Shimadzu frames do not follow the simultaneous Phantom frames "
+                f"(correlation {c.correlation:.2f} where the Phantom frame has structure of "
+                f"{c.structure:.1f} noise units): a dead, covered or unsynchronised "
+                "Shimadzu, or a calibration of another field of view"
+            )
         bad = [c for c in self.checks if not c.plausible]
         if not self.checks or len(bad) * 2 <= len(self.checks):
             return None
@@ -162,5 +202,8 @@ class AlignmentMonitor:
             "pairs_checked": len(self.checks),
             "plausible": self.problem is None,
             "rms_calibrated": [round(c.rms_calibrated, 3) for c in self.checks],
+            "correlation": [
+                round(c.correlation, 3) if np.isfinite(c.correlation) else None for c in self.checks
+            ],
             "best_shift": [list(c.best_shift) for c in self.checks],
         }

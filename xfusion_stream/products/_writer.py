@@ -287,6 +287,7 @@ class ProductWriter:
             "fidelity_png": self._attempt("fidelity.png", self._write_fidelity),
             "n_frames": self.n_frames,
             "mean": self._means(),
+            "mean_left_out": self._left_out(),
             "shimadzu_residual": mean_residual(self._residuals["rms"]),
             "shimadzu_residual_p99": mean_residual(self._residuals["p99"]),
             "overlay": self.overlay,
@@ -317,6 +318,11 @@ class ProductWriter:
         is inf); a metric with no finite value is left out, so every value is a float."""
         means = {k: _finite_mean(v) for k, v in self._metrics.items()}
         return {k: v for k, v in means.items() if v is not None}
+
+    def _left_out(self) -> dict[str, int]:
+        """Per metric, how many frames its mean leaves out (inf or NaN); only those."""
+        counts = {k: sum(not math.isfinite(x) for x in v) for k, v in self._metrics.items()}
+        return {k: n for k, n in counts.items() if n}
 
     def _attempt(self, name: str, write: Callable[[Path], bool]) -> str | None:
         path = self.out_dir / name
