@@ -70,12 +70,48 @@ def test_a_shimadzu_that_does_not_see_the_phantoms_scene_is_flagged(shimadzu):
     monitor = AlignmentMonitor(MEASURE, tolerance_ns=10)
     monitor.add("phantom", 0, hr)
     monitor.add("shimadzu", 0, shimadzu(hr))
-    assert monitor.problem and "do not follow the simultaneous Phantom frames" in monitor.problem
+    problem = monitor.problem or ""  # an all-zero frame is also off the Phantom's scale
+    assert "do not follow the simultaneous Phantom frames" in problem or "scale" in problem
 
 
 def test_a_flat_phantom_frame_asks_nothing_of_the_shimadzu():
     flat = np.full((96, 160), 0.5, dtype=np.float32)
     assert alignment_check(flat, np.zeros((24, 40), np.float32), MEASURE).same_scene
+
+
+@pytest.mark.parametrize(
+    ("phantom", "shimadzu", "words"),
+    [
+        (1.0, 1e-3, "not on the Phantom's intensity scale"),  # Shimadzu counts / 1000
+        (1.0, 0.0, "not on the Phantom's intensity scale"),  # dead Shimadzu, no pair in time
+        (1.0, 40.0, "not on the Phantom's intensity scale"),  # counts far beyond full scale
+        (0.0, 1.0, "not on the Phantom's intensity scale"),  # dead Phantom
+        (None, 0.6, "not on the Phantom's intensity scale"),  # saturated Phantom
+        (0.0, 0.0, "both cameras are black"),
+    ],
+)
+def test_cameras_on_different_intensity_scales_are_flagged_without_any_pair(
+    phantom, shimadzu, words
+):
+    """Correlation is blind to scale, and a pair needs frames at one time: a Shimadzu
+    whose counts were divided by 1000, with its times shifted, was fused ``ok``."""
+    hr = _textured(seed=7)
+    monitor = AlignmentMonitor(MEASURE, tolerance_ns=10)
+    for k in range(20):  # the Phantom 1 s away from the Shimadzu: no simultaneous pair
+        ph = np.ones_like(hr) if phantom is None else hr * phantom
+        monitor.add("phantom", 10**9 + 4000 * k, ph)
+        monitor.add("shimadzu", 200 * k, _shimadzu_of(hr, seed=k) * shimadzu)
+    assert monitor.checks == [] and monitor.problem and words in monitor.problem
+    assert len(monitor.summary()["mean_level"]) == 2
+
+
+def test_cameras_on_one_scale_pass_the_level_check_whatever_the_scene_does():
+    hr = _textured(seed=8)
+    monitor = AlignmentMonitor(MEASURE, tolerance_ns=10)
+    for k in range(20):  # the scene darkens by 40 % over the burst: one sample, one beam
+        monitor.add("phantom", 4000 * k + 7, hr * (1.0 - 0.02 * k))
+        monitor.add("shimadzu", 200 * k, _shimadzu_of(hr * (1.0 - 0.02 * k), seed=k))
+    assert monitor.problem is None
 
 
 def test_the_monitor_pairs_frames_by_time_and_needs_a_majority():

@@ -201,3 +201,18 @@ def test_a_session_carries_an_extended_schema_to_its_fused_runs(
     gaps = [e["data"]["phantom_gap"] for e in events]
     assert gaps == [int(e["data"]["hr_indices"][1] - e["data"]["hr_indices"][0]) for e in events]
     assert all(g > 0 for g in gaps)
+
+
+def test_a_stored_run_without_its_stop_is_fused_to_its_end_not_waited_for(
+    RE, cameras, tiny_model, calibration, tiled_client
+):
+    """Every stored document was read, yet replay waited for a stop that could not come
+    (an hour by default); the run ends as cut off, with the frames it has."""
+    writer = make_tiled_writer(tiled_client, batch_size=1)  # rows stored as they come
+    RE.subscribe(lambda name, doc: None if name == "stop" else writer(name, doc))
+    (raw_uid,) = RE(dual_camera_burst(*cameras()))
+    assert "stop" not in tiled_client[raw_uid].metadata
+    session = FusionSession(tiny_model, calibration, [DocumentLog()], FusionConfig())
+    result = session.replay(tiled_client, raw_uid, timeout=120)
+    assert result.exit_status == "abort" and "has no valid stop" in result.reason
+    assert result.frames > 0 and not result.ok

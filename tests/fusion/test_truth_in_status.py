@@ -42,7 +42,7 @@ def _wait_stop(log: Collector, seconds: float = 60) -> dict:
     return stop
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e300])
 def test_non_finite_raw_frame_fails_the_fused_run_not_the_raw_run(
     RE, cameras, tiny_model, calibration, tiled_client, bad
 ):

@@ -241,12 +241,15 @@ def test_a_fused_run_marked_with_rows_twice_is_not_fused_already():
     good = {
         "start": {"purpose": "fused", "model": {"sha256": "abc"}, "calibration_uid": "cal-1",
                   "traverse_mode": "continuous"},
-        "stop": {"exit_status": "success"},
+        "stop": {"exit_status": "success", "num_events": {"fused": 8, "gaps": 0}},
     }  # fmt: skip
 
     class Run:
-        def __init__(self, metadata: dict) -> None:
-            self.metadata = metadata
+        def __init__(self, metadata: dict, streams=("fused", "gaps")) -> None:
+            self.metadata, self.streams = metadata, streams
+
+        def __iter__(self):
+            return iter(self.streams)
 
     class Catalog:
         def __init__(self, runs: dict) -> None:
@@ -262,3 +265,22 @@ def test_a_fused_run_marked_with_rows_twice_is_not_fused_already():
     doubled = {**good, DOUBLED_KEY: "fused/internal: 2 of 8 rows"}
     assert fused_already(Catalog({"f1": Run(doubled)}), job) is None
     assert fused_already(Catalog({"f1": Run(doubled), "f2": Run(good)}), job) == "f2"
+    # a run that holds no fused frames is no reason to skip (one written start + stop
+    # with the right model and calibration made reprocess report the raw run as done)
+    for stop in ({"exit_status": "success"}, {**good["stop"], "num_events": {"fused": 0}}):
+        assert fused_already(Catalog({"f1": Run({**good, "stop": stop})}), job) is None
+    assert fused_already(Catalog({"f1": Run(good, streams=("gaps",))}), job) is None
+
+
+@pytest.mark.parametrize("announced", [[7, 24], "24", {"shimadzu": "24"}, {"shimadzu": -3}, None])
+def test_a_frame_count_the_start_does_not_say_plainly_is_unknown(announced):
+    """``n_frames: [7, 24]`` in a raw run's start was an AttributeError traceback that
+    ended a whole ``--plan-name`` reprocess; unknown, the run is split and fused."""
+    from xfusion_stream.app._reprocess import _shimadzu_frames
+
+    class Run:
+        metadata = {"start": {"n_frames": announced}}
+
+    assert _shimadzu_frames({"raw": Run()}, "raw") is None
+    Run.metadata = {"start": {"n_frames": {"shimadzu": 24, "phantom": 7}}}
+    assert _shimadzu_frames({"raw": Run()}, "raw") == 24

@@ -45,8 +45,10 @@ def test_a_refused_raw_run_is_backed_up_and_reingested(tiled_server, RE, tmp_pat
     # a second pass finds nothing to do; a damaged or cut-off backup is named, not written
     (spool / "cut.jsonl").write_text(text.splitlines()[0] + "\n")
     (spool / "bad.jsonl").write_text("{not json\n")
+    (spool / "deep.jsonl").write_text("[" * 200_000 + "]" * 200_000 + "\n")  # was a traceback
     report = reingest_tiled_backups(spool, tiled_server.client())
-    assert report.runs == [] and set(report.left) == {"cut.jsonl", "bad.jsonl"}
+    assert report.runs == [] and set(report.left) == {"cut.jsonl", "bad.jsonl", "deep.jsonl"}
+    assert "line 1: nested too deeply" in report.left["deep.jsonl"]
     assert (
         "line 1" in report.left["bad.jsonl"] and "no start or no stop" in report.left["cut.jsonl"]
     )

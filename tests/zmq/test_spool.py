@@ -24,6 +24,7 @@ from xfusion_stream.publishing import (
     FUSED_PREFIX,
     ProxyThread,
     Spool,
+    append_to_spool,
     dispatch_in_thread,
     iter_spool,
     make_publisher,
@@ -305,6 +306,30 @@ def test_records_after_a_spooled_stop_are_not_written(tiled_server, tmp_path, ca
     assert list(run["fused"]["x"].read()) == [0.0, 1.0]
     assert run.metadata["stop"]["exit_status"] == "abort"
     assert "records after the run's stop" in caplog.text
+
+
+def test_a_spool_file_never_replaces_a_run_that_is_not_fused(tiled_server, tmp_path):
+    """A spool file whose start names a raw run already in Tiled made re-ingest delete
+    that raw run and write the spooled documents in its place, ``ok``."""
+    from event_model import compose_run
+
+    client = tiled_server.client()
+    raw = compose_run(metadata={"plan_name": "dual_camera_burst"})
+    feed(make_tiled_writer(client), [("start", raw.start_doc), ("stop", raw.compose_stop())])
+    uid = raw.start_doc["uid"]
+    forged = {**raw.start_doc, "purpose": "fused", "time": raw.start_doc["time"] + 1}
+    stop = {"uid": "s", "run_start": uid, "time": 0.0, "exit_status": "success"}
+    for name in (uid, "another-name"):  # named after the raw run, or after nothing
+        folder = tmp_path / name
+        folder.mkdir()
+        for kind, doc in (("start", forged), ("stop", stop)):
+            append_to_spool(folder / f"{name}.xfspool", kind, doc)
+        report = reingest_spool(folder, client)
+        assert not report.runs and list(report.failed) == [name], report
+        why = report.failed[name]
+        assert ("not a fused run" in why) if name == uid else ("names another run" in why)
+    assert client[uid].metadata["start"] == raw.start_doc  # the raw run as it was
+    assert "stop" in client[uid].metadata
 
 
 def test_reingest_leaves_runs_being_written_and_runs_without_a_stop(tmp_path):

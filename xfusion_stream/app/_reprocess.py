@@ -141,9 +141,22 @@ def fused_already(client: Any, job: ReprocessJob) -> str | None:
             and start.get("traverse_mode") == job.traverse_mode
             and stop.get("exit_status") == "success"
             and DOUBLED_KEY not in run.metadata  # rows stored twice: fuse it again
+            and _holds_frames(run, stop)  # a run of no frames claimed it "done"
         ):
             return fused_uid
     return None
+
+
+def _holds_frames(run: Any, stop: dict[str, Any]) -> bool:
+    """The stop counts fused frames and Tiled holds the stream they went to."""
+    counts = stop.get("num_events")
+    if not isinstance(counts, dict):
+        return False
+    streams = set(run)
+    return any(
+        isinstance(n, int) and n > 0 and name in streams and name != "gaps"
+        for name, n in counts.items()
+    )
 
 
 @dataclass
@@ -270,10 +283,11 @@ def _bar(total: int, enabled: bool, file: IO[str] | None) -> Any:
 def _shimadzu_frames(client: Any, uid: str) -> int | None:
     """The Shimadzu frame count the raw run's start announces (None: not announced)."""
     try:
-        n = (client[uid].metadata.get("start", {}).get("n_frames") or {}).get("shimadzu")
+        counts = client[uid].metadata.get("start", {}).get("n_frames")
     except KeyError:
         return None  # the worker reports the missing run
-    return int(n) if isinstance(n, (int, float)) else None
+    n = counts.get("shimadzu") if isinstance(counts, dict) else None  # the worker names it
+    return int(n) if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
 
 
 def _jobs(

@@ -292,6 +292,9 @@ class FusionSession:
         guard = RunGuard(callback, on_loss=lambda _run, message: callback.note_loss(message))
         for name, doc in run.documents():
             guard(name, doc)
+        # every stored document is in: a run still open has no stop (or a refused one)
+        # and would be waited for until the timeout (an hour by default)
+        guard.end_all(f"the stored raw run {uid} has no valid stop; fused up to its end")
         if not callback.join(timeout):
             raise XFusionError(f"fusion of replayed run {uid} did not finish in {timeout} s")
         return FusedRunResult.from_callback(callback)

@@ -42,6 +42,13 @@ MARGIN = 0.5
 #: (noise alone at that structure still correlates about 0.8).
 STRUCTURE = 1.5
 MIN_CORRELATION = 0.3
+#: The mean level of the first ``LEVEL_FRAMES`` frames of each camera (fused scale, 0..1)
+#: must agree within a factor ``LEVEL_FACTOR`` or ``LEVEL_SLACK`` of full scale: both see
+#: one sample in one beam, and correlation is blind to scale (a Shimadzu of counts /1000,
+#: floats of 0..1 where counts were due, a saturated Phantom: all fused as ``ok``).
+LEVEL_FRAMES = 16
+LEVEL_FACTOR = 2.0
+LEVEL_SLACK = 0.05
 
 
 @dataclass(frozen=True)
@@ -150,11 +157,14 @@ class AlignmentMonitor:
     pairs: int = 3
     keep: int = 64
     checks: list[AlignmentCheck] = field(default_factory=list)
+    levels: dict[str, list[float]] = field(default_factory=lambda: {"phantom": [], "shimadzu": []})
     _seen: dict[str, dict[int, np.ndarray]] = field(
         default_factory=lambda: {"phantom": {}, "shimadzu": {}}
     )
 
     def add(self, camera: str, time_ns: int, frame: np.ndarray) -> None:
+        if len(self.levels[camera]) < LEVEL_FRAMES:
+            self.levels[camera].append(float(np.mean(frame, dtype=np.float64)))
         if len(self.checks) >= self.pairs:
             return
         with openmp_released():  # the document thread's torch must not keep a pool
@@ -174,9 +184,29 @@ class AlignmentMonitor:
         while len(seen) > self.keep:  # the oldest first
             seen.pop(next(iter(seen)))
 
+    def _level_problem(self) -> str | None:
+        """Why the two cameras' frames are not on one intensity scale, or None."""
+        if not self.levels["phantom"] or not self.levels["shimadzu"]:
+            return None
+        p, s = (float(np.mean(self.levels[c])) for c in ("phantom", "shimadzu"))
+        n = min(len(v) for v in self.levels.values())
+        if max(abs(p), abs(s)) <= 1e-6:
+            return f"the first {n} frames of both cameras are black (all zero): nothing to fuse"
+        if abs(p - s) <= max(LEVEL_SLACK, (1.0 - 1.0 / LEVEL_FACTOR) * max(abs(p), abs(s))):
+            return None
+        return (
+            f"the Shimadzu frames are not on the Phantom's intensity scale: mean level "
+            f"{s:.4g} against {p:.4g} (0..1 of full scale) over the first {n} frames of "
+            "each: a dead, covered or saturated camera, or counts of another bit depth "
+            "with no intensity match in the calibration (xfusion calibrate fits one)"
+        )
+
     @property
     def problem(self) -> str | None:
         """Why the calibration does not fit this run, or None (also when unchecked)."""
+        level = self._level_problem()
+        if level is not None:
+            return level
         elsewhere = [c for c in self.checks if not c.same_scene]
         if self.checks and len(elsewhere) * 2 > len(self.checks):
             c = elsewhere[0]
@@ -200,6 +230,9 @@ class AlignmentMonitor:
     def summary(self) -> dict[str, Any]:
         return {
             "pairs_checked": len(self.checks),
+            "mean_level": {
+                c: round(float(np.mean(v)), 5) if v else None for c, v in self.levels.items()
+            },
             "plausible": self.problem is None,
             "rms_calibrated": [round(c.rms_calibrated, 3) for c in self.checks],
             "correlation": [

@@ -37,6 +37,10 @@ __all__ = ["FusionCallback", "is_calibration_run"]
 logger = logging.getLogger(__name__)
 
 
+#: frames are computed in float32: a finite float64 of 1e300 became inf there
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def is_calibration_run(start: dict[str, Any]) -> bool:
     return bool(start.get("calibration")) or start.get("plan_name") == "grid_calibration"
 
@@ -295,9 +299,11 @@ class FusionCallback(DocumentRouter):
                 f"corrupt {stream.model} frame {position}: shape {raw.shape} "
                 f"dtype {raw.dtype}, expected {stream.frame_shape}",
             )
-        if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+        if raw.dtype.kind == "f" and not (np.abs(raw) <= _FLOAT32_MAX).all():  # NaN too
             raise DocumentError(
-                "event", doc["uid"], f"non-finite values in {stream.model} frame {position}"
+                "event",
+                doc["uid"],
+                f"non-finite values in {stream.model} frame {position} (NaN, inf or past float32)",
             )
         scale = 1.0 / self.config.full_scale
         data = doc["data"]

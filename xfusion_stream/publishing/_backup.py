@@ -62,6 +62,8 @@ def _read_backup(path: Path) -> list[tuple[str, dict]]:
                 item = json.loads(line)
             except ValueError as exc:
                 raise ValueError(f"{path.name} line {number}: not JSON ({exc})") from None
+            except RecursionError:  # json.loads recurses once per level of nesting
+                raise ValueError(f"{path.name} line {number}: nested too deeply") from None
             if (
                 not isinstance(item, dict)
                 or not isinstance(item.get("name"), str)

@@ -96,8 +96,16 @@ def write_spooled_run(
     first = next(docs, None)
     if first is None or first[0] != "start":
         raise ValueError(f"{path}: the spooled run does not begin with its start")
-    uid = first[1]["uid"]
-    if uid in client:
+    uid = first[1].get("uid")
+    if Path(path).stem != uid:  # <uid>.xfspool, or set aside by recovery
+        raise ValueError(f"{path}: the spooled run's start names another run ({uid!r})")
+    if uid in client:  # only a fused run's partial (or doubled) copy is ever replaced
+        held = client[uid].metadata.get("start", {})
+        if held.get("purpose") != "fused":
+            raise ValueError(
+                f"{path}: Tiled holds run {uid} and it is not a fused run "
+                f"(purpose {held.get('purpose')!r}); the spooled run does not replace it"
+            )
         client.delete_contents(uid, recursive=True, external_only=False)
     writer = make_tiled_writer(client, batch_size=batch_size)
     writer(*first)
