@@ -183,5 +183,5 @@ def test_a_dead_or_covered_shimadzu_is_not_fused_as_ok(tmp_path, capsys, monkeyp
     code = main([*_infer(case, record, tmp_path / "out"), "--json"])
     out, err = capsys.readouterr()
     assert code == 1 and json.loads(out.strip().splitlines()[-1])["ok"] is False
-    assert "not on the Phantom's intensity scale" in err or "do not follow" in err
+    assert "the Shimadzu frames" in err and "are flat, every pixel alike" in err
     assert "Traceback" not in err

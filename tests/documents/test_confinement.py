@@ -286,3 +286,35 @@ def test_a_uri_is_resolved_once_per_stream_resource_and_refusals_every_time(tree
             filler.frame("d1", "s", "cam_image", {"uid": "e", "seq_num": 1, "data": {}}, 0)
     assert len(calls) == 2
     filler.close()
+
+
+def test_when_tiled_cannot_stand_in_both_reasons_are_named(tree):
+    """Replay reads frames from Tiled where the files are refused or missing; when Tiled
+    fails too, the user saw Tiled's HTTP 500 (or a bare IndexError) in place of the
+    refusal, naming neither the document nor the cause."""
+    root, outside = tree
+
+    def tiled(stream, key, index):  # a stand-in for Tiled's copy: its frames end early
+        raise IndexError(f"index {index} is out of bounds for axis 0 with size 1")
+
+    filler = FrameFiller(tiled, data_roots=[root])
+    filler.descriptor(DESCRIPTOR)
+    uri = f"file://localhost{outside / 'secret.h5'}"
+    filler.stream_resource({"uid": "sr1", "uri": uri, "data_key": "cam_image", "parameters": {}})
+    filler.stream_datum(
+        {
+            "uid": "sd1",
+            "stream_resource": "sr1",
+            "descriptor": "d1",
+            "seq_nums": {"start": 1, "stop": 4},
+            "indices": {"start": 0, "stop": 3},
+        }
+    )
+    event = {"uid": "ev2", "seq_num": 2, "data": {}}
+    with pytest.raises(DocumentError) as info:
+        filler.frame("d1", "primary", "cam_image", event, 1)
+    message = str(info.value)
+    assert info.value.doc_name == "event" and info.value.uid == "ev2"
+    assert "inside the data roots" in message and "frame 1 of primary/cam_image in Tiled" in message
+    assert "IndexError" in message
+    filler.close()

@@ -70,8 +70,8 @@ def test_a_shimadzu_that_does_not_see_the_phantoms_scene_is_flagged(shimadzu):
     monitor = AlignmentMonitor(MEASURE, tolerance_ns=10)
     monitor.add("phantom", 0, hr)
     monitor.add("shimadzu", 0, shimadzu(hr))
-    problem = monitor.problem or ""  # an all-zero frame is also off the Phantom's scale
-    assert "do not follow the simultaneous Phantom frames" in problem or "scale" in problem
+    problem = monitor.problem or ""  # a flat (all-zero, all-open-beam) frame is named so
+    assert "do not follow the simultaneous Phantom frames" in problem or "are flat" in problem
 
 
 def test_a_flat_phantom_frame_asks_nothing_of_the_shimadzu():
@@ -83,11 +83,15 @@ def test_a_flat_phantom_frame_asks_nothing_of_the_shimadzu():
     ("phantom", "shimadzu", "words"),
     [
         (1.0, 1e-3, "not on the Phantom's intensity scale"),  # Shimadzu counts / 1000
-        (1.0, 0.0, "not on the Phantom's intensity scale"),  # dead Shimadzu, no pair in time
+        (
+            1.0,
+            0.0,
+            "the Shimadzu frames (16 checked, level 0) are flat",
+        ),  # dead Shimadzu, no pair in time
         (1.0, 40.0, "not on the Phantom's intensity scale"),  # counts far beyond full scale
-        (0.0, 1.0, "not on the Phantom's intensity scale"),  # dead Phantom
-        (None, 0.6, "not on the Phantom's intensity scale"),  # saturated Phantom
-        (0.0, 0.0, "both cameras are black"),
+        (0.0, 1.0, "the Phantom frames (16 checked, level 0) are flat"),  # dead Phantom
+        (None, 0.6, "the Phantom frames (16 checked, level 1) are flat"),  # saturated Phantom
+        (0.0, 0.0, "level 0) and the Shimadzu frames (16 checked, level 0) are flat"),  # both dead
     ],
 )
 def test_cameras_on_different_intensity_scales_are_flagged_without_any_pair(

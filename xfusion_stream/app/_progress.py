@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
+from ..documents import announced_frames
+
 __all__ = [
     "AcquisitionProgress",
     "FusionProgress",
@@ -195,13 +197,13 @@ def expected_fused_frames(raw_start: Mapping[str, Any], traverse_mode: str) -> i
     matched a Shimadzu frame except the first and last. An estimate for a progress bar:
     the bar is closed at the real count.
     """
-    n_shimadzu = (raw_start.get("n_frames") or {}).get("shimadzu")
+    n_shimadzu = announced_frames(raw_start, "shimadzu")
     if not n_shimadzu:
         return None
     if traverse_mode == "continuous":
         return int(n_shimadzu)
-    every = int(raw_start.get("phantom_every") or 0)
-    if every < 1:
+    every = raw_start.get("phantom_every")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         return None
     return max(0, math.ceil(int(n_shimadzu) / every) - 2)
 

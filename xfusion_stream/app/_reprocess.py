@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from ..calibration import CalibrationRecord
 from ..core import ConfigError, child_heap_env, load_config
+from ..documents import announced_frames
 from ..fusion import is_calibration_run
 from ..publishing import DOUBLED_KEY
 from ._reprocess_worker import (
@@ -283,11 +284,10 @@ def _bar(total: int, enabled: bool, file: IO[str] | None) -> Any:
 def _shimadzu_frames(client: Any, uid: str) -> int | None:
     """The Shimadzu frame count the raw run's start announces (None: not announced)."""
     try:
-        counts = client[uid].metadata.get("start", {}).get("n_frames")
+        start = client[uid].metadata.get("start", {})
     except KeyError:
         return None  # the worker reports the missing run
-    n = counts.get("shimadzu") if isinstance(counts, dict) else None  # the worker names it
-    return int(n) if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
+    return announced_frames(start, "shimadzu") if isinstance(start, dict) else None
 
 
 def _jobs(

@@ -143,27 +143,48 @@ class FrameFiller:
         value = event["data"].get(key)
         if value is not None and not isinstance(value, str):
             return np.asarray(value)
+        refused: DocumentError | None = None
         if isinstance(value, str) and value in self._datums:
             try:
                 return self._read_datum(value, descriptor_uid, key)
-            except DocumentError:
+            except DocumentError as exc:
                 if self._array_source is None:
                     raise
-                return np.asarray(self._array_source(stream_name, key, index))
+                refused = exc
         seq_num = int(event["seq_num"])
         for start, stop, resource_uid, index_start in self._ranges.get((descriptor_uid, key), []):
-            if start <= seq_num < stop:
+            if refused is None and start <= seq_num < stop:
                 try:
                     return self._read_stream(
                         resource_uid, index_start + seq_num - start, descriptor_uid
                     )
-                except DocumentError:
+                except DocumentError as exc:
                     if self._array_source is None:  # replay may still fetch it from Tiled
                         raise
+                    refused = exc
                     break
         if self._array_source is not None:
-            return np.asarray(self._array_source(stream_name, key, index))
+            return self._from_tiled(event, stream_name, key, index, refused)
         raise DocumentError("event", event.get("uid"), f"no data and no asset for {key!r}")
+
+    def _from_tiled(
+        self,
+        event: dict[str, Any],
+        stream_name: str,
+        key: str,
+        index: int,
+        refused: DocumentError | None,
+    ) -> np.ndarray:
+        """Frame ``index`` of Tiled's copy; when that fails too, both reasons are said (a
+        bare IndexError, or Tiled's HTTP 500 in place of the local refusal, named neither
+        the document nor the cause)."""
+        assert self._array_source is not None
+        try:
+            return np.asarray(self._array_source(stream_name, key, index))
+        except Exception as exc:  # noqa: BLE001 - any failure of the remote copy is named
+            local = f"{refused}; " if refused is not None else ""
+            why = f"{local}frame {index} of {stream_name}/{key} in Tiled: {type(exc).__name__}"
+            raise DocumentError("event", event.get("uid"), f"{why}: {exc}"[:500]) from None
 
     def _dataset(
         self,

@@ -11,6 +11,7 @@ defaults: ``<device>_image``, ``<device>_frame_number``, ``<device>_time_ns``,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -202,3 +203,18 @@ def camera_stream(
         frame_time_ns=float(frame_time) if frame_time else None,
         n_frames=int(n_frames) if n_frames else None,
     )
+
+
+#: More frames than any burst of either camera holds; a larger count is no count.
+MAX_ANNOUNCED_FRAMES = 10_000_000
+
+
+def announced_frames(start: Mapping[str, Any], camera: str) -> int | None:
+    """The frame count a raw run's start announces for ``camera`` (``n_frames``), or
+    None where it says none plainly: the start comes from outside (``n_frames: [7, 24]``
+    was an AttributeError that ended a whole reprocess)."""
+    counts = start.get("n_frames")
+    n = counts.get(camera) if isinstance(counts, dict) else None
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= MAX_ANNOUNCED_FRAMES:
+        return None
+    return n

@@ -49,6 +49,8 @@ MIN_CORRELATION = 0.3
 LEVEL_FRAMES = 16
 LEVEL_FACTOR = 2.0
 LEVEL_SLACK = 0.05
+#: A frame whose pixels spread less than this (fused scale: 0.07 counts of 16 bits) is flat.
+FLAT = 1e-6
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class AlignmentMonitor:
     keep: int = 64
     checks: list[AlignmentCheck] = field(default_factory=list)
     levels: dict[str, list[float]] = field(default_factory=lambda: {"phantom": [], "shimadzu": []})
+    spreads: dict[str, list[float]] = field(default_factory=lambda: {"phantom": [], "shimadzu": []})
     _seen: dict[str, dict[int, np.ndarray]] = field(
         default_factory=lambda: {"phantom": {}, "shimadzu": {}}
     )
@@ -165,6 +168,7 @@ class AlignmentMonitor:
     def add(self, camera: str, time_ns: int, frame: np.ndarray) -> None:
         if len(self.levels[camera]) < LEVEL_FRAMES:
             self.levels[camera].append(float(np.mean(frame, dtype=np.float64)))
+            self.spreads[camera].append(float(np.std(frame, dtype=np.float64)))
         if len(self.checks) >= self.pairs:
             return
         with openmp_released():  # the document thread's torch must not keep a pool
@@ -190,8 +194,17 @@ class AlignmentMonitor:
             return None
         p, s = (float(np.mean(self.levels[c])) for c in ("phantom", "shimadzu"))
         n = min(len(v) for v in self.levels.values())
-        if max(abs(p), abs(s)) <= 1e-6:
-            return f"the first {n} frames of both cameras are black (all zero): nothing to fuse"
+        flat = [c for c, v in self.spreads.items() if max(v) <= FLAT]
+        if flat:  # no camera that sees a sample records every pixel alike, noise and all
+            names = " and the ".join(
+                f"{c.capitalize()} frames ({len(self.spreads[c])} checked, level "
+                f"{self.levels[c][0]:.4g})"
+                for c in flat
+            )
+            return (
+                f"the {names} are flat, every pixel alike: a dead, unplugged or saturated "
+                "camera records nothing to fuse"
+            )
         if abs(p - s) <= max(LEVEL_SLACK, (1.0 - 1.0 / LEVEL_FACTOR) * max(abs(p), abs(s))):
             return None
         return (

@@ -22,7 +22,14 @@ from event_model import DocumentRouter
 from .. import __version__
 from ..calibration import CalibrationRecord, Registration, StreamingPairer, Window
 from ..core import DocumentError, openmp_released
-from ..documents import ArraySource, CameraStream, FrameFiller, camera_stream, declares_camera
+from ..documents import (
+    ArraySource,
+    CameraStream,
+    FrameFiller,
+    announced_frames,
+    camera_stream,
+    declares_camera,
+)
 from ._alignment import AlignmentMonitor
 from ._composer import FusedFrame, FusedRunComposer, Sink
 from ._config import FusionConfig
@@ -148,11 +155,10 @@ class FusionCallback(DocumentRouter):
         if self.worker is not None:
             return
         cfg = self.config
-        n_shimadzu = (self._raw_start.get("n_frames") or {}).get("shimadzu")
         self._pairer = StreamingPairer(
             cfg.traverse_mode,
             tolerance_ns=cfg.tolerance_ns,
-            n_shimadzu=int(n_shimadzu) if n_shimadzu else None,
+            n_shimadzu=announced_frames(self._raw_start, "shimadzu"),
         )
         composer = FusedRunComposer(
             self._sinks,
@@ -300,11 +306,8 @@ class FusionCallback(DocumentRouter):
                 f"dtype {raw.dtype}, expected {stream.frame_shape}",
             )
         if raw.dtype.kind == "f" and not (np.abs(raw) <= _FLOAT32_MAX).all():  # NaN too
-            raise DocumentError(
-                "event",
-                doc["uid"],
-                f"non-finite values in {stream.model} frame {position} (NaN, inf or past float32)",
-            )
+            why = f"non-finite values in {stream.model} frame {position} (NaN, inf, > float32)"
+            raise DocumentError("event", doc["uid"], why)
         scale = 1.0 / self.config.full_scale
         data = doc["data"]
         time_ns = int(data[stream.time_key])
