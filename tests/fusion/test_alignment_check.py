@@ -118,6 +118,20 @@ def test_cameras_on_one_scale_pass_the_level_check_whatever_the_scene_does():
     assert monitor.problem is None
 
 
+def test_the_phantoms_frames_long_before_the_event_do_not_set_its_level():
+    """A Phantom records frames long before the trigger; an event that darkens the
+    field of view by a factor 3 during the Shimadzu burst is seen by both cameras."""
+    hr = _textured(seed=10)
+    monitor = AlignmentMonitor(MEASURE, tolerance_ns=10)
+    for k in range(40):  # before the event: bright, 100 us of pre-trigger frames
+        monitor.add("phantom", -100_000 + 2500 * k, hr)
+    for k in range(8):  # during the event, both cameras see the darkened scene
+        monitor.add("phantom", 4000 * k + 3, hr / 3)
+    for k in range(20):
+        monitor.add("shimadzu", 200 * k, _shimadzu_of(hr / 3, seed=k))
+    assert monitor.problem is None, monitor.problem
+
+
 def test_the_monitor_pairs_frames_by_time_and_needs_a_majority():
     hr = _textured(seed=4)
     monitor = AlignmentMonitor(MEASURE, tolerance_ns=10)

@@ -42,15 +42,19 @@ MARGIN = 0.5
 #: (noise alone at that structure still correlates about 0.8).
 STRUCTURE = 1.5
 MIN_CORRELATION = 0.3
-#: The mean level of the first ``LEVEL_FRAMES`` frames of each camera (fused scale, 0..1)
-#: must agree within a factor ``LEVEL_FACTOR`` or ``LEVEL_SLACK`` of full scale: both see
-#: one sample in one beam, and correlation is blind to scale (a Shimadzu of counts /1000,
-#: floats of 0..1 where counts were due, a saturated Phantom: all fused as ``ok``).
+#: The mean level of the first ``LEVEL_FRAMES`` Shimadzu frames (fused scale, 0..1) and
+#: that of the Phantom frames nearest each in time must agree within a factor
+#: ``LEVEL_FACTOR`` or ``LEVEL_SLACK`` of full scale: both see one sample in one beam
+#: at one time, and correlation is blind to scale (a Shimadzu of counts /1000, floats of
+#: 0..1 where counts were due, a saturated Phantom: all fused as ``ok``).
 LEVEL_FRAMES = 16
 LEVEL_FACTOR = 2.0
 LEVEL_SLACK = 0.05
 #: A frame whose pixels spread less than this (fused scale: 0.07 counts of 16 bits) is flat.
 FLAT = 1e-6
+#: Phantom frame levels kept to find the ones nearest the Shimadzu frames in time (a
+#: Phantom records thousands of frames before the trigger; each is a time and a float).
+PHANTOM_LEVELS_KEPT = 100_000
 
 
 @dataclass(frozen=True)
@@ -161,14 +165,21 @@ class AlignmentMonitor:
     checks: list[AlignmentCheck] = field(default_factory=list)
     levels: dict[str, list[float]] = field(default_factory=lambda: {"phantom": [], "shimadzu": []})
     spreads: dict[str, list[float]] = field(default_factory=lambda: {"phantom": [], "shimadzu": []})
+    timed: dict[str, list[tuple[int, float]]] = field(
+        default_factory=lambda: {"phantom": [], "shimadzu": []}
+    )
     _seen: dict[str, dict[int, np.ndarray]] = field(
         default_factory=lambda: {"phantom": {}, "shimadzu": {}}
     )
 
     def add(self, camera: str, time_ns: int, frame: np.ndarray) -> None:
-        if len(self.levels[camera]) < LEVEL_FRAMES:
-            self.levels[camera].append(float(np.mean(frame, dtype=np.float64)))
-            self.spreads[camera].append(float(np.std(frame, dtype=np.float64)))
+        first = len(self.levels[camera]) < LEVEL_FRAMES
+        if first or (camera == "phantom" and len(self.timed[camera]) < PHANTOM_LEVELS_KEPT):
+            level = float(np.mean(frame, dtype=np.float64))
+            self.timed[camera].append((int(time_ns), level))
+            if first:
+                self.levels[camera].append(level)
+                self.spreads[camera].append(float(np.std(frame, dtype=np.float64)))
         if len(self.checks) >= self.pairs:
             return
         with openmp_released():  # the document thread's torch must not keep a pool
@@ -192,8 +203,9 @@ class AlignmentMonitor:
         """Why the two cameras' frames are not on one intensity scale, or None."""
         if not self.levels["phantom"] or not self.levels["shimadzu"]:
             return None
-        p, s = (float(np.mean(self.levels[c])) for c in ("phantom", "shimadzu"))
-        n = min(len(v) for v in self.levels.values())
+        s = float(np.mean(self.levels["shimadzu"]))
+        p = self._phantom_level_near_shimadzu()
+        n = len(self.levels["shimadzu"])
         flat = [c for c, v in self.spreads.items() if max(v) <= FLAT]
         if flat:  # no camera that sees a sample records every pixel alike, noise and all
             names = " and the ".join(
@@ -209,10 +221,20 @@ class AlignmentMonitor:
             return None
         return (
             f"the Shimadzu frames are not on the Phantom's intensity scale: mean level "
-            f"{s:.4g} against {p:.4g} (0..1 of full scale) over the first {n} frames of "
-            "each: a dead, covered or saturated camera, or counts of another bit depth "
-            "with no intensity match in the calibration (xfusion calibrate fits one)"
+            f"{s:.4g} against {p:.4g} (0..1 of full scale) over the first {n} Shimadzu "
+            "frames and the Phantom frames nearest them: a dead, covered or saturated "
+            "camera, or counts of another bit depth with no intensity match in the "
+            "calibration (xfusion calibrate fits one)"
         )
+
+    def _phantom_level_near_shimadzu(self) -> float:
+        """Mean level of the Phantom frame nearest in time to each Shimadzu frame checked
+        (the Phantom's first frames may be long before the event both cameras saw)."""
+        times = np.array([t for t, _ in self.timed["phantom"]], dtype=np.float64)
+        levels = np.array([v for _, v in self.timed["phantom"]])
+        wanted = np.array([t for t, _ in self.timed["shimadzu"]], dtype=np.float64)
+        nearest = np.abs(times[None, :] - wanted[:, None]).argmin(axis=1)
+        return float(np.mean(levels[nearest]))
 
     @property
     def problem(self) -> str | None:
