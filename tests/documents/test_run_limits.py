@@ -44,7 +44,12 @@ def event(uid: str, seq: int, name: str = "primary") -> tuple[str, dict]:
 
 
 def stop(uid: str, **num_events: int) -> tuple[str, dict]:
-    return "stop", {"uid": f"{uid}-stop", "run_start": uid, "num_events": num_events}
+    return "stop", {
+        "uid": f"{uid}-stop",
+        "run_start": uid,
+        "exit_status": "success",
+        "num_events": num_events,
+    }
 
 
 def _feed(guard: RunGuard, docs) -> None:

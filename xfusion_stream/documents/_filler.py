@@ -272,6 +272,14 @@ class FrameFiller:
         ds = self._dataset(path, dataset, data_key, "resource", res["uid"], "its resource_path")
         return _rows(ds, row, "datum", datum_id)
 
+    def forget(self) -> None:
+        """``close``, and forget every asset seen: for a filler of one run that is over
+        (a fusion session keeps its runs' callbacks, 300000 datums stayed in memory)."""
+        self.close()
+        for table in (self._stream_resources, self._resources, self._datums, self._data_keys):
+            table.clear()
+        self._ranges.clear()
+
     def close(self) -> None:
         self._datasets.clear()
         self._paths.clear()

@@ -1,18 +1,16 @@
 """Check a document stream's order and references before a router sees it.
 
-Why: event-model's RunRouter trusts its input. A descriptor for an unknown run raises
-KeyError (after leaving state behind), a second start raises ValueError, an event for
-an unknown descriptor raises KeyError. Escaping into a RunEngine that aborts the
-acquisition; escaping into the 0MQ loop it stops the service. :class:`RunGuard` checks
-each document against the runs it has seen, passes the good ones on, and turns every
+Why: event-model's RunRouter trusts its input (an unknown run or descriptor is a
+KeyError, a second start a ValueError): escaping into a RunEngine that aborts the
+acquisition, into the 0MQ loop it stops the service. :class:`RunGuard` checks each
+document against the runs it has seen, passes the good ones on, and turns every
 refusal, and every exception of the wrapped callback, into one logged DocumentError.
 
-It also bounds what open runs may hold and says what was lost on the way: beyond
-``max_open_runs`` the oldest open run is ended, a run silent for ``idle_timeout`` s is
-ended (``expire``), each with a stop of exit_status ``abort`` and the reason; a jump in
-an event stream's ``seq_num``, a stop announcing more events than came, and a document
-of a run whose start never came are losses (``on_loss``, ``losses``, logged apart from
-refusals on ``xfusion_stream.documents.losses``).
+It bounds what open runs may hold and says what was lost: beyond ``max_open_runs`` the
+oldest open run is ended, a run silent for ``idle_timeout`` s is ended, and so is one
+whose stop is refused, each with an ``abort`` stop and the reason; a jump in ``seq_num``,
+a stop announcing more events than came, a document the callback failed on, and one of
+a run whose start never came are losses (``on_loss``, ``losses``, its own logger).
 """
 
 from __future__ import annotations
@@ -35,6 +33,8 @@ loss_logger = logging.getLogger("xfusion_stream.documents.losses")
 
 #: losses remembered for reports (the count ``n_lost`` goes on)
 MAX_LOSSES_KEPT = 256
+EXIT_STATUSES = ("success", "abort", "fail")  # a stop's, by the event-model schema
+MAX_PAGE_ROWS = 100_000  # more than any burst; each row unpacks to an event of its own
 
 
 def _text(value: Any) -> str:
@@ -74,8 +74,7 @@ class _Run:
         self.stream_resources: set[str] = set()
         self.stream_names: dict[str, str] = {}  # descriptor uid -> stream name
         self.seq: dict[str, int] = {}  # descriptor uid -> last seq_num seen
-        # descriptor uid -> last seq_num a StreamDatum covers (fly scans: no events)
-        self.datum_seq: dict[str, int] = {}
+        self.datum_seq: dict[str, int] = {}  # ... a StreamDatum covers (fly scans)
         self.last_seen = now
 
 
@@ -85,9 +84,8 @@ class RunGuard:
     ``rejected`` counts refused documents (and documents the callback failed on);
     ``recent`` is how many finished run uids are remembered to refuse a replayed start.
     ``max_open_runs``/``idle_timeout`` (None: no limit) bound the open runs; ``on_loss``
-    (run uid, message) hears of raw documents lost; ``losses`` keeps the latest
-    messages, ``n_lost`` counts them. Thread safe (one lock), so ``expire`` may run
-    from a timer.
+    (run uid, message) hears of raw documents lost; ``losses`` keeps the latest, ``n_lost``
+    counts them. Thread safe (one lock), so ``expire`` may run from a timer.
     """
 
     def __init__(
@@ -127,13 +125,20 @@ class RunGuard:
                 self._check(name, doc)
             except DocumentError as exc:
                 self._reject(exc)
+                ended = name == "stop" and isinstance(doc, dict) and self._run_uid_of(name, doc)
+                if ended:
+                    self.end_run(ended, f"its stop was refused: {exc}")  # not left open
                 return
             self._touch(name, doc)
             try:
                 self.callback(name, doc)
             except Exception as exc:  # noqa: BLE001 - nothing may escape into the caller
                 uid = doc.get("uid") if isinstance(doc.get("uid"), str) else None
-                self._reject(DocumentError(name, uid, f"{type(exc).__name__}: {exc}"[:300]))
+                refused = DocumentError(name, uid, f"{type(exc).__name__}: {exc}"[:300])
+                self._reject(refused)
+                run_uid = self._run_uid_of(name, doc)  # failed downstream: the run lost it
+                if run_uid is not None and name != "stop":
+                    self._lost(run_uid, f"run {run_uid}: {refused} (not used)")
             finally:
                 if name == "stop":
                     self._close(doc["run_start"])
@@ -206,13 +211,17 @@ class RunGuard:
             except Exception:  # noqa: BLE001 - a report must not break the stream
                 loss_logger.exception("reporting a loss of run %s failed", run_uid)
 
-    def _touch(self, name: str, doc: dict) -> None:
+    def _run_uid_of(self, name: str, doc: dict) -> str | None:
+        """The open run ``doc`` belongs to, or None."""
         run_uid = doc.get("uid") if name == "start" else doc.get("run_start")
         if name in ("event", "event_page", "stream_datum"):
             run_uid = self._descriptors.get(doc.get("descriptor"))  # type: ignore[arg-type]
-        run = self._runs.get(run_uid) if isinstance(run_uid, str) else None
-        if run is not None:
-            run.last_seen = self._clock()
+        return run_uid if isinstance(run_uid, str) and run_uid in self._runs else None
+
+    def _touch(self, name: str, doc: dict) -> None:
+        run_uid = self._run_uid_of(name, doc)
+        if run_uid is not None:
+            self._runs[run_uid].last_seen = self._clock()
 
     def _reject(self, exc: DocumentError) -> None:
         self.rejected += 1
@@ -296,22 +305,25 @@ class RunGuard:
         run.seq[descriptor] = last
 
     def _event_page(self, doc: dict) -> None:
-        self._known(self._descriptors, "event_page", doc, "descriptor", "descriptor")
+        run_uid = self._known(self._descriptors, "event_page", doc, "descriptor", "descriptor")
         for key in ("data", "timestamps"):
             if not isinstance(doc.get(key), dict):
                 raise DocumentError("event_page", None, f"{key} must be a map")
         seq = doc.get("seq_num")
         if not isinstance(seq, list) or not isinstance(doc.get("uid"), list):
             raise DocumentError("event_page", None, "seq_num and uid must be lists")
-        if not seq or not all(isinstance(n, int) and not isinstance(n, bool) for n in seq):
-            raise DocumentError("event_page", None, "seq_num must be a non-empty list of ints")
+        if not 0 < len(seq) <= MAX_PAGE_ROWS or not all(type(n) is int for n in seq):
+            why = f"seq_num must be a list of 1 to {MAX_PAGE_ROWS} ints"  # rows cost 35x
+            raise DocumentError("event_page", None, why)
         if seq != list(range(seq[0], seq[0] + len(seq))):
             raise DocumentError("event_page", None, "seq_num of a page must be consecutive")
-        run_uid = self._descriptors[doc["descriptor"]]
         self._sequence(run_uid, doc["descriptor"], seq[0], seq[-1], None)
 
     def _stop(self, doc: dict) -> None:
         run = self._run_of("stop", doc)
+        if (status := doc.get("exit_status")) not in EXIT_STATUSES:  # a worker failed on it
+            why = f"exit_status {_text(status)} is not success, abort or fail"
+            raise DocumentError("stop", doc.get("uid"), why)
         announced = doc.get("num_events")
         if not isinstance(announced, dict):
             return

@@ -235,7 +235,8 @@ class FusionCallback(DocumentRouter):
             return
         self.stopped = True
         if self.worker is None:  # no camera stream: nothing to fuse, no fused run
-            self._filler.close()
+            self._filler.forget()
+            self._raw_start = {"uid": self.raw_uid}  # kept for the session's life otherwise
             return
         raw_status = doc.get("exit_status", "success")
         if not self._dead:
@@ -257,7 +258,7 @@ class FusionCallback(DocumentRouter):
             else f"raw run ended with {raw_status}: {doc.get('reason', '')}"
         )
         self.worker.stop_run(raw_status if raw_status != "success" else "success", reason)
-        self._filler.close()
+        self._filler.forget()
         self._release()
         self._raw_start = {"uid": self.raw_uid}  # a start may be large: keep only its uid
 
