@@ -117,3 +117,18 @@ def test_forged_msgpack_numpy_arrays_are_refused(tagged, match):
     payload = msgpack.packb({"data": {"x": tagged}}, use_bin_type=True)
     with pytest.raises(WireFormatError, match=match):
         unpack_document(payload)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        msgpack.ExtType(5, b"abc"),
+        msgpack.Timestamp(1, 0),  # decoded by msgpack itself, past ext_hook
+        [1, msgpack.Timestamp(1, 0)],
+        {"when": msgpack.Timestamp(1, 0)},
+    ],
+)
+def test_msgpack_extension_types_are_refused_on_receive(value):
+    payload = msgpack.packb({"name": "event", "doc": {"uid": "e", "data": {"x": value}}})
+    with pytest.raises(WireFormatError, match="extension type"):
+        unpack_document(payload)

@@ -93,7 +93,19 @@ def _array(type_: Any, shape: Any, data: Any) -> np.ndarray:
         raise WireFormatError(f"malformed array: {exc!r}"[:300]) from exc
 
 
+def _no_timestamp(values: Any) -> None:
+    """msgpack decodes its Timestamp extension (-1) itself, past ``ext_hook``."""
+    if any(isinstance(v, msgpack.Timestamp) for v in values):
+        raise WireFormatError("msgpack extension type -1 (Timestamp) is not part of this format")
+
+
+def _list(obj: list) -> list:
+    _no_timestamp(obj)
+    return obj
+
+
 def _decode(obj: dict) -> Any:
+    _no_timestamp(obj.values())
     if _ND in obj:
         if obj[_ND] is True:
             if obj.get(b"kind", b"") != b"":
@@ -128,7 +140,12 @@ def unpack_document(payload: bytes) -> dict:
     """Deserializer for ``bluesky.callbacks.zmq.RemoteDispatcher(deserializer=...)``."""
     try:
         doc = msgpack.unpackb(
-            payload, object_hook=_decode, ext_hook=_no_ext, raw=False, strict_map_key=False
+            payload,
+            object_hook=_decode,
+            list_hook=_list,
+            ext_hook=_no_ext,
+            raw=False,
+            strict_map_key=False,
         )
     except WireFormatError:
         raise
