@@ -44,8 +44,8 @@ def tree(tmp_path):
     return root, outside
 
 
-def _filler(uri, roots, dataset="/entry/data/data", descriptor=DESCRIPTOR):
-    filler = FrameFiller(data_roots=roots)
+def _filler(uri, roots, dataset="/entry/data/data", descriptor=DESCRIPTOR, tiled=None):
+    filler = FrameFiller(tiled, data_roots=roots)
     filler.descriptor(descriptor)
     params = {} if dataset is None else {"dataset": dataset}
     filler.stream_resource(
@@ -297,19 +297,7 @@ def test_when_tiled_cannot_stand_in_both_reasons_are_named(tree):
     def tiled(stream, key, index):  # a stand-in for Tiled's copy: its frames end early
         raise IndexError(f"index {index} is out of bounds for axis 0 with size 1")
 
-    filler = FrameFiller(tiled, data_roots=[root])
-    filler.descriptor(DESCRIPTOR)
-    uri = f"file://localhost{outside / 'secret.h5'}"
-    filler.stream_resource({"uid": "sr1", "uri": uri, "data_key": "cam_image", "parameters": {}})
-    filler.stream_datum(
-        {
-            "uid": "sd1",
-            "stream_resource": "sr1",
-            "descriptor": "d1",
-            "seq_nums": {"start": 1, "stop": 4},
-            "indices": {"start": 0, "stop": 3},
-        }
-    )
+    filler = _filler(f"file://localhost{outside / 'secret.h5'}", [root], dataset=None, tiled=tiled)
     event = {"uid": "ev2", "seq_num": 2, "data": {}}
     with pytest.raises(DocumentError) as info:
         filler.frame("d1", "primary", "cam_image", event, 1)
