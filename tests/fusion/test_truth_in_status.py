@@ -135,3 +135,17 @@ def test_run_without_cameras_is_not_ok(RE, tiny_model, calibration):
     RE(count([det], num=2))
     (result,) = session.results
     assert result.ok is False and "nothing was fused" in (result.problem or "")
+
+
+def test_a_run_that_failed_before_its_fused_run_began_says_why():
+    """A raw run whose fusion failed before the fused run began (no fusion slot came
+    free, the model could not measure the Shimadzu) was reported as having no Phantom
+    or Shimadzu stream; the result is built from a stand-in callback in that state."""
+    from types import SimpleNamespace
+
+    failed = SimpleNamespace(worker=None, raw_uid="r1", failure="no fusion slot came free")
+    result = FusedRunResult.from_callback(failed)  # type: ignore[arg-type]
+    assert not result.ok and "no fusion slot came free" in (result.problem or "")
+    assert "no Phantom or Shimadzu stream" not in (result.problem or "")
+    quiet = SimpleNamespace(worker=None, raw_uid="r2", failure=None)
+    assert "no Phantom or Shimadzu stream" in (FusedRunResult.from_callback(quiet).problem or "")  # type: ignore[arg-type]

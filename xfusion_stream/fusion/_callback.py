@@ -44,8 +44,7 @@ __all__ = ["FusionCallback", "is_calibration_run"]
 logger = logging.getLogger(__name__)
 
 
-#: frames are computed in float32: a finite float64 of 1e300 became inf there
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # frames are float32: 1e300 became inf
 
 
 def is_calibration_run(start: dict[str, Any]) -> bool:
@@ -108,7 +107,7 @@ class FusionCallback(DocumentRouter):
         self.raw_uid: str | None = None
         self.windows_submitted = 0
         self.alignment: AlignmentMonitor | None = None  # does the calibration fit the run?
-        self._dead = False
+        self.failure: str | None = None  # set: the run failed, no more frames are taken
 
     # ---- life of the fused run ------------------------------------------------------
     @property
@@ -120,7 +119,8 @@ class FusionCallback(DocumentRouter):
 
     def _fail(self, reason: str) -> None:
         logger.error("fusion of run %s failed: %s", self.raw_uid, reason)
-        self._dead = True
+        if self.failure is None:  # the first cause: the reason of a run never opened
+            self.failure = reason
         self._release()
         if self.worker is not None:
             self.worker.fail(reason)
@@ -138,7 +138,7 @@ class FusionCallback(DocumentRouter):
             self.worker.note_loss(message)
 
     def _guard(self, handler: Callable[[dict], None], doc: dict) -> None:
-        if self._dead:
+        if self.failure is not None:
             return
         try:
             handler(doc)
@@ -239,7 +239,7 @@ class FusionCallback(DocumentRouter):
             self._raw_start = {"uid": self.raw_uid}  # kept for the session's life otherwise
             return
         raw_status = doc.get("exit_status", "success")
-        if not self._dead:
+        if self.failure is None:
             try:
                 if len({s.camera for s in self._streams.values()}) < 2:
                     raise DocumentError(

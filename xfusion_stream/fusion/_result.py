@@ -70,8 +70,13 @@ class FusedRunResult:
     def from_callback(cls, callback: FusionCallback) -> FusedRunResult:
         worker = callback.worker
         raw_uid = callback.raw_uid or ""
-        if worker is None:
-            reason = "the raw run has no Phantom or Shimadzu stream: nothing was fused"
+        if worker is None:  # the run's own failure, where it had one, is the reason
+            failure = getattr(callback, "failure", None)  # stand-ins in tests have none
+            reason = (
+                f"fusion failed before the fused run began: {failure}"
+                if failure
+                else ("the raw run has no Phantom or Shimadzu stream: nothing was fused")
+            )
             return cls(raw_uid, None, 0, (), None, reason, 0.0, ())
         report = worker.report
         stop = report.stop_doc or {}
