@@ -150,10 +150,10 @@ class FrameFiller:
             except DocumentError as exc:
                 if self._array_source is None:
                     raise
-                refused = exc
+                return self._from_tiled(event, stream_name, key, index, exc)
         seq_num = int(event["seq_num"])
         for start, stop, resource_uid, index_start in self._ranges.get((descriptor_uid, key), []):
-            if refused is None and start <= seq_num < stop:
+            if start <= seq_num < stop:
                 try:
                     return self._read_stream(
                         resource_uid, index_start + seq_num - start, descriptor_uid

@@ -163,7 +163,6 @@ class AlignmentMonitor:
     pairs: int = 3
     keep: int = 64
     checks: list[AlignmentCheck] = field(default_factory=list)
-    levels: dict[str, list[float]] = field(default_factory=lambda: {"phantom": [], "shimadzu": []})
     spreads: dict[str, list[float]] = field(default_factory=lambda: {"phantom": [], "shimadzu": []})
     timed: dict[str, list[tuple[int, float]]] = field(
         default_factory=lambda: {"phantom": [], "shimadzu": []}
@@ -173,12 +172,10 @@ class AlignmentMonitor:
     )
 
     def add(self, camera: str, time_ns: int, frame: np.ndarray) -> None:
-        first = len(self.levels[camera]) < LEVEL_FRAMES
+        first = len(self.spreads[camera]) < LEVEL_FRAMES
         if first or (camera == "phantom" and len(self.timed[camera]) < PHANTOM_LEVELS_KEPT):
-            level = float(np.mean(frame, dtype=np.float64))
-            self.timed[camera].append((int(time_ns), level))
+            self.timed[camera].append((int(time_ns), float(np.mean(frame, dtype=np.float64))))
             if first:
-                self.levels[camera].append(level)
                 self.spreads[camera].append(float(np.std(frame, dtype=np.float64)))
         if len(self.checks) >= self.pairs:
             return
@@ -199,18 +196,22 @@ class AlignmentMonitor:
         while len(seen) > self.keep:  # the oldest first
             seen.pop(next(iter(seen)))
 
+    def _first_levels(self, camera: str) -> list[float]:
+        """Mean levels of ``camera``'s first ``LEVEL_FRAMES`` frames (fused scale)."""
+        return [level for _, level in self.timed[camera][:LEVEL_FRAMES]]
+
     def _level_problem(self) -> str | None:
         """Why the two cameras' frames are not on one intensity scale, or None."""
-        if not self.levels["phantom"] or not self.levels["shimadzu"]:
+        if not self.timed["phantom"] or not self.timed["shimadzu"]:
             return None
-        s = float(np.mean(self.levels["shimadzu"]))
+        s = float(np.mean(self._first_levels("shimadzu")))
         p = self._phantom_level_near_shimadzu()
-        n = len(self.levels["shimadzu"])
+        n = len(self.timed["shimadzu"])
         flat = [c for c, v in self.spreads.items() if max(v) <= FLAT]
         if flat:  # no camera that sees a sample records every pixel alike, noise and all
             names = " and the ".join(
                 f"{c.capitalize()} frames ({len(self.spreads[c])} checked, level "
-                f"{self.levels[c][0]:.4g})"
+                f"{self.timed[c][0][1]:.4g})"
                 for c in flat
             )
             return (
@@ -266,7 +267,8 @@ class AlignmentMonitor:
         return {
             "pairs_checked": len(self.checks),
             "mean_level": {
-                c: round(float(np.mean(v)), 5) if v else None for c, v in self.levels.items()
+                c: round(float(np.mean(v)), 5) if (v := self._first_levels(c)) else None
+                for c in ("phantom", "shimadzu")
             },
             "plausible": self.problem is None,
             "rms_calibrated": [round(c.rms_calibrated, 3) for c in self.checks],
