@@ -44,6 +44,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--fast-events", default="mixed", help="fast scenario: a preset or KIND=N,... (mixed)"
     )
     p.add_argument(
+        "--textures",
+        choices=("training", "held_out"),
+        default="training",
+        help="sample photographs: those training used (other seeds) or ones it never saw",
+    )
+    p.add_argument(
         "--motion-px", type=float, default=4.0, help="sample speed, px per Phantom frame"
     )
     p.add_argument(
@@ -153,6 +159,7 @@ def _spec(args: argparse.Namespace, fast_events=None):
         motion_px=(args.motion_px, args.motion_px),
         feature_px=(args.feature_px, args.feature_px),
         fast_events=fast_events,
+        textures=args.textures,
     )
 
 
@@ -167,6 +174,7 @@ def _test_set(args: argparse.Namespace, seeds: list[int], photons: float | None)
         "stride": args.stride,
         "motion_px_per_phantom_frame": args.motion_px,
         "feature_px_per_phantom_frame": args.feature_px,
+        "textures": args.textures,
     }
 
 

@@ -89,6 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fast-events", type=_fast_events, default=None, metavar="SPEC",
         help=FAST_EVENTS_HELP,
     )  # fmt: skip
+    scene.add_argument(
+        "--textures", choices=("training", "held_out"), default="training",
+        help="photographs the sample is built from: those the shipped weights were "
+        "trained on, or a disjoint set they never saw (a test of unseen samples)",
+    )  # fmt: skip
     parser.add_argument(
         "--experiment-name", default="sim_experiment", help="experiment folder name"
     )
@@ -127,6 +132,7 @@ def run(args: argparse.Namespace) -> dict:
         phantom_pixel_um=args.pixel_um,
         grid_angle_deg=args.grid_angle_deg,
         fast_events=args.fast_events,
+        textures=args.textures,
     )
     doc = write_simulation(
         args.out,

@@ -4,20 +4,33 @@ Radiographs of a sample look like a smooth beam profile times ``exp(-optical dep
 where the depth has slow variations (thickness) and fine texture (microstructure). Real
 photographs shipped with scikit-image supply both scales so the texture has natural
 statistics; a seeded choice, crop, flip and tiling makes every seed a different sample.
+
+Two disjoint sets of photographs: ``training`` (every scene the shipped weights were
+trained and tuned on) and ``held_out`` (never seen by training), so a quality figure can
+say how the model does on textures it has not met, as a beamline's samples will be.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 import cv2
 import numpy as np
 
-__all__ = ["sample_depth", "flat_field"]
+__all__ = ["TEXTURE_SETS", "Textures", "flat_field", "sample_depth"]
 
-# (name, role): coarse images give structure, fine ones are tiled near native scale
-_COARSE = ("moon", "camera", "coins", "text", "page")
-_FINE = ("gravel", "brick", "grass")
+Textures = Literal["training", "held_out"]
+
+#: set -> (coarse, fine): coarse images give structure (cropped and resized), fine ones
+#: are tiled near native scale. Only images bundled with scikit-image (no download).
+TEXTURE_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "training": (("moon", "camera", "coins", "text", "page"), ("gravel", "brick", "grass")),
+    "held_out": (
+        ("astronaut", "coffee", "rocket", "retina", "clock", "cell", "shepp_logan_phantom"),
+        ("immunohistochemistry", "hubble_deep_field", "microaneurysms", "checkerboard"),
+    ),
+}
 
 
 @lru_cache(maxsize=16)
@@ -91,11 +104,15 @@ def _standardise(image: np.ndarray) -> np.ndarray:
     return (image - image.mean()) / max(float(image.std()), 1e-6)
 
 
-def sample_depth(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """Optical depth of the sample on a canvas of ``shape``, float32, roughly in [0.2, 1.6]."""
-    coarse_name = _COARSE[int(rng.integers(len(_COARSE)))]
-    fine_name = _FINE[int(rng.integers(len(_FINE)))]
-    slow_name = _COARSE[int(rng.integers(len(_COARSE)))]
+def sample_depth(
+    shape: tuple[int, int], rng: np.random.Generator, textures: Textures = "training"
+) -> np.ndarray:
+    """Optical depth of the sample on a canvas of ``shape``, float32, roughly in [0.2, 1.6],
+    from the photographs of the set ``textures``."""
+    coarse_set, fine_set = TEXTURE_SETS[textures]
+    coarse_name = coarse_set[int(rng.integers(len(coarse_set)))]
+    fine_name = fine_set[int(rng.integers(len(fine_set)))]
+    slow_name = coarse_set[int(rng.integers(len(coarse_set)))]
     coarse = _crop_resized(_load_gray(coarse_name), shape, rng)
     coarse = cv2.GaussianBlur(coarse, (0, 0), 1.2)
     fine = _tiled(_load_gray(fine_name), shape, rng)

@@ -27,7 +27,7 @@ from ._fast_events import EventField, FastEvents, draw_fast_events, fast_event_m
 from ._features import random_features
 from ._g400 import G400_PITCH_UM, g400_grid_image
 from ._motion import NonrigidMotion
-from ._sample_images import flat_field, sample_depth
+from ._sample_images import Textures, flat_field, sample_depth
 
 __all__ = ["SceneConfig", "Scene", "default_transform", "grid_scene_config"]
 
@@ -76,6 +76,8 @@ class SceneConfig(ConfigModel):
     shimadzu_full_scale: float = Field(default=0.9, gt=0, le=1)
     shimadzu_dark_counts: float = Field(default=0.0, ge=0, lt=32768)
     content: Literal["sample", "grid"] = "sample"
+    #: photographs the sample is built from: those training saw, or those it never did
+    textures: Textures = "training"
     motion_px_per_phantom_frame: float = 4.0
     feature_px_per_phantom_frame: float = 8.0
     phantom_jitter_ns: float = Field(default=3.0, ge=0, lt=15)
@@ -145,7 +147,7 @@ class Scene:
             self._static = (self._flat * grid).astype(np.float32)
         else:
             self._static = None
-            self._depth = sample_depth(self.canvas_shape, content_rng)
+            self._depth = sample_depth(self.canvas_shape, content_rng, cfg.textures)
             self.motion = NonrigidMotion(
                 self.canvas_shape, content_rng, cfg.motion_px_per_phantom_frame
             )

@@ -25,6 +25,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..core import ConfigModel
 from ._fast_events import FAST_EVENTS_HELP, FastEvents, fast_events_argument
+from ._sample_images import Textures
 
 if TYPE_CHECKING:
     from ._scene import Scene
@@ -58,6 +59,7 @@ class TrainingSetSpec(ConfigModel):
     feature_px: tuple[float, float] = (4.0, 12.0)
     bits: int = 16
     fast_events: FastEvents | None = None
+    textures: Textures = "training"
 
     @field_validator("motion_px", "feature_px")
     @classmethod
@@ -92,6 +94,7 @@ def clip_scene(spec: TrainingSetSpec, seed: int) -> Scene:
         motion_px_per_phantom_frame=float(rng.uniform(*spec.motion_px)),
         feature_px_per_phantom_frame=float(rng.uniform(*spec.feature_px)),
         fast_events=spec.fast_events,
+        textures=spec.textures,
     )
     return Scene(config)
 
