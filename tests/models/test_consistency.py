@@ -76,3 +76,75 @@ def test_consistency_adds_no_parameters_and_is_recorded_only_when_on(flag):
     with torch.no_grad():
         same = torch.equal(model(lq, hq), plain(lq, hq))
     assert same is not flag
+
+
+def _textured(seed: int = 0, size: int = 96) -> torch.Tensor:
+    """``_scene`` with fine detail (a 2-px checker of +-0.05) the Shimadzu cannot resolve."""
+    truth = _scene(seed, size)
+    rows, cols = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    return truth + 0.05 * (((rows // 2 + cols // 2) % 2) * 2 - 1).float()
+
+
+@pytest.mark.parametrize("gain", [0.8, 1.25])
+def test_level_follows_a_beam_the_phantom_did_not_see_and_keeps_the_detail(gain):
+    """The Shimadzu frame lit ``gain`` times as brightly as the proposal (beam flicker):
+    without step 0 the disagreement overrules the whole frame and its detail is lost;
+    with it, the brightness follows the Shimadzu and the detail stays."""
+    lit = _textured()
+    proposal = lit / gain  # lit as the Phantom frames were
+    lr = _shimadzu(lit)
+    plain = ShimadzuConsistency()(proposal, lr)
+    levelled = ShimadzuConsistency(level=True)(proposal, lr)
+    assert _psnr(levelled, lit) > _psnr(plain, lit) + 6.0
+    assert _psnr(levelled, lit) > 40.0
+    assert float(residual_in_noise_units(levelled, lr, 4).square().mean().sqrt()) < 1.5
+    # the detail within a Shimadzu pixel keeps its contrast (the fallback blurs it away)
+    kept = float(_detail(levelled).std() / _detail(lit).std())
+    assert 0.8 < kept < 1.2
+    assert float(_detail(plain).std() / _detail(lit).std()) < kept
+
+
+def _detail(image: torch.Tensor) -> torch.Tensor:
+    """What a Shimadzu pixel cannot see: the frame minus its 4x4 block means."""
+    blocks = torch.nn.functional.avg_pool2d(image, 4)
+    return image - blocks.repeat_interleave(4, -1).repeat_interleave(4, -2)
+
+
+def test_level_leaves_no_halo_around_an_event_the_proposal_lacks():
+    """Spatter the proposal lacks (a 2x2-Shimadzu-px dark spot) is steps 1-2's business:
+    the regional level must not spread its residual over the correct surroundings."""
+    truth = _scene(3)
+    proposal = truth.clone()
+    truth = truth.clone()
+    truth[..., 40:48, 40:48] -= 0.15
+    lr = _shimadzu(truth)
+    plain = ShimadzuConsistency()(proposal, lr)
+    levelled = ShimadzuConsistency(level=True)(proposal, lr)
+    ring = torch.zeros_like(truth, dtype=torch.bool)
+    ring[..., 20:68, 20:68] = True
+    ring[..., 32:56, 32:56] = False  # 3 Shimadzu px and more from the spot
+    halo = float((levelled - plain)[ring].abs().max())
+    assert halo < 0.005, f"the level step moved the surroundings by {halo:.4f}"
+    spot = (slice(None), slice(None), slice(40, 48), slice(40, 48))
+    assert float((levelled[spot] - truth[spot]).abs().mean()) < 0.1
+
+
+def test_level_leaves_a_supported_proposal_alone_and_handles_black_regions():
+    truth = _textured(5)
+    lr = _shimadzu(truth)
+    plain = ShimadzuConsistency()(truth, lr)
+    levelled = ShimadzuConsistency(level=True)(truth, lr)
+    assert float((levelled - plain).abs().max()) < 0.01
+    # a black region (no gain can brighten it) the Shimadzu sees lit: an offset does
+    black = torch.zeros_like(truth)
+    out = ShimadzuConsistency(level=True)(black, _shimadzu(torch.full_like(truth, 0.3)))
+    assert torch.isfinite(out).all() and abs(float(out.mean()) - 0.3) < 0.02
+
+
+def test_consistency_level_is_a_step_of_consistency_and_recorded_only_when_on():
+    with pytest.raises(ValueError, match="consistency_level is a step of consistency"):
+        xm.edvr_stf("tiny", consistency_level=True)
+    assert "consistency_level" not in xm.edvr_stf("tiny", consistency=True).config
+    model = xm.edvr_stf("tiny", consistency=True, consistency_level=True)
+    assert model.config["consistency_level"] is True
+    assert model.consistency is not None and model.consistency.level

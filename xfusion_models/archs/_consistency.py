@@ -5,6 +5,18 @@ coarser (``ops.measure``: area integration over ``ratio x ratio`` pixels). This 
 which has nothing to train, keeps the proposal where the Shimadzu supports it and
 overrules it where it does not:
 
+0. level (optional, ``level=True``): the proposal's brightness is matched to the
+   Shimadzu's region by region (9 x 9 Shimadzu pixels), as a smooth gain. The beam's
+   intensity changing from one Shimadzu frame to the next (the bunch pattern, top-up),
+   or a cloud absorbing over a wide region between Phantom frames, makes the proposal,
+   lit as the Phantom frames were, disagree with the Shimadzu everywhere by a few noise
+   units: too little for step 3 to correct, which forgives twice the noise of a 3 x 3
+   mean, and enough for step 2 to throw away the Phantom's detail. A regional mean has
+   the noise of 81 pixels, so a bias beyond twice that is corrected; each residual is
+   clipped to 3 sigma before the mean, so a small event (spatter the proposal lacks)
+   leaves no halo of corrected brightness around itself but is left to steps 1-2.
+   Transmission is multiplicative, so the correction is a gain (an offset where the
+   region is nearly black), and the fine detail keeps its contrast.
 1. support: the residual ``S - measure(F)`` in noise units (shot noise estimated from
    ``S`` itself), smoothed over 3x3 Shimadzu pixels. Below ``low`` the proposal is
    supported; above ``high`` it shows a state the fast camera did not see (a keyhole at
@@ -39,16 +51,65 @@ class ShimadzuConsistency(nn.Module):
     """Overrule the proposal where the Shimadzu frame contradicts it, then project.
 
     ``low``/``high``: support thresholds in noise units; ``iterations``: back-projection
-    steps for the Shimadzu-only reconstruction and for the final projection.
+    steps for the Shimadzu-only reconstruction and for the final projection, and steps of
+    the regional level match (``level``).
     """
 
-    def __init__(self, low: float = 2.0, high: float = 4.0, iterations: int = 3) -> None:
+    #: Shimadzu pixels a side of the regions whose brightness ``level`` matches
+    LEVEL_REGION = 9
+    #: residuals are clipped to this many noise sigmas before the regional mean
+    LEVEL_CLIP = 3.0
+    #: regional measured intensity below which the level is matched by an offset, not a gain
+    LEVEL_DARK = 0.02
+    #: the most a regional gain may change the proposal in one step (and 1 / it)
+    LEVEL_MAX_GAIN = 4.0
+
+    def __init__(
+        self, low: float = 2.0, high: float = 4.0, iterations: int = 3, level: bool = False
+    ) -> None:
         super().__init__()
         if not 0 <= low < high:
             raise ValueError(f"need 0 <= low < high, got low={low}, high={high}")
         self.low = float(low)
         self.high = float(high)
         self.iterations = int(iterations)
+        self.level = bool(level)
+
+    def match_level(
+        self,
+        proposal: torch.Tensor,
+        lr: torch.Tensor,
+        sigma: torch.Tensor,
+        shimadzu: ShimadzuMeasurement,
+    ) -> torch.Tensor:
+        """``proposal`` with each region's brightness matched to the Shimadzu's (step 0)."""
+        size = self.LEVEL_REGION
+        pad = size // 2
+
+        def regional_mean(x: torch.Tensor) -> torch.Tensor:
+            return F.avg_pool2d(x, size, stride=1, padding=pad, count_include_pad=False)
+
+        # pixels in each region (fewer at the border) -> noise of the regional mean
+        area = F.avg_pool2d(torch.ones_like(lr), size, 1, pad, count_include_pad=True)
+        tolerance = 2.0 * (regional_mean(sigma**2) / (area * size * size)).sqrt()
+        clip = self.LEVEL_CLIP * sigma
+
+        def grow(x: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(x, scale_factor=shimadzu.ratio, mode="bilinear")
+
+        for _ in range(self.iterations):
+            measured = shimadzu.measure(proposal)
+            residual = regional_mean(torch.maximum(torch.minimum(lr - measured, clip), -clip))
+            bias = residual.sign() * (residual.abs() - tolerance).clamp_min(0.0)
+            level = regional_mean(measured)
+            lit = level > self.LEVEL_DARK
+            gain = ((level + bias) / level.clamp_min(self.LEVEL_DARK)).clamp(
+                1.0 / self.LEVEL_MAX_GAIN, self.LEVEL_MAX_GAIN
+            )
+            gain = torch.where(lit, gain, torch.ones_like(gain))
+            offset = torch.where(lit, torch.zeros_like(bias), bias)
+            proposal = proposal * grow(gain) + grow(offset)
+        return proposal
 
     def shimadzu_only(self, lr: torch.Tensor, shimadzu: ShimadzuMeasurement) -> torch.Tensor:
         """Bicubic x4 of ``lr`` refined by back-projection so it measures back to ``lr``."""
@@ -85,6 +146,8 @@ class ShimadzuConsistency(nn.Module):
         dtype = proposal.dtype
         proposal, lr = proposal.float(), lr_centre.float()
         sigma = shimadzu.sigma(lr)
+        if self.level:
+            proposal = self.match_level(proposal, lr, sigma, shimadzu)
         overruled = self.support(proposal, lr, sigma, shimadzu)
         weight = F.interpolate(overruled, scale_factor=shimadzu.ratio, mode="bilinear")
         out = proposal + weight * (self.shimadzu_only(lr, shimadzu) - proposal)

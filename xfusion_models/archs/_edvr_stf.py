@@ -60,6 +60,9 @@ class EDVRSTFConfig:
     hr_warp_feat: int = 16
     #: Measurement consistency with Shimadzu frame t (see ``_consistency``); nothing to train.
     consistency: bool = False
+    #: Its regional level match first (step 0 of ``_consistency``): the beam's brightness
+    #: changing between Shimadzu frames does not throw the Phantom's detail away.
+    consistency_level: bool = False
 
     def __post_init__(self) -> None:
         check_bounds(
@@ -80,6 +83,8 @@ class EDVRSTFConfig:
             )
         if self.hr_gate and self.hr_warp:
             raise ValueError("hr_gate and hr_warp are alternatives; turn on at most one")
+        if self.consistency_level and not self.consistency:
+            raise ValueError("consistency_level is a step of consistency; turn that on too")
 
 
 #: Optional full-resolution modules and their config keys (module name first).
@@ -94,8 +99,9 @@ def _config_dict(cfg: EDVRSTFConfig) -> dict[str, int]:
         if not out[flag]:
             for key in keys:
                 out.pop(key)
-    if not out["consistency"]:
-        out.pop("consistency")
+    for flag in ("consistency", "consistency_level"):
+        if not out[flag]:
+            out.pop(flag)
     return out
 
 
@@ -141,7 +147,9 @@ class EDVRSTF(nn.Module):
         # Built last so an ungated model draws exactly the same initial weights as before.
         self.hr_gate = HRGate(u, cfg.hr_gate_feat) if cfg.hr_gate else None
         self.hr_warp = WarpGate(u, cfg.hr_warp_feat) if cfg.hr_warp else None
-        self.consistency = ShimadzuConsistency() if cfg.consistency else None
+        self.consistency = (
+            ShimadzuConsistency(level=cfg.consistency_level) if cfg.consistency else None
+        )
 
     @property
     def needs_hr_frames(self) -> bool:
