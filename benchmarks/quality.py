@@ -4,7 +4,7 @@ One command, JSON out::
 
     python benchmarks/quality.py [--weights NAME_OR_PATH] [--seed 7] [--png out.png]
     python benchmarks/quality.py --scenario fast [--fast-events mixed]
-    python benchmarks/quality.py --scenario illumination [--illumination flicker]
+    python benchmarks/quality.py --scenario between [--change flicker|plume|shake]
 
 Test clips come from the scene engine at its default speeds (``--motion-px``,
 ``--feature-px`` change them for stress tests) with base seed ``--seed``
@@ -16,8 +16,9 @@ same function as the fused events' (``xfusion_stream.fusion.score_against_truth`
 ``--scenario fast``: the same scenes plus events faster than the Phantom samples
 (``--fast-events``), continuous layout, every Shimadzu frame scored, also inside the
 events' truth masks and against the Shimadzu frame itself (see ``_fast_quality.py``).
-``--scenario illumination``: the same scenes, the light changing between Phantom frames
-(``--illumination flicker|plume``, ``--amplitude``; see ``_illumination.py``).
+``--scenario between``: the same scenes, changed between Phantom frames in ways neither
+Phantom frame shows (``--change flicker|plume|shake``, ``--amplitude``; see
+``_between_phantom.py``).
 Progress goes to stderr, the JSON to stdout.
 """
 
@@ -36,10 +37,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", help="registry name, entry JSON or .pth (default: shipped)")
     p.add_argument("--seed", type=int, default=7, help="test-set base seed")
-    p.add_argument("--scenario", choices=("smooth", "fast", "illumination"), default="smooth")
-    p.add_argument("--illumination", choices=("flicker", "plume"), default="flicker")
+    p.add_argument("--scenario", choices=("smooth", "fast", "between"), default="smooth")
+    p.add_argument("--change", choices=("flicker", "plume", "shake"), default="flicker")
     p.add_argument(
-        "--amplitude", type=float, default=0.2, help="illumination: how much the light changes"
+        "--amplitude",
+        type=float,
+        help="between: how much changes (flicker 0.2, plume 0.4 of the light; shake 2 px)",
     )
     p.add_argument("--clips", type=int, help="test clips (default: 3 smooth, 2 fast)")
     p.add_argument("--frames", type=int, default=61, help="Shimadzu frames per clip")
@@ -214,25 +217,27 @@ def _fast(args: argparse.Namespace, model, info: dict) -> dict:
     }
 
 
-def _illuminated(args: argparse.Namespace, model, info: dict) -> dict:
-    """The illumination scenario (``_illumination``): continuous, every Shimadzu frame."""
+def _between(args: argparse.Namespace, model, info: dict) -> dict:
+    """The between scenario (``_between_phantom``): continuous, every Shimadzu frame."""
+    from _between_phantom import between_report, changed_windows
     from _fast_quality import predict
-    from _illumination import illuminated_windows, illumination_report
 
     from xfusion_stream.simulation.training_set import clip_seed
 
     spec = _spec(args)
     photons = args.photons or None
     seeds = [clip_seed(args.seed, i) for i in range(args.clips)]
-    windows = illuminated_windows(spec, seeds, photons, args.illumination, args.amplitude)
+    amplitude = args.amplitude
+    if amplitude is None:
+        amplitude = {"flicker": 0.2, "plume": 0.4, "shake": 2.0}[args.change]
+    windows = changed_windows(spec, seeds, photons, args.change, amplitude)
     preds = predict(model, windows)
-    test_set = _test_set(args, seeds, photons)
-    test_set |= {"illumination": args.illumination, "amplitude": args.amplitude}
+    test_set = _test_set(args, seeds, photons) | {"change": args.change, "amplitude": amplitude}
     return {
         **info,
-        "scenario": "illumination",
+        "scenario": "between",
         "layout": "continuous",
-        "illumination": illumination_report(preds, windows),
+        "between": between_report(preds, windows),
         "test_set": test_set,
     }
 
@@ -285,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     model, info = _model(args.weights)
     if info.get("training_set_seed") == args.seed:
         raise SystemExit(f"--seed {args.seed} is the training set's seed; pick another")
-    every_frame = args.scenario in ("fast", "illumination")
+    every_frame = args.scenario in ("fast", "between")
     args.clips = args.clips if args.clips is not None else (2 if every_frame else 3)
     args.stride = 1 if every_frame else (args.stride if args.stride is not None else 3)
-    run = {"fast": _fast, "illumination": _illuminated, "smooth": _smooth}[args.scenario]
+    run = {"fast": _fast, "between": _between, "smooth": _smooth}[args.scenario]
     result = run(args, model, info)
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(result, indent=1))

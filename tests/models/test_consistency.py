@@ -141,10 +141,43 @@ def test_level_leaves_a_supported_proposal_alone_and_handles_black_regions():
     assert torch.isfinite(out).all() and abs(float(out.mean()) - 0.3) < 0.02
 
 
-def test_consistency_level_is_a_step_of_consistency_and_recorded_only_when_on():
-    with pytest.raises(ValueError, match="consistency_level is a step of consistency"):
-        xm.edvr_stf("tiny", consistency_level=True)
-    assert "consistency_level" not in xm.edvr_stf("tiny", consistency=True).config
-    model = xm.edvr_stf("tiny", consistency=True, consistency_level=True)
-    assert model.config["consistency_level"] is True
-    assert model.consistency is not None and model.consistency.level
+@pytest.mark.parametrize("step", ["level", "shift"])
+def test_the_level_and_position_steps_belong_to_consistency_and_are_recorded_when_on(step):
+    flag = f"consistency_{step}"
+    with pytest.raises(ValueError, match=f"{flag} is a step of consistency"):
+        xm.edvr_stf("tiny", **{flag: True})
+    assert flag not in xm.edvr_stf("tiny", consistency=True).config
+    model = xm.edvr_stf("tiny", consistency=True, **{flag: True})
+    assert model.config[flag] is True
+    assert model.consistency is not None and getattr(model.consistency, step)
+
+
+def _moved(x: torch.Tensor, dy: float, dx: float) -> torch.Tensor:
+    from xfusion_models.ops import translate
+
+    return translate(x, torch.tensor([dy]), torch.tensor([dx]))
+
+
+@pytest.mark.parametrize("move", [(2.0, -2.0), (-3.0, 1.0)])
+def test_position_follows_a_field_the_phantom_did_not_see_moved(move):
+    """The sample shook between Phantom frames: the Shimadzu saw it ``move`` fused-grid
+    pixels (half to three quarters of a Shimadzu pixel) from where the proposal has it."""
+    proposal = _textured(7)
+    truth = _moved(proposal, *move)
+    lr = _shimadzu(truth)
+    plain = ShimadzuConsistency(level=True)(proposal, lr)
+    moved = ShimadzuConsistency(level=True, shift=True)(proposal, lr)
+    inner = (slice(None), slice(None), slice(12, -12), slice(12, -12))
+    assert _psnr(moved[inner], truth[inner]) > _psnr(plain[inner], truth[inner]) + 5.0
+    assert _psnr(moved[inner], truth[inner]) > 35.0
+
+
+def test_position_leaves_a_frame_in_place_unless_a_move_fits_beyond_noise():
+    truth = _textured(8)
+    lr = _shimadzu(truth)
+    assert torch.equal(ShimadzuConsistency(shift=True)(truth, lr), ShimadzuConsistency()(truth, lr))
+    # a local event (a dark spot the proposal lacks) is no reason to move the whole frame
+    spotted = truth.clone()
+    spotted[..., 40:48, 40:48] -= 0.15
+    lr = _shimadzu(spotted)
+    assert torch.equal(ShimadzuConsistency(shift=True)(truth, lr), ShimadzuConsistency()(truth, lr))

@@ -5,7 +5,7 @@ coarser (``ops.measure``: area integration over ``ratio x ratio`` pixels). This 
 which has nothing to train, keeps the proposal where the Shimadzu supports it and
 overrules it where it does not:
 
-0. level (optional, ``level=True``): the proposal's brightness is matched to the
+0a. level (optional, ``level=True``): the proposal's brightness is matched to the
    Shimadzu's region by region (9 x 9 Shimadzu pixels), as a smooth gain. The beam's
    intensity changing from one Shimadzu frame to the next (the bunch pattern, top-up),
    or a cloud absorbing over a wide region between Phantom frames, makes the proposal,
@@ -17,6 +17,13 @@ overrules it where it does not:
    leaves no halo of corrected brightness around itself but is left to steps 1-2.
    Transmission is multiplicative, so the correction is a gain (an offset where the
    region is nearly black), and the fine detail keeps its contrast.
+0b. position (optional, ``shift=True``): the proposal is moved as a whole, sub-pixel, to
+   where the Shimadzu frame saw the field, when that fits it better by more than noise
+   can (a drop of ``SHIFT_MIN_GAIN`` in the summed squared residual, in noise units; pure
+   noise gives about 2 for two fitted numbers). A sample shaken or oscillating as a whole
+   faster than the Phantom samples sits elsewhere at a Shimadzu frame than the Phantom
+   frames around it say; half a Shimadzu pixel of that is too little for step 1 to see
+   and costs more than bicubic's blur.
 1. support: the residual ``S - measure(F)`` in noise units (shot noise estimated from
    ``S`` itself), smoothed over 3x3 Shimadzu pixels. Below ``low`` the proposal is
    supported; above ``high`` it shows a state the fast camera did not see (a keyhole at
@@ -38,11 +45,14 @@ was measured.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import ShimadzuMeasurement, bicubic_upsample
+from ..ops import ShimadzuMeasurement, bicubic_upsample, estimate_translation, translate
 
 __all__ = ["ShimadzuConsistency"]
 
@@ -63,9 +73,22 @@ class ShimadzuConsistency(nn.Module):
     LEVEL_DARK = 0.02
     #: the most a regional gain may change the proposal in one step (and 1 / it)
     LEVEL_MAX_GAIN = 4.0
+    #: the largest move of the whole frame ``shift`` looks for, in Shimadzu pixels
+    SHIFT_MAX = 2.0
+    #: how much better (summed squared residual, noise units) a move must fit to be taken
+    SHIFT_MIN_GAIN = 25.0
+    #: Shimadzu pixels at each edge the move's fit leaves out (made up by the move)
+    SHIFT_BORDER = 2
+    #: Gauss-Newton steps of the move: on the measured frame, then on the frame itself
+    SHIFT_STEPS = (4, 2)
 
     def __init__(
-        self, low: float = 2.0, high: float = 4.0, iterations: int = 3, level: bool = False
+        self,
+        low: float = 2.0,
+        high: float = 4.0,
+        iterations: int = 3,
+        level: bool = False,
+        shift: bool = False,
     ) -> None:
         super().__init__()
         if not 0 <= low < high:
@@ -74,6 +97,43 @@ class ShimadzuConsistency(nn.Module):
         self.high = float(high)
         self.iterations = int(iterations)
         self.level = bool(level)
+        self.shift = bool(shift)
+
+    def match_position(
+        self,
+        proposal: torch.Tensor,
+        lr: torch.Tensor,
+        sigma: torch.Tensor,
+        shimadzu: ShimadzuMeasurement,
+    ) -> torch.Tensor:
+        """``proposal`` moved as a whole to where the Shimadzu saw the field (step 0b),
+        per frame, only where the move fits better than noise explains."""
+        weight = sigma.pow(-2)
+        measured = shimadzu.measure(proposal)
+        ratio = shimadzu.ratio
+
+        def moved_frame(move: torch.Tensor) -> torch.Tensor:
+            return translate(proposal, move[:, 0] * ratio, move[:, 1] * ratio)
+
+        # coarse steps move the measured frame (cheap), the last ones the frame itself and
+        # measure it (what the Shimadzu would record of the moved frame, exactly)
+        def fit(render: Callable[[torch.Tensor], torch.Tensor], **kwargs: Any) -> torch.Tensor:
+            return estimate_translation(
+                render, lr, weight, max_px=self.SHIFT_MAX, border=self.SHIFT_BORDER, **kwargs
+            )
+
+        coarse, fine = self.SHIFT_STEPS
+        move = fit(lambda m: translate(measured, m[:, 0], m[:, 1]), steps=coarse)
+        move = fit(lambda m: shimadzu.measure(moved_frame(m)), start=move, steps=fine)
+        moved = moved_frame(move)
+        e = self.SHIFT_BORDER
+        inner = (slice(None), slice(None), slice(e, -e), slice(e, -e))
+
+        def misfit(frame: torch.Tensor) -> torch.Tensor:
+            return ((lr - frame) ** 2 * weight)[inner].flatten(1).sum(1)
+
+        better = misfit(measured) - misfit(shimadzu.measure(moved)) > self.SHIFT_MIN_GAIN
+        return torch.where(better.view(-1, 1, 1, 1), moved, proposal)
 
     def match_level(
         self,
@@ -82,7 +142,7 @@ class ShimadzuConsistency(nn.Module):
         sigma: torch.Tensor,
         shimadzu: ShimadzuMeasurement,
     ) -> torch.Tensor:
-        """``proposal`` with each region's brightness matched to the Shimadzu's (step 0)."""
+        """``proposal`` with each region's brightness matched to the Shimadzu's (step 0a)."""
         size = self.LEVEL_REGION
         pad = size // 2
 
@@ -146,8 +206,11 @@ class ShimadzuConsistency(nn.Module):
         dtype = proposal.dtype
         proposal, lr = proposal.float(), lr_centre.float()
         sigma = shimadzu.sigma(lr)
+        # brightness first: a change of light fitted as a move would move the frame wrongly
         if self.level:
             proposal = self.match_level(proposal, lr, sigma, shimadzu)
+        if self.shift:
+            proposal = self.match_position(proposal, lr, sigma, shimadzu)
         overruled = self.support(proposal, lr, sigma, shimadzu)
         weight = F.interpolate(overruled, scale_factor=shimadzu.ratio, mode="bilinear")
         out = proposal + weight * (self.shimadzu_only(lr, shimadzu) - proposal)

@@ -63,6 +63,9 @@ class EDVRSTFConfig:
     #: Its regional level match first (step 0 of ``_consistency``): the beam's brightness
     #: changing between Shimadzu frames does not throw the Phantom's detail away.
     consistency_level: bool = False
+    #: And its whole-frame move before that (step 0 too): a sample shaken or oscillating
+    #: faster than the Phantom samples is shown where the Shimadzu saw it.
+    consistency_shift: bool = False
 
     def __post_init__(self) -> None:
         check_bounds(
@@ -83,8 +86,9 @@ class EDVRSTFConfig:
             )
         if self.hr_gate and self.hr_warp:
             raise ValueError("hr_gate and hr_warp are alternatives; turn on at most one")
-        if self.consistency_level and not self.consistency:
-            raise ValueError("consistency_level is a step of consistency; turn that on too")
+        for step in ("consistency_level", "consistency_shift"):
+            if getattr(self, step) and not self.consistency:
+                raise ValueError(f"{step} is a step of consistency; turn that on too")
 
 
 #: Optional full-resolution modules and their config keys (module name first).
@@ -99,7 +103,7 @@ def _config_dict(cfg: EDVRSTFConfig) -> dict[str, int]:
         if not out[flag]:
             for key in keys:
                 out.pop(key)
-    for flag in ("consistency", "consistency_level"):
+    for flag in ("consistency", "consistency_level", "consistency_shift"):
         if not out[flag]:
             out.pop(flag)
     return out
@@ -148,7 +152,9 @@ class EDVRSTF(nn.Module):
         self.hr_gate = HRGate(u, cfg.hr_gate_feat) if cfg.hr_gate else None
         self.hr_warp = WarpGate(u, cfg.hr_warp_feat) if cfg.hr_warp else None
         self.consistency = (
-            ShimadzuConsistency(level=cfg.consistency_level) if cfg.consistency else None
+            ShimadzuConsistency(level=cfg.consistency_level, shift=cfg.consistency_shift)
+            if cfg.consistency
+            else None
         )
 
     @property

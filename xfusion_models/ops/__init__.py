@@ -24,6 +24,7 @@ from ._phantom_motion import (
     warp,
 )
 from ._pooling import HalvingMaxPool, halving_max_pool
+from ._translation import estimate_translation, translate
 from ._upsampling import bicubic_upsample
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "cat_frames_channels_last",
     "channels_last",
     "dense_flow",
+    "estimate_translation",
     "halving_max_pool",
     "measure",
     "merge_frames_channels_last",
@@ -48,5 +50,6 @@ __all__ = [
     "shot_noise_gain",
     "phantom_at_t",
     "torchvision_deform_conv2d",
+    "translate",
     "warp",
 ]

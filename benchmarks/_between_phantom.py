@@ -1,16 +1,21 @@
-"""The illumination scenario of ``quality.py``: the light changes between Phantom frames.
+"""The ``between`` scenario of ``quality.py``: what changes between two Phantom frames
+that neither Phantom frame shows.
 
-The fused frame borrows its detail from two Phantom frames, lit as they were lit. The
-Shimadzu frame between them may be lit otherwise, and the fused frame must follow it:
+The fused frame borrows its detail from two Phantom frames, lit and placed as they were.
+The Shimadzu frame between them may see the field lit or placed otherwise, and the fused
+frame must follow it:
 
 - ``flicker``: the beam's intensity at each Shimadzu frame is ``1 + amplitude * U(-1, 1)``
   (a storage ring's bunch pattern seen through a 200 ns exposure, top-up, a shutter);
 - ``plume``: a soft absorbing cloud (a Gaussian, sigma a fifth of the frame height)
   rises and clears between Phantom frames, taking up to ``amplitude`` of the light at
-  the middle of each interval (vapour over a melt pool, a spray's mist).
+  the middle of each interval (vapour over a melt pool, a spray's mist);
+- ``shake``: the whole field is displaced at each Shimadzu frame by a whole number of
+  fused-grid pixels, up to ``amplitude`` each way (a mount shaken by an impact, a
+  sample vibrating faster than the Phantom samples; 4 px is one Shimadzu pixel).
 
-The Phantom frames keep the light they had (a Phantom exposure integrates many bunches;
-the cloud is not there at Phantom times). The truth at each Shimadzu time carries the
+The Phantom frames keep the light and place they had (a Phantom exposure integrates many
+bunches; the cloud is not there and the field at rest at Phantom times). The truth at each Shimadzu time carries the
 same light as the Shimadzu frame, and every frame strictly between two Phantom frames
 is scored (continuous layout), with how often and by how much the fused frame falls
 below bicubic, the baseline that follows the Shimadzu by construction.
@@ -20,9 +25,20 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["KINDS", "illuminated_windows", "illumination_report"]
+__all__ = ["KINDS", "changed_windows", "between_report"]
 
-KINDS = ("flicker", "plume")
+KINDS = ("flicker", "plume", "shake")
+
+
+def _shaken(hr: np.ndarray, amplitude: float, every: int, rng) -> np.ndarray:
+    """``hr`` with each frame between Phantom frames displaced by whole pixels."""
+    reach = int(amplitude)
+    out = hr.copy()
+    for k in range(len(hr)):
+        if k % every:
+            dy, dx = (int(v) for v in rng.integers(-reach, reach + 1, 2))
+            out[k] = np.roll(hr[k], (dy, dx), axis=(0, 1))
+    return out
 
 
 def _light(kind: str, amplitude: float, shape, every: int, rng) -> np.ndarray:
@@ -40,20 +56,25 @@ def _light(kind: str, amplitude: float, shape, every: int, rng) -> np.ndarray:
     return (1.0 - depth[:, None, None] * cloud[None]).astype(np.float32)
 
 
-def illuminated_windows(spec, seeds, photons, kind: str, amplitude: float) -> list:
-    """Continuous windows at every Shimadzu frame of each clip, lit by ``kind``."""
+def changed_windows(spec, seeds, photons, kind: str, amplitude: float) -> list:
+    """Continuous windows at every Shimadzu frame of each clip, changed by ``kind``."""
     from xfusion_models.training import scoring_windows
     from xfusion_stream.simulation.training_set import area_downsample, render_clip
 
     if kind not in KINDS:
-        raise ValueError(f"illumination {kind!r}: one of {KINDS}")
-    if not 0.0 < amplitude < 1.0:
-        raise ValueError(f"illumination amplitude {amplitude}: must be between 0 and 1")
+        raise ValueError(f"change {kind!r}: one of {KINDS}")
+    if kind == "shake" and not 1 <= amplitude <= 16:
+        raise ValueError(f"shake amplitude {amplitude}: 1 to 16 fused-grid pixels")
+    if kind != "shake" and not 0.0 < amplitude < 1.0:
+        raise ValueError(f"{kind} amplitude {amplitude}: must be between 0 and 1")
     windows: list = []
     for seed in seeds:
         hr, _ = render_clip(spec, seed)
         rng = np.random.default_rng([seed, 271828])
-        lit = hr * _light(kind, amplitude, hr.shape, spec.phantom_every, rng)
+        if kind == "shake":
+            lit = _shaken(hr, amplitude, spec.phantom_every, rng)
+        else:
+            lit = hr * _light(kind, amplitude, hr.shape, spec.phantom_every, rng)
         lr = np.stack([area_downsample(f, spec.ratio) for f in lit])
         windows += scoring_windows(
             lit, lr, spec.phantom_every, layout="continuous", photons=photons, seed=seed
@@ -67,7 +88,7 @@ def _psnr8(image: np.ndarray, truth8: np.ndarray) -> float:
     return 10.0 * np.log10(255.0**2 / mse) if mse > 0 else 99.0
 
 
-def illumination_report(preds, windows) -> dict:
+def between_report(preds, windows) -> dict:
     """Mean 8-bit PSNR of fused, bicubic and nearer Phantom frame, and the frames where
     the fused frame is below bicubic."""
     from xfusion_models.training import bicubic_x4
