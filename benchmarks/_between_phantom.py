@@ -12,7 +12,11 @@ frame must follow it:
   the middle of each interval (vapour over a melt pool, a spray's mist);
 - ``shake``: the whole field is displaced at each Shimadzu frame by a whole number of
   fused-grid pixels, up to ``amplitude`` each way (a mount shaken by an impact, a
-  sample vibrating faster than the Phantom samples; 4 px is one Shimadzu pixel).
+  sample vibrating faster than the Phantom samples; 4 px is one Shimadzu pixel);
+- ``offset``, a control rather than a change: every Shimadzu frame registered
+  ``amplitude`` fused-grid pixels off along both axes (a calibration residual), the truth
+  where the Phantom has it. A step that moves the fused frame to where the Shimadzu saw
+  the field pays for that here.
 
 The Phantom frames keep the light and place they had (a Phantom exposure integrates many
 bunches; the cloud is not there and the field at rest at Phantom times). The truth at each Shimadzu time carries the
@@ -27,7 +31,7 @@ import numpy as np
 
 __all__ = ["KINDS", "changed_windows", "between_report"]
 
-KINDS = ("flicker", "plume", "shake")
+KINDS = ("flicker", "plume", "shake", "offset")
 
 
 def _shaken(hr: np.ndarray, amplitude: float, every: int, rng) -> np.ndarray:
@@ -39,6 +43,17 @@ def _shaken(hr: np.ndarray, amplitude: float, every: int, rng) -> np.ndarray:
             dy, dx = (int(v) for v in rng.integers(-reach, reach + 1, 2))
             out[k] = np.roll(hr[k], (dy, dx), axis=(0, 1))
     return out
+
+
+def _offset(hr: np.ndarray, amplitude: float) -> np.ndarray:
+    """``hr`` moved by ``amplitude`` pixels along both axes, bicubic (sub-pixel)."""
+    import torch
+
+    from xfusion_models.ops import translate
+
+    frames = torch.from_numpy(np.ascontiguousarray(hr))[:, None]
+    move = torch.full((len(hr),), float(amplitude))
+    return translate(frames, move, move)[:, 0].numpy()
 
 
 def _light(kind: str, amplitude: float, shape, every: int, rng) -> np.ndarray:
@@ -65,17 +80,22 @@ def changed_windows(spec, seeds, photons, kind: str, amplitude: float) -> list:
         raise ValueError(f"change {kind!r}: one of {KINDS}")
     if kind == "shake" and not 1 <= amplitude <= 16:
         raise ValueError(f"shake amplitude {amplitude}: 1 to 16 fused-grid pixels")
-    if kind != "shake" and not 0.0 < amplitude < 1.0:
+    if kind == "offset" and not 0 < amplitude <= 8:
+        raise ValueError(f"offset amplitude {amplitude}: up to 8 fused-grid pixels")
+    if kind in ("flicker", "plume") and not 0.0 < amplitude < 1.0:
         raise ValueError(f"{kind} amplitude {amplitude}: must be between 0 and 1")
     windows: list = []
     for seed in seeds:
         hr, _ = render_clip(spec, seed)
         rng = np.random.default_rng([seed, 271828])
+        seen = None  # what the Shimadzu sees, when not the truth itself
         if kind == "shake":
             lit = _shaken(hr, amplitude, spec.phantom_every, rng)
+        elif kind == "offset":
+            lit, seen = hr, _offset(hr, amplitude)
         else:
             lit = hr * _light(kind, amplitude, hr.shape, spec.phantom_every, rng)
-        lr = np.stack([area_downsample(f, spec.ratio) for f in lit])
+        lr = np.stack([area_downsample(f, spec.ratio) for f in (lit if seen is None else seen)])
         windows += scoring_windows(
             lit, lr, spec.phantom_every, layout="continuous", photons=photons, seed=seed
         )

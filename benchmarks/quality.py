@@ -38,11 +38,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--weights", help="registry name, entry JSON or .pth (default: shipped)")
     p.add_argument("--seed", type=int, default=7, help="test-set base seed")
     p.add_argument("--scenario", choices=("smooth", "fast", "between"), default="smooth")
-    p.add_argument("--change", choices=("flicker", "plume", "shake"), default="flicker")
+    p.add_argument("--change", choices=("flicker", "plume", "shake", "offset"), default="flicker")
     p.add_argument(
         "--amplitude",
         type=float,
-        help="between: how much changes (flicker 0.2, plume 0.4 of the light; shake 2 px)",
+        help="between: how much changes (flicker 0.2, plume 0.4 of the light; shake 2 px; "
+        "offset 0.5 px)",
     )
     p.add_argument("--clips", type=int, help="test clips (default: 3 smooth, 2 fast)")
     p.add_argument("--frames", type=int, default=61, help="Shimadzu frames per clip")
@@ -229,7 +230,7 @@ def _between(args: argparse.Namespace, model, info: dict) -> dict:
     seeds = [clip_seed(args.seed, i) for i in range(args.clips)]
     amplitude = args.amplitude
     if amplitude is None:
-        amplitude = {"flicker": 0.2, "plume": 0.4, "shake": 2.0}[args.change]
+        amplitude = {"flicker": 0.2, "plume": 0.4, "shake": 2.0, "offset": 0.5}[args.change]
     windows = changed_windows(spec, seeds, photons, args.change, amplitude)
     preds = predict(model, windows)
     test_set = _test_set(args, seeds, photons) | {"change": args.change, "amplitude": amplitude}
