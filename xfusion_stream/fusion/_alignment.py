@@ -14,6 +14,11 @@ Phantom frame has clear structure, the simultaneous Shimadzu frame must follow i
 all: a dead, covered or unsynchronised Shimadzu (or a record of another field of view)
 gives a frame that does not correlate with it, and every fused frame would be built on
 a camera that saw something else (an all-zero Shimadzu burst was fused ``ok``).
+
+Each check also says, to a fraction of a pixel, where the Shimadzu saw the field
+relative to the Phantom (``offset``): the calibration's residual on this run, which a
+whole-pixel test cannot see and the consistency step's position move would follow
+(ADR 0005 addendum).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xfusion_models.ops import ShimadzuMeasurement
+from xfusion_models.ops import ShimadzuMeasurement, estimate_translation, translate
 
 from ..core import openmp_released
 
@@ -69,6 +74,9 @@ class AlignmentCheck:
     #: Shimadzu frame at the best shift
     structure: float = float("nan")
     correlation: float = float("nan")
+    #: where the Shimadzu saw the field relative to the Phantom frame, (rows, cols) in
+    #: Shimadzu px to a fraction of one; NaN where the Phantom frame has no structure
+    offset: tuple[float, float] = (float("nan"), float("nan"))
 
     @property
     def same_scene(self) -> bool:
@@ -135,7 +143,40 @@ def _check(
         dy, dx = best  # the Shimadzu must follow the Phantom somewhere in the search
         shifted = measured[..., m + dy : h - m + dy, m + dx : w - m + dx]
         structure, correlation = _follows(shifted, core, core_sigma)
-    return AlignmentCheck(fits[(0, 0)], fits[best], best, structure, correlation)
+        offset = (float("nan"), float("nan"))
+        if structure >= STRUCTURE:
+            offset = _offset(measured, lr, sigma, (-dy, -dx), m)
+    return AlignmentCheck(fits[(0, 0)], fits[best], best, structure, correlation, offset)
+
+
+def _offset(
+    measured: torch.Tensor,
+    lr: torch.Tensor,
+    sigma: torch.Tensor,
+    start: tuple[int, int],
+    border: int,
+) -> tuple[float, float]:
+    """The sub-pixel move of ``measured`` (after a gain/offset fit) that fits ``lr`` best,
+    from the whole-pixel ``start``: where the Shimadzu saw the field, (rows, cols)."""
+    e = border + 1
+    first = torch.tensor([start], dtype=lr.dtype)
+    # gain and level fitted where the whole-pixel search put the frame (at no move, a
+    # fine texture a pixel off does not correlate and the fit would flatten it)
+    placed = translate(measured, first[:, 0], first[:, 1])
+    x, y, w = (t[..., e:-e, e:-e].flatten() for t in (placed, lr, sigma.pow(-2)))
+    design = torch.stack([x, torch.ones_like(x)], dim=1) * w.sqrt()[:, None]
+    gain, level = torch.linalg.lstsq(design, y * w.sqrt()).solution
+    matched = gain * measured + level
+    move = estimate_translation(
+        lambda d: translate(matched, d[:, 0], d[:, 1]),
+        lr,
+        sigma.pow(-2),
+        start=first,
+        steps=6,
+        max_px=border + 0.5,
+        border=e,
+    )
+    return float(move[0, 0]), float(move[0, 1])
 
 
 def _follows(measured: torch.Tensor, lr: torch.Tensor, sigma: torch.Tensor) -> tuple[float, float]:
@@ -276,4 +317,8 @@ class AlignmentMonitor:
                 round(c.correlation, 3) if np.isfinite(c.correlation) else None for c in self.checks
             ],
             "best_shift": [list(c.best_shift) for c in self.checks],
+            "shimadzu_offset_px": [
+                [round(v, 3) for v in c.offset] if np.isfinite(c.offset).all() else None
+                for c in self.checks
+            ],
         }
