@@ -4,7 +4,7 @@ One command, JSON out::
 
     python benchmarks/quality.py [--weights NAME_OR_PATH] [--seed 7] [--png out.png]
     python benchmarks/quality.py --scenario fast [--fast-events mixed]
-    python benchmarks/quality.py --scenario between [--change flicker|plume|shake]
+    python benchmarks/quality.py --scenario between [--change flicker|plume|shake|offset]
 
 Test clips come from the scene engine at its default speeds (``--motion-px``,
 ``--feature-px`` change them for stress tests) with base seed ``--seed``
@@ -17,8 +17,8 @@ same function as the fused events' (``xfusion_stream.fusion.score_against_truth`
 (``--fast-events``), continuous layout, every Shimadzu frame scored, also inside the
 events' truth masks and against the Shimadzu frame itself (see ``_fast_quality.py``).
 ``--scenario between``: the same scenes, changed between Phantom frames in ways neither
-Phantom frame shows (``--change flicker|plume|shake``, ``--amplitude``; see
-``_between_phantom.py``).
+Phantom frame shows (``--change flicker|plume|shake``, ``--amplitude``; ``offset`` is a
+control, a calibration residual; see ``_between_phantom.py``).
 Progress goes to stderr, the JSON to stdout.
 """
 
