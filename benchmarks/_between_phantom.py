@@ -102,24 +102,19 @@ def changed_windows(spec, seeds, photons, kind: str, amplitude: float) -> list:
     return windows
 
 
-def _psnr8(image: np.ndarray, truth8: np.ndarray) -> float:
-    image8 = np.round(np.clip(image, 0.0, 1.0) * 255.0)
-    mse = float(np.mean((image8 - truth8) ** 2))
-    return 10.0 * np.log10(255.0**2 / mse) if mse > 0 else 99.0
-
-
 def between_report(preds, windows) -> dict:
     """Mean 8-bit PSNR of fused, bicubic and nearer Phantom frame, and the frames where
     the fused frame is below bicubic."""
+    from _fast_quality import _psnr
+
+    from xfusion_models.metrics import to_uint8
     from xfusion_models.training import bicubic_x4
 
     rows = []
     for pred, w in zip(preds, windows):
-        truth8 = np.round(np.clip(w.truth, 0.0, 1.0) * 255.0)
+        truth8 = to_uint8(w.truth)
         nearer = w.hq[0] if w.t - w.before <= w.after - w.t else w.hq[1]
-        rows.append(
-            (_psnr8(pred, truth8), _psnr8(bicubic_x4(w.lq[1]), truth8), _psnr8(nearer, truth8))
-        )
+        rows.append(tuple(_psnr(to_uint8(x), truth8) for x in (pred, bicubic_x4(w.lq[1]), nearer)))
     table = np.array(rows)
     below = table[:, 0] - table[:, 1]
     return {

@@ -90,12 +90,20 @@ class AlignmentCheck:
         return self.rms_calibrated <= BETTER_BY * self.rms_best
 
 
-def _misfit(lr: torch.Tensor, predicted: torch.Tensor, sigma: torch.Tensor) -> float:
-    """RMS of (lr - (a * predicted + b)) / sigma with a, b fitted by least squares."""
+def _gain_level(
+    lr: torch.Tensor, predicted: torch.Tensor, sigma: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a, b) of lr ~ a * predicted + b, least squares weighted by 1 / sigma**2."""
     x, y, w = predicted.flatten(), lr.flatten(), 1.0 / sigma.flatten() ** 2
     design = torch.stack([x, torch.ones_like(x)], dim=1) * w.sqrt()[:, None]
-    coef = torch.linalg.lstsq(design, y * w.sqrt()).solution
-    r = (y - (coef[0] * x + coef[1])) / sigma.flatten()
+    gain, level = torch.linalg.lstsq(design, y * w.sqrt()).solution
+    return gain, level
+
+
+def _misfit(lr: torch.Tensor, predicted: torch.Tensor, sigma: torch.Tensor) -> float:
+    """RMS of (lr - (a * predicted + b)) / sigma with a, b fitted by least squares."""
+    gain, level = _gain_level(lr, predicted, sigma)
+    r = (lr - (gain * predicted + level)) / sigma
     return float(torch.sqrt(torch.mean(r**2)))
 
 
@@ -163,9 +171,8 @@ def _offset(
     # gain and level fitted where the whole-pixel search put the frame (at no move, a
     # fine texture a pixel off does not correlate and the fit would flatten it)
     placed = translate(measured, first[:, 0], first[:, 1])
-    x, y, w = (t[..., e:-e, e:-e].flatten() for t in (placed, lr, sigma.pow(-2)))
-    design = torch.stack([x, torch.ones_like(x)], dim=1) * w.sqrt()[:, None]
-    gain, level = torch.linalg.lstsq(design, y * w.sqrt()).solution
+    inner = (..., slice(e, -e), slice(e, -e))
+    gain, level = _gain_level(lr[inner], placed[inner], sigma[inner])
     matched = gain * measured + level
     move = estimate_translation(
         lambda d: translate(matched, d[:, 0], d[:, 1]),
