@@ -211,7 +211,7 @@ def test_a_bf16_autocast_does_not_reach_the_search_or_the_warps():
     """A model run under autocast (``--precision bf16``) gets the float32 result: the
     tau search's grid products and correlation are matrix products, which autocast
     would otherwise run in 16 bits."""
-    from xfusion_models.ops._tau_search import search_tau
+    from xfusion_models.ops._tau_search import TauViews, search_tau
 
     hq, lq, _ = _window(0.37, seed=8)
     full = phantom_at_t(hq, lq)
@@ -225,13 +225,13 @@ def test_a_bf16_autocast_does_not_reach_the_search_or_the_warps():
     pair = torch.rand(2, 256, 384, generator=gen)
     f01, f10 = torch.randn(2, 2, 256, 384, generator=gen)
     frame = F.avg_pool2d(pair[:1], 4)
-    memos: list[dict] = [{}, {}]
+    memos = [TauViews(), TauViews()]
     search_tau(pair, f01, f10, frame, memos[0])
     with torch.autocast("cpu", dtype=torch.bfloat16):
         search_tau(pair, f01, f10, frame, memos[1])
-    assert memos[0].keys() == memos[1].keys()
-    for key, views in memos[0].items():
-        torch.testing.assert_close(memos[1][key], views, rtol=0, atol=0)
+    assert memos[0].views.keys() == memos[1].views.keys()
+    for key, views in memos[0].views.items():
+        torch.testing.assert_close(memos[1].views[key], views, rtol=0, atol=0)
 
 
 def test_hot_pixels_do_not_spoil_the_flow():
@@ -264,27 +264,30 @@ def test_a_pairs_tau_views_are_memoised_and_give_the_same_tau(monkeypatch):
     for the latest pair only, and what it gives equals what is computed afresh."""
     import xfusion_models.ops._tau_search as search
 
-    made = []
+    made: list[float] = []
     real = search._PairGrids.views
     monkeypatch.setattr(
-        search._PairGrids, "views", lambda self, t, s: made.append(t.numel()) or real(self, t, s)
+        search._PairGrids, "views", lambda self, t, s: made.extend(t.tolist()) or real(self, t, s)
     )
     cache = PhantomMotionCache()
     hq = _window(0.0, seed=6)[0]
     taus = (0.12, 0.14, 0.5, 0.86)
     frames = [F.avg_pool2d(torch.from_numpy(_window(t, seed=6)[2])[None, None], 4) for t in taus]
     memoised = [phantom_at_t(hq, lq, cache=cache) for lq in frames]
+    by_memo = list(made)
     fresh = [phantom_at_t(hq, lq) for lq in frames]
     for a, b in zip(memoised, fresh):
         torch.testing.assert_close(a.tau, b.tau, rtol=0, atol=0)
         torch.testing.assert_close(a.before, b.before, rtol=0, atol=0)
     got = [round(r.tau.item(), 2) for r in memoised]
     assert got == pytest.approx(taus, abs=0.03)
-    # fresh: 2 sets of 11 views per window; memoised: coarse once, then a fine set per
-    # new coarse best (0.1 serves 0.12 and 0.14)
-    assert len(made) == 2 * len(taus) + 1 + 3
+    # fresh: 11 coarse views and 8 fine ones per window (the fine pass shares three
+    # coarse ones); memoised: each tau of the 0.02 lattice once a pair (0.1 serves 0.12
+    # and 0.14; its fine pass and 0.5's and 0.9's each add 8 views)
+    assert len(made) - len(by_memo) == 19 * len(taus)
+    assert len(set(by_memo)) == len(by_memo) == 11 + 3 * 8
     other = _window(0.4, seed=7)[:2]
     phantom_at_t(*other, cache=cache)
     made.clear()
     phantom_at_t(hq, frames[0], cache=cache)
-    assert made == [11, 11]  # the first pair's memo went when another pair came
+    assert len(made) == 11 + 8  # the first pair's memo went when another pair came

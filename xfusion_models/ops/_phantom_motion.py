@@ -134,7 +134,7 @@ class PhantomMotionCache:
         self.hits = 0
         self.misses = 0
         self._items: OrderedDict[bytes, PairMotion] = OrderedDict()
-        self._views: tuple[bytes, TauViews] = (b"", {})
+        self._views: tuple[bytes, TauViews] = (b"", TauViews())
         #: the pair looked up last as a tensor (where it lives) and its digest
         self._recent: tuple[torch.Tensor, bytes] | None = None
         #: motions started ahead (``prefetch``) and the one thread that computes them
@@ -229,7 +229,7 @@ class PhantomMotionCache:
 
     def _views_of(self, digest: bytes) -> TauViews:
         if self._views[0] != digest:
-            self._views = (digest, {})
+            self._views = (digest, TauViews())
         return self._views[1]
 
 
@@ -311,9 +311,7 @@ def _at_t(
         else (pair_motion(*hr[i, :, 0].cpu().numpy()), None)
         for i in range(b)
     ]
-    f01, f10, e0, e1 = (
-        torch.from_numpy(np.stack([m[k] for m, _ in looked_up])).to(hr.device) for k in range(4)
-    )
+    f01, f10, e0, e1 = (_batched([m[k] for m, _ in looked_up]).to(hr.device) for k in range(4))
     if tau is None:
         # window by window, so a view computed here equals one from the memo bit for bit
         tau = torch.stack(
@@ -325,13 +323,18 @@ def _at_t(
     else:
         tau = tau.to(hr.device, torch.float32).reshape(b)
     ft0, ft1 = interpolation_flows(f01, f10, tau)
-    return PhantomAtT(
-        warp(hr[:, 0], ft0).to(dtype),
-        warp(hr[:, 1], ft1).to(dtype),
-        tau,
-        warp(e0, ft0).to(dtype),
-        warp(e1, ft1).to(dtype),
-    )
+    # each frame and its round-trip error share a flow: one grid, two channels sampled
+    before, before_error = warp(torch.cat((hr[:, 0], e0), 1), ft0).to(dtype).split(1, 1)
+    after, after_error = warp(torch.cat((hr[:, 1], e1), 1), ft1).to(dtype).split(1, 1)
+    return PhantomAtT(before, after, tau, before_error, after_error)
+
+
+def _batched(arrays: list[np.ndarray]) -> torch.Tensor:
+    """(B, ...) of B cached arrays; one window's is a view of the cache, not a copy (read
+    only here: nothing downstream writes into it)."""
+    if len(arrays) == 1:
+        return torch.from_numpy(arrays[0])[None]
+    return torch.from_numpy(np.stack(arrays))
 
 
 def _round_trip_error(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:

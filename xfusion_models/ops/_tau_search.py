@@ -7,10 +7,13 @@ correlates best with the frame the Shimadzu recorded wins (correlation, so a gai
 offset between the cameras does not bias it): 11 coarse values 0, 0.1, ..., 1, then
 11 fine ones +-0.1 around the best in steps of 0.02.
 
-The views depend on the Phantom pair and the candidates only, not on the Shimadzu frame,
-so every window between the same two Phantom frames can reuse them: a ``views`` memo
-(one per pair, owned by ``PhantomMotionCache``) keeps them, and the correlation, the only
-per-window step, runs on identical numbers whether a view came from the memo or not.
+Every candidate lies on one lattice, multiples of ``TAU_FINE_STEP``, so a view is named
+by its lattice index. The views depend on the Phantom pair and the index only, not on
+the Shimadzu frame, so every window between the same two Phantom frames can reuse them:
+a ``views`` memo (one per pair, owned by ``PhantomMotionCache``) keeps each view it has
+made, at most 51 a pair, and a fine pass shares the views of the one next to it. Each
+view is computed on its own, so the correlation, the only per-window step, runs on
+identical numbers whether a view came from the memo or not.
 """
 
 from __future__ import annotations
@@ -26,9 +29,20 @@ __all__ = ["TAU_COARSE", "TAU_FINE_STEP", "TauViews", "search_tau"]
 TAU_COARSE = 11
 #: Second pass: +-0.1 around the best coarse value in steps of 0.02.
 TAU_FINE_STEP = 0.02
+#: Lattice steps from tau 0 to tau 1, and from one coarse candidate to the next.
+_STEPS = round(1 / TAU_FINE_STEP)
+_COARSE_EVERY = _STEPS // (TAU_COARSE - 1)
 
-#: Memo of one pair's views, keyed by (scale, exact candidate values): (K, 1, h, w) each.
-TauViews = dict[tuple[float, ...], torch.Tensor]
+
+class TauViews:
+    """Memo of one pair: its sampling grids and the views made so far, keyed by (scale,
+    lattice index), (1, 1, h, w) each."""
+
+    __slots__ = ("grids", "views")
+
+    def __init__(self) -> None:
+        self.grids: _PairGrids | None = None
+        self.views: dict[tuple[int, int], torch.Tensor] = {}
 
 
 class _PairGrids:
@@ -83,20 +97,22 @@ def _correlation(views: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
     return (a @ b) / den
 
 
+def _view(grids: _PairGrids, index: int, scale: int, memo: TauViews) -> torch.Tensor:
+    """The view at lattice ``index`` (1, 1, h, w), from the memo when it holds it."""
+    key = (scale, index)  # the views' grid is part of what they are
+    view = memo.views.get(key)
+    if view is None:
+        tau = torch.tensor([index / _STEPS], device=grids.pair.device, dtype=grids.pair.dtype)
+        view = memo.views[key] = grids.views(tau, scale)
+    return view
+
+
 def _best(
-    candidates: torch.Tensor,
-    grids: _PairGrids,
-    frame: torch.Tensor,
-    scale: int,
-    memo: TauViews | None,
-) -> torch.Tensor:
-    key = (float(scale), *candidates.tolist())  # the views' grid is part of what they are
-    views = memo.get(key) if memo is not None else None
-    if views is None:
-        views = grids.views(candidates, scale)
-        if memo is not None:
-            memo[key] = views
-    return candidates[_correlation(views, frame).argmax()]
+    indices: list[int], grids: _PairGrids, frame: torch.Tensor, scale: int, memo: TauViews
+) -> int:
+    """The lattice index among ``indices`` whose view correlates best with ``frame``."""
+    views = torch.cat([_view(grids, i, scale, memo) for i in indices])
+    return indices[int(_correlation(views, frame).argmax())]
 
 
 def search_tau(
@@ -114,11 +130,14 @@ def search_tau(
     chosen ``tau`` is the same either way).
     """
     scale = pair.shape[-1] // frame.shape[-1]
-    grids = _PairGrids(pair, f01, f10)
+    memo = TauViews() if memo is None else memo  # this window's own: its passes share views
+    if memo.grids is None:
+        memo.grids = _PairGrids(pair, f01, f10)
+    grids = memo.grids
     # under a bf16/fp16 autocast the grid products and the correlation would drop to 16
     # bits: sampling positions 2 px apart past 256 px, and a coarse tau
     with torch.autocast(pair.device.type, enabled=False):
-        coarse = torch.linspace(0, 1, TAU_COARSE, device=pair.device)
-        best = _best(coarse, grids, frame, scale, memo)
-        steps = torch.arange(-5, 6, device=pair.device) * TAU_FINE_STEP
-        return _best((best + steps).clamp(0, 1), grids, frame, scale, memo)
+        best = _best(list(range(0, _STEPS + 1, _COARSE_EVERY)), grids, frame, scale, memo)
+        fine = [min(max(best + k, 0), _STEPS) for k in range(-5, 6)]
+        best = _best(fine, grids, frame, scale, memo)
+    return torch.tensor(best / _STEPS, device=pair.device, dtype=torch.float32)
