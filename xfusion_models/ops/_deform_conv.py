@@ -40,6 +40,52 @@ def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
+@functools.lru_cache(maxsize=64)
+def _tap_grid(
+    size: tuple[int, int],
+    rows: tuple[int, int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    dev: torch.device,
+    dt: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Undeformed tap positions in grid_sample's normalised units, x (K, 1, Wout) and y
+    (K, Hout, 1), for output rows ``first_row`` to ``first_row + Hout`` of an input of
+    ``size``; the same for every frame and call of a layer, so made once (a frame's
+    bands of a 64 x 96 pack otherwise spend ~30 small operators a band building them).
+    Read only: callers add the offsets into a new tensor. Made as normal tensors even
+    under ``inference_mode``, so a later training step can use them too."""
+    with torch.inference_mode(False):
+        return _tap_grid_made(size, rows, kernel, stride, padding, dilation, dev, dt)
+
+
+def _tap_grid_made(
+    size: tuple[int, int],
+    rows: tuple[int, int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    dev: torch.device,
+    dt: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    (h, w), (first_row, h_out, w_out) = size, rows
+    kh, kw = kernel
+    k = kh * kw
+    # Undeformed tap positions in input pixel coordinates.
+    ys = torch.arange(first_row, first_row + h_out, device=dev, dtype=dt) * stride[0] - padding[0]
+    xs = torch.arange(w_out, device=dev, dtype=dt) * stride[1] - padding[1]
+    ky = (torch.arange(kh, device=dev, dtype=dt) * dilation[0]).repeat_interleave(kw)
+    kx = (torch.arange(kw, device=dev, dtype=dt) * dilation[1]).repeat(kh)
+    base_y = ky.view(k, 1, 1) + ys.view(1, h_out, 1)
+    base_x = kx.view(k, 1, 1) + xs.view(1, 1, w_out)
+    # Pixel centre p -> normalised coordinate (2p + 1) / size - 1 for align_corners=False
+    # (valid for size 1 too): the undeformed tap's coordinate plus the offset * 2 / size.
+    return (2 * base_x + 1) / w - 1, (2 * base_y + 1) / h - 1
+
+
 def _sample_columns(
     x: torch.Tensor,
     offset: torch.Tensor,
@@ -55,20 +101,12 @@ def _sample_columns(
 
     ``offset`` and ``mask`` may cover output rows ``first_row`` onwards only (a tile)."""
     b, c, h, w = x.shape
-    kh, kw = kernel
-    k = kh * kw
+    k = kernel[0] * kernel[1]
     h_out, w_out = offset.shape[-2:]
     dev, dt = x.device, x.dtype
-    # Undeformed tap positions in input pixel coordinates: (K, Hout, Wout) each.
-    ys = torch.arange(first_row, first_row + h_out, device=dev, dtype=dt) * stride[0] - padding[0]
-    xs = torch.arange(w_out, device=dev, dtype=dt) * stride[1] - padding[1]
-    ky = (torch.arange(kh, device=dev, dtype=dt) * dilation[0]).repeat_interleave(kw)
-    kx = (torch.arange(kw, device=dev, dtype=dt) * dilation[1]).repeat(kh)
-    base_y = ky.view(k, 1, 1) + ys.view(1, h_out, 1)
-    base_x = kx.view(k, 1, 1) + xs.view(1, 1, w_out)
-    # Pixel centre p -> normalised coordinate (2p + 1) / size - 1 for align_corners=False
-    # (valid for size 1 too): the undeformed tap's coordinate plus the offset * 2 / size.
-    norm_x, norm_y = (2 * base_x + 1) / w - 1, (2 * base_y + 1) / h - 1
+    norm_x, norm_y = _tap_grid(
+        (h, w), (first_row, h_out, w_out), kernel, stride, padding, dilation, dev, dt
+    )
     off = offset.view(b, deform_groups, k, 2, h_out, w_out)
     if torch.is_grad_enabled():
         grid = torch.stack(
