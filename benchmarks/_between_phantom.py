@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["KINDS", "changed_windows", "between_report"]
+__all__ = ["KINDS", "between_report", "changed_windows", "registration_residual"]
 
 KINDS = ("flicker", "plume", "shake", "offset")
 
@@ -126,3 +126,20 @@ def between_report(preds, windows) -> dict:
         "frames_below_bicubic": int((below < 0).sum()),
         "worst_vs_bicubic_db": round(float(below.min()), 2),
     }
+
+
+def registration_residual(windows):
+    """A clip's ``ShimadzuMeasurement`` with the offset a fused run measures: at the
+    clip's first Phantom frames and the Shimadzu frames recorded with them (the median
+    of up to three such pairs, as ``fusion._alignment`` checks them). A window just
+    after a Phantom frame has that frame first and its Shimadzu frame first."""
+    from xfusion_models.ops import ShimadzuMeasurement
+    from xfusion_stream.fusion._alignment import alignment_check
+
+    after = [w for w in windows if w.t == w.before + 1][:3]
+    found = [alignment_check(w.hq[0], w.lq[0], ShimadzuMeasurement()).offset for w in after]
+    found = [o for o in found if np.isfinite(o).all()]
+    if not found:
+        return ShimadzuMeasurement(offset=(float("nan"), float("nan")))
+    rows, cols = np.median(np.array(found), axis=0)
+    return ShimadzuMeasurement(offset=(float(rows), float(cols)))

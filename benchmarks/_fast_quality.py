@@ -28,8 +28,9 @@ _CANDIDATES = ("fused", "bicubic", "nearest")
 _PSNR_CAP_DB = 99.0
 
 
-def predict(model, windows, batch: int = 4, progress: bool = True) -> list[np.ndarray]:
-    """The model's frame for each window, batched on its plain (non-streaming) path."""
+def predict(model, windows, batch: int = 4, progress: bool = True, shimadzu=None) -> list:
+    """The model's frame for each window, batched on its plain (non-streaming) path;
+    ``shimadzu`` (an EDVR-STF's ``ShimadzuMeasurement``) for its consistency step."""
     import torch
     from tqdm import tqdm
 
@@ -41,7 +42,8 @@ def predict(model, windows, batch: int = 4, progress: bool = True) -> list[np.nd
             chunk = windows[start : start + batch]
             lq = torch.from_numpy(np.stack([w.lq for w in chunk]))[:, :, None]
             hq = torch.from_numpy(np.stack([w.hq for w in chunk]))[:, :, None]
-            preds += list(model(lq, hq)[:, 0].clamp(0, 1).numpy())
+            out = model(lq, hq) if shimadzu is None else model(lq, hq, shimadzu)
+            preds += list(out[:, 0].clamp(0, 1).numpy())
     return preds
 
 

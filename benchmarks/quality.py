@@ -220,7 +220,7 @@ def _fast(args: argparse.Namespace, model, info: dict) -> dict:
 
 def _between(args: argparse.Namespace, model, info: dict) -> dict:
     """The between scenario (``_between_phantom``): continuous, every Shimadzu frame."""
-    from _between_phantom import between_report, changed_windows
+    from _between_phantom import between_report, changed_windows, registration_residual
     from _fast_quality import predict
 
     from xfusion_stream.simulation.training_set import clip_seed
@@ -231,14 +231,20 @@ def _between(args: argparse.Namespace, model, info: dict) -> dict:
     amplitude = args.amplitude
     if amplitude is None:
         amplitude = {"flicker": 0.2, "plume": 0.4, "shake": 2.0, "offset": 0.5}[args.change]
-    windows = changed_windows(spec, seeds, photons, args.change, amplitude)
-    preds = predict(model, windows)
+    windows, preds, residuals = [], [], []
+    for seed in seeds:  # each clip is a run: its residual measured as a fused run measures it
+        clip = changed_windows(spec, [seed], photons, args.change, amplitude)
+        shimadzu = registration_residual(clip)
+        windows += clip
+        preds += predict(model, clip, shimadzu=shimadzu, progress=False)
+        residuals.append([round(v, 3) for v in shimadzu.offset])
     test_set = _test_set(args, seeds, photons) | {"change": args.change, "amplitude": amplitude}
     return {
         **info,
         "scenario": "between",
         "layout": "continuous",
         "between": between_report(preds, windows),
+        "shimadzu_offset_px": residuals,
         "test_set": test_set,
     }
 

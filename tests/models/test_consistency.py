@@ -181,3 +181,34 @@ def test_position_leaves_a_frame_in_place_unless_a_move_fits_beyond_noise():
     spotted[..., 40:48, 40:48] -= 0.15
     lr = _shimadzu(spotted)
     assert torch.equal(ShimadzuConsistency(shift=True)(truth, lr), ShimadzuConsistency()(truth, lr))
+
+
+def test_position_takes_the_runs_registration_residual_as_the_place_of_no_motion():
+    """The Shimadzu sees every frame of the run half a Shimadzu pixel off (the calibration's
+    residual, measured at the simultaneous frames). A frame where the sample stood still
+    stays where the Phantom has it; a shake beyond the residual moves it by the shake
+    alone; with the residual not measured, nothing moves."""
+    from xfusion_models.ops import ShimadzuMeasurement
+
+    truth = _textured(7)
+    residual = (0.5, -0.5)  # Shimadzu px
+    fused = (2.0, -2.0)  # the same, in fused-grid px
+    step = ShimadzuConsistency(shift=True)
+    measured = ShimadzuMeasurement(offset=residual)
+    inner = (slice(None), slice(None), slice(12, -12), slice(12, -12))
+
+    def position(lr: torch.Tensor, shimadzu: ShimadzuMeasurement) -> torch.Tensor:
+        return step.match_position(truth, lr, shimadzu.sigma(lr), shimadzu)
+
+    still = _shimadzu(_moved(truth, *fused))
+    assert torch.equal(position(still, measured), truth)
+    # without the reference the step follows the residual, away from where the sample is
+    followed = position(still, ShimadzuMeasurement())
+    assert _psnr(followed[inner], truth[inner]) < 30.0
+    shaken_truth = _moved(truth, -3.0, 1.0)
+    shaken = _shimadzu(_moved(shaken_truth, *fused))
+    assert _psnr(position(shaken, measured)[inner], shaken_truth[inner]) > 35.0
+    unknown = ShimadzuMeasurement(offset=(float("nan"), float("nan")))
+    assert torch.equal(position(shaken, unknown), truth)
+    # a registration pixels off is the run check's business (it flags the run), not a move's
+    assert torch.equal(position(shaken, ShimadzuMeasurement(offset=(2.5, 0.0))), truth)

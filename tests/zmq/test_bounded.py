@@ -157,7 +157,7 @@ def test_frames_waiting_for_windows_are_bounded(
     assert result is not None and result.exit_status == "fail"
     assert "max_buffered_mib=0.1" in result.reason and "wait for windows" in result.reason
     (callback,) = session._callbacks
-    assert callback._buffered == 0 and not any(callback._frames.values())
+    assert callback._ring.nbytes == 0 and not any(callback._ring.frames.values())
 
 
 def test_our_sockets_carry_the_chosen_high_water_marks():

@@ -23,7 +23,11 @@ overrules it where it does not:
    noise gives about 2 for two fitted numbers). A sample shaken or oscillating as a whole
    faster than the Phantom samples sits elsewhere at a Shimadzu frame than the Phantom
    frames around it say; half a Shimadzu pixel of that is too little for step 1 to see
-   and costs more than bicubic's blur.
+   and costs more than bicubic's blur. The place of no motion is the run's own
+   registration residual (``ShimadzuMeasurement.offset``, measured where the cameras
+   recorded at the same instant): the frame moves only by what goes beyond it, so a
+   calibration a fraction of a pixel off is not followed, and where it was not measured
+   the frame is not moved.
 1. support: the residual ``S - measure(F)`` in noise units (shot noise estimated from
    ``S`` itself), smoothed over 3x3 Shimadzu pixels. Below ``low`` the proposal is
    supported; above ``high`` it shows a state the fast camera did not see (a keyhole at
@@ -45,6 +49,7 @@ was measured.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -106,11 +111,19 @@ class ShimadzuConsistency(nn.Module):
         sigma: torch.Tensor,
         shimadzu: ShimadzuMeasurement,
     ) -> torch.Tensor:
-        """``proposal`` moved as a whole to where the Shimadzu saw the field (step 0b),
-        per frame, only where the move fits better than noise explains."""
+        """``proposal`` moved as a whole by how far the Shimadzu saw the field beyond the
+        run's registration residual (step 0b), per frame, only where the move fits
+        better than noise explains."""
+        if not all(math.isfinite(v) and abs(v) <= self.SHIFT_MAX for v in shimadzu.offset):
+            # unmeasured: a move could not be told from the registration's residual; past
+            # SHIFT_MAX the registration is off by pixels (the run's check flags that)
+            return proposal
         weight = sigma.pow(-2)
         measured = shimadzu.measure(proposal)
         ratio = shimadzu.ratio
+        rest = torch.tensor([shimadzu.offset], dtype=proposal.dtype, device=proposal.device)
+        rest = rest.expand(proposal.shape[0], 2)
+        reach = self.SHIFT_MAX + max(abs(v) for v in shimadzu.offset)  # SHIFT_MAX beyond rest
 
         def moved_frame(move: torch.Tensor) -> torch.Tensor:
             return translate(proposal, move[:, 0] * ratio, move[:, 1] * ratio)
@@ -119,21 +132,25 @@ class ShimadzuConsistency(nn.Module):
         # measure it (what the Shimadzu would record of the moved frame, exactly)
         def fit(render: Callable[[torch.Tensor], torch.Tensor], **kwargs: Any) -> torch.Tensor:
             return estimate_translation(
-                render, lr, weight, max_px=self.SHIFT_MAX, border=self.SHIFT_BORDER, **kwargs
+                render, lr, weight, max_px=reach, border=self.SHIFT_BORDER, **kwargs
             )
 
         coarse, fine = self.SHIFT_STEPS
-        move = fit(lambda m: translate(measured, m[:, 0], m[:, 1]), steps=coarse)
+        move = fit(lambda m: translate(measured, m[:, 0], m[:, 1]), start=rest, steps=coarse)
         move = fit(lambda m: shimadzu.measure(moved_frame(m)), start=move, steps=fine)
-        moved = moved_frame(move)
         e = self.SHIFT_BORDER
         inner = (slice(None), slice(None), slice(e, -e), slice(e, -e))
 
         def misfit(frame: torch.Tensor) -> torch.Tensor:
             return ((lr - frame) ** 2 * weight)[inner].flatten(1).sum(1)
 
-        better = misfit(measured) - misfit(shimadzu.measure(moved)) > self.SHIFT_MIN_GAIN
-        return torch.where(better.view(-1, 1, 1, 1), moved, proposal)
+        # the move beyond the registration's residual, against where that residual alone
+        # puts the frame
+        beyond = (move - rest).clamp(-self.SHIFT_MAX, self.SHIFT_MAX)
+        at_rest = measured if not rest.any() else shimadzu.measure(moved_frame(rest))
+        gain = misfit(at_rest) - misfit(shimadzu.measure(moved_frame(rest + beyond)))
+        better = gain > self.SHIFT_MIN_GAIN
+        return torch.where(better.view(-1, 1, 1, 1), moved_frame(beyond), proposal)
 
     def match_level(
         self,

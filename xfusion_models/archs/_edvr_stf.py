@@ -232,18 +232,21 @@ class EDVRSTF(nn.Module):
         return FusedOutput(out, attention, tau, blend)
 
     def forward_with_attention(
-        self, lq: torch.Tensor, hq: torch.Tensor
+        self, lq: torch.Tensor, hq: torch.Tensor, shimadzu: ShimadzuMeasurement | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Plain forward that also returns TSA attention (B, 5) per input frame (t-1 lr,
-        t lr, t+1 lr, hr before, hr after). ``lq``/``hq`` are BasicSR's names."""
+        t lr, t+1 lr, hr before, hr after). ``lq``/``hq`` are BasicSR's names;
+        ``shimadzu`` is for the consistency step (default: exact registration, x4)."""
         check_window(lq, hq, like=self.conv_first.weight)
         b, _, _, h, w = lq.shape
         lr = self.encode_lr(lq.reshape(b * NUM_LR, 1, h, w)).view(b, NUM_LR, -1, h, w)
         hr = self.encode_hr(hq.reshape(b * NUM_HR, 1, SCALE * h, SCALE * w))
-        fused = self.fuse(lr, hr.view(b, NUM_HR, -1, h, w), lq[:, CENTRE], hq)
+        fused = self.fuse(lr, hr.view(b, NUM_HR, -1, h, w), lq[:, CENTRE], hq, shimadzu=shimadzu)
         assert fused.attention is not None  # EDVR-STF always has TSA attention
         return fused.image, fused.attention
 
-    def forward(self, lq: torch.Tensor, hq: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, lq: torch.Tensor, hq: torch.Tensor, shimadzu: ShimadzuMeasurement | None = None
+    ) -> torch.Tensor:
         """lq (B,3,1,h,w) LR frames, hq (B,2,1,4h,4w) HR frames -> fused frame t (B,1,4h,4w)."""
-        return self.forward_with_attention(lq, hq)[0]
+        return self.forward_with_attention(lq, hq, shimadzu)[0]

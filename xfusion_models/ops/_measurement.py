@@ -105,11 +105,20 @@ class ShimadzuMeasurement:
     Gaussian blur (sigma, Shimadzu px; the grid calibration's intensity match measures
     it); ``noise_scale``: true noise sigma of the frames fusion sees over what
     ``shot_noise_gain`` reads on them (1 for unresampled frames).
+
+    ``offset``: where the Shimadzu saw the field relative to the registration, (rows,
+    cols) in Shimadzu px, as measured on the run's simultaneous frames: the calibration's
+    residual on this run. ``measure`` leaves it out (steps 1-3 of the consistency step
+    work on the registered grid); the consistency step's position move takes it as the
+    place of no motion and moves a frame only by what goes beyond it. NaN: not measured
+    (yet), and a move could not be told from that residual, so none is made. (0, 0):
+    the registration is exact, as for simulated windows.
     """
 
     ratio: int = 4
     blur_px: float = 0.0
     noise_scale: float = 1.0
+    offset: tuple[float, float] = (0.0, 0.0)
 
     def measure(self, hr: torch.Tensor) -> torch.Tensor:
         return measure(hr, self.ratio, self.blur_px)

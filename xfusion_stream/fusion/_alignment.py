@@ -286,6 +286,17 @@ class AlignmentMonitor:
         return float(np.mean(levels[nearest]))
 
     @property
+    def reference(self) -> tuple[float, float]:
+        """Where the Shimadzu saw the field relative to the registration, (rows, cols)
+        Shimadzu px: the median of the checks so far that could measure it; NaN before
+        the first (``ShimadzuMeasurement.offset``)."""
+        found = [c.offset for c in self.checks if np.isfinite(c.offset).all()]
+        if not found:
+            return (float("nan"), float("nan"))
+        rows, cols = np.median(np.array(found), axis=0)
+        return (float(rows), float(cols))
+
+    @property
     def problem(self) -> str | None:
         """Why the calibration does not fit this run, or None (also when unchecked)."""
         level = self._level_problem()

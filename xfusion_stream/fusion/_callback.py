@@ -11,6 +11,7 @@ worker. Nothing here raises into the RunEngine: any error becomes the fused run'
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -34,6 +35,7 @@ from ._alignment import AlignmentMonitor
 from ._composer import FusedFrame, FusedRunComposer, Sink
 from ._config import FusionConfig
 from ._fidelity import shimadzu_measurement
+from ._frame_ring import FrameRing
 from ._inference import WindowExecutor
 from ._model import FusionModel
 from ._runner import FusionWorker, WindowJob
@@ -90,7 +92,6 @@ class FusionCallback(DocumentRouter):
         self._fused_uid = fused_uid
         self.stopped = False  # the raw run's stop (or the guard's stand-in) came
         self.lost: list[str] = []
-        self._buffered = 0
         self._on_frame = on_frame
         self.schema = schema
         self.model = model
@@ -101,7 +102,7 @@ class FusionCallback(DocumentRouter):
         self._filler = FrameFiller(array_source, data_roots=data_roots)
         self._streams: dict[str, CameraStream] = {}
         self._raw_start: dict[str, Any] = {}
-        self._frames: dict[str, dict[int, np.ndarray]] = {"phantom": {}, "shimadzu": {}}
+        self._ring = FrameRing(self.config.max_buffered_mib)  # frames windows still need
         self._pairer: StreamingPairer | None = None
         self.worker: FusionWorker | None = None
         self.raw_uid: str | None = None
@@ -127,8 +128,7 @@ class FusionCallback(DocumentRouter):
 
     def _release(self) -> None:
         """Let go of the frames waiting for windows (the run failed or ended)."""
-        self._frames = {"phantom": {}, "shimadzu": {}}
-        self._buffered = 0
+        self._ring.clear()
 
     def note_loss(self, message: str) -> None:
         """Raw documents of this run were lost before they reached us (``RunGuard``):
@@ -324,40 +324,16 @@ class FusionCallback(DocumentRouter):
                 time_ns,
                 bool(data[stream.flag_key]) if stream.flag_key else True,
             )
-        self._keep(stream.camera, position, frame)
+        self._ring.keep(stream.camera, position, frame)
         if self.alignment is not None:
             self.alignment.add(stream.camera, time_ns, frame)
         self._submit(windows)
 
-    def _keep(self, camera: str, position: int, frame: np.ndarray) -> None:
-        """Buffer a registered frame until its windows are out, within ``max_buffered_mib``."""
-        frames = self._frames[camera]
-        old = frames.get(position)
-        self._buffered += frame.nbytes - (old.nbytes if old is not None else 0)
-        frames[position] = frame
-        limit = self.config.max_buffered_mib * 2**20
-        if self._buffered > limit:
-            counts = {c: len(f) for c, f in self._frames.items()}
-            raise DocumentError(
-                "event",
-                None,
-                f"{self._buffered / 2**20:.0f} MiB of frames ({counts}) wait for windows, over "
-                f"max_buffered_mib={self.config.max_buffered_mib}: one camera's frames "
-                "stopped arriving or do not pair",
-            )
-
-    def _frame(self, camera: str, position: int) -> np.ndarray:
-        try:
-            return self._frames[camera][position]
-        except KeyError:
-            raise DocumentError(
-                "event",
-                None,
-                f"{camera} frame {position} needed by a window is not in the ring buffer",
-            ) from None
-
     def _submit(self, windows: list[Window]) -> None:
         assert self.worker is not None
+        ring = self._ring
+        # the registration residual measured so far (NaN: not yet, or never checked)
+        offset = self.alignment.reference if self.alignment is not None else (math.nan,) * 2
         for w in windows:
             lr, hr = w.lr, w.hr
             job = WindowJob(
@@ -367,24 +343,18 @@ class FusionCallback(DocumentRouter):
                 lr=(lr[0], lr[1], lr[2]),
                 hr=(hr[0], hr[1]),
                 lr_frames=(
-                    self._frame("shimadzu", lr[0]),
-                    self._frame("shimadzu", lr[1]),
-                    self._frame("shimadzu", lr[2]),
+                    ring.get("shimadzu", lr[0]),
+                    ring.get("shimadzu", lr[1]),
+                    ring.get("shimadzu", lr[2]),
                 ),
-                hr_frames=(self._frame("phantom", hr[0]), self._frame("phantom", hr[1])),
+                hr_frames=(ring.get("phantom", hr[0]), ring.get("phantom", hr[1])),
                 truth_index=-1 if w.truth is None else w.truth,
-                truth=None if w.truth is None else self._frame("phantom", w.truth),
+                truth=None if w.truth is None else ring.get("phantom", w.truth),
+                shimadzu_offset=offset,
             )
             self.worker.submit(job)
             self.windows_submitted += 1
-            self._prune(w)
-
-    def _prune(self, w: Window) -> None:
-        """Drop frames no later window can need (windows complete in time order)."""
-        for camera, keep_from in (("shimadzu", min(w.lr)), ("phantom", min(w.hr))):
-            frames = self._frames[camera]
-            for p in [p for p in frames if p < keep_from]:
-                self._buffered -= frames.pop(p).nbytes
+            ring.prune(w)
 
     # ---- assets --------------------------------------------------------------------------
     def stream_resource(self, doc):

@@ -10,9 +10,10 @@ the Shimadzu measures (``ShimadzuMeasurement``).
 from __future__ import annotations
 
 import functools
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -99,6 +100,11 @@ class _FeatureCache:
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
         return value
+
+
+def _offset_key(job: WindowJob) -> tuple[float | None, ...]:
+    """A job's Shimadzu offset as a key (NaN, which equals nothing, as None)."""
+    return tuple(v if math.isfinite(v) else None for v in job.shimadzu_offset)
 
 
 def _rows(values: torch.Tensor | None, n: int, width: int) -> list[np.ndarray]:
@@ -220,10 +226,22 @@ class WindowInference:
             self._hr_pair = (key, pair)
         return pair
 
-    @torch.inference_mode()
     def run(self, jobs: Sequence[WindowJob]) -> list[WindowOutput]:
         """One output per job, in order (NaN where the model does not report a value),
-        each with its residual against Shimadzu frame t."""
+        each with its residual against Shimadzu frame t. Jobs fuse together as long as
+        they carry the same Shimadzu offset (the run's registration residual, as measured
+        when each window was cut)."""
+        outputs: list[WindowOutput] = []
+        start = 0
+        for end in range(1, len(jobs) + 1):
+            if end == len(jobs) or _offset_key(jobs[end]) != _offset_key(jobs[start]):
+                offset = jobs[start].shimadzu_offset
+                outputs += self._run(jobs[start:end], replace(self.shimadzu, offset=offset))
+                start = end
+        return outputs
+
+    @torch.inference_mode()
+    def _run(self, jobs: Sequence[WindowJob], shimadzu: ShimadzuMeasurement) -> list[WindowOutput]:
         m, net = self.model, self.model.net
         with m.autocast():
             lr_feats = [self._features("lr", j.lr, j.lr_frames, net.encode_lr) for j in jobs]
@@ -238,6 +256,6 @@ class WindowInference:
                 centre,
                 hr_frames,
                 motion_cache=self.motion_cache,
-                shimadzu=self.shimadzu,
+                shimadzu=shimadzu,
             )
-        return _window_outputs(fused, jobs, self.shimadzu)
+        return _window_outputs(fused, jobs, shimadzu)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import queue
 import threading
 import time
@@ -43,6 +44,10 @@ class WindowJob:
     truth_index: int = -1
     truth: np.ndarray | None = None
     ready_at: float = field(default_factory=time.perf_counter)  # last input arrived
+    #: where the Shimadzu saw the field relative to the registration, (rows, cols)
+    #: Shimadzu px, measured at the run's simultaneous frames before this window was
+    #: cut (``ShimadzuMeasurement.offset``); NaN: not measured
+    shimadzu_offset: tuple[float, float] = (math.nan, math.nan)
 
 
 @dataclass

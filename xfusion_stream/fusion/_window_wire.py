@@ -6,6 +6,7 @@ with dtype and shape, decoded strictly, never pickle.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from ..publishing import pack_document
@@ -31,6 +32,7 @@ def job_message(run: str, settings: dict[str, Any], job: WindowJob) -> bytes:
             "hr": list(job.hr),
             "lr_frames": list(job.lr_frames),
             "hr_frames": list(job.hr_frames),
+            "shimadzu_offset": [float(v) for v in job.shimadzu_offset],
         }
     )
 
@@ -46,7 +48,18 @@ def job_from(msg: dict[str, Any]) -> WindowJob:
         hr=tuple(msg["hr"]),  # type: ignore[arg-type]
         lr_frames=tuple(msg["lr_frames"]),  # type: ignore[arg-type]
         hr_frames=tuple(msg["hr_frames"]),  # type: ignore[arg-type]
+        shimadzu_offset=_offset(msg.get("shimadzu_offset")),
     )
+
+
+def _offset(value: Any) -> tuple[float, float]:
+    """A job's Shimadzu offset as sent (two floats; NaN: not measured)."""
+    if value is None:
+        return (math.nan, math.nan)
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(f"shimadzu_offset must be two numbers, got {value!r}")
+    rows, cols = (float(v) for v in value)
+    return (rows, cols)
 
 
 def output_message(index: int, out: WindowOutput) -> bytes:
