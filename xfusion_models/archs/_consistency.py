@@ -25,9 +25,10 @@ overrules it where it does not:
    frames around it say; half a Shimadzu pixel of that is too little for step 1 to see
    and costs more than bicubic's blur. The place of no motion is the run's own
    registration residual (``ShimadzuMeasurement.offset``, measured where the cameras
-   recorded at the same instant): the frame moves only by what goes beyond it, so a
-   calibration a fraction of a pixel off is not followed, and where it was not measured
-   the frame is not moved.
+   recorded at the same instant): the frame moves only by what goes beyond it, and by
+   more than that measurement's own error (``SHIFT_DEAD_ZONE``), so a calibration a
+   fraction of a pixel off is not followed; where it was not measured the frame is not
+   moved.
 1. support: the residual ``S - measure(F)`` in noise units (shot noise estimated from
    ``S`` itself), smoothed over 3x3 Shimadzu pixels. Below ``low`` the proposal is
    supported; above ``high`` it shows a state the fast camera did not see (a keyhole at
@@ -86,6 +87,10 @@ class ShimadzuConsistency(nn.Module):
     SHIFT_BORDER = 2
     #: Gauss-Newton steps of the move: on the measured frame, then on the frame itself
     SHIFT_STEPS = (4, 2)
+    #: Shimadzu pixels a move must go beyond the registration residual to be taken: that
+    #: residual is measured to 0.07 px at worst on texture a Shimadzu pixel resolves (finer
+    #: texture gives none), and a still frame moved by such an error costs 5-10 dB
+    SHIFT_DEAD_ZONE = 0.1
 
     def __init__(
         self,
@@ -149,7 +154,7 @@ class ShimadzuConsistency(nn.Module):
         beyond = (move - rest).clamp(-self.SHIFT_MAX, self.SHIFT_MAX)
         at_rest = measured if not rest.any() else shimadzu.measure(moved_frame(rest))
         gain = misfit(at_rest) - misfit(shimadzu.measure(moved_frame(rest + beyond)))
-        better = gain > self.SHIFT_MIN_GAIN
+        better = (gain > self.SHIFT_MIN_GAIN) & (beyond.norm(dim=1) > self.SHIFT_DEAD_ZONE)
         return torch.where(better.view(-1, 1, 1, 1), moved_frame(beyond), proposal)
 
     def match_level(
