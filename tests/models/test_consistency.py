@@ -215,3 +215,27 @@ def test_position_takes_the_runs_registration_residual_as_the_place_of_no_motion
     assert torch.equal(position(shaken, unknown), truth)
     # a registration pixels off is the run check's business (it flags the run), not a move's
     assert torch.equal(position(shaken, ShimadzuMeasurement(offset=(2.5, 0.0))), truth)
+
+
+def test_a_registration_residual_beyond_its_accuracy_is_measured_with_not_overruled():
+    """Every Shimadzu frame of the run sees the field half a Shimadzu pixel off. Compared
+    on the registered grid, the proposal (where the sample is) would contradict it at
+    every edge and be rebuilt where the Shimadzu misplaced it; measured where the
+    Shimadzu saw it, it passes. A residual within what its measurement can tell is left
+    to the registered grid."""
+    from xfusion_models.ops import OFFSET_ACCURACY, ShimadzuMeasurement
+
+    truth = _textured(7)
+    lr = _shimadzu(_moved(truth, 2.0, -2.0))  # (0.5, -0.5) Shimadzu px
+    step = ShimadzuConsistency(level=True, shift=True)
+    inner = (slice(None), slice(None), slice(12, -12), slice(12, -12))
+    measured = ShimadzuMeasurement(offset=(0.5, -0.5))
+    unknown = ShimadzuMeasurement(offset=(float("nan"), float("nan")))
+    kept, rebuilt = step(truth, lr, measured), step(truth, lr, unknown)
+    assert _psnr(kept[inner], truth[inner]) > _psnr(rebuilt[inner], truth[inner]) + 10.0
+    assert _psnr(kept[inner], truth[inner]) > 40.0
+    residual = measured.residual(kept, lr)[..., 3:-3, 3:-3]
+    assert float(residual.square().mean().sqrt()) < 1.5  # noise, where it was measured
+    small = ShimadzuMeasurement(offset=(0.6 * OFFSET_ACCURACY, 0.6 * OFFSET_ACCURACY))
+    assert small.modelled_offset == (0.0, 0.0)
+    assert torch.equal(small.measure(truth), ShimadzuMeasurement().measure(truth))

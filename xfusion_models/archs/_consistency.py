@@ -58,7 +58,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import ShimadzuMeasurement, bicubic_upsample, estimate_translation, translate
+from ..ops import (
+    OFFSET_ACCURACY,
+    ShimadzuMeasurement,
+    bicubic_upsample,
+    estimate_translation,
+    translate,
+)
 
 __all__ = ["ShimadzuConsistency"]
 
@@ -87,10 +93,10 @@ class ShimadzuConsistency(nn.Module):
     SHIFT_BORDER = 2
     #: Gauss-Newton steps of the move: on the measured frame, then on the frame itself
     SHIFT_STEPS = (4, 2)
-    #: Shimadzu pixels a move must go beyond the registration residual to be taken: that
-    #: residual is measured to 0.07 px at worst on texture a Shimadzu pixel resolves (finer
-    #: texture gives none), and a still frame moved by such an error costs 5-10 dB
-    SHIFT_DEAD_ZONE = 0.1
+    #: Shimadzu pixels a move must go beyond the registration residual to be taken: what
+    #: that residual's measurement can tell (a still frame moved by its error of 0.067 px
+    #: lost 5-10 dB on texture a Shimadzu pixel resolves)
+    SHIFT_DEAD_ZONE = OFFSET_ACCURACY
 
     def __init__(
         self,
@@ -126,9 +132,11 @@ class ShimadzuConsistency(nn.Module):
         weight = sigma.pow(-2)
         measured = shimadzu.measure(proposal)
         ratio = shimadzu.ratio
-        rest = torch.tensor([shimadzu.offset], dtype=proposal.dtype, device=proposal.device)
+        # no motion: where the offset puts the frame, less what ``measure`` models of it
+        left = [v - m for v, m in zip(shimadzu.offset, shimadzu.modelled_offset)]
+        rest = torch.tensor([left], dtype=proposal.dtype, device=proposal.device)
         rest = rest.expand(proposal.shape[0], 2)
-        reach = self.SHIFT_MAX + max(abs(v) for v in shimadzu.offset)  # SHIFT_MAX beyond rest
+        reach = self.SHIFT_MAX + max(abs(v) for v in left)  # SHIFT_MAX beyond rest
 
         def moved_frame(move: torch.Tensor) -> torch.Tensor:
             return translate(proposal, move[:, 0] * ratio, move[:, 1] * ratio)
@@ -177,7 +185,7 @@ class ShimadzuConsistency(nn.Module):
         clip = self.LEVEL_CLIP * sigma
 
         def grow(x: torch.Tensor) -> torch.Tensor:
-            return F.interpolate(x, scale_factor=shimadzu.ratio, mode="bilinear")
+            return F.interpolate(shimadzu.place(x), scale_factor=shimadzu.ratio, mode="bilinear")
 
         for _ in range(self.iterations):
             measured = shimadzu.measure(proposal)
@@ -195,9 +203,9 @@ class ShimadzuConsistency(nn.Module):
 
     def shimadzu_only(self, lr: torch.Tensor, shimadzu: ShimadzuMeasurement) -> torch.Tensor:
         """Bicubic x4 of ``lr`` refined by back-projection so it measures back to ``lr``."""
-        out = bicubic_upsample(lr, shimadzu.ratio)
+        out = bicubic_upsample(shimadzu.place(lr), shimadzu.ratio)
         for _ in range(self.iterations):
-            out = out + bicubic_upsample(lr - shimadzu.measure(out), shimadzu.ratio)
+            out = out + bicubic_upsample(shimadzu.place(lr - shimadzu.measure(out)), shimadzu.ratio)
         return out
 
     def support(
@@ -234,7 +242,9 @@ class ShimadzuConsistency(nn.Module):
         if self.shift:
             proposal = self.match_position(proposal, lr, sigma, shimadzu)
         overruled = self.support(proposal, lr, sigma, shimadzu)
-        weight = F.interpolate(overruled, scale_factor=shimadzu.ratio, mode="bilinear")
+        weight = F.interpolate(
+            shimadzu.place(overruled), scale_factor=shimadzu.ratio, mode="bilinear"
+        )
         out = proposal + weight * (self.shimadzu_only(lr, shimadzu) - proposal)
         # a 3x3 mean of pure noise has sigma / 3: only a bias beyond twice that is corrected
         tolerance = 2.0 * sigma / 3.0
@@ -242,5 +252,5 @@ class ShimadzuConsistency(nn.Module):
             residual = lr - shimadzu.measure(out)
             residual = F.avg_pool2d(residual, 3, stride=1, padding=1, count_include_pad=False)
             beyond_noise = residual.sign() * (residual.abs() - tolerance).clamp_min(0.0)
-            out = out + bicubic_upsample(beyond_noise, shimadzu.ratio)
+            out = out + bicubic_upsample(shimadzu.place(beyond_noise), shimadzu.ratio)
         return out.to(dtype)

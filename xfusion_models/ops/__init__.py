@@ -8,6 +8,7 @@ from ._layout import (
     merge_frames_channels_last,
 )
 from ._measurement import (
+    OFFSET_ACCURACY,
     SIGMA_FLOOR,
     ShimadzuMeasurement,
     measure,
@@ -28,6 +29,7 @@ from ._translation import estimate_translation, translate
 from ._upsampling import bicubic_upsample
 
 __all__ = [
+    "OFFSET_ACCURACY",
     "SIGMA_FLOOR",
     "ShimadzuMeasurement",
     "HalvingMaxPool",

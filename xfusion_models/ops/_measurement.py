@@ -28,7 +28,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ._translation import translate
+
 __all__ = [
+    "OFFSET_ACCURACY",
     "SIGMA_FLOOR",
     "ShimadzuMeasurement",
     "measure",
@@ -97,6 +100,22 @@ def noise_sigma(level: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
     return (gain.view(-1, 1, 1, 1) * level.clamp_min(_FLOOR)).sqrt()
 
 
+#: Shimadzu px to which a run's registration residual is measured (0.07 at worst on
+#: texture a Shimadzu pixel resolves; finer texture gives none): a smaller offset is not
+#: told apart from an exact registration.
+OFFSET_ACCURACY = 0.1
+
+
+def _moved(lr: torch.Tensor, move: tuple[float, float]) -> torch.Tensor:
+    """``lr`` (N, 1, h, w) with its content moved by ``move`` (rows, cols) px; as is at 0."""
+    if move == (0.0, 0.0):
+        return lr
+    n = lr.shape[0]
+    dy = torch.full((n,), move[0], dtype=lr.dtype, device=lr.device)
+    dx = torch.full((n,), move[1], dtype=lr.dtype, device=lr.device)
+    return translate(lr, dy, dx)
+
+
 @dataclass(frozen=True)
 class ShimadzuMeasurement:
     """How the Shimadzu measures a frame on the fused grid, and how noisy it is.
@@ -108,11 +127,13 @@ class ShimadzuMeasurement:
 
     ``offset``: where the Shimadzu saw the field relative to the registration, (rows,
     cols) in Shimadzu px, as measured on the run's simultaneous frames: the calibration's
-    residual on this run. ``measure`` leaves it out (steps 1-3 of the consistency step
-    work on the registered grid); the consistency step's position move takes it as the
-    place of no motion and moves a frame only by what goes beyond it. NaN: not measured
-    (yet), and a move could not be told from that residual, so none is made. (0, 0):
-    the registration is exact, as for simulated windows.
+    residual on this run. Beyond ``OFFSET_ACCURACY`` (what that measurement can tell)
+    ``measure`` models it, moving what it measures there, and ``place`` moves a map of
+    the Shimadzu's view back onto the registered grid; within it the registered grid
+    stands. The consistency step's position move takes the offset as the place of no
+    motion. NaN: not measured (yet): nothing is modelled, and no move is made, since a
+    move could not be told from that residual. (0, 0): the registration is exact, as
+    for simulated windows.
     """
 
     ratio: int = 4
@@ -120,8 +141,23 @@ class ShimadzuMeasurement:
     noise_scale: float = 1.0
     offset: tuple[float, float] = (0.0, 0.0)
 
+    @property
+    def modelled_offset(self) -> tuple[float, float]:
+        """The part of ``offset`` that ``measure`` and ``place`` model: all of it where
+        it was measured beyond ``OFFSET_ACCURACY``, none otherwise."""
+        dy, dx = self.offset
+        if not (math.isfinite(dy) and math.isfinite(dx)) or math.hypot(dy, dx) <= OFFSET_ACCURACY:
+            return (0.0, 0.0)
+        return (dy, dx)
+
     def measure(self, hr: torch.Tensor) -> torch.Tensor:
-        return measure(hr, self.ratio, self.blur_px)
+        return _moved(measure(hr, self.ratio, self.blur_px), self.modelled_offset)
+
+    def place(self, lr: torch.Tensor) -> torch.Tensor:
+        """A map on the Shimadzu's grid as the Shimadzu saw it (a residual, a frame)
+        moved onto the registered grid: ``measure``'s modelled offset undone."""
+        dy, dx = self.modelled_offset
+        return _moved(lr, (-dy, -dx))
 
     def sigma(self, lr: torch.Tensor) -> torch.Tensor:
         """Per-pixel noise sigma of ``lr`` (N, 1, h, w), estimated from each frame."""
