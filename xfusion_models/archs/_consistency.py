@@ -150,6 +150,10 @@ class ShimadzuConsistency(nn.Module):
 
         coarse, fine = self.SHIFT_STEPS
         move = fit(lambda m: translate(measured, m[:, 0], m[:, 1]), start=rest, steps=coarse)
+        if ((move - rest).norm(dim=1) <= self.SHIFT_DEAD_ZONE / 2).all():
+            # the coarse fit is good to a few hundredths of a pixel: these frames stay, and
+            # the full-frame steps (most of the step's cost) run only where one may move
+            return proposal
         move = fit(lambda m: shimadzu.measure(moved_frame(m)), start=move, steps=fine)
         e = self.SHIFT_BORDER
         inner = (slice(None), slice(None), slice(e, -e), slice(e, -e))
