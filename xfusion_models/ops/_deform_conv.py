@@ -57,33 +57,22 @@ def _tap_grid(
     bands of a 64 x 96 pack otherwise spend ~30 small operators a band building them).
     Read only: callers add the offsets into a new tensor. Made as normal tensors even
     under ``inference_mode``, so a later training step can use them too."""
-    with torch.inference_mode(False):
-        return _tap_grid_made(size, rows, kernel, stride, padding, dilation, dev, dt)
-
-
-def _tap_grid_made(
-    size: tuple[int, int],
-    rows: tuple[int, int, int],
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    padding: tuple[int, int],
-    dilation: tuple[int, int],
-    dev: torch.device,
-    dt: torch.dtype,
-) -> tuple[torch.Tensor, torch.Tensor]:
     (h, w), (first_row, h_out, w_out) = size, rows
     kh, kw = kernel
     k = kh * kw
-    # Undeformed tap positions in input pixel coordinates.
-    ys = torch.arange(first_row, first_row + h_out, device=dev, dtype=dt) * stride[0] - padding[0]
-    xs = torch.arange(w_out, device=dev, dtype=dt) * stride[1] - padding[1]
-    ky = (torch.arange(kh, device=dev, dtype=dt) * dilation[0]).repeat_interleave(kw)
-    kx = (torch.arange(kw, device=dev, dtype=dt) * dilation[1]).repeat(kh)
-    base_y = ky.view(k, 1, 1) + ys.view(1, h_out, 1)
-    base_x = kx.view(k, 1, 1) + xs.view(1, 1, w_out)
-    # Pixel centre p -> normalised coordinate (2p + 1) / size - 1 for align_corners=False
-    # (valid for size 1 too): the undeformed tap's coordinate plus the offset * 2 / size.
-    return (2 * base_x + 1) / w - 1, (2 * base_y + 1) / h - 1
+    with torch.inference_mode(False):
+        # Undeformed tap positions in input pixel coordinates.
+        ys = torch.arange(first_row, first_row + h_out, device=dev, dtype=dt) * stride[0]
+        ys = ys - padding[0]
+        xs = torch.arange(w_out, device=dev, dtype=dt) * stride[1] - padding[1]
+        ky = (torch.arange(kh, device=dev, dtype=dt) * dilation[0]).repeat_interleave(kw)
+        kx = (torch.arange(kw, device=dev, dtype=dt) * dilation[1]).repeat(kh)
+        base_y = ky.view(k, 1, 1) + ys.view(1, h_out, 1)
+        base_x = kx.view(k, 1, 1) + xs.view(1, 1, w_out)
+        # Pixel centre p -> normalised coordinate (2p + 1) / size - 1 for
+        # align_corners=False (valid for size 1 too): the undeformed tap's coordinate
+        # plus the offset * 2 / size.
+        return (2 * base_x + 1) / w - 1, (2 * base_y + 1) / h - 1
 
 
 def _sample_columns(
