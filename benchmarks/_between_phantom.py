@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["KINDS", "between_report", "changed_windows", "registration_residual"]
+__all__ = ["KINDS", "between_report", "changed_windows", "registration_residuals"]
 
 KINDS = ("flicker", "plume", "shake", "offset")
 
@@ -128,18 +128,23 @@ def between_report(preds, windows) -> dict:
     }
 
 
-def registration_residual(windows):
-    """A clip's ``ShimadzuMeasurement`` with the offset a fused run measures: at the
-    clip's first Phantom frames and the Shimadzu frames recorded with them (the median
-    of up to three such pairs, as ``fusion._alignment`` checks them). A window just
-    after a Phantom frame has that frame first and its Shimadzu frame first."""
+def registration_residuals(windows) -> list:
+    """Each window's ``ShimadzuMeasurement`` with the offset a fused run gives it: the
+    median of the residuals measured at the clip's simultaneous pairs up to the window
+    (the first three), as ``fusion._alignment`` measures them. A window just after a
+    Phantom frame has that frame first and its Shimadzu frame first."""
     from xfusion_models.ops import ShimadzuMeasurement
     from xfusion_stream.fusion._alignment import alignment_check
 
-    after = [w for w in windows if w.t == w.before + 1][:3]
-    found = [alignment_check(w.hq[0], w.lq[0], ShimadzuMeasurement()).offset for w in after]
-    found = [o for o in found if np.isfinite(o).all()]
-    if not found:
-        return ShimadzuMeasurement(offset=(float("nan"), float("nan")))
-    rows, cols = np.median(np.array(found), axis=0)
-    return ShimadzuMeasurement(offset=(float(rows), float(cols)))
+    pairs = [w for w in windows if w.t == w.before + 1][:3]
+    found = [
+        (w.before, alignment_check(w.hq[0], w.lq[0], ShimadzuMeasurement()).offset) for w in pairs
+    ]
+    out = []
+    for w in windows:
+        up_to = [o for t, o in found if t <= w.t and np.isfinite(o).all()]
+        offset = (
+            tuple(float(v) for v in np.median(np.array(up_to), axis=0)) if up_to else (np.nan,) * 2
+        )
+        out.append(ShimadzuMeasurement(offset=offset))
+    return out

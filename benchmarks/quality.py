@@ -220,7 +220,7 @@ def _fast(args: argparse.Namespace, model, info: dict) -> dict:
 
 def _between(args: argparse.Namespace, model, info: dict) -> dict:
     """The between scenario (``_between_phantom``): continuous, every Shimadzu frame."""
-    from _between_phantom import between_report, changed_windows, registration_residual
+    from _between_phantom import between_report, changed_windows, registration_residuals
     from _fast_quality import predict
 
     from xfusion_stream.simulation.training_set import clip_seed
@@ -234,10 +234,12 @@ def _between(args: argparse.Namespace, model, info: dict) -> dict:
     windows, preds, residuals = [], [], []
     for seed in seeds:  # each clip is a run: its residual measured as a fused run measures it
         clip = changed_windows(spec, [seed], photons, args.change, amplitude)
-        shimadzu = registration_residual(clip)
-        windows += clip
-        preds += predict(model, clip, shimadzu=shimadzu, progress=False)
-        residuals.append([round(v, 3) for v in shimadzu.offset])
+        measurements = registration_residuals(clip)
+        for key in dict.fromkeys(repr(m.offset) for m in measurements):  # NaN-safe, in turn
+            group = [(w, m) for w, m in zip(clip, measurements) if repr(m.offset) == key]
+            windows += [w for w, _ in group]
+            preds += predict(model, [w for w, _ in group], shimadzu=group[0][1], progress=False)
+        residuals.append([round(v, 3) for v in measurements[-1].offset])
     test_set = _test_set(args, seeds, photons) | {"change": args.change, "amplitude": amplitude}
     return {
         **info,

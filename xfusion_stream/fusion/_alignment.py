@@ -211,6 +211,8 @@ class AlignmentMonitor:
     pairs: int = 3
     keep: int = 64
     checks: list[AlignmentCheck] = field(default_factory=list)
+    #: the Shimadzu frame time of each check (ns), in step with ``checks``
+    check_times: list[int] = field(default_factory=list)
     spreads: dict[str, list[float]] = field(default_factory=lambda: {"phantom": [], "shimadzu": []})
     timed: dict[str, list[tuple[int, float]]] = field(
         default_factory=lambda: {"phantom": [], "shimadzu": []}
@@ -237,6 +239,7 @@ class AlignmentMonitor:
             if abs(t - time_ns) <= self.tolerance_ns:
                 measured, shimadzu_lr = (lr, partner) if camera == "phantom" else (partner, lr)
                 self.checks.append(_check(measured, shimadzu_lr, self.shimadzu))
+                self.check_times.append(int(t if camera == "phantom" else time_ns))
                 del self._seen[other][t]
                 return
         seen = self._seen[camera]
@@ -285,12 +288,21 @@ class AlignmentMonitor:
         nearest = np.abs(times[None, :] - wanted[:, None]).argmin(axis=1)
         return float(np.mean(levels[nearest]))
 
-    @property
-    def reference(self) -> tuple[float, float]:
+    def reference(self, until_ns: int) -> tuple[float, float]:
         """Where the Shimadzu saw the field relative to the registration, (rows, cols)
-        Shimadzu px: the median of the checks so far that could measure it; NaN before
-        the first (``ShimadzuMeasurement.offset``)."""
-        found = [c.offset for c in self.checks if np.isfinite(c.offset).all()]
+        Shimadzu px (``ShimadzuMeasurement.offset``): the median of the checks of pairs
+        recorded at or before ``until_ns`` that could measure it; NaN where none.
+
+        A window at Shimadzu time t needs a Shimadzu frame after t and the first Phantom
+        frame after t, so with each camera's frames in time order every pair up to t
+        has been checked when it is cut, whichever camera's documents came first: the
+        value is the same live, replayed (Tiled hands a run back stream by stream) and
+        reprocessed."""
+        found = [
+            c.offset
+            for c, t in zip(self.checks, self.check_times)
+            if t <= until_ns and np.isfinite(c.offset).all()
+        ]
         if not found:
             return (float("nan"), float("nan"))
         rows, cols = np.median(np.array(found), axis=0)

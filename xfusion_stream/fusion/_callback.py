@@ -331,9 +331,7 @@ class FusionCallback(DocumentRouter):
 
     def _submit(self, windows: list[Window]) -> None:
         assert self.worker is not None
-        ring = self._ring
-        # the registration residual measured so far (NaN: not yet, or never checked)
-        offset = self.alignment.reference if self.alignment is not None else (math.nan,) * 2
+        ring, alignment = self._ring, self.alignment
         for w in windows:
             lr, hr = w.lr, w.hr
             job = WindowJob(
@@ -350,7 +348,10 @@ class FusionCallback(DocumentRouter):
                 hr_frames=(ring.get("phantom", hr[0]), ring.get("phantom", hr[1])),
                 truth_index=-1 if w.truth is None else w.truth,
                 truth=None if w.truth is None else ring.get("phantom", w.truth),
-                shimadzu_offset=offset,
+                # the registration residual measured up to the window (NaN: none)
+                shimadzu_offset=(
+                    alignment.reference(w.shimadzu_time_ns) if alignment else (math.nan,) * 2
+                ),
             )
             self.worker.submit(job)
             self.windows_submitted += 1

@@ -134,7 +134,7 @@ class WindowInference:
     window between the two frames). Neither cache changes a result (``xfusion bench``
     checks it; switching both off is the original's recompute-everything baseline). ``shimadzu`` (the
     calibration's ratio and Shimadzu blur) measures each fused frame against Shimadzu
-    frame t."""
+    frame t, with each job's own ``shimadzu_offset``."""
 
     def __init__(
         self,
@@ -230,7 +230,7 @@ class WindowInference:
         """One output per job, in order (NaN where the model does not report a value),
         each with its residual against Shimadzu frame t. Jobs fuse together as long as
         they carry the same Shimadzu offset (the run's registration residual, as measured
-        when each window was cut)."""
+        up to each window)."""
         outputs: list[WindowOutput] = []
         start = 0
         for end in range(1, len(jobs) + 1):

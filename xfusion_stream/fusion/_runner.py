@@ -45,8 +45,8 @@ class WindowJob:
     truth: np.ndarray | None = None
     ready_at: float = field(default_factory=time.perf_counter)  # last input arrived
     #: where the Shimadzu saw the field relative to the registration, (rows, cols)
-    #: Shimadzu px, measured at the run's simultaneous frames before this window was
-    #: cut (``ShimadzuMeasurement.offset``); NaN: not measured
+    #: Shimadzu px, measured at the run's simultaneous frames up to this window's time
+    #: (``ShimadzuMeasurement.offset``); NaN: not measured
     shimadzu_offset: tuple[float, float] = (math.nan, math.nan)
 
 

@@ -56,7 +56,8 @@ def _offset(value: Any) -> tuple[float, float]:
     """A job's Shimadzu offset as sent (two floats; NaN: not measured)."""
     if value is None:
         return (math.nan, math.nan)
-    if not isinstance(value, list) or len(value) != 2:
+    numbers = isinstance(value, list) and len(value) == 2
+    if not numbers or any(isinstance(v, bool) or not isinstance(v, int | float) for v in value):
         raise ValueError(f"shimadzu_offset must be two numbers, got {value!r}")
     rows, cols = (float(v) for v in value)
     return (rows, cols)
