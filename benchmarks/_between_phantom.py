@@ -130,21 +130,14 @@ def between_report(preds, windows) -> dict:
 
 def registration_residuals(windows) -> list:
     """Each window's ``ShimadzuMeasurement`` with the offset a fused run gives it: the
-    median of the residuals measured at the clip's simultaneous pairs up to the window
-    (the first three), as ``fusion._alignment`` measures them. A window just after a
-    Phantom frame has that frame first and its Shimadzu frame first."""
+    clip's first three simultaneous pairs checked and referred to as
+    ``fusion._alignment.AlignmentMonitor`` does (times in frames here). A window just
+    after a Phantom frame has that frame first and its Shimadzu frame first."""
     from xfusion_models.ops import ShimadzuMeasurement
-    from xfusion_stream.fusion._alignment import alignment_check
+    from xfusion_stream.fusion._alignment import AlignmentMonitor, alignment_check
 
-    pairs = [w for w in windows if w.t == w.before + 1][:3]
-    found = [
-        (w.before, alignment_check(w.hq[0], w.lq[0], ShimadzuMeasurement()).offset) for w in pairs
-    ]
-    out = []
-    for w in windows:
-        up_to = [o for t, o in found if t <= w.t and np.isfinite(o).all()]
-        offset = (
-            tuple(float(v) for v in np.median(np.array(up_to), axis=0)) if up_to else (np.nan,) * 2
-        )
-        out.append(ShimadzuMeasurement(offset=offset))
-    return out
+    monitor = AlignmentMonitor(ShimadzuMeasurement(), tolerance_ns=0)
+    for w in [w for w in windows if w.t == w.before + 1][: monitor.pairs]:
+        monitor.checks.append(alignment_check(w.hq[0], w.lq[0], monitor.shimadzu))
+        monitor.check_times.append(w.before)
+    return [ShimadzuMeasurement(offset=monitor.reference(w.t)) for w in windows]
